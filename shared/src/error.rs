@@ -1,0 +1,60 @@
+use std::error::Error as StdError;
+
+/// The one error type of tidewater. Only the HTTP adapter turns it into a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: bad JSON, wrong types, unknown fields, a bad path or query value.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request is well formed but a value breaks a rule (empty content, unknown role, ...).
+    #[error("{0}")]
+    Validation(String),
+    /// A value is larger than its documented limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request carries no verified identity.
+    #[error("missing or invalid identity")]
+    Unauthorized,
+    /// The session does not exist, has expired, or belongs to someone else.
+    #[error("session not found")]
+    NotFound,
+    /// The request conflicts with what is stored (a reused id with a different payload, another owner).
+    #[error("{0}")]
+    Conflict(String),
+    /// An `If-Match` precondition no longer holds.
+    #[error("the session has changed since the given ETag")]
+    PreconditionFailed,
+    /// DynamoDB failed, throttled or did not answer in time; the call is safe to retry.
+    #[error("the store is unavailable, retry later")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// A stored item could not be read back into its type.
+    #[error("a stored item is corrupt")]
+    Corrupt(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable machine-readable code for the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Validation(_) => "validation_failed",
+            Error::TooLarge(_) => "too_large",
+            Error::Unauthorized => "unauthorized",
+            Error::NotFound => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::PreconditionFailed => "precondition_failed",
+            Error::Unavailable(_) => "unavailable",
+            Error::Corrupt(_) => "internal",
+        }
+    }
+
+    pub(crate) fn unavailable(source: impl StdError + Send + Sync + 'static) -> Self {
+        Error::Unavailable(Box::new(source))
+    }
+
+    pub(crate) fn corrupt(source: impl StdError + Send + Sync + 'static) -> Self {
+        Error::Corrupt(Box::new(source))
+    }
+}

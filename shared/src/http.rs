@@ -1,0 +1,175 @@
+//! The API Gateway (HTTP API, payload 2.0) adapter shared by the HTTP functions: who is
+//! calling, path and body parsing, and the one mapping from [`Error`] to a status code.
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::http::{header, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::{Caller, Error};
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Runs one request: a log span with the request id and operation, the outcome and
+/// latency logged once, and any error turned into its `{"code","message"}` response.
+pub async fn serve<F>(operation: &'static str, request: &Request, work: F) -> Response<Body>
+where
+    F: Future<Output = Result<Response<Body>, Error>>,
+{
+    let request_id = request_id(request);
+    let session_id = request.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default().to_owned();
+    let span = tracing::info_span!("request", %request_id, operation, %session_id);
+    async move {
+        let started = Instant::now();
+        let response = match work.await {
+            Ok(response) => response,
+            Err(error) => error_response(&error),
+        };
+        let status = response.status().as_u16();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, latency_ms, outcome = "error", "request failed");
+        } else {
+            tracing::info!(status, latency_ms, outcome = outcome(status), "request handled");
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+fn outcome(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        _ => "rejected",
+    }
+}
+
+pub fn request_id(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    }
+    .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
+    .unwrap_or_default()
+}
+
+/// The caller, from the claims the JWT authorizer verified. The functions trust nothing else.
+pub fn caller(request: &Request) -> Result<Caller, Error> {
+    let claims = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| &jwt.claims)
+        }
+        _ => None,
+    }
+    .ok_or(Error::Unauthorized)?;
+    let customer_id = claims.get("sub").filter(|s| !s.is_empty()).ok_or(Error::Unauthorized)?;
+    let roles = claims.get("cognito:groups").map(|g| parse_groups(g)).unwrap_or_default();
+    Ok(Caller::new(customer_id.clone(), roles))
+}
+
+/// API Gateway renders an array claim as `[a b]`; a JSON array or a single name also work.
+pub fn parse_groups(rendered: &str) -> Vec<String> {
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(rendered) {
+        return list;
+    }
+    rendered
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split([' ', ','])
+        .map(|g| g.trim().trim_matches('"'))
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `{id}` path parameter, which must be a UUID.
+pub fn session_id(request: &Request) -> Result<Uuid, Error> {
+    let raw = request.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
+    Uuid::parse_str(raw).map_err(|_| Error::BadRequest(format!("session id {raw:?} is not a UUID")))
+}
+
+/// The JSON body. An empty body reads as `{}`.
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Error> {
+    let body: &[u8] = request.body().as_ref();
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// A query parameter parsed as `T`, or `default` when absent.
+pub fn query_param<T: std::str::FromStr>(request: &Request, name: &str, default: T) -> Result<T, Error> {
+    match request.query_string_parameters_ref().and_then(|q| q.first(name)) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|_| Error::BadRequest(format!("query parameter {name} is invalid: {raw:?}"))),
+    }
+}
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> Response<Body> {
+    let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body))
+        .unwrap_or_default()
+}
+
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::NotFound => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+pub fn error_response(error: &Error) -> Response<Body> {
+    let status = status_of(error);
+    if status.is_server_error() {
+        let source = std::error::Error::source(error).map(|s| s.to_string()).unwrap_or_default();
+        tracing::error!(code = error.code(), %source, "store call failed");
+    }
+    let mut response = json(status.as_u16(), &ErrorBody { code: error.code(), message: error.to_string() });
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_read_as_api_gateway_renders_them() {
+        assert_eq!(parse_groups("[support privacy]"), ["support", "privacy"]);
+        assert_eq!(parse_groups("[guest]"), ["guest"]);
+        assert_eq!(parse_groups("[\"a\",\"b\"]"), ["a", "b"]);
+        assert_eq!(parse_groups("support"), ["support"]);
+        assert!(parse_groups("[]").is_empty());
+    }
+
+    #[test]
+    fn unavailable_is_a_retryable_503() {
+        let response = error_response(&Error::Unavailable("down".into()));
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,123 @@
+//! The stored shape of each item kind, converted with serde_dynamo.
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::model::{Role, Session, Turn};
+use crate::{clock, codec, keys, Error};
+
+/// `SK = META`: one per session. It carries the counters, the latest summary and the
+/// sparse customer-index keys (absent for guests).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetaItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub session_id: Uuid,
+    pub owner_id: String,
+    pub guest: bool,
+    #[serde(default)]
+    pub page_context: Map<String, Value>,
+    pub turn_count: u64,
+    #[serde(default)]
+    pub summarized_through: u64,
+    #[serde(default)]
+    pub needs_summary: bool,
+    /// The latest rolling summary, gzip-compressed, so a context load needs no second read.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Vec<u8>>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ttl: i64,
+    pub version: u64,
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+impl MetaItem {
+    pub fn is_expired(&self, now_epoch_seconds: i64) -> bool {
+        self.ttl <= now_epoch_seconds
+    }
+
+    pub fn session(&self) -> Session {
+        Session {
+            session_id: self.session_id,
+            customer_id: (!self.guest).then(|| self.owner_id.clone()),
+            page_context: self.page_context.clone(),
+            turn_count: self.turn_count,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            expires_at: clock::format_epoch_seconds(self.ttl),
+        }
+    }
+
+    pub fn summary_text(&self) -> Result<Option<String>, Error> {
+        self.summary.as_deref().map(codec::decompress).transpose()
+    }
+}
+
+/// `SK = TURN#<index>`: one turn, its content gzip-compressed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TurnItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub role: Role,
+    #[serde(with = "serde_bytes")]
+    pub content: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_count: Option<u32>,
+    pub created_at: String,
+    pub ttl: i64,
+}
+
+impl TurnItem {
+    pub fn turn_index(&self) -> Result<u64, Error> {
+        keys::turn_index_from_sk(&self.sk)
+            .ok_or_else(|| Error::Corrupt(format!("bad turn key {:?}", self.sk).into()))
+    }
+
+    pub fn into_turn(self) -> Result<Turn, Error> {
+        Ok(Turn {
+            turn_index: self.turn_index()?,
+            role: self.role,
+            content: codec::decompress(&self.content)?,
+            intent: self.intent,
+            token_count: self.token_count,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// `SK = RESP#<response_id>`: remembers which turn a response id produced, for as long as
+/// the session lives, so a retry at any delay finds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResponseItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub turn_index: u64,
+    pub payload_hash: String,
+    pub ttl: i64,
+}
+
+/// `SK = SUMMARY#<through_turn>`: the summary of one fixed window, kept as history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub through_turn: u64,
+    #[serde(with = "serde_bytes")]
+    pub text: Vec<u8>,
+    pub created_at: String,
+    pub ttl: i64,
+}

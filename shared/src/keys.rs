@@ -1,0 +1,66 @@
+//! The key scheme: the only place that spells the item key prefixes.
+use uuid::Uuid;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+
+pub const META: &str = "META";
+pub const TURN_PREFIX: &str = "TURN#";
+pub const SUMMARY_PREFIX: &str = "SUMMARY#";
+pub const RESPONSE_PREFIX: &str = "RESP#";
+
+pub fn session_pk(session_id: &Uuid) -> String {
+    format!("SESSION#{session_id}")
+}
+
+pub fn customer_pk(customer_id: &str) -> String {
+    format!("CUSTOMER#{customer_id}")
+}
+
+/// Zero-padded so that sort keys, compared as bytes, order turns by index.
+pub fn turn_sk(turn_index: u64) -> String {
+    format!("{TURN_PREFIX}{turn_index:010}")
+}
+
+/// A summary is named by the last turn it covers, so windows sort in order.
+pub fn summary_sk(through_turn: u64) -> String {
+    format!("{SUMMARY_PREFIX}{through_turn:010}")
+}
+
+/// The idempotency record of one `response_id`: its key is derived from the id, so a
+/// second append with the same id collides with the first for the life of the session.
+pub fn response_sk(response_id: &str) -> String {
+    format!("{RESPONSE_PREFIX}{response_id}")
+}
+
+pub fn turn_index_from_sk(sk: &str) -> Option<u64> {
+    sk.strip_prefix(TURN_PREFIX)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_keys_sort_in_index_order() {
+        assert!(turn_sk(9) < turn_sk(10));
+        assert!(turn_sk(99_999) < turn_sk(100_000));
+        assert_eq!(turn_index_from_sk(&turn_sk(42)), Some(42));
+    }
+
+    #[test]
+    fn meta_sorts_before_summaries_and_turns() {
+        assert!(META < summary_sk(20).as_str());
+        assert!(summary_sk(20) < turn_sk(1));
+        assert!(META < response_sk("r1").as_str());
+    }
+
+    #[test]
+    fn malformed_turn_keys_are_rejected() {
+        assert_eq!(turn_index_from_sk("TURN#abc"), None);
+        assert_eq!(turn_index_from_sk("SUMMARY#0000000001"), None);
+    }
+}

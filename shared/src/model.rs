@@ -1,0 +1,306 @@
+//! The domain types: what callers send, and what the store gives back.
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{Config, Error};
+
+/// Who is calling, as the API's JWT authorizer verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`: the customer id.
+    pub customer_id: String,
+    /// The token's `cognito:groups`.
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn new(customer_id: impl Into<String>, roles: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Caller { customer_id: customer_id.into(), roles: roles.into_iter().map(Into::into).collect() }
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Guests get sessions that never enter the customer index.
+    pub fn is_guest(&self) -> bool {
+        self.has_role("guest")
+    }
+
+    /// Support staff may read any session.
+    pub fn is_support(&self) -> bool {
+        self.has_role("support")
+    }
+}
+
+pub const MAX_PAGE_CONTEXT_BYTES: usize = 16 * 1024;
+
+/// Body of `POST /sessions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    pub session_id: Option<Uuid>,
+    pub page_context: Option<Map<String, Value>>,
+}
+
+impl NewSession {
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_page_context(self.page_context.as_ref())
+    }
+}
+
+pub(crate) fn validate_page_context(page_context: Option<&Map<String, Value>>) -> Result<(), Error> {
+    let size = page_context.map(|p| Value::Object(p.clone()).to_string().len()).unwrap_or(0);
+    if size > MAX_PAGE_CONTEXT_BYTES {
+        return Err(Error::TooLarge(format!(
+            "page_context is {size} bytes; the limit is {MAX_PAGE_CONTEXT_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Answer of a session creation. `created` is false when a retry found the same owner's session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionCreated {
+    pub session_id: Uuid,
+    pub created_at: String,
+    pub expires_at: String,
+    #[serde(skip)]
+    pub created: bool,
+}
+
+/// Who wrote a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn parse(role: &str) -> Option<Role> {
+        match role {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+pub const MAX_RESPONSE_ID_LEN: usize = 128;
+pub const MAX_TOKEN_COUNT: i64 = 1_000_000;
+pub const MAX_INTENT_LEN: usize = 256;
+
+/// Body of `POST /sessions/{id}/turns`, as sent. [`NewTurn::validate`] turns it into a [`TurnDraft`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTurn {
+    pub response_id: String,
+    pub role: String,
+    pub content: String,
+    pub intent: Option<String>,
+    pub token_count: Option<i64>,
+}
+
+/// A turn that passed validation, ready to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnDraft {
+    pub response_id: String,
+    pub role: Role,
+    pub content: String,
+    pub intent: Option<String>,
+    pub token_count: Option<u32>,
+}
+
+impl NewTurn {
+    /// Checks every rule of an append: 422 for a broken rule, 413 for content over the limit.
+    pub fn validate(self, config: &Config) -> Result<TurnDraft, Error> {
+        if !valid_response_id(&self.response_id) {
+            return Err(Error::Validation(format!(
+                "response_id must be 1 to {MAX_RESPONSE_ID_LEN} characters of A-Z, a-z, 0-9, '_' or '-'"
+            )));
+        }
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| Error::Validation("role must be \"user\" or \"assistant\"".to_owned()))?;
+        if self.content.trim().is_empty() {
+            return Err(Error::Validation("content must not be empty".to_owned()));
+        }
+        if self.content.len() > config.max_content_bytes {
+            return Err(Error::TooLarge(format!(
+                "content is {} bytes of UTF-8; the limit is {}",
+                self.content.len(),
+                config.max_content_bytes
+            )));
+        }
+        if self.intent.as_ref().is_some_and(|i| i.is_empty() || i.len() > MAX_INTENT_LEN) {
+            return Err(Error::Validation(format!("intent must be 1 to {MAX_INTENT_LEN} bytes")));
+        }
+        let token_count = match self.token_count {
+            None => None,
+            Some(n) if (0..=MAX_TOKEN_COUNT).contains(&n) => Some(n as u32),
+            Some(_) => {
+                return Err(Error::Validation(format!("token_count must be between 0 and {MAX_TOKEN_COUNT}")))
+            }
+        };
+        Ok(TurnDraft { response_id: self.response_id, role, content: self.content, intent: self.intent, token_count })
+    }
+}
+
+fn valid_response_id(id: &str) -> bool {
+    (1..=MAX_RESPONSE_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl TurnDraft {
+    /// A digest of everything but the response id: a retry must carry the same payload.
+    pub fn payload_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        for part in [
+            self.role.as_str(),
+            &self.content,
+            self.intent.as_deref().unwrap_or("\u{0}"),
+            &self.token_count.map(|n| n.to_string()).unwrap_or_default(),
+        ] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let digest = hasher.finalize();
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Answer of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Appended {
+    pub turn_index: u64,
+    pub duplicate: bool,
+}
+
+/// A session's metadata, as `load-context` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Session {
+    pub session_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    pub page_context: Map<String, Value>,
+    pub turn_count: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: String,
+}
+
+/// The latest rolling summary of a session: it covers turns 1..=`through_turn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub text: String,
+    pub through_turn: u64,
+}
+
+/// One stored turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Turn {
+    pub turn_index: u64,
+    pub role: Role,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_count: Option<u32>,
+    pub created_at: String,
+}
+
+/// What a chatbot needs to answer: the session, its latest summary and the recent turns,
+/// oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Context {
+    pub session: Option<Session>,
+    pub summary: Option<Summary>,
+    pub turns: Vec<Turn>,
+    pub degraded: bool,
+    /// The version of the session's META item; it changes on every write to META.
+    #[serde(skip)]
+    pub version: Option<u64>,
+}
+
+impl Context {
+    /// The answer given when the store failed or missed its deadline: no memory, but an answer.
+    pub fn degraded() -> Context {
+        Context { session: None, summary: None, turns: Vec::new(), degraded: true, version: None }
+    }
+}
+
+pub const DEFAULT_MAX_TURNS: usize = 10;
+pub const MAX_MAX_TURNS: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(response_id: &str, role: &str, content: &str, token_count: Option<i64>) -> NewTurn {
+        NewTurn {
+            response_id: response_id.to_owned(),
+            role: role.to_owned(),
+            content: content.to_owned(),
+            intent: None,
+            token_count,
+        }
+    }
+
+    #[test]
+    fn a_valid_turn_passes() {
+        let draft = turn("resp_01-A", "user", "hello", Some(3)).validate(&Config::default()).unwrap();
+        assert_eq!(draft.role, Role::User);
+        assert_eq!(draft.token_count, Some(3));
+    }
+
+    #[test]
+    fn each_broken_rule_is_a_validation_error() {
+        let config = Config::default();
+        for bad in [
+            turn("", "user", "hi", None),
+            turn("has space", "user", "hi", None),
+            turn(&"x".repeat(129), "user", "hi", None),
+            turn("r1", "system", "hi", None),
+            turn("r1", "user", "", None),
+            turn("r1", "user", "   ", None),
+            turn("r1", "user", "hi", Some(-1)),
+            turn("r1", "user", "hi", Some(1_000_001)),
+        ] {
+            assert!(matches!(bad.validate(&config), Err(Error::Validation(_))));
+        }
+    }
+
+    #[test]
+    fn content_over_the_limit_is_too_large() {
+        let big = "a".repeat(64 * 1024 + 1);
+        assert!(matches!(turn("r1", "user", &big, None).validate(&Config::default()), Err(Error::TooLarge(_))));
+        let at_limit = "a".repeat(64 * 1024);
+        assert!(turn("r1", "user", &at_limit, None).validate(&Config::default()).is_ok());
+    }
+
+    #[test]
+    fn payload_hash_ignores_the_response_id_but_not_the_content() {
+        let config = Config::default();
+        let a = turn("r1", "user", "hi", None).validate(&config).unwrap();
+        let b = turn("r2", "user", "hi", None).validate(&config).unwrap();
+        let c = turn("r1", "user", "hi!", None).validate(&config).unwrap();
+        assert_eq!(a.payload_hash(), b.payload_hash());
+        assert_ne!(a.payload_hash(), c.payload_hash());
+    }
+
+    #[test]
+    fn roles_come_from_groups() {
+        let caller = Caller::new("alice", ["support", "privacy"]);
+        assert!(caller.is_support());
+        assert!(!caller.is_guest());
+    }
+}
