@@ -11,10 +11,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConsumedCapacity, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnConsumedCapacity,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConsumedCapacity, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
@@ -25,6 +23,9 @@ use uuid::Uuid;
 use crate::items::{MetaItem, ResponseItem, SummaryItem, TurnItem};
 use crate::model::{Appended, Caller, Context, NewSession, SessionCreated, Summary, TurnDraft};
 use crate::{clock, codec, keys, Config, Error};
+
+mod schema;
+pub use schema::RESUME_PROJECTION;
 
 /// Creates sessions (`POST /sessions`).
 pub trait SessionCreator {
@@ -143,7 +144,7 @@ impl DynamoStore {
         }
     }
 
-    fn record(&self, capacity: &[ConsumedCapacity]) {
+    pub(crate) fn record(&self, capacity: &[ConsumedCapacity]) {
         if let Ok(mut consumed) = self.consumed.lock() {
             for c in capacity {
                 consumed.read_units += c.read_capacity_units().unwrap_or(0.0);
@@ -152,17 +153,17 @@ impl DynamoStore {
         }
     }
 
-    fn table(&self) -> &str {
+    pub(crate) fn table(&self) -> &str {
         &self.config.table_name
     }
 
-    fn now_with_expiry(&self) -> (String, i64, i64) {
+    pub(crate) fn now_with_expiry(&self) -> (String, i64, i64) {
         let now = clock::now();
         let now_secs = now.unix_timestamp();
         (clock::format(now), now_secs, now_secs + self.config.session_ttl.as_secs() as i64)
     }
 
-    async fn read_meta(&self, session_id: &Uuid, consistent: bool, limit: Duration) -> Result<Option<MetaItem>, Error> {
+    pub(crate) async fn read_meta(&self, session_id: &Uuid, consistent: bool, limit: Duration) -> Result<Option<MetaItem>, Error> {
         let output = within(
             limit,
             self.client
@@ -387,7 +388,7 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total))
     }
 
-    fn put_new(&self, item: HashMap<String, AttributeValue>, return_old: bool) -> Result<Put, Error> {
+    pub(crate) fn put_new(&self, item: HashMap<String, AttributeValue>, return_old: bool) -> Result<Put, Error> {
         let mut put = Put::builder()
             .table_name(self.table())
             .set_item(Some(item))
@@ -500,91 +501,22 @@ impl SummaryWriter for DynamoStore {
     }
 }
 
-impl DynamoStore {
-    /// Creates the table as `template.yaml` declares it: keys, the sparse customer index,
-    /// the stream and TTL. For DynamoDB Local and tests; production tables come from the template.
-    pub async fn create_table(&self) -> Result<(), Error> {
-        let key = |name: &str, key_type| {
-            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(Error::unavailable)
-        };
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(Error::unavailable)
-        };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(keys::GSI1)
-            .key_schema(key(keys::GSI1PK, KeyType::Hash)?)
-            .key_schema(key(keys::GSI1SK, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(
-                        RESUME_PROJECTION.iter().map(|a| a.to_string()).collect(),
-                    ))
-                    .build(),
-            )
-            .build()
-            .map_err(Error::unavailable)?;
-        self.client
-            .create_table()
-            .table_name(self.table())
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(keys::PK, KeyType::Hash)?)
-            .key_schema(key(keys::SK, KeyType::Range)?)
-            .attribute_definitions(attribute(keys::PK)?)
-            .attribute_definitions(attribute(keys::SK)?)
-            .attribute_definitions(attribute(keys::GSI1PK)?)
-            .attribute_definitions(attribute(keys::GSI1SK)?)
-            .global_secondary_indexes(index)
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(Error::unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(Error::unavailable)?;
-        self.client
-            .update_time_to_live()
-            .table_name(self.table())
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name("ttl")
-                    .enabled(true)
-                    .build()
-                    .map_err(Error::unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(Error::unavailable)?;
-        Ok(())
-    }
-}
-
-/// The META attributes the customer index carries, so that resuming needs no second read.
-pub const RESUME_PROJECTION: &[&str] = &["session_id", "page_context", "turn_count", "updated_at", "ttl"];
-
-async fn within<T>(limit: Duration, call: impl Future<Output = T>) -> Result<T, Error> {
+pub(crate) async fn within<T>(limit: Duration, call: impl Future<Output = T>) -> Result<T, Error> {
     tokio::time::timeout(limit, call).await.map_err(Error::unavailable)
 }
 
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = 5u64 << attempt.min(4);
     let jitter = Uuid::new_v4().as_u128() as u64 % ceiling_ms.max(1);
     Duration::from_millis(2 + jitter)
 }
 
-fn condition_failed(reasons: &[CancellationReason], position: usize) -> bool {
+pub(crate) fn condition_failed(reasons: &[CancellationReason], position: usize) -> bool {
     reasons.get(position).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
 /// The old item DynamoDB returned for a failed condition at `position` of a transaction.
-fn failed_item<T: DeserializeOwned>(reasons: &[CancellationReason], position: usize) -> Result<Option<T>, Error> {
+pub(crate) fn failed_item<T: DeserializeOwned>(reasons: &[CancellationReason], position: usize) -> Result<Option<T>, Error> {
     if !condition_failed(reasons, position) {
         return Ok(None);
     }
@@ -594,7 +526,7 @@ fn failed_item<T: DeserializeOwned>(reasons: &[CancellationReason], position: us
 /// A transaction's idempotency token. It names one attempt (its timestamp included), so the
 /// SDK's own retry of that attempt is answered with the first try's success, while a new
 /// attempt is judged by the conditions.
-fn request_token(parts: &[&str]) -> String {
+pub(crate) fn request_token(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
@@ -603,18 +535,18 @@ fn request_token(parts: &[&str]) -> String {
     hasher.finalize().iter().take(18).map(|b| format!("{b:02x}")).collect()
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, Error> {
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, Error> {
     serde_dynamo::to_item(value).map_err(Error::corrupt)
 }
 
-fn from_item<T: DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Result<T, Error> {
+pub(crate) fn from_item<T: DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Result<T, Error> {
     serde_dynamo::from_item(item).map_err(Error::corrupt)
 }
