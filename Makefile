@@ -16,7 +16,7 @@ tools:
 	@./scripts/install-tools.sh
 
 run: tools
-	@API_PORT=$(API_PORT) DDB_PORT=$(DDB_PORT) ./scripts/run-local.sh
+	@mkdir -p .run && API_PORT=$(API_PORT) DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh
 
 test: tools lint
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked

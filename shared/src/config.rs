@@ -12,6 +12,8 @@ use crate::Error;
 /// | `LOAD_DEADLINE_MS` | `300` | deadline of a context load before it answers degraded |
 /// | `WRITE_TIMEOUT_MS` | `3000` | timeout of each DynamoDB write call |
 /// | `SUMMARY_THRESHOLD` | `20` | unsummarised turns that make a summary due |
+/// | `AWS_LAMBDA_FUNCTION_NAME` | unset | set by Lambda; turns on consumed-capacity metrics |
+/// | `RECEIPT_SALT` | `tidewater-receipts-v1` | prefixed to a customer id before hashing it for deletion receipts |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -20,6 +22,12 @@ pub struct Config {
     pub load_deadline: Duration,
     pub write_timeout: Duration,
     pub summary_threshold: u64,
+    /// Deletion receipts name a customer by `hex(SHA-256(receipt_salt + customer_id))`.
+    /// Changing it orphans older receipts from their customers (the privacy role still reads them).
+    pub receipt_salt: String,
+    /// Emit consumed capacity as EMF metrics under this function name (`AWS_LAMBDA_FUNCTION_NAME`,
+    /// set by Lambda); off when unset.
+    pub metrics_function: Option<String>,
 }
 
 impl Default for Config {
@@ -31,6 +39,8 @@ impl Default for Config {
             load_deadline: Duration::from_millis(300),
             write_timeout: Duration::from_millis(3_000),
             summary_threshold: 20,
+            receipt_salt: "tidewater-receipts-v1".to_owned(),
+            metrics_function: None,
         }
     }
 }
@@ -61,6 +71,8 @@ impl Config {
             load_deadline: Duration::from_millis(number("LOAD_DEADLINE_MS", defaults.load_deadline.as_millis() as u64)?),
             write_timeout: Duration::from_millis(number("WRITE_TIMEOUT_MS", defaults.write_timeout.as_millis() as u64)?),
             summary_threshold: number("SUMMARY_THRESHOLD", defaults.summary_threshold)?,
+            receipt_salt: lookup("RECEIPT_SALT").filter(|s| !s.is_empty()).unwrap_or(defaults.receipt_salt),
+            metrics_function: lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|f| !f.is_empty()),
         })
     }
 }

@@ -16,7 +16,7 @@ pub enum Error {
     #[error("missing or invalid identity")]
     Unauthorized,
     /// The session does not exist, has expired, or belongs to someone else.
-    #[error("session not found")]
+    #[error("not found")]
     NotFound,
     /// The request conflicts with what is stored (a reused id with a different payload, another owner).
     #[error("{0}")]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::metrics::{Metrics, Unit};
 use crate::{Caller, Error};
 
 /// Seconds a client should wait before retrying a 503.
@@ -23,7 +24,12 @@ where
     F: Future<Output = Result<Response<Body>, Error>>,
 {
     let request_id = request_id(request);
-    let session_id = request.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default().to_owned();
+    // `{id}` is a session id under /sessions; under /customers it is a customer id, never logged.
+    let session_id = if request.uri().path().contains("/sessions/") {
+        request.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default().to_owned()
+    } else {
+        String::new()
+    };
     let span = tracing::info_span!("request", %request_id, operation, %session_id);
     async move {
         let started = Instant::now();
@@ -33,6 +39,11 @@ where
         };
         let status = response.status().as_u16();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut metrics = Metrics::new(operation).add("HandlerLatency", latency_ms, Unit::Milliseconds);
+        if let Some(outcome_metric) = outcome_metric(operation, status) {
+            metrics = metrics.count(outcome_metric, 1);
+        }
+        metrics.emit();
         if status >= 500 {
             tracing::error!(status, latency_ms, outcome = "error", "request failed");
         } else {
@@ -42,6 +53,18 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The business metric a response stands for, such as an append or a duplicate.
+fn outcome_metric(operation: &str, status: u16) -> Option<&'static str> {
+    match (operation, status) {
+        ("append-turn", 201) => Some("Appends"),
+        ("append-turn", 200) => Some("Duplicates"),
+        ("append-turn", 409) => Some("Conflicts"),
+        (_, 500..) => Some("ServerErrors"),
+        (_, 400..) => Some("ClientErrors"),
+        _ => None,
+    }
 }
 
 fn outcome(status: u16) -> &'static str {

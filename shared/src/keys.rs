@@ -11,13 +11,43 @@ pub const META: &str = "META";
 pub const TURN_PREFIX: &str = "TURN#";
 pub const SUMMARY_PREFIX: &str = "SUMMARY#";
 pub const RESPONSE_PREFIX: &str = "RESP#";
+/// Sort key of a deletion receipt, under `PK = RECEIPT#<receipt_id>`.
+pub const RECEIPT: &str = "RECEIPT";
+/// Sort key of a customer's purge ledger, under `PK = PRIVACY#<customer_hash>`.
+pub const PURGE_LEDGER: &str = "LEDGER";
+pub const PENDING_PREFIX: &str = "PENDING#";
 
 pub fn session_pk(session_id: &Uuid) -> String {
     format!("SESSION#{session_id}")
 }
 
+/// The session id of a `SESSION#<uuid>` partition key.
+pub fn session_id_from_pk(pk: &str) -> Option<Uuid> {
+    pk.strip_prefix("SESSION#")?.parse().ok()
+}
+
 pub fn customer_pk(customer_id: &str) -> String {
     format!("CUSTOMER#{customer_id}")
+}
+
+/// Deletion receipts live under their own partition and never expire.
+pub fn receipt_pk(receipt_id: &Uuid) -> String {
+    format!("RECEIPT#{receipt_id}")
+}
+
+/// The privacy partition of one customer: the purge ledger and the pending-deletion
+/// markers. It is named by the salted hash of the customer id, never the id itself.
+pub fn privacy_pk(customer_hash: &str) -> String {
+    format!("PRIVACY#{customer_hash}")
+}
+
+/// A marker naming a session whose deletion has begun and not yet finished.
+pub fn pending_sk(session_id: &Uuid) -> String {
+    format!("{PENDING_PREFIX}{session_id}")
+}
+
+pub fn session_id_from_pending_sk(sk: &str) -> Option<Uuid> {
+    Uuid::parse_str(sk.strip_prefix(PENDING_PREFIX)?).ok()
 }
 
 /// Zero-padded so that sort keys, compared as bytes, order turns by index.
@@ -56,6 +86,28 @@ mod tests {
         assert!(META < summary_sk(20).as_str());
         assert!(summary_sk(20) < turn_sk(1));
         assert!(META < response_sk("r1").as_str());
+    }
+
+    #[test]
+    fn session_keys_round_trip() {
+        let id = Uuid::new_v4();
+        assert_eq!(session_id_from_pk(&session_pk(&id)), Some(id));
+        assert_eq!(session_id_from_pk("CUSTOMER#alice"), None);
+    }
+
+    #[test]
+    fn every_child_item_sorts_after_meta() {
+        // A session's sweep reads `SK > META`, so it must see every child kind.
+        for child in [turn_sk(1), summary_sk(1), response_sk("r")] {
+            assert!(META < child.as_str());
+        }
+    }
+
+    #[test]
+    fn pending_markers_name_their_session() {
+        let id = Uuid::new_v4();
+        assert_eq!(session_id_from_pending_sk(&pending_sk(&id)), Some(id));
+        assert_eq!(session_id_from_pending_sk(PURGE_LEDGER), None);
     }
 
     #[test]

@@ -33,6 +33,11 @@ impl Caller {
     pub fn is_support(&self) -> bool {
         self.has_role("support")
     }
+
+    /// The privacy team may purge any customer and read any deletion receipt.
+    pub fn is_privacy(&self) -> bool {
+        self.has_role("privacy")
+    }
 }
 
 pub const MAX_PAGE_CONTEXT_BYTES: usize = 16 * 1024;
@@ -238,8 +243,150 @@ impl Context {
     }
 }
 
+/// Proof that a customer's data was deleted (`DELETE /customers/...`, `GET /receipts/{id}`).
+/// It holds no personal data: the customer appears only as a salted hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub receipt_id: Uuid,
+    /// Hex SHA-256 of `RECEIPT_SALT` followed by the customer id.
+    pub customer_hash: String,
+    /// When the purge was first asked for; a repeat that finishes a cut-off purge keeps it.
+    pub requested_at: String,
+    pub completed_at: String,
+    pub sessions_deleted: u64,
+    pub items_deleted: u64,
+    /// The API Gateway request id of the request that started the purge.
+    pub request_id: String,
+}
+
 pub const DEFAULT_MAX_TURNS: usize = 10;
 pub const MAX_MAX_TURNS: usize = 100;
+
+/// Body of `PATCH /sessions/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionPatch {
+    pub page_context: Map<String, Value>,
+}
+
+impl SessionPatch {
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_page_context(Some(&self.page_context))
+    }
+}
+
+/// An `If-Match` precondition on a session's META version (the ETag load-context sends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version; the session must exist, which every update requires anyway.
+    Any,
+    /// One or more ETags; the update applies only while the version is one of them.
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    pub const MAX_TAGS: usize = 16;
+
+    /// Parses `"7"`, `W/"7"`, `7`, `*` or a comma-separated list of tags. A value that holds
+    /// no ETag this API could have issued can never match, so it is a 412, not a 400.
+    pub fn parse(header: &str) -> Result<IfMatch, Error> {
+        if header.trim() == "*" {
+            return Ok(IfMatch::Any);
+        }
+        let mut versions = Vec::new();
+        for tag in header.split(',') {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            let tag = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(tag);
+            let version = tag.parse::<u64>().map_err(|_| Error::PreconditionFailed)?;
+            versions.push(version);
+        }
+        if versions.is_empty() || versions.len() > Self::MAX_TAGS {
+            return Err(Error::PreconditionFailed);
+        }
+        Ok(IfMatch::Versions(versions))
+    }
+
+    pub fn allows(&self, version: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// A session's ETag value: its META version, quoted.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Answer of a metadata update: the session as it now is, and its new version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionUpdated {
+    pub session: Session,
+    pub version: u64,
+}
+
+pub const DEFAULT_RESUME_LIMIT: usize = 20;
+pub const MAX_RESUME_LIMIT: usize = 100;
+
+/// One entry of a customer's resume list: what the customer index projects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResumableSession {
+    pub session_id: Uuid,
+    pub page_context: Map<String, Value>,
+    pub turn_count: u64,
+    pub updated_at: String,
+    pub expires_at: String,
+}
+
+/// Where a resume list continues: the customer index key of the last session it evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePosition {
+    #[serde(rename = "u")]
+    pub updated_at: String,
+    #[serde(rename = "s")]
+    pub session_id: Uuid,
+}
+
+/// One page of a customer's sessions, newest activity first. It may hold fewer than the
+/// limit (expired sessions are left out) while `next` is still set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionPage {
+    pub sessions: Vec<ResumableSession>,
+    #[serde(skip)]
+    pub next: Option<ResumePosition>,
+}
+
+pub const DEFAULT_EXPORT_LIMIT: usize = 100;
+pub const MAX_EXPORT_LIMIT: usize = 500;
+/// An export page stops before its body, as Lambda's JSON response envelope carries it,
+/// would pass this, so that it stays under Lambda's 6 MB response limit.
+pub const EXPORT_PAGE_BUDGET_BYTES: usize = 5 * 1024 * 1024;
+
+/// Where a turn export continues: after this turn index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPosition {
+    #[serde(rename = "after")]
+    pub after_turn: u64,
+}
+
+/// One page of a session's turns, oldest first, with the session and its latest summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnPage {
+    pub session: Session,
+    pub summary: Option<Summary>,
+    pub turns: Vec<Turn>,
+    #[serde(skip)]
+    pub next: Option<ExportPosition>,
+}
+
+/// The bytes `value` adds to a Lambda response: its JSON, escaped once more because the
+/// runtime carries the body as a JSON string. Never smaller than the JSON itself.
+pub fn envelope_len<T: Serialize>(value: &T) -> usize {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    json.len() + json.bytes().filter(|b| matches!(b, b'"' | b'\\')).count()
+}
 
 #[cfg(test)]
 mod tests {
@@ -295,6 +442,25 @@ mod tests {
         let c = turn("r1", "user", "hi!", None).validate(&config).unwrap();
         assert_eq!(a.payload_hash(), b.payload_hash());
         assert_ne!(a.payload_hash(), c.payload_hash());
+    }
+
+    #[test]
+    fn if_match_reads_strong_weak_bare_and_listed_etags() {
+        assert_eq!(IfMatch::parse("\"7\"").unwrap(), IfMatch::Versions(vec![7]));
+        assert_eq!(IfMatch::parse("W/\"7\"").unwrap(), IfMatch::Versions(vec![7]));
+        assert_eq!(IfMatch::parse(" 7 ").unwrap(), IfMatch::Versions(vec![7]));
+        assert_eq!(IfMatch::parse("\"3\", \"4\"").unwrap(), IfMatch::Versions(vec![3, 4]));
+        assert_eq!(IfMatch::parse("*").unwrap(), IfMatch::Any);
+        assert_eq!(IfMatch::parse(&etag(12)).unwrap(), IfMatch::Versions(vec![12]));
+        for bad in ["", "\"abc\"", "\"-1\"", "\"7", "1,,2"] {
+            assert!(matches!(IfMatch::parse(bad), Err(Error::PreconditionFailed)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn envelope_len_counts_the_second_escaping() {
+        assert_eq!(envelope_len(&"ab"), 6); // "ab" -> \"ab\"
+        assert_eq!(envelope_len(&"a\"b"), 10); // "a\"b" -> \"a\\\"b\"
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub fn bob() -> Caller {
     Caller::new("bob", Vec::<String>::new())
 }
 
-/// An API Gateway HTTP API (payload 2.0) request carrying `caller`'s verified claims.
+/// An API Gateway HTTP API (payload 2.0) request carrying `caller`'s verified claims, built
+/// the same way the local gateway builds it.
 pub fn api_request(
     caller: Option<&Caller>,
     method: &str,
@@ -40,48 +41,35 @@ pub fn api_request(
     query: &[(&str, &str)],
     body: Option<&str>,
 ) -> Request {
-    let mut path_parameters = serde_json::Map::new();
-    for (pattern, actual) in route.split('/').zip(path.split('/')) {
-        if let Some(name) = pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            path_parameters.insert(name.to_owned(), Value::String(actual.to_owned()));
-        }
-    }
+    let path_parameters = route
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(pattern, actual)| {
+            let name = pattern.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), actual.to_owned()))
+        })
+        .collect();
     let raw_query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    let query_parameters: serde_json::Map<String, Value> =
-        query.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
-    let authorizer = caller.map(|c| {
-        json!({"jwt": {"claims": {
-            "sub": c.customer_id,
-            "cognito:groups": format!("[{}]", c.roles.join(" ")),
-            "iss": "tidewater-local",
-            "aud": "tidewater",
-        }, "scopes": null}})
+    let claims = caller.map(|c| {
+        let claims = json!({"sub": c.customer_id, "cognito:groups": c.roles, "iss": "tidewater-local", "aud": "tidewater"});
+        claims.as_object().cloned().unwrap_or_default()
     });
-    let event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {route}"),
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": {"content-type": "application/json", "host": "localhost"},
-        "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query_parameters) },
-        "pathParameters": if path_parameters.is_empty() { Value::Null } else { Value::Object(path_parameters) },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "authorizer": authorizer,
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
-            "requestId": Uuid::new_v4().to_string(),
-            "routeKey": format!("{method} {route}"),
-            "stage": "$default",
-            "time": "26/Nov/2026:19:00:00 +0000",
-            "timeEpoch": 1_795_719_600_000u64,
+    let mut headers = lambda_http::http::HeaderMap::new();
+    headers.insert("content-type", lambda_http::http::HeaderValue::from_static("application/json"));
+    let event = tidewater_local::apigw::request_event(
+        tidewater_local::apigw::HttpRequest {
+            method,
+            route_path: route,
+            path,
+            raw_query: &raw_query,
+            path_parameters,
+            headers,
+            body: body.map(str::to_owned),
+            request_id: Uuid::new_v4().to_string(),
         },
-        "body": body,
-        "isBase64Encoded": false,
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+        claims.as_ref(),
+    );
+    event_request(&serde_json::to_string(&event).expect("serialisable event"))
 }
 
 /// Parses an `events/*.json` sample exactly as Lambda would hand it to the function.
@@ -99,4 +87,52 @@ pub fn assert_error(response: &Response<Body>, status: u16, code: &str) {
     assert_eq!(response.status(), status, "body: {body}");
     assert_eq!(body["code"], code, "body: {body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+}
+
+/// Every item of the store's table, every page, read with Scan. Only tests scan (to check
+/// that nothing is left over); the functions never do.
+pub async fn scan_table(
+    store: &DynamoStore,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = store
+            .client()
+            .scan()
+            .table_name(&store.config().table_name)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan the test table");
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// A [`tidewater::store::BatchDeleter`] that lets `batches` batch deletes through to the
+/// real store, then fails every later one, as a Lambda cut off half-way through would.
+pub struct CutOffAfter<'a> {
+    store: &'a DynamoStore,
+    batches_left: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> CutOffAfter<'a> {
+    pub fn new(store: &'a DynamoStore, batches: usize) -> Self {
+        CutOffAfter { store, batches_left: std::sync::atomic::AtomicUsize::new(batches) }
+    }
+}
+
+impl tidewater::store::BatchDeleter for CutOffAfter<'_> {
+    async fn delete_batch(&self, keys: &[tidewater::store::ItemKey]) -> Result<(), tidewater::Error> {
+        use std::sync::atomic::Ordering;
+        if self.batches_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Err(tidewater::Error::Unavailable("cut off by the test".into()));
+        }
+        tidewater::store::BatchDeleter::delete_batch(self.store, keys).await
+    }
 }

@@ -3,6 +3,7 @@
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
 use tidewater::model::{DEFAULT_MAX_TURNS, MAX_MAX_TURNS};
+use tidewater::metrics::Metrics;
 use tidewater::{http, Context, ContextLoader, Error};
 
 pub async fn handle<S: ContextLoader>(store: &S, request: Request) -> Response<Body> {
@@ -17,6 +18,7 @@ pub async fn handle<S: ContextLoader>(store: &S, request: Request) -> Response<B
         let context = match store.load_context(&caller, session_id, max_turns, consistent).await {
             Err(Error::Unavailable(source)) => {
                 tracing::warn!(%source, outcome = "degraded", "answering without memory");
+                Metrics::new("load-context").count("DegradedLoads", 1).emit();
                 Context::degraded()
             }
             other => other?,

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConsumedCapacity, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
@@ -24,8 +24,19 @@ use crate::items::{MetaItem, ResponseItem, SummaryItem, TurnItem};
 use crate::model::{Appended, Caller, Context, NewSession, SessionCreated, Summary, TurnDraft};
 use crate::{clock, codec, keys, Config, Error};
 
+mod capacity;
+mod export;
+mod resume;
+mod purge;
 mod schema;
+mod update;
+pub use export::TurnExporter;
+pub use resume::SessionLister;
+pub use purge::{customer_hash, BatchDeleter, CustomerPurger, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT};
 pub use schema::RESUME_PROJECTION;
+mod summaries;
+pub use summaries::{SummarySource, SummaryState};
+pub use update::SessionUpdater;
 
 /// Creates sessions (`POST /sessions`).
 pub trait SessionCreator {
@@ -144,15 +155,6 @@ impl DynamoStore {
         }
     }
 
-    pub(crate) fn record(&self, capacity: &[ConsumedCapacity]) {
-        if let Ok(mut consumed) = self.consumed.lock() {
-            for c in capacity {
-                consumed.read_units += c.read_capacity_units().unwrap_or(0.0);
-                consumed.write_units += c.write_capacity_units().unwrap_or(0.0);
-            }
-        }
-    }
-
     pub(crate) fn table(&self) -> &str {
         &self.config.table_name
     }
@@ -177,7 +179,7 @@ impl DynamoStore {
         )
         .await?
         .map_err(Error::unavailable)?;
-        self.record(output.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
+        self.record_read(output.consumed_capacity());
         output.item.map(from_item).transpose()
     }
 }
@@ -215,7 +217,7 @@ impl SessionCreator for DynamoStore {
             .send();
         match within(self.config.write_timeout, put).await? {
             Ok(output) => {
-                self.record(output.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
+                self.record_write(output.consumed_capacity());
                 Ok(SessionCreated { session_id, created_at: now, expires_at: clock::format_epoch_seconds(ttl), created: true })
             }
             Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
@@ -426,7 +428,7 @@ impl ContextLoader for DynamoStore {
         );
         let (meta, recent_turns) = tokio::join!(meta, recent_turns);
         let recent_turns = recent_turns?.map_err(Error::unavailable)?;
-        self.record(recent_turns.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
+        self.record_read(recent_turns.consumed_capacity());
 
         let meta = meta?.ok_or(Error::NotFound)?;
         let readable = meta.owner_id == caller.customer_id || caller.is_support();

@@ -1,0 +1,10 @@
+use lambda_http::{run, service_fn, Error};
+use tidewater::{dynamodb_client, telemetry, Config, DynamoStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    run(service_fn(|request| async { Ok::<_, Error>(purge_customer::handle(&store, request).await) })).await
+}

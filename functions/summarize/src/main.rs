@@ -1,0 +1,14 @@
+use aws_lambda_events::dynamodb::Event;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use summarize::AnySummarizer;
+use tidewater::{dynamodb_client, telemetry, Config, DynamoStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    let summarizer = AnySummarizer::from_env().await?;
+    let handler = |event: LambdaEvent<Event>| async { Ok::<_, Error>(summarize::handle(&store, &summarizer, &config, event.payload).await) };
+    run(service_fn(handler)).await
+}

@@ -1,0 +1,78 @@
+//! Polls DynamoDB Local's stream for the table and invokes the summarize function, as the
+//! deployed event source mapping does. `make run` starts it beside `cargo lambda watch`.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TABLE_NAME` | `tidewater` | the table whose stream is read |
+//! | `AWS_ENDPOINT_URL_DYNAMODB` | the SDK's | DynamoDB Local; the streams client uses it too |
+//! | `LAMBDA_INVOKE_URL` | `http://127.0.0.1:9000` | where `cargo lambda watch` takes invokes |
+//! | `TEMPLATE` | `template.yaml` | where the filter, batch size and retries are read |
+//! | `CHECKPOINT_FILE` | `.run/stream-checkpoint.json` | progress, so a restart does not replay |
+//! | `STREAM_FUNCTION` | `summarize` | the binary of the function whose stream event is run |
+//! | `POLL_INTERVAL_MS` | `500` | the pause when the stream has nothing new |
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tidewater::{dynamodb_client, telemetry, Config, Error};
+use tidewater_local::filter::StreamMapping;
+use tidewater_local::stream::{streams_client, HttpInvoker, StreamRunner};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let env = |name: &str, default: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+    let config = Config::from_env()?;
+    let template = env("TEMPLATE", "template.yaml");
+    let mapping = StreamMapping::load(&template, &env("STREAM_FUNCTION", "summarize"))?;
+    let poll_interval = Duration::from_millis(env("POLL_INTERVAL_MS", "500").parse().unwrap_or(500));
+    let invoker = HttpInvoker::new(&env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"), &mapping.function);
+    tracing::info!(
+        table = %config.table_name,
+        function = %mapping.function,
+        filters = mapping.filter.len(),
+        batch_size = mapping.batch_size,
+        "stream runner started"
+    );
+    let checkpoint = PathBuf::from(env("CHECKPOINT_FILE", ".run/stream-checkpoint.json"));
+    let mut runner = StreamRunner::new(dynamodb_client().await, streams_client().await, &config.table_name, mapping, Some(checkpoint))?;
+
+    let mut last_error: Option<String> = None;
+    loop {
+        let idle = match runner.poll_once(&invoker).await {
+            Ok(report) => {
+                last_error = None;
+                if report.read > 0 {
+                    tracing::info!(
+                        read = report.read,
+                        matched = report.matched,
+                        invocations = report.invocations,
+                        retries = report.retries,
+                        discarded = report.discarded,
+                        "stream records processed"
+                    );
+                }
+                report.read == 0
+            }
+            Err(error) => {
+                // The table may not exist yet, or DynamoDB Local may be restarting: say so once.
+                let mut text = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    text = format!("{text}: {cause}");
+                    source = cause.source();
+                }
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "polling the stream failed; retrying");
+                    last_error = Some(text);
+                }
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = tokio::time::sleep(poll_interval) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The local HTTP API: routes from `template.yaml`, a JWT authorizer like the deployed
+//! HttpApi's (HS256 with `LOCAL_JWT_SECRET`, issuer `tidewater-local`, audience `tidewater`,
+//! `exp` checked), and each request handed to its function through `cargo lambda watch`.
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body as EventBody;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::apigw::{request_event, HttpRequest};
+use crate::template::{find_route, Route};
+
+pub const ISSUER: &str = "tidewater-local";
+pub const AUDIENCE: &str = "tidewater";
+/// The secret local tokens are signed with when `LOCAL_JWT_SECRET` is unset.
+pub const DEFAULT_SECRET: &str = "tidewater-local-secret";
+
+pub struct Gateway {
+    pub routes: Vec<Route>,
+    pub secret: String,
+    pub invoke_url: String,
+    pub client: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(routes: Vec<Route>, secret: String, invoke_url: String) -> Self {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap_or_default();
+        Gateway { routes, secret, invoke_url: invoke_url.trim_end_matches('/').to_owned(), client }
+    }
+
+    pub fn router(self) -> axum::Router {
+        let gateway = Arc::new(self);
+        axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let gateway = Arc::clone(&gateway);
+            async move { gateway.handle(method, uri, headers, body).await }
+        })
+    }
+
+    async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+        let path = uri.path();
+        let Some((route, path_parameters)) = find_route(&self.routes, method.as_str(), path) else {
+            return error(StatusCode::NOT_FOUND, "not_found", "no route matches this method and path");
+        };
+        let claims = match self.verify(&headers) {
+            Ok(claims) => claims,
+            Err(message) => return error(StatusCode::UNAUTHORIZED, "unauthorized", &message),
+        };
+        let body = match String::from_utf8(body.to_vec()) {
+            Ok(text) if text.is_empty() => None,
+            Ok(text) => Some(text),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "bad_request", "the body must be UTF-8 JSON"),
+        };
+        let event = request_event(
+            HttpRequest {
+                method: method.as_str(),
+                route_path: &route.path,
+                path,
+                raw_query: uri.query().unwrap_or_default(),
+                path_parameters,
+                headers,
+                body,
+                request_id: Uuid::new_v4().to_string(),
+            },
+            Some(&claims),
+        );
+        match self.invoke(&route.function, &event).await {
+            Ok(response) => into_http(response),
+            Err(message) => {
+                eprintln!("gateway: {} {path}: {message}", method.as_str());
+                error(StatusCode::BAD_GATEWAY, "bad_gateway", "the function failed to answer")
+            }
+        }
+    }
+
+    fn verify(&self, headers: &HeaderMap) -> Result<Map<String, Value>, String> {
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or("a bearer token is required")?;
+        verify_token(token.trim(), &self.secret)
+    }
+
+    async fn invoke(&self, function: &str, event: &impl serde::Serialize) -> Result<ApiGatewayV2httpResponse, String> {
+        let url = format!("{}/2015-03-31/functions/{function}/invocations", self.invoke_url);
+        let answer = self.client.post(url).json(event).send().await.map_err(|e| e.to_string())?;
+        let text = answer.text().await.map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|_| format!("not an HTTP response: {text}"))
+    }
+}
+
+/// Checks a token as the HttpApi's JWT authorizer would, and returns its claims.
+pub fn verify_token(token: &str, secret: &str) -> Result<Map<String, Value>, String> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+        .map(|data| data.claims)
+        .map_err(|e| format!("invalid token: {e}"))
+}
+
+/// Signs a local token for `sub` with the given groups, valid for `lifetime`.
+pub fn issue_token(sub: &str, groups: &[String], secret: &str, lifetime: Duration) -> Result<String, String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "sub": sub,
+        "cognito:groups": groups,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + lifetime.as_secs() as i64,
+    });
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .map_err(|e| e.to_string())
+}
+
+fn into_http(response: ApiGatewayV2httpResponse) -> Response {
+    let status = StatusCode::from_u16(response.status_code as u16).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = match response.body {
+        Some(EventBody::Text(text)) => Body::from(text),
+        Some(EventBody::Binary(bytes)) => Body::from(bytes),
+        _ => Body::empty(),
+    };
+    let mut http = Response::builder().status(status).body(body).unwrap_or_default();
+    http.headers_mut().extend(response.headers);
+    http
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"code": code, "message": message}))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_we_issue_verifies_with_its_claims() {
+        let token = issue_token("alice", &["support".into()], "s3cret", Duration::from_secs(60)).unwrap();
+        let claims = verify_token(&token, "s3cret").unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["cognito:groups"], json!(["support"]));
+    }
+
+    #[test]
+    fn a_wrong_secret_or_expired_token_is_rejected() {
+        let token = issue_token("alice", &[], "s3cret", Duration::from_secs(60)).unwrap();
+        assert!(verify_token(&token, "other").is_err());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"sub": "a", "iss": ISSUER, "aud": AUDIENCE, "exp": now - 5}),
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        assert!(verify_token(&expired, "s3cret").is_err());
+        let wrong_audience = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &json!({"sub": "a", "iss": ISSUER, "aud": "other", "exp": now + 60}),
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        assert!(verify_token(&wrong_audience, "s3cret").is_err());
+    }
+}

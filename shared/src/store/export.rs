@@ -1,0 +1,111 @@
+//! The human handoff export (`GET /sessions/{id}/turns`): every turn in order, paged, with
+//! the session and its latest summary. A GetItem of META, then one Query of TURN items.
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use uuid::Uuid;
+
+use super::{from_item, s, within, DynamoStore};
+use crate::items::TurnItem;
+use crate::model::{envelope_len, Caller, ExportPosition, Summary, TurnPage, EXPORT_PAGE_BUDGET_BYTES};
+use crate::{clock, keys, Error};
+
+/// Exports a session's turns (`GET /sessions/{id}/turns`).
+pub trait TurnExporter {
+    /// Up to `limit` turns after `after`, oldest first. The owner and support may read;
+    /// anyone else, and everyone once the session expired, gets 404. `next` is set whenever
+    /// turns remain: after a `limit` cut, a cut at DynamoDB's 1 MB page, or a cut before the
+    /// body would pass [`EXPORT_PAGE_BUDGET_BYTES`]. It is unset only on the last page.
+    fn export_turns(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        limit: usize,
+        after: Option<ExportPosition>,
+    ) -> impl Future<Output = Result<TurnPage, Error>> + Send;
+}
+
+/// Room kept in the budget for the `next_cursor` field and the JSON punctuation around it.
+const CURSOR_ALLOWANCE_BYTES: usize = 512;
+
+impl TurnExporter for DynamoStore {
+    async fn export_turns(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        limit: usize,
+        after: Option<ExportPosition>,
+    ) -> Result<TurnPage, Error> {
+        // The configuration has no read timeout but the 300 ms context deadline; use the write one.
+        let timeout = self.config.write_timeout;
+        // Strongly consistent: a handoff usually follows the very turn that asked for a human.
+        let meta = self.read_meta(&session_id, true, timeout).await?.ok_or(Error::NotFound)?;
+        let readable = meta.owner_id == caller.customer_id || caller.is_support();
+        if !readable || meta.is_expired(clock::now().unix_timestamp()) {
+            return Err(Error::NotFound);
+        }
+        let summary = meta.summary_text()?.map(|text| Summary { text, through_turn: meta.summarized_through });
+        let mut page = TurnPage { session: meta.session(), summary, turns: Vec::new(), next: None };
+        let after_turn = after.map_or(0, |p| p.after_turn);
+        // META's turn_count is the snapshot this page shows; turns appended since wait for the next export.
+        let remaining = meta.turn_count.saturating_sub(after_turn);
+        if remaining == 0 {
+            return Ok(page);
+        }
+
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", s(keys::session_pk(&session_id)))
+            .expression_attribute_values(":first", s(keys::turn_sk(after_turn + 1)))
+            .expression_attribute_values(":last", s(keys::turn_sk(meta.turn_count)))
+            .scan_index_forward(true)
+            .limit(remaining.min(limit as u64).clamp(1, i32::MAX as u64) as i32)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(timeout, query).await?.map_err(Error::unavailable)?;
+        self.record_read(output.consumed_capacity());
+
+        // Gzip hides how large a page is: decompress turn by turn and stop before the body
+        // would pass the budget. At least one turn is always included, so pages always progress.
+        let mut used = envelope_len(&page) + CURSOR_ALLOWANCE_BYTES;
+        let mut last = after_turn;
+        let mut budget_cut = false;
+        let mut missing = 0;
+        for item in output.items.unwrap_or_default() {
+            let turn = from_item::<TurnItem>(item)?.into_turn()?;
+            let size = envelope_len(&turn) + 1;
+            if !page.turns.is_empty() && used + size > EXPORT_PAGE_BUDGET_BYTES {
+                budget_cut = true;
+                break;
+            }
+            missing += turn.turn_index.saturating_sub(last + 1);
+            used += size;
+            last = turn.turn_index;
+            page.turns.push(turn);
+        }
+        let next = if budget_cut {
+            Some(last)
+        } else {
+            // A `Limit` or 1 MB cut: DynamoDB says where it stopped.
+            output
+                .last_evaluated_key
+                .as_ref()
+                .and_then(|key| key.get(keys::SK))
+                .and_then(|sk| sk.as_s().ok())
+                .and_then(|sk| keys::turn_index_from_sk(sk))
+        };
+        if next.is_none() {
+            missing += meta.turn_count.saturating_sub(last);
+        }
+        if missing > 0 {
+            // Only real TTL deletion of old turns leaves gaps; say so rather than hide it.
+            tracing::warn!(%session_id, missing, "export found gaps in the turn sequence");
+        }
+        page.next = next.filter(|&n| n < meta.turn_count).map(|after_turn| ExportPosition { after_turn });
+        Ok(page)
+    }
+}

@@ -1,0 +1,107 @@
+//! A customer's sessions, newest activity first (`GET /customers/me/sessions`): one Query
+//! on the sparse customer index, which projects everything the list shows.
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{from_item, n, s, within, DynamoStore};
+use crate::model::{Caller, ResumePosition, ResumableSession, SessionPage};
+use crate::{clock, keys, Error};
+
+/// Lists the caller's sessions (`GET /customers/me/sessions`).
+pub trait SessionLister {
+    /// Up to `limit` of the caller's live sessions, newest activity first, continuing after
+    /// `after`. Expired sessions are left out, so a page may be short (even empty) while
+    /// `next` is set. Guests have no list.
+    fn list_sessions(
+        &self,
+        caller: &Caller,
+        limit: usize,
+        after: Option<ResumePosition>,
+    ) -> impl Future<Output = Result<SessionPage, Error>> + Send;
+}
+
+/// A META item as the customer index projects it.
+#[derive(Deserialize)]
+struct IndexedSession {
+    session_id: Uuid,
+    #[serde(default)]
+    page_context: Map<String, Value>,
+    turn_count: u64,
+    updated_at: String,
+    ttl: i64,
+}
+
+impl SessionLister for DynamoStore {
+    async fn list_sessions(
+        &self,
+        caller: &Caller,
+        limit: usize,
+        after: Option<ResumePosition>,
+    ) -> Result<SessionPage, Error> {
+        if caller.is_guest() {
+            return Ok(SessionPage { sessions: Vec::new(), next: None });
+        }
+        let customer = keys::customer_pk(&caller.customer_id);
+        let start = after.map(|position| {
+            HashMap::from([
+                (keys::GSI1PK.to_owned(), s(&customer)),
+                (keys::GSI1SK.to_owned(), s(position.updated_at)),
+                (keys::PK.to_owned(), s(keys::session_pk(&position.session_id))),
+                (keys::SK.to_owned(), s(keys::META)),
+            ])
+        });
+        let now_secs = clock::now().unix_timestamp();
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :customer")
+            .filter_expression("#ttl > :now_secs")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":customer", s(&customer))
+            .expression_attribute_values(":now_secs", n(now_secs))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        // The configuration has no read timeout but the 300 ms context deadline; use the write one.
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+        self.record_read(output.consumed_capacity());
+
+        let mut sessions = Vec::with_capacity(output.items().len());
+        for item in output.items.unwrap_or_default() {
+            let indexed: IndexedSession = from_item(item)?;
+            // The filter already left out expired sessions; this keeps the rule in one place too.
+            if indexed.ttl > now_secs {
+                sessions.push(ResumableSession {
+                    session_id: indexed.session_id,
+                    page_context: indexed.page_context,
+                    turn_count: indexed.turn_count,
+                    updated_at: indexed.updated_at,
+                    expires_at: clock::format_epoch_seconds(indexed.ttl),
+                });
+            }
+        }
+        let next = output.last_evaluated_key.map(|key| position_of(&key)).transpose()?;
+        Ok(SessionPage { sessions, next })
+    }
+}
+
+/// The position a `LastEvaluatedKey` of the customer index names.
+fn position_of(key: &HashMap<String, AttributeValue>) -> Result<ResumePosition, Error> {
+    let corrupt = || Error::Corrupt("the customer index returned an unexpected LastEvaluatedKey".into());
+    let updated_at = key.get(keys::GSI1SK).and_then(|v| v.as_s().ok()).ok_or_else(corrupt)?;
+    let session_id = key
+        .get(keys::PK)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|pk| keys::session_id_from_pk(pk))
+        .ok_or_else(corrupt)?;
+    Ok(ResumePosition { updated_at: updated_at.clone(), session_id })
+}

@@ -1,0 +1,130 @@
+//! What the summary consumer reads: a session's summary state and the turns no summary covers.
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use uuid::Uuid;
+
+use super::{from_item, n, s, within, DynamoStore};
+use crate::items::TurnItem;
+use crate::model::Turn;
+use crate::{clock, keys, Error};
+
+/// A session's summary state, read consistently from META.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryState {
+    pub session_id: Uuid,
+    pub turn_count: u64,
+    pub summarized_through: u64,
+    pub needs_summary: bool,
+    /// The latest rolling summary, covering turns 1..=`summarized_through`.
+    pub summary: Option<String>,
+    pub expired: bool,
+}
+
+/// Reads what a summary is made from (the stream consumer).
+pub trait SummarySource {
+    /// The session's summary state, or `None` when the session does not exist.
+    fn summary_state(&self, session_id: Uuid) -> impl Future<Output = Result<Option<SummaryState>, Error>> + Send;
+
+    /// Turns `after + 1 ..= through`, oldest first.
+    fn turns_between(
+        &self,
+        session_id: Uuid,
+        after: u64,
+        through: u64,
+    ) -> impl Future<Output = Result<Vec<Turn>, Error>> + Send;
+
+    /// Clears a `needs_summary` flag that no full window justifies: only while the watermark
+    /// is still `summarized_through` and the turn count is below `due_at`. Returns whether it
+    /// cleared it.
+    fn clear_summary_flag(
+        &self,
+        session_id: Uuid,
+        summarized_through: u64,
+        due_at: u64,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl SummarySource for DynamoStore {
+    async fn summary_state(&self, session_id: Uuid) -> Result<Option<SummaryState>, Error> {
+        let Some(meta) = self.read_meta(&session_id, true, self.config.write_timeout).await? else {
+            return Ok(None);
+        };
+        Ok(Some(SummaryState {
+            session_id,
+            turn_count: meta.turn_count,
+            summarized_through: meta.summarized_through,
+            needs_summary: meta.needs_summary,
+            summary: meta.summary_text()?,
+            expired: meta.is_expired(clock::now().unix_timestamp()),
+        }))
+    }
+
+    async fn turns_between(&self, session_id: Uuid, after: u64, through: u64) -> Result<Vec<Turn>, Error> {
+        if through <= after {
+            return Ok(Vec::new());
+        }
+        let mut turns = Vec::with_capacity((through - after).min(1_000) as usize);
+        let mut start_key: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = within(
+                self.config.write_timeout,
+                self.client
+                    .query()
+                    .table_name(self.table())
+                    .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
+                    .expression_attribute_values(":pk", s(keys::session_pk(&session_id)))
+                    .expression_attribute_values(":first", s(keys::turn_sk(after + 1)))
+                    .expression_attribute_values(":last", s(keys::turn_sk(through)))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start_key.take())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send(),
+            )
+            .await?
+            .map_err(Error::unavailable)?;
+            self.record(page.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
+            start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
+            for item in page.items.unwrap_or_default() {
+                turns.push(from_item::<TurnItem>(item)?.into_turn()?);
+            }
+            if start_key.is_none() {
+                return Ok(turns);
+            }
+        }
+    }
+
+    async fn clear_summary_flag(&self, session_id: Uuid, summarized_through: u64, due_at: u64) -> Result<bool, Error> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::session_pk(&session_id)))
+            .key(keys::SK, s(keys::META))
+            .update_expression("SET needs_summary = :clear, version = version + :one")
+            .condition_expression(
+                "attribute_exists(PK) AND needs_summary = :set AND summarized_through = :through AND turn_count < :due",
+            )
+            .expression_attribute_values(":clear", AttributeValue::Bool(false))
+            .expression_attribute_values(":set", AttributeValue::Bool(true))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":through", n(summarized_through))
+            .expression_attribute_values(":due", n(due_at))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        match within(self.config.write_timeout, update).await? {
+            Ok(output) => {
+                self.record(output.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
+                tracing::info!(%session_id, summarized_through, "stale summary flag cleared");
+                Ok(true)
+            }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {
+                Ok(false)
+            }
+            Err(e) => Err(Error::unavailable(e)),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Session metadata updates (`PATCH /sessions/{id}`): one conditional UpdateItem on META.
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use uuid::Uuid;
+
+use super::{from_item, n, s, within, DynamoStore};
+use crate::items::MetaItem;
+use crate::model::{Caller, IfMatch, SessionPatch, SessionUpdated};
+use crate::{clock, keys, Error};
+
+/// Updates a session's metadata (`PATCH /sessions/{id}`).
+pub trait SessionUpdater {
+    /// Replaces `page_context`, sets `updated_at`, slides the expiry and bumps the version.
+    /// Only the owner may, and only while the session lives (404 otherwise); with
+    /// `if_match`, only while the version is one of the given ETags (412 otherwise).
+    /// Never touches `turn_count` or the summary.
+    fn update_session(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        patch: SessionPatch,
+        if_match: Option<IfMatch>,
+    ) -> impl Future<Output = Result<SessionUpdated, Error>> + Send;
+}
+
+/// A lost race (the item changed between the failed condition and its check) is retried
+/// this many times in all before answering 503.
+const MAX_UPDATE_ATTEMPTS: u32 = 3;
+
+enum Attempt {
+    Updated(MetaItem),
+    /// The condition failed; the item as it was, when DynamoDB returned it.
+    Refused(Option<MetaItem>),
+}
+
+impl SessionUpdater for DynamoStore {
+    async fn update_session(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        patch: SessionPatch,
+        if_match: Option<IfMatch>,
+    ) -> Result<SessionUpdated, Error> {
+        patch.validate()?;
+        let page_context =
+            serde_dynamo::to_attribute_value::<_, AttributeValue>(&patch.page_context).map_err(Error::corrupt)?;
+        // Guests' META carries no customer-index keys. The token says which kind of session
+        // to expect; the condition checks it, and a mismatch is retried the other way.
+        let mut guest = caller.is_guest();
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            let old = match self.try_update(caller, &session_id, &page_context, if_match.as_ref(), guest).await? {
+                Attempt::Updated(meta) => {
+                    tracing::info!(%session_id, version = meta.version, attempt, "session updated");
+                    return Ok(SessionUpdated { session: meta.session(), version: meta.version });
+                }
+                Attempt::Refused(Some(old)) => old,
+                // DynamoDB did not return the old item: read it to tell 404 from 412.
+                Attempt::Refused(None) => {
+                    self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?
+                }
+            };
+            if old.owner_id != caller.customer_id || old.is_expired(clock::now().unix_timestamp()) {
+                return Err(Error::NotFound);
+            }
+            if if_match.as_ref().is_some_and(|m| !m.allows(old.version)) {
+                return Err(Error::PreconditionFailed);
+            }
+            guest = old.guest;
+        }
+        Err(Error::Unavailable("the session kept changing during the update".into()))
+    }
+}
+
+impl DynamoStore {
+    async fn try_update(
+        &self,
+        caller: &Caller,
+        session_id: &Uuid,
+        page_context: &AttributeValue,
+        if_match: Option<&IfMatch>,
+        guest: bool,
+    ) -> Result<Attempt, Error> {
+        let (now, now_secs, ttl) = self.now_with_expiry();
+        let mut set = vec!["page_context = :page_context", "updated_at = :now", "#ttl = :ttl", "version = version + :one"];
+        if !guest {
+            // Keeps "newest activity first" in the customer index.
+            set.push("GSI1SK = :now");
+        }
+        let mut condition =
+            "attribute_exists(PK) AND owner_id = :owner AND #ttl > :now_secs AND guest = :guest".to_owned();
+        let mut values = HashMap::from([
+            (":page_context".to_owned(), page_context.clone()),
+            (":now".to_owned(), s(&now)),
+            (":now_secs".to_owned(), n(now_secs)),
+            (":ttl".to_owned(), n(ttl)),
+            (":one".to_owned(), n(1)),
+            (":owner".to_owned(), s(&caller.customer_id)),
+            (":guest".to_owned(), AttributeValue::Bool(guest)),
+        ]);
+        if let Some(IfMatch::Versions(versions)) = if_match {
+            let names: Vec<String> = (0..versions.len()).map(|i| format!(":v{i}")).collect();
+            condition.push_str(&format!(" AND version IN ({})", names.join(", ")));
+            values.extend(names.into_iter().zip(versions.iter().map(n)));
+        }
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::session_pk(session_id)))
+            .key(keys::SK, s(keys::META))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition)
+            .expression_attribute_names("#ttl", "ttl")
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        match within(self.config.write_timeout, update).await? {
+            Ok(output) => {
+                self.record_write(output.consumed_capacity());
+                let item = output.attributes.ok_or_else(|| Error::Corrupt("the update returned no item".into()))?;
+                Ok(Attempt::Updated(from_item(item)?))
+            }
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(Attempt::Refused(failed.item.map(from_item).transpose()?))
+                }
+                other => Err(Error::unavailable(other)),
+            },
+            Err(e) => Err(Error::unavailable(e)),
+        }
+    }
+}

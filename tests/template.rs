@@ -1,0 +1,58 @@
+//! The template, the workspace and the sample events agree with each other.
+use std::path::Path;
+
+use tidewater_local::template;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn project_template() -> serde_yaml::Value {
+    template::load(root().join("template.yaml")).unwrap()
+}
+
+#[test]
+fn every_route_is_served_by_a_function_of_the_template() {
+    let template = project_template();
+    let binaries: Vec<String> = template::functions(&template).into_iter().map(|(_, _, b)| b).collect();
+
+    let routes = template::http_routes(&template);
+
+    assert!(routes.len() >= 3);
+    for route in routes {
+        assert!(binaries.contains(&route.function), "{} {} has no function", route.method, route.path);
+    }
+}
+
+#[test]
+fn every_function_has_a_binary_in_the_workspace_and_a_sample_event() {
+    let template = project_template();
+    let events: Vec<String> = std::fs::read_dir(root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+
+    for (id, _, binary) in template::functions(&template) {
+        let manifest = std::fs::read_to_string(root().join("functions").join(&binary).join("Cargo.toml"))
+            .unwrap_or_else(|_| panic!("{id}: functions/{binary}/Cargo.toml is missing"));
+        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{id}: no binary named {binary}");
+        let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        assert!(workspace.contains(&format!("\"functions/{binary}\"")), "{id}: not a workspace member");
+        assert!(
+            events.iter().any(|e| e.starts_with(&binary) && e.ends_with(".json")),
+            "{id}: no events/{binary}*.json sample"
+        );
+    }
+}
+
+#[test]
+fn every_function_declares_its_build_and_a_policy_without_wildcards() {
+    let template = project_template();
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+
+    assert!(!text.contains("DynamoDBCrudPolicy"));
+    assert!(!text.contains("Resource: \"*\"") && !text.contains("Resource: '*'"));
+    for (id, properties, _) in template::functions(&template) {
+        assert!(properties.get("Policies").is_some(), "{id} has no policy of its own");
+    }
+}
