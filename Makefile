@@ -7,6 +7,8 @@ export SAM_CLI_TELEMETRY := 0
 API_PORT ?= 3000
 DDB_PORT ?= 8000
 TEST_DDB_PORT ?= 8765
+BENCH_DDB_PORT ?= 8766
+FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
@@ -27,6 +29,14 @@ lint:
 
 build: tools
 	sam build --template template.yaml
+
+# Release binaries (x86_64 for timing and memory, arm64 bootstraps for size), then the
+# harness against DynamoDB Local. Prints the report and writes bench/report.md and .json.
+bench: tools
+	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
+	cargo build --release --locked -p tidewater-bench --bin bench -p tidewater-local --bin bench-summarize
+	cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
+	DDB_PORT=$(BENCH_DDB_PORT) ./scripts/with-dynamodb.sh target/release/bench
 
 token:
 	@cargo run --quiet --locked -p tidewater-local --bin token -- "$(SUB)" "$(GROUPS)"

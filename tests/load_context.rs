@@ -113,12 +113,7 @@ async fn etag_changes_with_every_write_to_meta() {
 
 #[tokio::test]
 async fn an_unreachable_dynamodb_gives_a_degraded_200() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
-        .load()
-        .await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default());
+    let store = unreachable_store().await;
 
     let response = load(&store, &alice(), Uuid::new_v4(), &[]).await;
 
@@ -128,12 +123,7 @@ async fn an_unreachable_dynamodb_gives_a_degraded_200() {
 
 #[tokio::test]
 async fn writes_to_an_unreachable_dynamodb_give_a_retryable_503() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
-        .load()
-        .await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default());
+    let store = unreachable_store().await;
 
     let response = create_session::handle(&store, api_request(Some(&alice()), "POST", "/sessions", "/sessions", &[], None)).await;
 

@@ -26,7 +26,11 @@ fn mapping() -> StreamMapping {
 
 fn turn_content(i: u64) -> (String, &'static str, Option<String>) {
     if i % 2 == 1 {
-        (format!("Is volume {i} of Frieren in stock?"), "user", Some(if i < 20 { "availability" } else { "purchase" }.to_owned()))
+        (
+            format!("Is volume {i} of Frieren in stock?"),
+            "user",
+            Some(if i < 20 { "availability" } else { "purchase" }.to_owned()),
+        )
     } else {
         (format!("Yes, Frieren volume {} is in stock.", i - 1), "assistant", None)
     }
@@ -106,11 +110,7 @@ async fn summaries(store: &DynamoStore, session: Uuid) -> Vec<u64> {
         .send()
         .await
         .unwrap();
-    output
-        .items()
-        .iter()
-        .filter_map(|item| item.get("through_turn")?.as_n().ok()?.parse().ok())
-        .collect()
+    output.items().iter().filter_map(|item| item.get("through_turn")?.as_n().ok()?.parse().ok()).collect()
 }
 
 async fn summary_state(store: &DynamoStore, session: Uuid) -> tidewater::SummaryState {
@@ -345,7 +345,8 @@ async fn appending_25_turns_through_the_api_makes_a_summary_appear_through_the_r
     let session = session_with_turns(&store, &alice(), None, 0).await;
     for i in 1..=25 {
         let (content, role, intent) = turn_content(i);
-        let body = json!({"response_id": format!("r{i}"), "role": role, "content": content, "intent": intent}).to_string();
+        let body =
+            json!({"response_id": format!("r{i}"), "role": role, "content": content, "intent": intent}).to_string();
         let path = format!("/sessions/{session}/turns");
         let request = api_request(Some(&alice()), "POST", "/sessions/{id}/turns", &path, &[], Some(&body));
         let response = append_turn::handle(&*store, store.config(), request).await;
@@ -465,7 +466,8 @@ async fn records_that_keep_failing_are_given_up_after_the_template_retries() {
     session_with_turns(&store, &alice(), None, 20).await;
     let mut runner = stream_runner(&store, None).await;
     let retries = runner.mapping().maximum_retry_attempts as usize;
-    let invoke = |_event: Event| async { Err::<DynamoDbEventResponse, _>(Error::Unavailable("the function is down".into())) };
+    let invoke =
+        |_event: Event| async { Err::<DynamoDbEventResponse, _>(Error::Unavailable("the function is down".into())) };
 
     let mut report = runner.poll_once(&invoke).await.unwrap();
     for _ in 0..20 {

@@ -46,7 +46,8 @@ impl StreamMapping {
         let number = |name: &str, default: u64| stream.get(name).and_then(serde_yaml::Value::as_u64).unwrap_or(default);
 
         let mut patterns = Vec::new();
-        let filters = stream.get("FilterCriteria").and_then(|c| c.get("Filters")).and_then(serde_yaml::Value::as_sequence);
+        let filters =
+            stream.get("FilterCriteria").and_then(|c| c.get("Filters")).and_then(serde_yaml::Value::as_sequence);
         for filter in filters.into_iter().flatten() {
             let pattern = match filter.get("Pattern") {
                 Some(serde_yaml::Value::String(text)) => serde_json::from_str(text)
@@ -165,7 +166,9 @@ fn matches_alternative(alternative: &Value, value: &Value) -> bool {
     match alternative {
         Value::Object(operator) => match operator.iter().next() {
             Some((name, Value::Bool(exists))) if name == "exists" => *exists,
-            Some((name, Value::String(prefix))) if name == "prefix" => value.as_str().is_some_and(|s| s.starts_with(prefix.as_str())),
+            Some((name, Value::String(prefix))) if name == "prefix" => {
+                value.as_str().is_some_and(|s| s.starts_with(prefix.as_str()))
+            }
             Some((name, Value::Array(excluded))) if name == "anything-but" => !excluded.iter().any(|e| same(e, value)),
             Some((name, excluded)) if name == "anything-but" => !same(excluded, value),
             _ => false,
@@ -204,7 +207,9 @@ mod tests {
 
     #[test]
     fn nested_exact_values_and_alternatives_match() {
-        let f = filter(json!([{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"needs_summary": {"BOOL": [true]}}}}]));
+        let f = filter(
+            json!([{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"needs_summary": {"BOOL": [true]}}}}]),
+        );
         assert!(f.matches(&meta_record("MODIFY", Some(false), true)));
         assert!(f.matches(&meta_record("INSERT", None, true)));
         assert!(!f.matches(&meta_record("MODIFY", Some(false), false)));
@@ -235,7 +240,9 @@ mod tests {
 
     #[test]
     fn prefix_and_anything_but() {
-        let f = filter(json!([{"dynamodb": {"Keys": {"SK": {"S": [{"prefix": "TURN#"}]}}}, "eventName": [{"anything-but": ["REMOVE"]}]}]));
+        let f = filter(
+            json!([{"dynamodb": {"Keys": {"SK": {"S": [{"prefix": "TURN#"}]}}}, "eventName": [{"anything-but": ["REMOVE"]}]}]),
+        );
         assert!(f.matches(&json!({"eventName": "INSERT", "dynamodb": {"Keys": {"SK": {"S": "TURN#0000000001"}}}})));
         assert!(!f.matches(&json!({"eventName": "REMOVE", "dynamodb": {"Keys": {"SK": {"S": "TURN#0000000001"}}}})));
         assert!(!f.matches(&json!({"eventName": "INSERT", "dynamodb": {"Keys": {"SK": {"S": "META"}}}})));
@@ -243,14 +250,16 @@ mod tests {
 
     #[test]
     fn a_numeric_filter_is_refused() {
-        let refused = EventFilter::new(vec![json!({"dynamodb": {"NewImage": {"turn_count": {"N": [{"numeric": [">=", 20]}]}}}})]);
+        let refused =
+            EventFilter::new(vec![json!({"dynamodb": {"NewImage": {"turn_count": {"N": [{"numeric": [">=", 20]}]}}}})]);
         let message = refused.unwrap_err().to_string();
         assert!(message.contains("numeric"), "{message}");
     }
 
     #[test]
     fn the_template_maps_the_summarize_function_and_filters_on_the_flag_transition() {
-        let mapping = StreamMapping::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), "summarize").unwrap();
+        let mapping =
+            StreamMapping::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"), "summarize").unwrap();
         assert_eq!(mapping.function, "summarize");
         assert!(!mapping.filter.is_empty());
         assert!(mapping.filter.matches(&meta_record("MODIFY", Some(false), true)), "threshold crossed");

@@ -211,7 +211,10 @@ impl StreamRunner {
             }
             // Children of a shard that just finished get their turn.
             pending = waiting;
-            if pending.iter().all(|s| s.parent_shard_id.as_ref().is_some_and(|p| listed.contains(p) && !self.finished(p))) {
+            if pending
+                .iter()
+                .all(|s| s.parent_shard_id.as_ref().is_some_and(|p| listed.contains(p) && !self.finished(p)))
+            {
                 break;
             }
         }
@@ -266,8 +269,13 @@ impl StreamRunner {
         };
         match result {
             Ok(output) => Ok(output.shard_iterator),
-            Err(SdkError::ServiceError(e)) if after.is_some() && matches!(e.err(), GetShardIteratorError::TrimmedDataAccessException(_)) => {
-                tracing::warn!(shard_id, "the checkpoint is older than the stream keeps; reading from the trim horizon");
+            Err(SdkError::ServiceError(e))
+                if after.is_some() && matches!(e.err(), GetShardIteratorError::TrimmedDataAccessException(_)) =>
+            {
+                tracing::warn!(
+                    shard_id,
+                    "the checkpoint is older than the stream keeps; reading from the trim horizon"
+                );
                 let output = self
                     .streams
                     .get_shard_iterator()
@@ -283,7 +291,12 @@ impl StreamRunner {
         }
     }
 
-    async fn drain_shard(&mut self, stream_arn: &str, shard_id: &str, invoker: &impl Invoke) -> Result<PollReport, Error> {
+    async fn drain_shard(
+        &mut self,
+        stream_arn: &str,
+        shard_id: &str,
+        invoker: &impl Invoke,
+    ) -> Result<PollReport, Error> {
         let mut report = PollReport::default();
         let mut iterator = match self.iterators.remove(shard_id) {
             Some(iterator) => Some(iterator),
@@ -435,10 +448,9 @@ pub fn to_event_record(record: &Record, stream_arn: &str) -> EventRecord {
         stream_record.old_image = change.old_image.clone().unwrap_or_default().into();
         stream_record.sequence_number = change.sequence_number.clone();
         stream_record.size_bytes = change.size_bytes.unwrap_or_default();
-        stream_record.stream_view_type = change
-            .stream_view_type
-            .as_ref()
-            .and_then(|t| serde_json::from_value::<StreamViewType>(serde_json::Value::String(t.as_str().to_owned())).ok());
+        stream_record.stream_view_type = change.stream_view_type.as_ref().and_then(|t| {
+            serde_json::from_value::<StreamViewType>(serde_json::Value::String(t.as_str().to_owned())).ok()
+        });
         event.change = stream_record;
     }
     event

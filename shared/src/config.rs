@@ -14,6 +14,7 @@ use crate::Error;
 /// | `SUMMARY_THRESHOLD` | `20` | unsummarised turns that make a summary due |
 /// | `AWS_LAMBDA_FUNCTION_NAME` | unset | set by Lambda; turns on consumed-capacity metrics |
 /// | `RECEIPT_SALT` | `tidewater-receipts-v1` | prefixed to a customer id before hashing it for deletion receipts |
+/// | `WARM_UP` | `0` | `1`: one cheap DynamoDB call during init ([`crate::DynamoStore::warm_up`]) |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -28,6 +29,9 @@ pub struct Config {
     /// Emit consumed capacity as EMF metrics under this function name (`AWS_LAMBDA_FUNCTION_NAME`,
     /// set by Lambda); off when unset.
     pub metrics_function: Option<String>,
+    /// `WARM_UP=1`: one GetItem during init, so that the first request finds the credentials
+    /// resolved and the connection (on AWS, its TLS session) open. See `make bench` for what it buys.
+    pub warm_up: bool,
 }
 
 impl Default for Config {
@@ -41,6 +45,7 @@ impl Default for Config {
             summary_threshold: 20,
             receipt_salt: "tidewater-receipts-v1".to_owned(),
             metrics_function: None,
+            warm_up: false,
         }
     }
 }
@@ -53,17 +58,7 @@ impl Config {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let defaults = Config::default();
-        let number = |name: &str, default: u64| -> Result<u64, Error> {
-            match lookup(name) {
-                None => Ok(default),
-                Some(value) => value
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}"))),
-            }
-        };
+        let number = |name: &str, default: u64| positive_number(&lookup, name, default);
         Ok(Config {
             table_name: lookup("TABLE_NAME").filter(|t| !t.is_empty()).unwrap_or(defaults.table_name),
             session_ttl: Duration::from_secs(number("SESSION_TTL_SECONDS", defaults.session_ttl.as_secs())?),
@@ -73,7 +68,21 @@ impl Config {
             summary_threshold: number("SUMMARY_THRESHOLD", defaults.summary_threshold)?,
             receipt_salt: lookup("RECEIPT_SALT").filter(|s| !s.is_empty()).unwrap_or(defaults.receipt_salt),
             metrics_function: lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|f| !f.is_empty()),
+            warm_up: lookup("WARM_UP").is_some_and(|v| matches!(v.trim(), "1" | "true")),
         })
+    }
+}
+
+/// A positive integer setting `name`, or `default` when it is unset.
+pub fn positive_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, Error> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}"))),
     }
 }
 
@@ -87,6 +96,13 @@ mod tests {
         assert_eq!(config.table_name, "tidewater");
         assert_eq!(config.max_content_bytes, 65_536);
         assert_eq!(config.load_deadline, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn warm_up_is_off_unless_asked_for() {
+        assert!(!Config::from_lookup(|_| None).unwrap().warm_up);
+        assert!(!Config::from_lookup(|name| (name == "WARM_UP").then(|| "0".to_owned())).unwrap().warm_up);
+        assert!(Config::from_lookup(|name| (name == "WARM_UP").then(|| "1".to_owned())).unwrap().warm_up);
     }
 
     #[test]

@@ -23,14 +23,15 @@ pub mod telemetry;
 #[cfg(feature = "http")]
 pub mod http;
 
-pub use config::Config;
-pub use error::{Error, Result};
-pub use model::{Appended, Caller, Context, NewSession, NewTurn, Role, Session, SessionCreated, Summary, Turn, TurnDraft};
-pub use store::{dynamodb_client, Capacity, ContextLoader, DynamoStore, SessionCreator, SummaryWriter, TurnAppender};
-pub use model::Receipt;
-pub use store::{CustomerPurger, ReceiptReader, SessionDeleter};
+pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
-pub use model::{IfMatch, ResumableSession, SessionPage, SessionPatch, SessionUpdated, TurnPage};
-pub use store::{SessionLister, SessionUpdater, TurnExporter};
-pub use store::{SummarySource, SummaryState};
+pub use error::{Error, Result};
+pub use model::{
+    Appended, Caller, Context, IfMatch, NewSession, NewTurn, Receipt, ResumableSession, Role, Session, SessionCreated,
+    SessionPage, SessionPatch, SessionUpdated, Summary, Turn, TurnDraft, TurnPage,
+};
+pub use store::{
+    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ReceiptReader, SessionCreator, SessionDeleter,
+    SessionLister, SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
+};
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

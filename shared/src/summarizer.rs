@@ -296,7 +296,9 @@ fn titles(text: &str) -> Vec<String> {
         let capitalised = word.chars().next().is_some_and(char::is_uppercase);
         let starts_title = capitalised && !(sentence_start && NOT_TITLES.contains(&word));
         if starts_title
-            || (!run.is_empty() && (CONNECTORS.contains(&word) || word.chars().all(|c| c.is_ascii_digit())) && !word.is_empty())
+            || (!run.is_empty()
+                && (CONNECTORS.contains(&word) || word.chars().all(|c| c.is_ascii_digit()))
+                && !word.is_empty())
         {
             run.push(word);
         } else {
@@ -352,7 +354,10 @@ mod tests {
         let turns = conversation();
         let summary = ExtractiveSummarizer::default().summarize_now(SummaryInput { previous: None, turns: &turns });
 
-        assert!(summary.contains("Questions: Is volume 3 of Frieren in stock? | Do you also have \"Spy x Family\"?"), "{summary}");
+        assert!(
+            summary.contains("Questions: Is volume 3 of Frieren in stock? | Do you also have \"Spy x Family\"?"),
+            "{summary}"
+        );
         assert!(summary.contains("Intents: availability; browse"), "{summary}");
         assert!(summary.contains("Frieren"), "{summary}");
         assert!(summary.contains("Spy x Family"), "{summary}");
@@ -390,7 +395,12 @@ mod tests {
                 .map(|i| {
                     let index = window * 20 + i;
                     if i % 2 == 1 {
-                        turn(index, Role::User, &format!("Do you have Volume {index} of Series Number {window}?"), Some("browse"))
+                        turn(
+                            index,
+                            Role::User,
+                            &format!("Do you have Volume {index} of Series Number {window}?"),
+                            Some("browse"),
+                        )
                     } else {
                         turn(index, Role::Assistant, &"A long answer about the series. ".repeat(40), None)
                     }

@@ -19,6 +19,16 @@ pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
     Arc::new(store)
 }
 
+/// A store whose DynamoDB endpoint is a closed port: every call fails at once.
+pub async fn unreachable_store() -> DynamoStore {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+        .load()
+        .await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default())
+}
+
 pub async fn store() -> Arc<DynamoStore> {
     fresh_store(Config::default()).await
 }

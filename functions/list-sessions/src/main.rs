@@ -7,5 +7,6 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let key = CursorKey::from_env()?;
     let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    store.warm_up().await;
     run(service_fn(|request| async { Ok::<_, Error>(list_sessions::handle(&store, &key, request).await) })).await
 }

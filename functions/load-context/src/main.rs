@@ -6,5 +6,6 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    store.warm_up().await;
     run(service_fn(|request| async { Ok::<_, Error>(load_context::handle(&store, request).await) })).await
 }

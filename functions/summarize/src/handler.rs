@@ -16,6 +16,7 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
+use tidewater::metrics::{Metrics, Unit};
 use tidewater::summarizer::{due_at, next_window_end};
 use tidewater::{keys, Config, Error, Summarizer, SummaryInput, SummarySource, SummaryWriter};
 use uuid::Uuid;
@@ -71,14 +72,14 @@ pub fn classify(record: &EventRecord) -> Result<Trigger, Poison> {
     if record.event_name == "REMOVE" {
         return Ok(Trigger::Skip);
     }
-    let keys: RecordKeys = serde_dynamo::from_item(record.change.keys.clone())
-        .map_err(|source| Poison { session_id: None, source })?;
+    let keys: RecordKeys =
+        serde_dynamo::from_item(record.change.keys.clone()).map_err(|source| Poison { session_id: None, source })?;
     if keys.sk != keys::META {
         return Ok(Trigger::Skip);
     }
     let session_id = keys::session_id_from_pk(&keys.pk);
-    let image: MetaImage = serde_dynamo::from_item(record.change.new_image.clone())
-        .map_err(|source| Poison { session_id, source })?;
+    let image: MetaImage =
+        serde_dynamo::from_item(record.change.new_image.clone()).map_err(|source| Poison { session_id, source })?;
     if Some(image.session_id) != session_id {
         return Err(Poison {
             session_id,
@@ -103,6 +104,7 @@ where
     S: SummarySource + SummaryWriter + Sync,
     M: Summarizer + Sync,
 {
+    let started = std::time::Instant::now();
     let records = event.records.len();
     let mut failed: Vec<(usize, String)> = Vec::new();
     // Sessions in order of first appearance, each with the records that asked for it.
@@ -152,6 +154,12 @@ where
 
     failed.sort();
     tracing::info!(records, sessions = session_count, summaries_written = written, failed = failed.len(), "batch done");
+    Metrics::new("summarize")
+        .count("RecordsReceived", records as u64)
+        .count("SummariesWritten", u64::from(written))
+        .count("RecordsFailed", failed.len() as u64)
+        .add("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds)
+        .emit();
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -168,7 +176,12 @@ where
 ///
 /// Each round re-reads META, so a summary another consumer wrote meanwhile is seen, and an
 /// append that landed while this one summarised is not left without its flag.
-pub async fn summarize_session<S, M>(store: &S, summarizer: &M, threshold: u64, session_id: Uuid) -> Result<Outcome, Error>
+pub async fn summarize_session<S, M>(
+    store: &S,
+    summarizer: &M,
+    threshold: u64,
+    session_id: Uuid,
+) -> Result<Outcome, Error>
 where
     S: SummarySource + SummaryWriter + Sync,
     M: Summarizer + Sync,

@@ -8,7 +8,10 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    store.warm_up().await;
     let summarizer = AnySummarizer::from_env().await?;
-    let handler = |event: LambdaEvent<Event>| async { Ok::<_, Error>(summarize::handle(&store, &summarizer, &config, event.payload).await) };
+    let handler = |event: LambdaEvent<Event>| async {
+        Ok::<_, Error>(summarize::handle(&store, &summarizer, &config, event.payload).await)
+    };
     run(service_fn(handler)).await
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use tidewater::summarizer::DEFAULT_SUMMARY_MAX_CHARS;
-use tidewater::{Error, ExtractiveSummarizer, Summarizer, SummaryInput};
+use tidewater::{positive_number, Error, ExtractiveSummarizer, Summarizer, SummaryInput};
 
 use crate::BedrockSummarizer;
 
@@ -39,20 +39,12 @@ impl SummarizerSettings {
             None | Some("") | Some("extractive") => SummarizerKind::Extractive,
             Some("bedrock") => SummarizerKind::Bedrock,
             Some(other) => {
-                return Err(Error::Validation(format!("SUMMARIZER must be \"extractive\" or \"bedrock\", got {other:?}")))
+                return Err(Error::Validation(format!(
+                    "SUMMARIZER must be \"extractive\" or \"bedrock\", got {other:?}"
+                )))
             }
         };
-        let number = |name: &str, default: u64| -> Result<u64, Error> {
-            match lookup(name) {
-                None => Ok(default),
-                Some(value) => value
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}"))),
-            }
-        };
+        let number = |name: &str, default: u64| positive_number(&lookup, name, default);
         let model_id = lookup("BEDROCK_MODEL_ID").map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
         if kind == SummarizerKind::Bedrock && model_id.is_none() {
             return Err(Error::Validation("SUMMARIZER=bedrock needs BEDROCK_MODEL_ID".to_owned()));
@@ -126,8 +118,12 @@ mod tests {
     #[test]
     fn bedrock_needs_a_model_id() {
         assert!(matches!(settings(&[("SUMMARIZER", "bedrock")]), Err(Error::Validation(_))));
-        let s = settings(&[("SUMMARIZER", "bedrock"), ("BEDROCK_MODEL_ID", "m1"), ("BEDROCK_TIMEOUT_MS", "500")]).unwrap();
-        assert_eq!((s.kind, s.model_id.as_deref(), s.timeout), (SummarizerKind::Bedrock, Some("m1"), Duration::from_millis(500)));
+        let s =
+            settings(&[("SUMMARIZER", "bedrock"), ("BEDROCK_MODEL_ID", "m1"), ("BEDROCK_TIMEOUT_MS", "500")]).unwrap();
+        assert_eq!(
+            (s.kind, s.model_id.as_deref(), s.timeout),
+            (SummarizerKind::Bedrock, Some("m1"), Duration::from_millis(500))
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ use uuid::Uuid;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let env_number = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let env_number =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let total = env_number("RECORDS", 1_000).max(1);
     let crossing = (total * env_number("CROSSING_PERCENT", 5) / 100).clamp(1, total);
     let template = std::env::var("TEMPLATE").unwrap_or_else(|_| "template.yaml".to_owned());
@@ -43,7 +44,13 @@ async fn main() -> Result<(), Error> {
     result
 }
 
-async fn run(store: &DynamoStore, mapping: &StreamMapping, total: usize, crossing: usize, threshold: u64) -> Result<(), Error> {
+async fn run(
+    store: &DynamoStore,
+    mapping: &StreamMapping,
+    total: usize,
+    crossing: usize,
+    threshold: u64,
+) -> Result<(), Error> {
     println!("set-up: {crossing} sessions of {threshold} turns (not timed)");
     let owner = Caller::new("bench", Vec::<String>::new());
     let sessions: Vec<Uuid> = stream::iter(0..crossing)
@@ -83,7 +90,10 @@ async fn run(store: &DynamoStore, mapping: &StreamMapping, total: usize, crossin
     }
     let redelivery = redelivery_started.elapsed();
 
-    println!("records: {total}, passed the filter: {}, summaries written: {summarised}/{crossing}, failures: {failures}", matched.len());
+    println!(
+        "records: {total}, passed the filter: {}, summaries written: {summarised}/{crossing}, failures: {failures}",
+        matched.len()
+    );
     println!("filter alone:                {:>10.0} records/s ({:.2} ms)", rate(total, filtered_in), ms(filtered_in));
     println!("filter + handler:            {:>10.0} records/s ({:.2} ms)", rate(total, elapsed), ms(elapsed));
     println!("  per summary written:       {:>10.2} ms", ms(elapsed) / crossing as f64);
@@ -106,7 +116,11 @@ async fn session_with_turns(store: &DynamoStore, owner: &Caller, turns: u64) -> 
     let session = store.create_session(owner, NewSession::default()).await?.session_id;
     for i in 1..=turns {
         let (role, content, intent) = if i % 2 == 1 {
-            ("user", format!("Do you have volume {i} of \"Dungeon Meshi\" in paperback?"), Some("availability".to_owned()))
+            (
+                "user",
+                format!("Do you have volume {i} of \"Dungeon Meshi\" in paperback?"),
+                Some("availability".to_owned()),
+            )
         } else {
             ("assistant", format!("Yes, volume {} of Dungeon Meshi ships tomorrow.", i - 1), None)
         };
@@ -131,7 +145,14 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
             if let Some(session) = crossing.next() {
                 let old = meta(*session, threshold - 1, false);
                 let new = meta(*session, threshold, true);
-                records.push(record("MODIFY", &new.pk, &new.sk, Some(to_item(&new)?), Some(to_item(&old)?), sequence_number));
+                records.push(record(
+                    "MODIFY",
+                    &new.pk,
+                    &new.sk,
+                    Some(to_item(&new)?),
+                    Some(to_item(&old)?),
+                    sequence_number,
+                ));
                 continue;
             }
         }
@@ -166,7 +187,14 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
             _ => {
                 let old = meta(other, turn.saturating_sub(1), false);
                 let new = meta(other, turn, false);
-                records.push(record("MODIFY", &new.pk, &new.sk, Some(to_item(&new)?), Some(to_item(&old)?), sequence_number));
+                records.push(record(
+                    "MODIFY",
+                    &new.pk,
+                    &new.sk,
+                    Some(to_item(&new)?),
+                    Some(to_item(&old)?),
+                    sequence_number,
+                ));
                 if turn >= threshold / 2 {
                     other = Uuid::new_v4();
                     turn = 0;
@@ -230,7 +258,8 @@ fn record(
     record.event_version = Some("1.1".to_owned());
     record.event_source = Some("aws:dynamodb".to_owned());
     record.aws_region = "us-east-1".to_owned();
-    record.event_source_arn = Some("arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/2026-11-26T19:00:00.000".to_owned());
+    record.event_source_arn =
+        Some("arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/2026-11-26T19:00:00.000".to_owned());
     record.change = change;
     record
 }

@@ -9,22 +9,25 @@
 //! | `TEMPLATE` | `template.yaml` | where the filter, batch size and retries are read |
 //! | `CHECKPOINT_FILE` | `.run/stream-checkpoint.json` | progress, so a restart does not replay |
 //! | `STREAM_FUNCTION` | `summarize` | the binary of the function whose stream event is run |
-//! | `POLL_INTERVAL_MS` | `500` | the pause when the stream has nothing new |
+//! | `POLL_INTERVAL_MS` | `200` | the pause when the stream has nothing new |
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aws_lambda_events::dynamodb::Event;
 use tidewater::{dynamodb_client, telemetry, Config, Error};
 use tidewater_local::filter::StreamMapping;
-use tidewater_local::stream::{streams_client, HttpInvoker, StreamRunner};
+use tidewater_local::stream::{streams_client, HttpInvoker, Invoke, StreamRunner};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let env = |name: &str, default: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+    let env = |name: &str, default: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    };
     let config = Config::from_env()?;
     let template = env("TEMPLATE", "template.yaml");
     let mapping = StreamMapping::load(&template, &env("STREAM_FUNCTION", "summarize"))?;
-    let poll_interval = Duration::from_millis(env("POLL_INTERVAL_MS", "500").parse().unwrap_or(500));
+    let poll_interval = Duration::from_millis(env("POLL_INTERVAL_MS", "200").parse().unwrap_or(200));
     let invoker = HttpInvoker::new(&env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"), &mapping.function);
     tracing::info!(
         table = %config.table_name,
@@ -33,8 +36,22 @@ async fn main() -> Result<(), Error> {
         batch_size = mapping.batch_size,
         "stream runner started"
     );
+    // `cargo lambda watch` starts a function on its first invoke; an empty batch does that now,
+    // so the first summary due does not wait for it.
+    let warm_up = invoker.clone();
+    tokio::spawn(async move {
+        if let Err(error) = warm_up.invoke(Event::default()).await {
+            tracing::warn!(error = %error, "warming up the function failed; the first batch will start it");
+        }
+    });
     let checkpoint = PathBuf::from(env("CHECKPOINT_FILE", ".run/stream-checkpoint.json"));
-    let mut runner = StreamRunner::new(dynamodb_client().await, streams_client().await, &config.table_name, mapping, Some(checkpoint))?;
+    let mut runner = StreamRunner::new(
+        dynamodb_client().await,
+        streams_client().await,
+        &config.table_name,
+        mapping,
+        Some(checkpoint),
+    )?;
 
     let mut last_error: Option<String> = None;
     loop {

@@ -575,12 +575,8 @@ impl DynamoStore {
         let ledger_key = || {
             HashMap::from([(keys::PK.to_owned(), s(keys::privacy_pk(hash))), (keys::SK.to_owned(), s(keys::PURGE_LEDGER))])
         };
-        let ledger = self.client.get_item().table_name(self.table()).set_key(Some(ledger_key())).consistent_read(true);
-        let ledger = within(self.config.write_timeout, ledger.return_consumed_capacity(ReturnConsumedCapacity::Total).send())
-            .await?
-            .map_err(Error::unavailable)?;
-        self.record_read(ledger.consumed_capacity());
-        let ledger: Option<LedgerItem> = ledger.item.map(from_item).transpose()?;
+        let ledger: Option<LedgerItem> =
+            self.get_item(keys::privacy_pk(hash), keys::PURGE_LEDGER, true, self.config.write_timeout).await?;
 
         if let Some(ledger) = ledger.filter(|l| l.receipt_id == *receipt_id) {
             let receipt = ReceiptItem {
@@ -616,18 +612,9 @@ impl DynamoStore {
     }
 
     async fn get_receipt(&self, receipt_id: &Uuid) -> Result<Option<Receipt>, Error> {
-        let get = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::receipt_pk(receipt_id)))
-            .key(keys::SK, s(keys::RECEIPT))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let output = within(self.config.write_timeout, get).await?.map_err(Error::unavailable)?;
-        self.record_read(output.consumed_capacity());
-        Ok(output.item.map(from_item::<ReceiptItem>).transpose()?.map(Receipt::from))
+        let receipt: Option<ReceiptItem> =
+            self.get_item(keys::receipt_pk(receipt_id), keys::RECEIPT, true, self.config.write_timeout).await?;
+        Ok(receipt.map(Receipt::from))
     }
 
     /// Sends a transaction, retrying it while it collides with another transaction on the

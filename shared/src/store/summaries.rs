@@ -121,7 +121,9 @@ impl SummarySource for DynamoStore {
                 tracing::info!(%session_id, summarized_through, "stale summary flag cleared");
                 Ok(true)
             }
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(Error::unavailable(e)),

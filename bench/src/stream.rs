@@ -1,0 +1,103 @@
+//! P6: the stream consumer's throughput. The summarize function's own benchmark
+//! (`local/src/bin/bench-summarize.rs`) does the work; this runs it and reads its figures.
+use std::path::Path;
+
+use tokio::process::Command;
+
+use crate::BoxError;
+
+#[derive(Debug, Default)]
+pub struct Throughput {
+    pub records: f64,
+    pub crossing: f64,
+    pub written: f64,
+    pub failures: f64,
+    pub filter_and_handler_per_s: f64,
+    pub filter_alone_per_s: f64,
+    pub redelivery_per_s: f64,
+    pub per_summary_ms: f64,
+    /// Summary items per crossing session after the redelivery, when the benchmark reports it.
+    pub summary_items_per_session: Option<(f64, f64)>,
+    pub succeeded: bool,
+    pub output: String,
+}
+
+pub async fn run(release_dir: &Path, records: usize, crossing_percent: usize) -> Result<Throughput, BoxError> {
+    let binary = release_dir.join("bench-summarize");
+    let output = Command::new(&binary)
+        .env("RECORDS", records.to_string())
+        .env("CROSSING_PERCENT", crossing_percent.to_string())
+        .env("TEMPLATE", "template.yaml")
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut result = parse(&stdout);
+    result.succeeded = output.status.success();
+    if !result.succeeded {
+        result.output = format!("{}\n{}", stdout.trim(), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(result)
+}
+
+/// Reads the lines bench-summarize prints (its EMF metric lines are skipped).
+pub fn parse(stdout: &str) -> Throughput {
+    let mut t = Throughput::default();
+    let rate = |line: &str| -> f64 {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.iter().position(|w| *w == "records/s").and_then(|i| words.get(i.wrapping_sub(1))).and_then(|w| w.parse().ok()).unwrap_or(f64::NAN)
+    };
+    for line in stdout.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("records:") {
+            for part in rest.split(',').map(str::trim) {
+                if let Ok(n) = part.parse::<f64>() {
+                    t.records = n;
+                } else if let Some(v) = part.strip_prefix("summaries written:") {
+                    let (w, c) = v.trim().split_once('/').unwrap_or(("", ""));
+                    t.written = w.trim().parse().unwrap_or(f64::NAN);
+                    t.crossing = c.trim().parse().unwrap_or(f64::NAN);
+                } else if let Some(v) = part.strip_prefix("failures:") {
+                    t.failures = v.trim().parse().unwrap_or(f64::NAN);
+                }
+            }
+        } else if line.starts_with("filter + handler:") {
+            t.filter_and_handler_per_s = rate(line);
+        } else if line.starts_with("filter alone:") {
+            t.filter_alone_per_s = rate(line);
+        } else if line.starts_with("redelivery") {
+            t.redelivery_per_s = rate(line);
+        } else if let Some(v) = line.strip_prefix("per summary written:") {
+            t.per_summary_ms = v.trim().trim_end_matches("ms").trim().parse().unwrap_or(f64::NAN);
+        } else if let Some(v) = line.strip_prefix("summary items per crossing session:") {
+            let (lo, hi) = v.trim().split_once('-').unwrap_or((v.trim(), v.trim()));
+            if let (Ok(lo), Ok(hi)) = (lo.trim().parse(), hi.trim().parse()) {
+                t.summary_items_per_session = Some((lo, hi));
+            }
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_figures_bench_summarize_prints() {
+        let out = "set-up: 50 sessions of 20 turns (not timed)\n\
+            {\"_aws\":{}}\n\
+            records: 1000, passed the filter: 50, summaries written: 50/50, failures: 0\n\
+            filter alone:                    250000 records/s (4.00 ms)\n\
+            filter + handler:                  4000 records/s (250.00 ms)\n\
+            \x20 per summary written:             5.00 ms\n\
+            redelivery, no filter:             9000 records/s (111.00 ms)\n\
+            summary items per crossing session: 1-1\n";
+        let t = parse(out);
+        assert_eq!((t.records, t.written, t.crossing, t.failures), (1000.0, 50.0, 50.0, 0.0));
+        assert_eq!(t.filter_and_handler_per_s, 4000.0);
+        assert_eq!(t.filter_alone_per_s, 250000.0);
+        assert_eq!(t.redelivery_per_s, 9000.0);
+        assert_eq!(t.per_summary_ms, 5.0);
+        assert_eq!(t.summary_items_per_session, Some((1.0, 1.0)));
+    }
+}
