@@ -40,7 +40,12 @@ pub struct Duplicate {
 }
 
 /// Appends `turn` to `session_id` and prices it.
-pub async fn price(store: &DynamoStore, caller: &Caller, session_id: Uuid, turn: TurnDraft) -> Result<AppendPrice, BoxError> {
+pub async fn price(
+    store: &DynamoStore,
+    caller: &Caller,
+    session_id: Uuid,
+    turn: TurnDraft,
+) -> Result<AppendPrice, BoxError> {
     let pk = keys::session_pk(&session_id);
     let meta_before = get_item(store, &pk, keys::META).await?;
     store.reset_consumed();
@@ -87,9 +92,12 @@ fn index_write(before: &Item, after: &Item) -> (Option<(usize, usize)>, f64) {
         (false, false) => (None, 0.0),
         (true, true) => {
             let (old, new) = (index_entry(before), index_entry(after));
-            let moved = before.get(keys::GSI1SK) != after.get(keys::GSI1SK) || before.get(keys::GSI1PK) != after.get(keys::GSI1PK);
+            let moved = before.get(keys::GSI1SK) != after.get(keys::GSI1SK)
+                || before.get(keys::GSI1PK) != after.get(keys::GSI1PK);
             let projected: Vec<&str> = RESUME_PROJECTION.to_vec();
-            let changed = projected.iter().any(|name| before.get(*name) != after.get(*name));
+            let changed = projected
+                .iter()
+                .any(|name| before.get(*name) != after.get(*name));
             let wcu = if moved {
                 write_units(old) + write_units(new)
             } else if changed {
@@ -99,13 +107,24 @@ fn index_write(before: &Item, after: &Item) -> (Option<(usize, usize)>, f64) {
             };
             (Some((old, new)), wcu)
         }
-        (false, true) => (Some((0, index_entry(after))), write_units(index_entry(after))),
-        (true, false) => (Some((index_entry(before), 0)), write_units(index_entry(before))),
+        (false, true) => (
+            Some((0, index_entry(after))),
+            write_units(index_entry(after)),
+        ),
+        (true, false) => (
+            Some((index_entry(before), 0)),
+            write_units(index_entry(before)),
+        ),
     }
 }
 
 /// Retries the same append: it must answer the original index and write nothing.
-pub async fn duplicate(store: &DynamoStore, caller: &Caller, session_id: Uuid, turn: TurnDraft) -> Result<Duplicate, BoxError> {
+pub async fn duplicate(
+    store: &DynamoStore,
+    caller: &Caller,
+    session_id: Uuid,
+    turn: TurnDraft,
+) -> Result<Duplicate, BoxError> {
     let pk = keys::session_pk(&session_id);
     let before = partition(store, &pk).await?;
     store.reset_consumed();
@@ -150,7 +169,10 @@ pub async fn plain_put_units(store: &DynamoStore, item: &Item) -> Result<(f64, f
     copy.remove(keys::GSI1PK);
     copy.remove(keys::GSI1SK);
     // Same key length as a session key, another partition.
-    copy.insert(keys::PK.to_owned(), AttributeValue::S(keys::session_pk(&Uuid::new_v4())));
+    copy.insert(
+        keys::PK.to_owned(),
+        AttributeValue::S(keys::session_pk(&Uuid::new_v4())),
+    );
     let output = store
         .client()
         .put_item()
@@ -159,11 +181,19 @@ pub async fn plain_put_units(store: &DynamoStore, item: &Item) -> Result<(f64, f
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
         .send()
         .await?;
-    let reported = output.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(f64::NAN);
+    let reported = output
+        .consumed_capacity()
+        .and_then(|c| c.capacity_units())
+        .unwrap_or(f64::NAN);
     Ok((reported, write_units(item_size(&copy))))
 }
 
-pub async fn items_of_append(store: &DynamoStore, session_id: Uuid, response_id: &str, turn_index: u64) -> Result<[Item; 3], BoxError> {
+pub async fn items_of_append(
+    store: &DynamoStore,
+    session_id: Uuid,
+    response_id: &str,
+    turn_index: u64,
+) -> Result<[Item; 3], BoxError> {
     let pk = keys::session_pk(&session_id);
     Ok([
         get_item(store, &pk, &keys::response_sk(response_id)).await?,

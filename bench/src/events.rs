@@ -4,7 +4,14 @@ use serde_json::json;
 use tidewater::Caller;
 use tidewater_local::apigw::{request_event, HttpRequest};
 
-pub fn api_event(caller: &Caller, method: &str, route: &str, path: &str, raw_query: &str, body: Option<String>) -> String {
+pub fn api_event(
+    caller: &Caller,
+    method: &str,
+    route: &str,
+    path: &str,
+    raw_query: &str,
+    body: Option<String>,
+) -> String {
     let path_parameters = route
         .split('/')
         .zip(path.split('/'))

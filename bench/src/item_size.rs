@@ -23,12 +23,17 @@ pub const READ_UNIT_BYTES: usize = 4096;
 
 /// The size of an item as DynamoDB counts it for capacity.
 pub fn item_size(item: &Item) -> usize {
-    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
+    item.iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
 }
 
 /// The size of the attributes of `item` named in `names` (an index entry's projection).
 pub fn projected_size(item: &Item, names: &[&str]) -> usize {
-    item.iter().filter(|(name, _)| names.contains(&name.as_str())).map(|(name, value)| name.len() + value_size(value)).sum()
+    item.iter()
+        .filter(|(name, _)| names.contains(&name.as_str()))
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum()
 }
 
 /// The size of one value, without its attribute name.
@@ -42,7 +47,12 @@ pub fn value_size(value: &AttributeValue) -> usize {
         AttributeValue::Ns(set) => set.iter().map(|n| number_size(n)).sum(),
         AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
         AttributeValue::L(list) => 3 + list.iter().map(|v| value_size(v) + 1).sum::<usize>(),
-        AttributeValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| k.len() + value_size(v) + 1)
+                .sum::<usize>()
+        }
         _ => 0,
     }
 }
@@ -51,7 +61,11 @@ pub fn value_size(value: &AttributeValue) -> usize {
 pub fn number_size(number: &str) -> usize {
     let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+    let significant = digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        .max(1);
     significant.div_ceil(2) + 1
 }
 
@@ -81,7 +95,10 @@ mod tests {
     use super::*;
 
     fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -107,18 +124,42 @@ mod tests {
 
     #[test]
     fn strings_count_utf8_bytes_and_binaries_raw_bytes() {
-        assert_eq!(item_size(&item(&[("SK", AttributeValue::S("META".into()))])), 6);
-        assert_eq!(item_size(&item(&[("t", AttributeValue::S("葬送".into()))])), 7);
-        assert_eq!(item_size(&item(&[("content", AttributeValue::B(vec![0u8; 500].into()))])), 507);
-        assert_eq!(item_size(&item(&[("guest", AttributeValue::Bool(false))])), 6);
+        assert_eq!(
+            item_size(&item(&[("SK", AttributeValue::S("META".into()))])),
+            6
+        );
+        assert_eq!(
+            item_size(&item(&[("t", AttributeValue::S("葬送".into()))])),
+            7
+        );
+        assert_eq!(
+            item_size(&item(&[(
+                "content",
+                AttributeValue::B(vec![0u8; 500].into())
+            )])),
+            507
+        );
+        assert_eq!(
+            item_size(&item(&[("guest", AttributeValue::Bool(false))])),
+            6
+        );
     }
 
     #[test]
     fn maps_and_lists_pay_three_bytes_plus_one_per_element() {
         assert_eq!(value_size(&AttributeValue::M(HashMap::new())), 3);
-        let page = AttributeValue::M(HashMap::from([("page".to_owned(), AttributeValue::S("/manga".into()))]));
-        assert_eq!(item_size(&item(&[("page_context", page)])), 12 + 3 + (4 + 6 + 1));
-        let list = AttributeValue::L(vec![AttributeValue::S("ab".into()), AttributeValue::N("7".into())]);
+        let page = AttributeValue::M(HashMap::from([(
+            "page".to_owned(),
+            AttributeValue::S("/manga".into()),
+        )]));
+        assert_eq!(
+            item_size(&item(&[("page_context", page)])),
+            12 + 3 + (4 + 6 + 1)
+        );
+        let list = AttributeValue::L(vec![
+            AttributeValue::S("ab".into()),
+            AttributeValue::N("7".into()),
+        ]);
         assert_eq!(value_size(&list), 3 + (2 + 1) + (2 + 1));
     }
 

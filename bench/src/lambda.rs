@@ -25,7 +25,10 @@ pub async fn cold_starts(function: &Function, starts: usize) -> Result<ColdStart
         }
         running.stop().await;
     }
-    Ok(ColdStarts { init, rss_at_init_kib: rss })
+    Ok(ColdStarts {
+        init,
+        rss_at_init_kib: rss,
+    })
 }
 
 pub struct WarmUpTrial {
@@ -37,7 +40,11 @@ pub struct WarmUpTrial {
 
 /// Cold starts with and without `WARM_UP=1`, alternating, each answering one event: init
 /// time, and the first invocation's time from its `next` returning to its response.
-pub async fn warm_up_trial(function: &Function, event: &str, starts: usize) -> Result<WarmUpTrial, BoxError> {
+pub async fn warm_up_trial(
+    function: &Function,
+    event: &str,
+    starts: usize,
+) -> Result<WarmUpTrial, BoxError> {
     let off = function.clone().with_env("WARM_UP", "0");
     let on = function.clone().with_env("WARM_UP", "1");
     let mut trial = WarmUpTrial {
@@ -49,14 +56,20 @@ pub async fn warm_up_trial(function: &Function, event: &str, starts: usize) -> R
     Running::start(&on, None).await?.stop().await;
     for i in 0..starts * 2 {
         let warm = i % 2 == 1;
-        let mut running = Running::start(if warm { &on } else { &off }, Some(event.to_owned())).await?;
+        let mut running =
+            Running::start(if warm { &on } else { &off }, Some(event.to_owned())).await?;
         let reply = running.reply().await?;
         if status_code(&reply) != 200 {
-            return Err(format!("the warm-up trial's event answered {}", status_code(&reply)).into());
+            return Err(
+                format!("the warm-up trial's event answered {}", status_code(&reply)).into(),
+            );
         }
         let first = reply.at.duration_since(running.first_next);
-        let (init, first_samples) =
-            if warm { (&mut trial.init_on, &mut trial.first_on) } else { (&mut trial.init_off, &mut trial.first_off) };
+        let (init, first_samples) = if warm {
+            (&mut trial.init_on, &mut trial.first_on)
+        } else {
+            (&mut trial.init_off, &mut trial.first_off)
+        };
         init.push_duration(running.init);
         first_samples.push_duration(first);
         running.stop().await;
@@ -93,5 +106,12 @@ pub async fn warm_run(
     }
     let (peak_rss_kib, rss_kib) = running.memory_kib().unwrap_or_default();
     running.stop().await;
-    Ok(WarmRun { invocations: count, failures, latency, peak_rss_after_init_kib, peak_rss_kib, rss_kib })
+    Ok(WarmRun {
+        invocations: count,
+        failures,
+        latency,
+        peak_rss_after_init_kib,
+        peak_rss_kib,
+        rss_kib,
+    })
 }

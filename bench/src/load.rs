@@ -32,8 +32,12 @@ pub async fn latency(
     warm: usize,
 ) -> Result<LoadLatency, BoxError> {
     let _quiet = Silenced::stdout();
-    let mut result =
-        LoadLatency { handler: Samples::default(), bare: Samples::default(), bare_pair: Samples::default(), response_bytes: 0 };
+    let mut result = LoadLatency {
+        handler: Samples::default(),
+        bare: Samples::default(),
+        bare_pair: Samples::default(),
+        response_bytes: 0,
+    };
     let pk = keys::session_pk(&seeded.session_id);
     for i in 0..(warm + iterations) {
         let timed = i >= warm;
@@ -42,7 +46,8 @@ pub async fn latency(
             let which = (step + i) % 3;
             if which == 2 {
                 let started = Instant::now();
-                let (meta, items) = tokio::join!(get_meta(store, &pk), bare_query(store, &pk, max_turns));
+                let (meta, items) =
+                    tokio::join!(get_meta(store, &pk), bare_query(store, &pk, max_turns));
                 let took = started.elapsed();
                 if meta?.is_none() || items?.len() != max_turns as usize {
                     return Err("the bare pair of reads found no session".into());
@@ -117,7 +122,9 @@ pub async fn get_item(store: &DynamoStore, pk: &str, sk: &str) -> Result<Item, B
         .consistent_read(true)
         .send()
         .await?;
-    output.item.ok_or_else(|| format!("no item {pk} {sk}").into())
+    output
+        .item
+        .ok_or_else(|| format!("no item {pk} {sk}").into())
 }
 
 pub struct LoadCapacity {
@@ -134,12 +141,18 @@ pub struct LoadCapacity {
 }
 
 /// The capacity of one eventually consistent load, as reported and as computed from the items.
-pub async fn capacity(store: &DynamoStore, event_json: &str, seeded: &Seeded, max_turns: i32) -> Result<LoadCapacity, BoxError> {
+pub async fn capacity(
+    store: &DynamoStore,
+    event_json: &str,
+    seeded: &Seeded,
+    max_turns: i32,
+) -> Result<LoadCapacity, BoxError> {
     let pk = keys::session_pk(&seeded.session_id);
     store.reset_consumed();
     {
         let _quiet = Silenced::stdout();
-        let response = load_context::handle(store, lambda_http::request::from_str(event_json)?).await;
+        let response =
+            load_context::handle(store, lambda_http::request::from_str(event_json)?).await;
         if response.status() != 200 {
             return Err(format!("load-context answered {}", response.status()).into());
         }

@@ -14,6 +14,8 @@
 //! | `STARTS` | `20` | cold starts per function (P1) |
 //! | `ITERATIONS` | `1000` | timed load pairs (P2) |
 //! | `INVOCATIONS` | `1000` | warm invocations per process (P5 memory) |
+//! | `SECTIONS` | all | a comma list of `p1,p2,p3,p4,warmup,memory,size,p6`, to run fewer |
+//! | `FUNCTIONS` | all | a comma list of functions for P1 and P5 size |
 mod append;
 mod events;
 mod item_size;
@@ -43,6 +45,8 @@ const MB: f64 = 1_000_000.0;
 const LONG_SESSION_TURNS: u64 = 200;
 const TURN_BYTES: usize = 1_000;
 const MAX_TURNS: i32 = 10;
+/// bench-summarize runs for P6; the median is reported.
+const STREAM_RUNS: usize = 3;
 
 struct Options {
     out: PathBuf,
@@ -51,12 +55,21 @@ struct Options {
     starts: usize,
     iterations: usize,
     invocations: usize,
+    sections: Option<Vec<String>>,
+    functions: Option<Vec<String>>,
 }
 
 impl Options {
     fn from_env() -> Options {
-        let path = |name: &str, default: &str| PathBuf::from(std::env::var(name).unwrap_or_else(|_| default.to_owned()));
-        let number = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+        let path = |name: &str, default: &str| {
+            PathBuf::from(std::env::var(name).unwrap_or_else(|_| default.to_owned()))
+        };
+        let number = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
         Options {
             out: path("BENCH_OUT", "bench"),
             release_dir: path("RELEASE_DIR", "target/release"),
@@ -64,8 +77,21 @@ impl Options {
             starts: number("STARTS", 20).max(1),
             iterations: number("ITERATIONS", 1_000).max(1),
             invocations: number("INVOCATIONS", 1_000).max(1),
+            sections: list("SECTIONS"),
+            functions: list("FUNCTIONS"),
         }
     }
+
+    fn wants(&self, section: &str) -> bool {
+        self.sections
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == section))
+    }
+}
+
+fn list(name: &str) -> Option<Vec<String>> {
+    let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty())?;
+    Some(value.split(',').map(|s| s.trim().to_owned()).collect())
 }
 
 /// The function crates under functions/, and whether each serves HTTP.
@@ -75,7 +101,9 @@ fn functions() -> Vec<(String, bool)> {
             dir.filter_map(Result::ok)
                 .filter(|e| e.path().join("Cargo.toml").is_file())
                 .map(|e| {
-                    let http = std::fs::read_to_string(e.path().join("Cargo.toml")).unwrap_or_default().contains("lambda_http");
+                    let http = std::fs::read_to_string(e.path().join("Cargo.toml"))
+                        .unwrap_or_default()
+                        .contains("lambda_http");
                     (e.file_name().to_string_lossy().into_owned(), http)
                 })
                 .collect()
@@ -97,14 +125,19 @@ async fn main() -> ExitCode {
         date: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         cpu: cpu_model(),
         commit: commit(),
         ..Report::default()
     };
 
     let config = match Config::from_env() {
-        Ok(config) => Config { table_name: format!("bench-{}", uuid::Uuid::new_v4().simple()), ..config },
+        Ok(config) => Config {
+            table_name: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            ..config
+        },
         Err(e) => {
             eprintln!("bad configuration: {e}");
             return ExitCode::FAILURE;
@@ -116,7 +149,12 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = run(&options, &store, &mut report).await;
-    let _ = store.client().delete_table().table_name(&config.table_name).send().await;
+    let _ = store
+        .client()
+        .delete_table()
+        .table_name(&config.table_name)
+        .send()
+        .await;
     if let Err(e) = result {
         eprintln!("bench failed: {e}");
         return ExitCode::FAILURE;
@@ -134,7 +172,11 @@ async fn main() -> ExitCode {
         eprintln!("cannot write the report: {e}");
         return ExitCode::FAILURE;
     }
-    eprintln!("wrote {} and {}", options.out.join("report.md").display(), json_path.display());
+    eprintln!(
+        "wrote {} and {}",
+        options.out.join("report.md").display(),
+        json_path.display()
+    );
     ExitCode::SUCCESS
 }
 
@@ -142,51 +184,142 @@ async fn run(options: &Options, store: &DynamoStore, report: &mut Report) -> Res
     let table = store.config().table_name.clone();
     let alice = Caller::new("bench-alice", Vec::<String>::new());
 
+    let functions: Vec<(String, bool)> = functions()
+        .into_iter()
+        .filter(|(name, _)| options.functions.as_ref().is_none_or(|f| f.contains(name)))
+        .collect();
+    if !["p2", "p3", "p4", "warmup", "memory"]
+        .iter()
+        .any(|s| options.wants(s))
+    {
+        if options.wants("p1") {
+            cold_init(options, report, &table, &functions).await;
+        }
+        if options.wants("size") {
+            sizes(options, report, &functions);
+        }
+        if options.wants("p6") {
+            stream_throughput(options, report).await;
+        }
+        return Ok(());
+    }
+
     eprintln!("seeding a {LONG_SESSION_TURNS}-turn session of ~{TURN_BYTES}-byte turns, with summaries...");
     let seeded = seed::long_session(store, &alice, LONG_SESSION_TURNS, TURN_BYTES).await?;
-    report.figure("seed.turn_text_mean_bytes", "seeded turn text, mean UTF-8 bytes", seeded.mean_content_bytes as f64, "B");
-    report.figure("seed.summary_chars", "latest summary, characters", seeded.summary_chars as f64, "");
+    report.figure(
+        "seed.turn_text_mean_bytes",
+        "seeded turn text, mean UTF-8 bytes",
+        seeded.mean_content_bytes as f64,
+        "B",
+    );
+    report.figure(
+        "seed.summary_chars",
+        "latest summary, characters",
+        seeded.summary_chars as f64,
+        "",
+    );
     let path = format!("/sessions/{}/context", seeded.session_id);
-    let load_event = events::api_event(&alice, "GET", "/sessions/{id}/context", &path, &format!("max_turns={MAX_TURNS}"), None);
+    let load_event = events::api_event(
+        &alice,
+        "GET",
+        "/sessions/{id}/context",
+        &path,
+        &format!("max_turns={MAX_TURNS}"),
+        None,
+    );
 
-    eprintln!("P3: load-context capacity...");
-    capacity_of_loads(store, report, &load_event, &seeded).await?;
-
-    eprintln!("P2: load-context against a bare Query, {} pairs...", options.iterations);
-    load_latency(store, report, &load_event, &seeded, options.iterations).await?;
-
-    eprintln!("P4: append capacity...");
-    append_capacity(store, report, &alice, &seeded).await?;
-
-    eprintln!("P1: cold init, {} starts per function...", options.starts);
-    let functions = functions();
-    cold_init(options, report, &table, &functions).await;
-
-    eprintln!("warm-up trial (load-context, WARM_UP=0 and 1)...");
-    warm_up(options, report, &table, &load_event).await;
-
-    eprintln!("P5: memory over {} warm invocations...", options.invocations);
-    memory(options, store, report, &table, &load_event).await?;
-
-    eprintln!("P5: bootstrap sizes...");
-    sizes(options, report, &functions);
-
-    eprintln!("P6: stream consumer throughput (bench-summarize)...");
-    stream_throughput(options, report).await;
+    if options.wants("p3") {
+        eprintln!("P3: load-context capacity...");
+        capacity_of_loads(store, report, &load_event, &seeded).await?;
+    }
+    if options.wants("p2") {
+        eprintln!(
+            "P2: load-context against a bare Query, {} rounds...",
+            options.iterations
+        );
+        load_latency(store, report, &load_event, &seeded, options.iterations).await?;
+    }
+    if options.wants("p4") {
+        eprintln!("P4: append capacity...");
+        append_capacity(store, report, &alice, &seeded).await?;
+    }
+    if options.wants("p1") {
+        eprintln!("P1: cold init, {} starts per function...", options.starts);
+        cold_init(options, report, &table, &functions).await;
+    }
+    if options.wants("warmup") {
+        eprintln!("warm-up trial (load-context, WARM_UP=0 and 1)...");
+        warm_up(options, report, &table, &load_event).await;
+    }
+    if options.wants("memory") {
+        eprintln!(
+            "P5: memory over {} warm invocations...",
+            options.invocations
+        );
+        memory(options, store, report, &table, &load_event).await?;
+    }
+    if options.wants("size") {
+        eprintln!("P5: bootstrap sizes...");
+        sizes(options, report, &functions);
+    }
+    if options.wants("p6") {
+        eprintln!("P6: stream consumer throughput (bench-summarize)...");
+        stream_throughput(options, report).await;
+    }
 
     notes(report);
     Ok(())
 }
 
-async fn capacity_of_loads(store: &DynamoStore, report: &mut Report, event: &str, seeded: &seed::Seeded) -> Result<(), BoxError> {
+async fn capacity_of_loads(
+    store: &DynamoStore,
+    report: &mut Report,
+    event: &str,
+    seeded: &seed::Seeded,
+) -> Result<(), BoxError> {
     let c = load::capacity(store, event, seeded, MAX_TURNS).await?;
-    report.figure("p3.reported_rcu", "load-context RCU, reported by DynamoDB Local (GetItem ∥ Query)", c.reported_rcu, "RCU");
-    report.figure("p3.computed_rcu", "load-context RCU, computed from item sizes", c.computed_rcu, "RCU");
-    report.figure("p3.floor_rcu", "floor: the same bytes in one read", c.floor_rcu, "RCU");
-    report.figure("p3.meta_bytes", "META item (with the gzip summary)", c.meta_bytes as f64, "B");
-    report.figure("p3.turns_bytes", "the 10 newest TURN items, together", c.turns_bytes as f64, "B");
-    report.figure("p3.turn_item_mean_bytes", "one TURN item, mean", c.turn_item_mean_bytes as f64, "B");
-    report.figure("p3.turn_gzip_mean_bytes", "one turn's gzip content, mean", c.turn_gzip_mean_bytes as f64, "B");
+    report.figure(
+        "p3.reported_rcu",
+        "load-context RCU, reported by DynamoDB Local (GetItem ∥ Query)",
+        c.reported_rcu,
+        "RCU",
+    );
+    report.figure(
+        "p3.computed_rcu",
+        "load-context RCU, computed from item sizes",
+        c.computed_rcu,
+        "RCU",
+    );
+    report.figure(
+        "p3.floor_rcu",
+        "floor: the same bytes in one read",
+        c.floor_rcu,
+        "RCU",
+    );
+    report.figure(
+        "p3.meta_bytes",
+        "META item (with the gzip summary)",
+        c.meta_bytes as f64,
+        "B",
+    );
+    report.figure(
+        "p3.turns_bytes",
+        "the 10 newest TURN items, together",
+        c.turns_bytes as f64,
+        "B",
+    );
+    report.figure(
+        "p3.turn_item_mean_bytes",
+        "one TURN item, mean",
+        c.turn_item_mean_bytes as f64,
+        "B",
+    );
+    report.figure(
+        "p3.turn_gzip_mean_bytes",
+        "one turn's gzip content, mean",
+        c.turn_gzip_mean_bytes as f64,
+        "B",
+    );
     let met = c.reported_rcu <= 1.5;
     let note = format!(
         "GetItem META ({} B, {} RCU) in parallel with a Query of 10 turns ({} B, {} RCU); the floor for these {} B is {} RCU. {}",
@@ -197,9 +330,10 @@ async fn capacity_of_loads(store: &DynamoStore, report: &mut Report, event: &str
         c.meta_bytes + c.turns_bytes,
         c.floor_rcu,
         if c.computed_rcu > c.floor_rcu {
-            "Reaching the floor needs META and the newest turns in one Query, i.e. a META sort key that sorts next to the \
-             newest TURN# keys (for example `TURN~META` queried with `SK BETWEEN TURN# AND TURN~`, newest first, Limit N+1): \
-             a key-scheme change across every function, not made here."
+            "Reaching the floor needs META and the newest turns in one Query: a META sort key that sorts directly \
+             after every TURN# key (for example `TURN$`, since `$` follows `#`), read with `SK BETWEEN TURN# AND TURN$`, \
+             newest first, Limit N+1. That is a key-scheme change for every function (and for the sweeps that read \
+             `SK > META`), so it is not made here."
         } else {
             "The two reads already sit at the floor."
         }
@@ -208,28 +342,92 @@ async fn capacity_of_loads(store: &DynamoStore, report: &mut Report, event: &str
         "P3",
         "load-context capacity (200 turns of ~1 KB, N=10, with a summary)",
         "≤ 1.5 RCU",
-        format!("{} RCU (computed {}, floor {})", c.reported_rcu, c.computed_rcu, c.floor_rcu),
+        format!(
+            "{} RCU (computed {}, floor {})",
+            c.reported_rcu, c.computed_rcu, c.floor_rcu
+        ),
         Status::of(met),
         note,
     );
     Ok(())
 }
 
-async fn load_latency(store: &DynamoStore, report: &mut Report, event: &str, seeded: &seed::Seeded, iterations: usize) -> Result<(), BoxError> {
+async fn load_latency(
+    store: &DynamoStore,
+    report: &mut Report,
+    event: &str,
+    seeded: &seed::Seeded,
+    iterations: usize,
+) -> Result<(), BoxError> {
     let l = load::latency(store, event, seeded, MAX_TURNS, iterations, 50).await?;
     let ratio = l.handler.median() / l.bare.median();
-    report.figure("p2.handler_p50_ms", "load-context handler, p50", l.handler.median(), "ms");
-    report.figure("p2.handler_p90_ms", "load-context handler, p90", l.handler.percentile(90.0), "ms");
-    report.figure("p2.handler_p99_ms", "load-context handler, p99", l.handler.percentile(99.0), "ms");
-    report.figure("p2.bare_p50_ms", "bare SDK Query of the same 10 turns, p50", l.bare.median(), "ms");
-    report.figure("p2.bare_p90_ms", "bare SDK Query, p90", l.bare.percentile(90.0), "ms");
-    report.figure("p2.bare_p99_ms", "bare SDK Query, p99", l.bare.percentile(99.0), "ms");
-    report.figure("p2.bare_pair_p50_ms", "bare GetItem META ∥ Query (the handler's I/O), p50", l.bare_pair.median(), "ms");
-    report.figure("p2.bare_pair_p90_ms", "bare GetItem META ∥ Query, p90", l.bare_pair.percentile(90.0), "ms");
+    report.figure(
+        "p2.handler_p50_ms",
+        "load-context handler, p50",
+        l.handler.median(),
+        "ms",
+    );
+    report.figure(
+        "p2.handler_p90_ms",
+        "load-context handler, p90",
+        l.handler.percentile(90.0),
+        "ms",
+    );
+    report.figure(
+        "p2.handler_p99_ms",
+        "load-context handler, p99",
+        l.handler.percentile(99.0),
+        "ms",
+    );
+    report.figure(
+        "p2.bare_p50_ms",
+        "bare SDK Query of the same 10 turns, p50",
+        l.bare.median(),
+        "ms",
+    );
+    report.figure(
+        "p2.bare_p90_ms",
+        "bare SDK Query, p90",
+        l.bare.percentile(90.0),
+        "ms",
+    );
+    report.figure(
+        "p2.bare_p99_ms",
+        "bare SDK Query, p99",
+        l.bare.percentile(99.0),
+        "ms",
+    );
+    report.figure(
+        "p2.bare_pair_p50_ms",
+        "bare GetItem META ∥ Query (the handler's I/O), p50",
+        l.bare_pair.median(),
+        "ms",
+    );
+    report.figure(
+        "p2.bare_pair_p90_ms",
+        "bare GetItem META ∥ Query, p90",
+        l.bare_pair.percentile(90.0),
+        "ms",
+    );
     report.figure("p2.ratio_p50", "handler p50 / bare Query p50", ratio, "×");
-    report.figure("p2.pair_ratio_p50", "bare GetItem ∥ Query p50 / bare Query p50 (cost of the second read)", l.bare_pair.median() / l.bare.median(), "×");
-    report.figure("p2.handler_over_pair_p50", "handler p50 / bare GetItem ∥ Query p50 (cost of the handler's own work)", l.handler.median() / l.bare_pair.median(), "×");
-    report.figure("p2.response_bytes", "load-context response body", l.response_bytes as f64, "B");
+    report.figure(
+        "p2.pair_ratio_p50",
+        "bare GetItem ∥ Query p50 / bare Query p50 (cost of the second read)",
+        l.bare_pair.median() / l.bare.median(),
+        "×",
+    );
+    report.figure(
+        "p2.handler_over_pair_p50",
+        "handler p50 / bare GetItem ∥ Query p50 (cost of the handler's own work)",
+        l.handler.median() / l.bare_pair.median(),
+        "×",
+    );
+    report.figure(
+        "p2.response_bytes",
+        "load-context response body",
+        l.response_bytes as f64,
+        "B",
+    );
     report.check(
         "P2",
         "warm load-context vs a bare Query (200 turns, N=10), p50",
@@ -248,40 +446,132 @@ async fn load_latency(store: &DynamoStore, report: &mut Report, event: &str, see
     Ok(())
 }
 
-async fn append_capacity(store: &DynamoStore, report: &mut Report, alice: &Caller, seeded: &seed::Seeded) -> Result<(), BoxError> {
+async fn append_capacity(
+    store: &DynamoStore,
+    report: &mut Report,
+    alice: &Caller,
+    seeded: &seed::Seeded,
+) -> Result<(), BoxError> {
     let mut chat = seed::Chat::new(7);
-    let turn = |chat: &mut seed::Chat, id: &str| seed::new_turn(chat, 1, id.to_owned(), TURN_BYTES).validate(store.config());
+    let turn = |chat: &mut seed::Chat, id: &str| {
+        seed::new_turn(chat, 1, id.to_owned(), TURN_BYTES).validate(store.config())
+    };
 
     let guest = Caller::new("bench-guest", ["guest"]);
-    let fresh_alice = store.create_session(alice, NewSession { session_id: None, page_context: Some(seed::page_context()) }).await?;
-    let fresh_guest = store.create_session(&guest, NewSession { session_id: None, page_context: Some(seed::page_context()) }).await?;
+    let fresh_alice = store
+        .create_session(
+            alice,
+            NewSession {
+                session_id: None,
+                page_context: Some(seed::page_context()),
+            },
+        )
+        .await?;
+    let fresh_guest = store
+        .create_session(
+            &guest,
+            NewSession {
+                session_id: None,
+                page_context: Some(seed::page_context()),
+            },
+        )
+        .await?;
     let long_turn = turn(&mut chat, "p4-long")?;
     let scenarios = [
-        ("signed_in_long", "signed-in customer, 200-turn session with a summary", alice.clone(), seeded.session_id, long_turn.clone()),
-        ("signed_in_new", "signed-in customer, new session", alice.clone(), fresh_alice.session_id, turn(&mut chat, "p4-new")?),
-        ("guest_new", "guest, new session (not in the customer index)", guest.clone(), fresh_guest.session_id, turn(&mut chat, "p4-guest")?),
+        (
+            "signed_in_long",
+            "signed-in customer, 200-turn session with a summary",
+            alice.clone(),
+            seeded.session_id,
+            long_turn.clone(),
+        ),
+        (
+            "signed_in_new",
+            "signed-in customer, new session",
+            alice.clone(),
+            fresh_alice.session_id,
+            turn(&mut chat, "p4-new")?,
+        ),
+        (
+            "guest_new",
+            "guest, new session (not in the customer index)",
+            guest.clone(),
+            fresh_guest.session_id,
+            turn(&mut chat, "p4-guest")?,
+        ),
     ];
     let mut parts = Vec::new();
     let mut worst: f64 = 0.0;
     for (key, label, caller, session, draft) in scenarios {
         let p = append::price(store, &caller, session, draft).await?;
-        report.figure(&format!("p4.{key}.billed_wcu"), &format!("append, {label}: billed WCU"), p.billed_wcu(), "WCU");
-        report.figure(&format!("p4.{key}.table_wcu"), &format!("append, {label}: table items (×2, transactional)"), p.table_wcu, "WCU");
-        report.figure(&format!("p4.{key}.index_wcu"), &format!("append, {label}: customer index"), p.index_wcu, "WCU");
-        report.figure(&format!("p4.{key}.reported_wcu"), &format!("append, {label}: DynamoDB Local's report"), p.reported_wcu, "WCU");
-        report.figure(&format!("p4.{key}.resp_bytes"), &format!("append, {label}: RESP item"), p.resp_bytes as f64, "B");
-        report.figure(&format!("p4.{key}.turn_bytes"), &format!("append, {label}: TURN item"), p.turn_bytes as f64, "B");
-        report.figure(&format!("p4.{key}.meta_bytes"), &format!("append, {label}: META item, larger of before and after"), p.meta_before_bytes.max(p.meta_after_bytes) as f64, "B");
+        report.figure(
+            &format!("p4.{key}.billed_wcu"),
+            &format!("append, {label}: billed WCU"),
+            p.billed_wcu(),
+            "WCU",
+        );
+        report.figure(
+            &format!("p4.{key}.table_wcu"),
+            &format!("append, {label}: table items (×2, transactional)"),
+            p.table_wcu,
+            "WCU",
+        );
+        report.figure(
+            &format!("p4.{key}.index_wcu"),
+            &format!("append, {label}: customer index"),
+            p.index_wcu,
+            "WCU",
+        );
+        report.figure(
+            &format!("p4.{key}.reported_wcu"),
+            &format!("append, {label}: DynamoDB Local's report"),
+            p.reported_wcu,
+            "WCU",
+        );
+        report.figure(
+            &format!("p4.{key}.resp_bytes"),
+            &format!("append, {label}: RESP item"),
+            p.resp_bytes as f64,
+            "B",
+        );
+        report.figure(
+            &format!("p4.{key}.turn_bytes"),
+            &format!("append, {label}: TURN item"),
+            p.turn_bytes as f64,
+            "B",
+        );
+        report.figure(
+            &format!("p4.{key}.meta_bytes"),
+            &format!("append, {label}: META item, larger of before and after"),
+            p.meta_before_bytes.max(p.meta_after_bytes) as f64,
+            "B",
+        );
         if let Some((_, new)) = p.index_entry_bytes {
-            report.figure(&format!("p4.{key}.index_entry_bytes"), &format!("append, {label}: index entry"), new as f64, "B");
+            report.figure(
+                &format!("p4.{key}.index_entry_bytes"),
+                &format!("append, {label}: index entry"),
+                new as f64,
+                "B",
+            );
         }
-        report.figure(&format!("p4.{key}.reads_rcu"), &format!("append, {label}: reads (META, strongly consistent)"), p.reads_rcu, "RCU");
+        report.figure(
+            &format!("p4.{key}.reads_rcu"),
+            &format!("append, {label}: reads (META, strongly consistent)"),
+            p.reads_rcu,
+            "RCU",
+        );
         worst = worst.max(p.billed_wcu());
         parts.push(format!("{label}: {} WCU", p.billed_wcu()));
     }
 
     // The calculator against DynamoDB Local's own rounding, on the long session's items.
-    let items = append::items_of_append(store, seeded.session_id, &long_turn.response_id, seeded.turns + 1).await?;
+    let items = append::items_of_append(
+        store,
+        seeded.session_id,
+        &long_turn.response_id,
+        seeded.turns + 1,
+    )
+    .await?;
     let mut agree = true;
     for item in &items {
         let (reported, computed) = append::plain_put_units(store, item).await?;
@@ -294,12 +584,29 @@ async fn append_capacity(store: &DynamoStore, report: &mut Report, alice: &Calle
     ));
 
     let d = append::duplicate(store, alice, seeded.session_id, long_turn).await?;
-    report.figure("p4.duplicate.reported_wcu", "duplicate retry: WCU reported", d.reported_wcu, "WCU");
-    report.figure("p4.duplicate.reads_rcu", "duplicate retry: RCU of its reads", d.reads_rcu, "RCU");
+    report.figure(
+        "p4.duplicate.reported_wcu",
+        "duplicate retry: WCU reported",
+        d.reported_wcu,
+        "WCU",
+    );
+    report.figure(
+        "p4.duplicate.reads_rcu",
+        "duplicate retry: RCU of its reads",
+        d.reads_rcu,
+        "RCU",
+    );
     let duplicate_ok = d.was_duplicate && d.reported_wcu == 0.0 && !d.items_changed;
     parts.push(format!(
         "duplicate retry: {}",
-        if duplicate_ok { "0 WCU, no item changed".to_owned() } else { format!("WROTE (duplicate={}, {} WCU, changed={})", d.was_duplicate, d.reported_wcu, d.items_changed) }
+        if duplicate_ok {
+            "0 WCU, no item changed".to_owned()
+        } else {
+            format!(
+                "WROTE (duplicate={}, {} WCU, changed={})",
+                d.was_duplicate, d.reported_wcu, d.items_changed
+            )
+        }
     ));
     report.check(
         "P4",
@@ -308,19 +615,26 @@ async fn append_capacity(store: &DynamoStore, report: &mut Report, alice: &Calle
         format!("{worst} WCU; {}", parts.join("; ")),
         Status::of(worst <= 6.0 && duplicate_ok),
         "Each of the three transaction items (RESP put, TURN put, META update) costs 2 WCU per started KB, so the \
-         guarantees (idempotency via RESP#, the atomic count via META's condition) put the floor at 6 WCU with META ≤ 1 KB. \
-         A signed-in customer's META moves its customer-index sort key (updated_at) on every append: +2 WCU (delete and \
-         insert). A long session's META also carries the gzip summary, which can push it past 1 KB: +2 WCU. What would \
-         reach 6 for signed-in customers without weakening a guarantee: move GSI1SK only when it changes by a coarse \
-         step (e.g. a minute; list order is by recent activity anyway) and keep META ≤ 1 KB by moving the summary to \
-         its own item read in the same Query as the turns. The stretch of 4 needs a two-item transaction, which would \
-         drop either the RESP# idempotency record or the counted META: not done."
+         guarantees (idempotency via RESP#, the atomic count via META's condition) put the floor at 6 WCU, met for \
+         guests. A signed-in customer's META moves its customer-index sort key (GSI1SK = updated_at) on every append: \
+         +2 WCU (delete and insert). A long session's META also carries the gzip summary, which pushes it past 1 KB: \
+         +2 WCU. What would reach 6 for signed-in customers without weakening a guarantee: (a) leave the index entry \
+         alone on most appends, with a GSI1SK that moves only on a coarse step (an hour, say) and a projection without \
+         the per-append attributes (turn_count, updated_at, ttl; list-sessions would read them from META), and (b) keep \
+         META under 1 KB by moving the summary to its own item, read in the same Query as the turns once META sorts \
+         beside them (P3). Both change other functions' designs, so they are not made here. The stretch of 4 needs a \
+         two-item transaction, which would drop the RESP# idempotency record or the counted META: not done."
             .to_owned(),
     );
     Ok(())
 }
 
-async fn cold_init(options: &Options, report: &mut Report, table: &str, functions: &[(String, bool)]) {
+async fn cold_init(
+    options: &Options,
+    report: &mut Report,
+    table: &str,
+    functions: &[(String, bool)],
+) {
     let mut worst: Option<(f64, String)> = None;
     let mut failures = Vec::new();
     for (name, _) in functions {
@@ -328,10 +642,30 @@ async fn cold_init(options: &Options, report: &mut Report, table: &str, function
         match lambda::cold_starts(&function, options.starts).await {
             Ok(c) => {
                 let p50 = c.init.median();
-                report.figure(&format!("p1.{name}.init_ms_p50"), &format!("{name}: cold init, median"), p50, "ms");
-                report.figure(&format!("p1.{name}.init_ms_min"), &format!("{name}: cold init, fastest"), c.init.min(), "ms");
-                report.figure(&format!("p1.{name}.init_ms_p90"), &format!("{name}: cold init, p90"), c.init.percentile(90.0), "ms");
-                report.figure(&format!("p5.{name}.rss_at_init_mb"), &format!("{name}: peak RSS at init"), c.rss_at_init_kib.median() * 1024.0 / MB, "MB");
+                report.figure(
+                    &format!("p1.{name}.init_ms_p50"),
+                    &format!("{name}: cold init, median"),
+                    p50,
+                    "ms",
+                );
+                report.figure(
+                    &format!("p1.{name}.init_ms_min"),
+                    &format!("{name}: cold init, fastest"),
+                    c.init.min(),
+                    "ms",
+                );
+                report.figure(
+                    &format!("p1.{name}.init_ms_p90"),
+                    &format!("{name}: cold init, p90"),
+                    c.init.percentile(90.0),
+                    "ms",
+                );
+                report.figure(
+                    &format!("p5.{name}.rss_at_init_mb"),
+                    &format!("{name}: peak RSS at init"),
+                    c.rss_at_init_kib.median() * 1024.0 / MB,
+                    "MB",
+                );
                 if worst.as_ref().is_none_or(|(w, _)| p50 > *w) {
                     worst = Some((p50, name.clone()));
                 }
@@ -340,8 +674,17 @@ async fn cold_init(options: &Options, report: &mut Report, table: &str, function
         }
     }
     let (status, figure) = match (&worst, failures.is_empty()) {
-        (Some((p50, name)), true) => (Status::of(*p50 <= 20.0), format!("slowest median {p50:.2} ms ({name})")),
-        (Some((p50, name)), false) => (Status::Missed, format!("slowest median {p50:.2} ms ({name}); failed: {}", failures.join("; "))),
+        (Some((p50, name)), true) => (
+            Status::of(*p50 <= 20.0),
+            format!("slowest median {p50:.2} ms ({name})"),
+        ),
+        (Some((p50, name)), false) => (
+            Status::Missed,
+            format!(
+                "slowest median {p50:.2} ms ({name}); failed: {}",
+                failures.join("; ")
+            ),
+        ),
         (None, _) => (Status::NotMeasured, failures.join("; ")),
     };
     report.check(
@@ -351,7 +694,8 @@ async fn cold_init(options: &Options, report: &mut Report, table: &str, function
         figure,
         status,
         "Under the harness's own Runtime API on 127.0.0.1, with a clean Lambda environment (region, credentials and \
-         the DynamoDB endpoint from variables, so no IMDS or profile probe). One untimed start first warms the page cache."
+         the DynamoDB endpoint from variables: with AWS_REGION set, nothing probes IMDS). One untimed start first warms the \
+         page cache. About half of what remains is the SDK loading this machine's root certificates (bench/README.md)."
             .to_owned(),
     );
 }
@@ -360,11 +704,36 @@ async fn warm_up(options: &Options, report: &mut Report, table: &str, load_event
     let function = Function::new(&options.release_dir, "load-context", table);
     match lambda::warm_up_trial(&function, load_event, options.starts).await {
         Ok(t) => {
-            let (io, fo, ion, fon) = (t.init_off.median(), t.first_off.median(), t.init_on.median(), t.first_on.median());
-            report.figure("warmup.off.init_ms", "load-context, WARM_UP=0: init, median", io, "ms");
-            report.figure("warmup.off.first_ms", "load-context, WARM_UP=0: first invocation, median", fo, "ms");
-            report.figure("warmup.on.init_ms", "load-context, WARM_UP=1: init, median", ion, "ms");
-            report.figure("warmup.on.first_ms", "load-context, WARM_UP=1: first invocation, median", fon, "ms");
+            let (io, fo, ion, fon) = (
+                t.init_off.median(),
+                t.first_off.median(),
+                t.init_on.median(),
+                t.first_on.median(),
+            );
+            report.figure(
+                "warmup.off.init_ms",
+                "load-context, WARM_UP=0: init, median",
+                io,
+                "ms",
+            );
+            report.figure(
+                "warmup.off.first_ms",
+                "load-context, WARM_UP=0: first invocation, median",
+                fo,
+                "ms",
+            );
+            report.figure(
+                "warmup.on.init_ms",
+                "load-context, WARM_UP=1: init, median",
+                ion,
+                "ms",
+            );
+            report.figure(
+                "warmup.on.first_ms",
+                "load-context, WARM_UP=1: first invocation, median",
+                fon,
+                "ms",
+            );
             report.note(format!(
                 "Warm-up (`WARM_UP=1`, one GetItem of a key that never exists during init): init {} → {}, first \
                  invocation {} → {}, together {} → {}. Here DynamoDB Local is plain HTTP on loopback, so the call saves \
@@ -387,9 +756,18 @@ async fn warm_up(options: &Options, report: &mut Report, table: &str, load_event
     }
 }
 
-async fn memory(options: &Options, store: &DynamoStore, report: &mut Report, table: &str, load_event: &str) -> Result<(), BoxError> {
+async fn memory(
+    options: &Options,
+    store: &DynamoStore,
+    report: &mut Report,
+    table: &str,
+    load_event: &str,
+) -> Result<(), BoxError> {
     let rss_owner = Caller::new("bench-rss", Vec::<String>::new());
-    let session = store.create_session(&rss_owner, NewSession::default()).await?.session_id;
+    let session = store
+        .create_session(&rss_owner, NewSession::default())
+        .await?
+        .session_id;
     let mut chat = seed::Chat::new(99);
     let append_events: Vec<String> = (0..options.invocations)
         .map(|i| {
@@ -398,11 +776,22 @@ async fn memory(options: &Options, store: &DynamoStore, report: &mut Report, tab
             events::api_event(&rss_owner, "POST", "/sessions/{id}/turns", &format!("/sessions/{session}/turns"), "", Some(body.to_string()))
         })
         .collect();
-    let create_event = events::api_event(&rss_owner, "POST", "/sessions", "/sessions", "", Some("{\"page_context\":{\"page\":\"/manga\"}}".to_owned()));
+    let create_event = events::api_event(
+        &rss_owner,
+        "POST",
+        "/sessions",
+        "/sessions",
+        "",
+        Some("{\"page_context\":{\"page\":\"/manga\"}}".to_owned()),
+    );
 
     let runs: [(&str, &[u16], Box<dyn FnMut(usize) -> String>); 3] = [
         ("load-context", &[200], Box::new(|_| load_event.to_owned())),
-        ("append-turn", &[201], Box::new(|i| append_events[i].clone())),
+        (
+            "append-turn",
+            &[201],
+            Box::new(|i| append_events[i].clone()),
+        ),
         ("create-session", &[201], Box::new(|_| create_event.clone())),
     ];
     let mut worst: Option<(f64, &str)> = None;
@@ -412,13 +801,41 @@ async fn memory(options: &Options, store: &DynamoStore, report: &mut Report, tab
         match lambda::warm_run(&function, options.invocations, expected, event).await {
             Ok(w) => {
                 let peak = w.peak_rss_kib as f64 * 1024.0 / MB;
-                report.figure(&format!("p5.{name}.peak_rss_mb"), &format!("{name}: peak RSS after {} warm invocations", w.invocations), peak, "MB");
-                report.figure(&format!("p5.{name}.peak_rss_init_mb"), &format!("{name}: peak RSS before the first invocation"), w.peak_rss_after_init_kib as f64 * 1024.0 / MB, "MB");
-                report.figure(&format!("p5.{name}.rss_mb"), &format!("{name}: RSS at the end"), w.rss_kib as f64 * 1024.0 / MB, "MB");
-                report.figure(&format!("warm.{name}.p50_ms"), &format!("{name}: warm invocation through the Runtime API, p50"), w.latency.median(), "ms");
-                report.figure(&format!("warm.{name}.p99_ms"), &format!("{name}: warm invocation through the Runtime API, p99"), w.latency.percentile(99.0), "ms");
+                report.figure(
+                    &format!("p5.{name}.peak_rss_mb"),
+                    &format!("{name}: peak RSS after {} warm invocations", w.invocations),
+                    peak,
+                    "MB",
+                );
+                report.figure(
+                    &format!("p5.{name}.peak_rss_init_mb"),
+                    &format!("{name}: peak RSS before the first invocation"),
+                    w.peak_rss_after_init_kib as f64 * 1024.0 / MB,
+                    "MB",
+                );
+                report.figure(
+                    &format!("p5.{name}.rss_mb"),
+                    &format!("{name}: RSS at the end"),
+                    w.rss_kib as f64 * 1024.0 / MB,
+                    "MB",
+                );
+                report.figure(
+                    &format!("warm.{name}.p50_ms"),
+                    &format!("{name}: warm invocation through the Runtime API, p50"),
+                    w.latency.median(),
+                    "ms",
+                );
+                report.figure(
+                    &format!("warm.{name}.p99_ms"),
+                    &format!("{name}: warm invocation through the Runtime API, p99"),
+                    w.latency.percentile(99.0),
+                    "ms",
+                );
                 if w.failures > 0 {
-                    problems.push(format!("{name}: {} of {} answers were not {:?}", w.failures, w.invocations, expected));
+                    problems.push(format!(
+                        "{name}: {} of {} answers were not {:?}",
+                        w.failures, w.invocations, expected
+                    ));
                 }
                 if worst.is_none_or(|(p, _)| peak > p) {
                     worst = Some((peak, name));
@@ -429,14 +846,28 @@ async fn memory(options: &Options, store: &DynamoStore, report: &mut Report, tab
     }
     let (status, figure) = match worst {
         Some((peak, name)) => (
-            if problems.is_empty() { Status::of(peak <= 24.0) } else { Status::Missed },
-            format!("highest peak {peak:.1} MB ({name}){}", if problems.is_empty() { String::new() } else { format!("; {}", problems.join("; ")) }),
+            if problems.is_empty() {
+                Status::of(peak <= 24.0)
+            } else {
+                Status::Missed
+            },
+            format!(
+                "highest peak {peak:.1} MB ({name}){}",
+                if problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", problems.join("; "))
+                }
+            ),
         ),
         None => (Status::NotMeasured, problems.join("; ")),
     };
     report.check(
         "P5-RSS",
-        &format!("peak RSS (VmHWM) over {} warm invocations, x86_64 release", options.invocations),
+        &format!(
+            "peak RSS (VmHWM) over {} warm invocations, x86_64 release",
+            options.invocations
+        ),
         "≤ 24 MB",
         figure,
         status,
@@ -450,12 +881,22 @@ fn sizes(options: &Options, report: &mut Report, functions: &[(String, bool)]) {
     let mut missing = Vec::new();
     for (name, http) in functions {
         if let Ok(meta) = std::fs::metadata(options.release_dir.join(name)) {
-            report.figure(&format!("p5.{name}.x86_64_mb"), &format!("{name}: x86_64 release binary"), meta.len() as f64 / MB, "MB");
+            report.figure(
+                &format!("p5.{name}.x86_64_mb"),
+                &format!("{name}: x86_64 release binary"),
+                meta.len() as f64 / MB,
+                "MB",
+            );
         }
         match std::fs::metadata(options.lambda_dir.join(name).join("bootstrap")) {
             Ok(meta) => {
                 let mb = meta.len() as f64 / MB;
-                report.figure(&format!("p5.{name}.bootstrap_mb"), &format!("{name}: arm64 bootstrap (stripped)"), mb, "MB");
+                report.figure(
+                    &format!("p5.{name}.bootstrap_mb"),
+                    &format!("{name}: arm64 bootstrap (stripped)"),
+                    mb,
+                    "MB",
+                );
                 if *http && worst.as_ref().is_none_or(|(w, _)| mb > *w) {
                     worst = Some((mb, name.clone()));
                 }
@@ -464,9 +905,24 @@ fn sizes(options: &Options, report: &mut Report, functions: &[(String, bool)]) {
         }
     }
     let (status, figure) = match worst {
-        Some((mb, name)) if missing.is_empty() => (Status::of(mb <= 8.0), format!("largest {mb:.2} MB ({name})")),
-        Some((mb, name)) => (Status::NotMeasured, format!("largest {mb:.2} MB ({name}); no bootstrap for {}", missing.join(", "))),
-        None => (Status::NotMeasured, format!("no bootstrap under {}; run `make bench`", options.lambda_dir.display())),
+        Some((mb, name)) if missing.is_empty() => (
+            Status::of(mb <= 8.0),
+            format!("largest {mb:.2} MB ({name})"),
+        ),
+        Some((mb, name)) => (
+            Status::NotMeasured,
+            format!(
+                "largest {mb:.2} MB ({name}); no bootstrap for {}",
+                missing.join(", ")
+            ),
+        ),
+        None => (
+            Status::NotMeasured,
+            format!(
+                "no bootstrap under {}; run `make bench`",
+                options.lambda_dir.display()
+            ),
+        ),
     };
     report.check(
         "P5-size",
@@ -479,29 +935,68 @@ fn sizes(options: &Options, report: &mut Report, functions: &[(String, bool)]) {
 }
 
 async fn stream_throughput(options: &Options, report: &mut Report) {
-    match stream::run(&options.release_dir, 1_000, 5).await {
-        Ok(t) => {
-            report.figure("p6.records_per_s", "summarize: filter + handler, records/s", t.filter_and_handler_per_s, "/s");
-            report.figure("p6.filter_per_s", "summarize: the filter alone, records/s", t.filter_alone_per_s, "/s");
-            report.figure("p6.redelivery_per_s", "summarize: redelivery of the batch, records/s", t.redelivery_per_s, "/s");
-            report.figure("p6.per_summary_ms", "summarize: per summary written", t.per_summary_ms, "ms");
-            report.figure("p6.summaries_written", "summaries written / sessions crossing", t.written, "");
-            report.figure("p6.crossing", "sessions crossing the threshold", t.crossing, "");
-            let once = match t.summary_items_per_session {
-                Some((lo, hi)) => lo == 1.0 && hi == 1.0,
-                None => t.written == t.crossing,
-            };
+    match stream::median_of(&options.release_dir, 1_000, 5, STREAM_RUNS).await {
+        Ok((t, rates)) => {
+            report.figure(
+                "p6.records_per_s",
+                &format!("summarize: filter + handler, records/s, median of {STREAM_RUNS} runs"),
+                t.filter_and_handler_per_s,
+                "/s",
+            );
+            report.figure(
+                "p6.records_per_s_min",
+                "summarize: slowest run, records/s",
+                rates.min(),
+                "/s",
+            );
+            report.figure(
+                "p6.filter_per_s",
+                "summarize: the filter alone, records/s",
+                t.filter_alone_per_s,
+                "/s",
+            );
+            report.figure(
+                "p6.redelivery_per_s",
+                "summarize: redelivery of the batch, records/s",
+                t.redelivery_per_s,
+                "/s",
+            );
+            report.figure(
+                "p6.per_summary_ms",
+                "summarize: per summary written",
+                t.per_summary_ms,
+                "ms",
+            );
+            report.figure(
+                "p6.summaries_written",
+                "summaries written / sessions crossing",
+                t.written,
+                "",
+            );
+            report.figure(
+                "p6.crossing",
+                "sessions crossing the threshold",
+                t.crossing,
+                "",
+            );
+            let once = t.summary_items_per_session == Some((1.0, 1.0));
             let all = t.succeeded && t.failures == 0.0 && t.written == t.crossing && once;
             let figure = format!(
-                "{} records/s; {}/{} summaries, {}{}",
+                "{} records/s (median of {STREAM_RUNS}; slowest {}); {}/{} summaries, {}{}",
                 format_value(t.filter_and_handler_per_s, ""),
+                format_value(rates.min(), ""),
                 t.written,
                 t.crossing,
                 match t.summary_items_per_session {
-                    Some((lo, hi)) => format!("{lo}–{hi} summary items per session after redelivery"),
-                    None => "redelivery wrote no new summary".to_owned(),
+                    Some((lo, hi)) =>
+                        format!("{lo}–{hi} summary items per session after redelivery"),
+                    None => "NOT one summary item per session in every run".to_owned(),
                 },
-                if t.succeeded { String::new() } else { format!("; bench-summarize failed: {}", t.output) }
+                if t.succeeded {
+                    String::new()
+                } else {
+                    format!("; bench-summarize failed: {}", t.output)
+                }
             );
             report.check(
                 "P6",
@@ -509,8 +1004,12 @@ async fn stream_throughput(options: &Options, report: &mut Report) {
                 "≥ 2,000 records/s, each summary written once",
                 figure,
                 Status::of(t.filter_and_handler_per_s >= 2_000.0 && all),
-                "Measured by `bench-summarize` (local/src/bin), the summarize engineer's benchmark: the template's filter \
-                 plus the handler in the mapping's batch size, against DynamoDB Local, then the same batch redelivered."
+                "Measured by `bench-summarize` (local/src/bin), the summarize function's own benchmark: the template's \
+                 filter plus the handler in the mapping's batch size, against DynamoDB Local, then the same batch \
+                 redelivered and every crossing session's SUMMARY# items counted; each run gets a fresh DynamoDB \
+                 Local, which slows as it fills (1,400–1,600/s after the other sections). Each summary costs a consistent META \
+                 read, a Query of its window and a two-item transaction, about 8 ms against DynamoDB Local, so the rate \
+                 is bound by those round trips, and the margin over 2,000/s is thin on this shared machine."
                     .to_owned(),
             );
         }
@@ -542,7 +1041,9 @@ fn notes(report: &mut Report) {
             )
         })
         .unwrap_or_default();
-    report.note(format!("Release profile measured: {profile}. What each choice buys is in bench/README.md."));
+    report.note(format!(
+        "Release profile measured: {profile}. What each choice buys is in bench/README.md."
+    ));
     report.note(
         "Timings compare within one run (ratios, medians of interleaved samples); capacity is counted from item sizes, \
          which is exact. Nothing here is asserted in `make test`.",
@@ -552,7 +1053,12 @@ fn notes(report: &mut Report) {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
 }
 

@@ -14,8 +14,13 @@ use crate::BoxError;
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Variables the harness passes through from its own environment (set by `with-dynamodb.sh`).
-const PASSED_THROUGH: &[&str] =
-    &["AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB"];
+const PASSED_THROUGH: &[&str] = &[
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+];
 
 #[derive(Debug, Clone)]
 pub struct Function {
@@ -68,7 +73,10 @@ impl Running {
             .env("AWS_LAMBDA_FUNCTION_NAME", &function.name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", function.name))
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", function.name),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/26/[$LATEST]bench")
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .stdin(Stdio::null())
@@ -84,18 +92,33 @@ impl Running {
             command.env(name, value);
         }
         let spawned = Instant::now();
-        let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", function.binary.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", function.binary.display()))?;
         let pid = child.id().unwrap_or_default();
         let Some(first_next) = api.next_call(PATIENCE).await else {
             let _ = child.start_kill();
             let mut stderr = String::new();
             if let Some(mut pipe) = child.stderr.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(2), pipe.read_to_string(&mut stderr)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), pipe.read_to_string(&mut stderr))
+                        .await;
             }
             let _ = child.wait().await;
-            return Err(format!("{} never asked for an invocation; stderr: {}", function.name, stderr.trim()).into());
+            return Err(format!(
+                "{} never asked for an invocation; stderr: {}",
+                function.name,
+                stderr.trim()
+            )
+            .into());
         };
-        Ok(Running { api, child, pid, init: first_next.duration_since(spawned), first_next })
+        Ok(Running {
+            api,
+            child,
+            pid,
+            init: first_next.duration_since(spawned),
+            first_next,
+        })
     }
 
     /// Hands the function one event and waits for its answer.
@@ -104,16 +127,29 @@ impl Running {
         let request_id = self.api.invoke(event);
         let reply = self.reply().await?;
         if reply.request_id != request_id {
-            return Err(format!("answer for {} while waiting for {request_id}", reply.request_id).into());
+            return Err(format!(
+                "answer for {} while waiting for {request_id}",
+                reply.request_id
+            )
+            .into());
         }
         let took = reply.at.duration_since(sent);
         Ok((reply, took))
     }
 
     pub async fn reply(&mut self) -> Result<Reply, BoxError> {
-        let reply = self.api.reply(PATIENCE).await.ok_or("the function did not answer")?;
+        let reply = self
+            .api
+            .reply(PATIENCE)
+            .await
+            .ok_or("the function did not answer")?;
         if reply.outcome != Outcome::Response {
-            return Err(format!("the function reported {:?}: {}", reply.outcome, String::from_utf8_lossy(&reply.body)).into());
+            return Err(format!(
+                "the function reported {:?}: {}",
+                reply.outcome,
+                String::from_utf8_lossy(&reply.body)
+            )
+            .into());
         }
         Ok(reply)
     }

@@ -74,11 +74,24 @@ pub struct Report {
 
 impl Report {
     pub fn figure(&mut self, key: &str, label: &str, value: f64, unit: &str) -> f64 {
-        self.figures.push(Figure { key: key.to_owned(), label: label.to_owned(), value, unit: unit.to_owned() });
+        self.figures.push(Figure {
+            key: key.to_owned(),
+            label: label.to_owned(),
+            value,
+            unit: unit.to_owned(),
+        });
         value
     }
 
-    pub fn check(&mut self, id: &str, measure: &str, budget: &str, figure: String, status: Status, note: String) {
+    pub fn check(
+        &mut self,
+        id: &str,
+        measure: &str,
+        budget: &str,
+        figure: String,
+        status: Status,
+        note: String,
+    ) {
         self.budgets.push(Check {
             id: id.to_owned(),
             measure: measure.to_owned(),
@@ -103,21 +116,28 @@ impl Report {
     }
 
     pub fn to_markdown(&self, previous: Option<&Report>) -> String {
-        let before: HashMap<&str, &Figure> =
-            previous.map(|p| p.figures.iter().map(|f| (f.key.as_str(), f)).collect()).unwrap_or_default();
-        let before_checks: HashMap<&str, &Check> =
-            previous.map(|p| p.budgets.iter().map(|c| (c.id.as_str(), c)).collect()).unwrap_or_default();
+        let before: HashMap<&str, &Figure> = previous
+            .map(|p| p.figures.iter().map(|f| (f.key.as_str(), f)).collect())
+            .unwrap_or_default();
+        let before_checks: HashMap<&str, &Check> = previous
+            .map(|p| p.budgets.iter().map(|c| (c.id.as_str(), c)).collect())
+            .unwrap_or_default();
         let mut md = String::new();
         let _ = writeln!(md, "# tidewater: benchmark report\n");
         let _ = writeln!(
             md,
-            "Run {} on {} cores ({}), commit `{}`; the harness took {:.0} s. Written by `make bench` \
-             (`bench/`); every figure of the previous run is shown beside the new one.\n",
+            "Run {} on {} cores ({}), at commit `{}` (the working tree may hold more); the harness \
+             took {:.0} s. Written by `make bench` (`bench/`); every figure of the previous run is shown \
+             beside the new one.\n",
             self.date, self.cores, self.cpu, self.commit, self.harness_seconds
         );
         match previous {
             Some(p) => {
-                let _ = writeln!(md, "Previous run: {} on {} cores, commit `{}`.\n", p.date, p.cores, p.commit);
+                let _ = writeln!(
+                    md,
+                    "Previous run: {} on {} cores, commit `{}`.\n",
+                    p.date, p.cores, p.commit
+                );
             }
             None => {
                 let _ = writeln!(md, "No previous run was found.\n");
@@ -156,7 +176,10 @@ impl Report {
         let _ = writeln!(md, "|---|---:|---:|---:|");
         for figure in &self.figures {
             let (was, change) = match before.get(figure.key.as_str()) {
-                Some(old) => (format_value(old.value, &old.unit), change(old.value, figure.value)),
+                Some(old) => (
+                    format_value(old.value, &old.unit),
+                    change(old.value, figure.value),
+                ),
                 None => ("–".to_owned(), String::new()),
             };
             let _ = writeln!(
@@ -225,7 +248,14 @@ mod tests {
     #[test]
     fn a_report_round_trips_through_json() {
         let mut report = Report::default();
-        report.check("P3", "capacity", "≤ 1.5 RCU", "1.5 RCU".into(), Status::Met, String::new());
+        report.check(
+            "P3",
+            "capacity",
+            "≤ 1.5 RCU",
+            "1.5 RCU".into(),
+            Status::Met,
+            String::new(),
+        );
         let back: Report = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(back.budgets[0].status, Status::Met);
     }

@@ -63,14 +63,18 @@ impl RuntimeApi {
         let (events, events_rx) = mpsc::unbounded_channel();
         let (replies_tx, replies) = mpsc::unbounded_channel();
         let state = ApiState {
-            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}").into(),
+            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{function_name}")
+                .into(),
             next_calls: next_tx,
             events: Arc::new(Mutex::new(events_rx)),
             replies: replies_tx,
         };
         let app = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next))
-            .route(&format!("{PREFIX}/invocation/{{id}}/response"), post(response))
+            .route(
+                &format!("{PREFIX}/invocation/{{id}}/response"),
+                post(response),
+            )
             .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(error))
             .route(&format!("{PREFIX}/init/error"), post(init_error))
             .with_state(state);
@@ -79,7 +83,14 @@ impl RuntimeApi {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(RuntimeApi { address, next_calls, events, replies, server, sequence: 0 })
+        Ok(RuntimeApi {
+            address,
+            next_calls,
+            events,
+            replies,
+            server,
+            sequence: 0,
+        })
     }
 
     /// The value of `AWS_LAMBDA_RUNTIME_API`.
@@ -89,20 +100,29 @@ impl RuntimeApi {
 
     /// When the function next asked for an invocation.
     pub async fn next_call(&mut self, limit: Duration) -> Option<Instant> {
-        tokio::time::timeout(limit, self.next_calls.recv()).await.ok().flatten()
+        tokio::time::timeout(limit, self.next_calls.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Queues one event; the function gets it from its (pending or next) `next` call.
     pub fn invoke(&mut self, body: String) -> String {
         self.sequence += 1;
         let request_id = format!("00000000-0000-4000-8000-{:012}", self.sequence);
-        let _ = self.events.send(Invocation { request_id: request_id.clone(), body });
+        let _ = self.events.send(Invocation {
+            request_id: request_id.clone(),
+            body,
+        });
         request_id
     }
 
     /// The next response or error the function posted.
     pub async fn reply(&mut self, limit: Duration) -> Option<Reply> {
-        tokio::time::timeout(limit, self.replies.recv()).await.ok().flatten()
+        tokio::time::timeout(limit, self.replies.recv())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -119,10 +139,17 @@ async fn next(State(state): State<ApiState>) -> Response {
     let Some(invocation) = invocation else {
         return StatusCode::GONE.into_response();
     };
-    let deadline_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() + 30_000;
+    let deadline_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        + 30_000;
     let mut response = invocation.body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
@@ -130,8 +157,14 @@ async fn next(State(state): State<ApiState>) -> Response {
     };
     set("lambda-runtime-aws-request-id", invocation.request_id);
     set("lambda-runtime-deadline-ms", deadline_ms.to_string());
-    set("lambda-runtime-invoked-function-arn", state.function_arn.to_string());
-    set("lambda-runtime-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".to_owned());
+    set(
+        "lambda-runtime-invoked-function-arn",
+        state.function_arn.to_string(),
+    );
+    set(
+        "lambda-runtime-trace-id",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".to_owned(),
+    );
     response
 }
 
@@ -147,9 +180,19 @@ async fn init_error(state: State<ApiState>, body: Bytes) -> StatusCode {
     record(state, None, Outcome::InitError, body)
 }
 
-fn record(State(state): State<ApiState>, id: Option<Path<String>>, outcome: Outcome, body: Bytes) -> StatusCode {
+fn record(
+    State(state): State<ApiState>,
+    id: Option<Path<String>>,
+    outcome: Outcome,
+    body: Bytes,
+) -> StatusCode {
     let at = Instant::now();
     let request_id = id.map(|Path(id)| id).unwrap_or_default();
-    let _ = state.replies.send(Reply { request_id, outcome, at, body });
+    let _ = state.replies.send(Reply {
+        request_id,
+        outcome,
+        at,
+        body,
+    });
     StatusCode::ACCEPTED
 }

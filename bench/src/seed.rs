@@ -4,7 +4,8 @@ use serde_json::{json, Map, Value};
 use tidewater::model::{Role, Turn};
 use tidewater::summarizer::SummaryInput;
 use tidewater::{
-    Caller, DynamoStore, Error, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, SummaryWriter, TurnAppender,
+    Caller, DynamoStore, Error, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator,
+    SummaryWriter, TurnAppender,
 };
 use uuid::Uuid;
 
@@ -60,11 +61,16 @@ pub struct Chat {
 
 impl Chat {
     pub fn new(seed: u64) -> Chat {
-        Chat { state: seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1) }
+        Chat {
+            state: seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+        }
     }
 
     fn next(&mut self, below: usize) -> usize {
-        self.state = self.state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.state = self
+            .state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((self.state >> 33) as usize) % below.max(1)
     }
 
@@ -99,14 +105,22 @@ pub fn role_of(index: u64) -> Role {
 }
 
 pub fn page_context() -> Map<String, Value> {
-    json!({"page": "/manga/frieren/vol-3", "locale": "en-GB"}).as_object().cloned().unwrap_or_default()
+    json!({"page": "/manga/frieren/vol-3", "locale": "en-GB"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
 }
 
 pub fn new_turn(chat: &mut Chat, index: u64, response_id: String, bytes: usize) -> NewTurn {
     let role = role_of(index);
     NewTurn {
         response_id,
-        role: if role == Role::User { "user" } else { "assistant" }.to_owned(),
+        role: if role == Role::User {
+            "user"
+        } else {
+            "assistant"
+        }
+        .to_owned(),
         content: chat.text(role, bytes),
         intent: (role == Role::User).then(|| "availability".to_owned()),
         token_count: Some((bytes / 4) as i64),
@@ -115,9 +129,20 @@ pub fn new_turn(chat: &mut Chat, index: u64, response_id: String, bytes: usize) 
 
 /// A session of `turns` turns of ~`bytes` bytes each, owned by `owner`, with every rolling
 /// summary written as the summarize function would (extractive summariser).
-pub async fn long_session(store: &DynamoStore, owner: &Caller, turns: u64, bytes: usize) -> Result<Seeded, Error> {
+pub async fn long_session(
+    store: &DynamoStore,
+    owner: &Caller,
+    turns: u64,
+    bytes: usize,
+) -> Result<Seeded, Error> {
     let created = store
-        .create_session(owner, NewSession { session_id: None, page_context: Some(page_context()) })
+        .create_session(
+            owner,
+            NewSession {
+                session_id: None,
+                page_context: Some(page_context()),
+            },
+        )
         .await?;
     let session_id = created.session_id;
     let mut chat = Chat::new(42);
@@ -141,7 +166,10 @@ pub async fn long_session(store: &DynamoStore, owner: &Caller, turns: u64, bytes
     let summarizer = ExtractiveSummarizer::default();
     let mut summary: Option<String> = None;
     for chunk in history.chunks(window).filter(|c| c.len() == window) {
-        let text = summarizer.summarize_now(SummaryInput { previous: summary.as_deref(), turns: chunk });
+        let text = summarizer.summarize_now(SummaryInput {
+            previous: summary.as_deref(),
+            turns: chunk,
+        });
         let through = chunk.last().map(|t| t.turn_index).unwrap_or_default();
         store.put_summary(session_id, through, &text).await?;
         summary = Some(text);

@@ -1,9 +1,11 @@
 //! P6: the stream consumer's throughput. The summarize function's own benchmark
-//! (`local/src/bin/bench-summarize.rs`) does the work; this runs it and reads its figures.
+//! (`local/src/bin/bench-summarize.rs`) does the work; this runs it, each time against a fresh
+//! DynamoDB Local of its own, and reads its figures.
 use std::path::Path;
 
 use tokio::process::Command;
 
+use crate::stats::Samples;
 use crate::BoxError;
 
 #[derive(Debug, Default)]
@@ -22,9 +24,19 @@ pub struct Throughput {
     pub output: String,
 }
 
-pub async fn run(release_dir: &Path, records: usize, crossing_percent: usize) -> Result<Throughput, BoxError> {
+pub async fn run(
+    release_dir: &Path,
+    records: usize,
+    crossing_percent: usize,
+) -> Result<Throughput, BoxError> {
     let binary = release_dir.join("bench-summarize");
-    let output = Command::new(&binary)
+    // A DynamoDB Local of its own: one that earlier sections filled answers slower.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let output = Command::new("scripts/with-dynamodb.sh")
+        .arg(&binary)
+        .env("DDB_PORT", port.to_string())
         .env("RECORDS", records.to_string())
         .env("CROSSING_PERCENT", crossing_percent.to_string())
         .env("TEMPLATE", "template.yaml")
@@ -35,9 +47,54 @@ pub async fn run(release_dir: &Path, records: usize, crossing_percent: usize) ->
     let mut result = parse(&stdout);
     result.succeeded = output.status.success();
     if !result.succeeded {
-        result.output = format!("{}\n{}", stdout.trim(), String::from_utf8_lossy(&output.stderr).trim());
+        result.output = format!(
+            "{}\n{}",
+            stdout.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(result)
+}
+
+/// `runs` runs; the one with the median rate, all rates, and every run's success folded in.
+pub async fn median_of(
+    release_dir: &Path,
+    records: usize,
+    crossing_percent: usize,
+    runs: usize,
+) -> Result<(Throughput, Samples), BoxError> {
+    let mut all = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        all.push(run(release_dir, records, crossing_percent).await?);
+    }
+    let mut rates = Samples::default();
+    for t in &all {
+        rates.push(t.filter_and_handler_per_s);
+    }
+    let succeeded = all
+        .iter()
+        .all(|t| t.succeeded && t.failures == 0.0 && t.written == t.crossing);
+    let once = all
+        .iter()
+        .all(|t| t.summary_items_per_session == Some((1.0, 1.0)));
+    let failed_output: Vec<String> = all
+        .iter()
+        .filter(|t| !t.succeeded)
+        .map(|t| t.output.clone())
+        .collect();
+    all.sort_by(|a, b| {
+        a.filter_and_handler_per_s
+            .total_cmp(&b.filter_and_handler_per_s)
+    });
+    let mut median = all.swap_remove(all.len() / 2);
+    median.succeeded = succeeded;
+    if !once {
+        median.summary_items_per_session = None;
+    }
+    if !failed_output.is_empty() {
+        median.output = failed_output.join("\n");
+    }
+    Ok((median, rates))
 }
 
 /// Reads the lines bench-summarize prints (its EMF metric lines are skipped).
@@ -45,7 +102,12 @@ pub fn parse(stdout: &str) -> Throughput {
     let mut t = Throughput::default();
     let rate = |line: &str| -> f64 {
         let words: Vec<&str> = line.split_whitespace().collect();
-        words.iter().position(|w| *w == "records/s").and_then(|i| words.get(i.wrapping_sub(1))).and_then(|w| w.parse().ok()).unwrap_or(f64::NAN)
+        words
+            .iter()
+            .position(|w| *w == "records/s")
+            .and_then(|i| words.get(i.wrapping_sub(1)))
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(f64::NAN)
     };
     for line in stdout.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("records:") {
@@ -67,7 +129,12 @@ pub fn parse(stdout: &str) -> Throughput {
         } else if line.starts_with("redelivery") {
             t.redelivery_per_s = rate(line);
         } else if let Some(v) = line.strip_prefix("per summary written:") {
-            t.per_summary_ms = v.trim().trim_end_matches("ms").trim().parse().unwrap_or(f64::NAN);
+            t.per_summary_ms = v
+                .trim()
+                .trim_end_matches("ms")
+                .trim()
+                .parse()
+                .unwrap_or(f64::NAN);
         } else if let Some(v) = line.strip_prefix("summary items per crossing session:") {
             let (lo, hi) = v.trim().split_once('-').unwrap_or((v.trim(), v.trim()));
             if let (Ok(lo), Ok(hi)) = (lo.trim().parse(), hi.trim().parse()) {
@@ -93,7 +160,10 @@ mod tests {
             redelivery, no filter:             9000 records/s (111.00 ms)\n\
             summary items per crossing session: 1-1\n";
         let t = parse(out);
-        assert_eq!((t.records, t.written, t.crossing, t.failures), (1000.0, 50.0, 50.0, 0.0));
+        assert_eq!(
+            (t.records, t.written, t.crossing, t.failures),
+            (1000.0, 50.0, 50.0, 0.0)
+        );
         assert_eq!(t.filter_and_handler_per_s, 4000.0);
         assert_eq!(t.filter_alone_per_s, 250000.0);
         assert_eq!(t.redelivery_per_s, 9000.0);

@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord, StreamViewType};
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tidewater::items::{MetaItem, ResponseItem, TurnItem};
 use tidewater::{
@@ -90,6 +91,13 @@ async fn run(
     }
     let redelivery = redelivery_started.elapsed();
 
+    // Written once: each crossing session holds exactly one SUMMARY# item after the redelivery.
+    let mut items_per_session = Vec::with_capacity(sessions.len());
+    for session in &sessions {
+        items_per_session.push(summary_items(store, *session).await?);
+    }
+    let (fewest, most) = (items_per_session.iter().min().copied(), items_per_session.iter().max().copied());
+
     println!(
         "records: {total}, passed the filter: {}, summaries written: {summarised}/{crossing}, failures: {failures}",
         matched.len()
@@ -98,10 +106,28 @@ async fn run(
     println!("filter + handler:            {:>10.0} records/s ({:.2} ms)", rate(total, elapsed), ms(elapsed));
     println!("  per summary written:       {:>10.2} ms", ms(elapsed) / crossing as f64);
     println!("redelivery, no filter:       {:>10.0} records/s ({:.2} ms)", rate(total, redelivery), ms(redelivery));
-    if summarised != crossing || failures != 0 {
+    println!("summary items per crossing session: {}-{}", fewest.unwrap_or(0), most.unwrap_or(0));
+    if summarised != crossing || failures != 0 || fewest != Some(1) || most != Some(1) {
         return Err(Error::Conflict("the benchmark did not summarise every crossing session".to_owned()));
     }
     Ok(())
+}
+
+/// The SUMMARY# items of one session, counted with a consistent Query.
+async fn summary_items(store: &DynamoStore, session: Uuid) -> Result<i32, Error> {
+    let output = store
+        .client()
+        .query()
+        .table_name(&store.config().table_name)
+        .key_condition_expression("PK = :pk AND begins_with(SK, :summary)")
+        .expression_attribute_values(":pk", AttributeValue::S(keys::session_pk(&session)))
+        .expression_attribute_values(":summary", AttributeValue::S(keys::SUMMARY_PREFIX.to_owned()))
+        .select(Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(Box::new(e)))?;
+    Ok(output.count)
 }
 
 fn rate(records: usize, elapsed: Duration) -> f64 {

@@ -125,7 +125,8 @@ pub struct DynamoStore {
 }
 
 /// Builds a DynamoDB client from the environment. `AWS_ENDPOINT_URL_DYNAMODB` points it at
-/// DynamoDB Local.
+/// DynamoDB Local. With `AWS_REGION` set (always, on Lambda) it makes no network call: without
+/// it, the SDK probes the instance metadata service for a region during start-up.
 pub async fn dynamodb_client() -> Client {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Client::new(&shared)
