@@ -84,11 +84,11 @@ async fn another_customers_session_is_404_but_support_may_read_it() {
 
 #[tokio::test]
 async fn an_expired_session_is_404_before_dynamodb_deletes_it() {
-    let store = fresh_store(Config { session_ttl: Duration::from_secs(1), ..Config::default() }).await;
+    let store = fresh_store(Config { session_ttl: Duration::from_secs(5), ..Config::default() }).await;
     let session = session_with_turns(&store, &alice(), 1).await;
     assert_eq!(load(&store, &alice(), session, &[]).await.status(), 200);
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
 
     assert_error(&load(&store, &alice(), session, &[]).await, 404, "not_found");
 }

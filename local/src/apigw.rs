@@ -8,6 +8,7 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::http::{HeaderMap, Method};
 use aws_lambda_events::query_map::QueryMap;
 use serde_json::Value;
+use tidewater::Caller;
 
 /// One HTTP request as the gateway received it.
 pub struct HttpRequest<'a> {
@@ -63,6 +64,47 @@ pub fn request_event(request: HttpRequest<'_>, claims: Option<&serde_json::Map<S
     event.body = request.body;
     event.is_base64_encoded = false;
     event
+}
+
+/// The event of a request by `caller` on `route` (such as `/sessions/{id}/turns`) at
+/// `path`, with the claims a local token for the caller would carry. For tests and benchmarks.
+pub fn caller_event(
+    caller: &Caller,
+    method: &str,
+    route: &str,
+    path: &str,
+    raw_query: &str,
+    body: Option<String>,
+) -> ApiGatewayV2httpRequest {
+    let path_parameters = route
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(pattern, actual)| {
+            let name = pattern.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), actual.to_owned()))
+        })
+        .collect();
+    let claims = serde_json::json!({
+        "sub": caller.customer_id,
+        "cognito:groups": caller.roles,
+        "iss": crate::gateway::ISSUER,
+        "aud": crate::gateway::AUDIENCE,
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", aws_lambda_events::http::HeaderValue::from_static("application/json"));
+    request_event(
+        HttpRequest {
+            method,
+            route_path: route,
+            path,
+            raw_query,
+            path_parameters,
+            headers,
+            body,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        },
+        claims.as_object(),
+    )
 }
 
 /// How the HTTP API's JWT authorizer renders a claim value.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tidewater::{Caller, Config, DynamoStore};
 use uuid::Uuid;
 
@@ -51,34 +51,19 @@ pub fn api_request(
     query: &[(&str, &str)],
     body: Option<&str>,
 ) -> Request {
-    let path_parameters = route
-        .split('/')
-        .zip(path.split('/'))
-        .filter_map(|(pattern, actual)| {
-            let name = pattern.strip_prefix('{')?.strip_suffix('}')?;
-            Some((name.to_owned(), actual.to_owned()))
-        })
-        .collect();
     let raw_query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    let claims = caller.map(|c| {
-        let claims = json!({"sub": c.customer_id, "cognito:groups": c.roles, "iss": "tidewater-local", "aud": "tidewater"});
-        claims.as_object().cloned().unwrap_or_default()
-    });
-    let mut headers = lambda_http::http::HeaderMap::new();
-    headers.insert("content-type", lambda_http::http::HeaderValue::from_static("application/json"));
-    let event = tidewater_local::apigw::request_event(
-        tidewater_local::apigw::HttpRequest {
-            method,
-            route_path: route,
-            path,
-            raw_query: &raw_query,
-            path_parameters,
-            headers,
-            body: body.map(str::to_owned),
-            request_id: Uuid::new_v4().to_string(),
-        },
-        claims.as_ref(),
+    let anonymous = Caller::new("", Vec::<String>::new());
+    let mut event = tidewater_local::apigw::caller_event(
+        caller.unwrap_or(&anonymous),
+        method,
+        route,
+        path,
+        &raw_query,
+        body.map(str::to_owned),
     );
+    if caller.is_none() {
+        event.request_context.authorizer = None;
+    }
     event_request(&serde_json::to_string(&event).expect("serialisable event"))
 }
 
