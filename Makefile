@@ -21,7 +21,7 @@ run: tools
 	@mkdir -p .run && API_PORT=$(API_PORT) DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh
 
 test: tools lint
-	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked
+	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
 
 lint:
 	cfn-lint template.yaml

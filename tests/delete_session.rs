@@ -88,9 +88,9 @@ async fn deleting_someone_elses_session_answers_404_and_deletes_nothing() {
 
 #[tokio::test]
 async fn the_owner_may_delete_an_expired_session() {
-    let store = fresh_store(Config { session_ttl: Duration::from_secs(2), ..Config::default() }).await;
+    let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..Config::default() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
-    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    tokio::time::sleep(Duration::from_millis(7_100)).await;
 
     let response = delete(&store, &alice(), session).await;
 

@@ -215,9 +215,9 @@ async fn the_owner_and_support_may_export_anyone_else_gets_404() {
 
 #[tokio::test]
 async fn an_expired_session_is_404_even_for_support() {
-    let store = fresh_store(Config { session_ttl: Duration::from_secs(1), ..Config::default() }).await;
+    let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..Config::default() }).await;
     let session = session_with(&store, &alice(), numbered(2)).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(7_100)).await;
 
     assert_error(&export(&store, &alice(), session, &[]).await, 404, "not_found");
     assert_error(&export(&store, &Caller::new("carol", ["support"]), session, &[]).await, 404, "not_found");
