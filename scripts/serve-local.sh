@@ -10,6 +10,10 @@ export LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 export TABLE_NAME="${TABLE_NAME:-tidewater}"
 export LAMBDA_INVOKE_URL="http://127.0.0.1:$LAMBDA_PORT"
 export RUST_LOG="${RUST_LOG:-info}"
+# The functions have no default secrets and refuse to start without them (in AWS they read
+# them from Secrets Manager); these are the documented local values, never deployed.
+export CURSOR_SECRET="${CURSOR_SECRET:-tidewater-local-cursor-secret-do-not-deploy}"
+export RECEIPT_SALT="${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy}"
 # Locally a session moves up the resume list on every second of newer activity.
 export RESUME_ORDER_STEP_SECONDS="${RESUME_ORDER_STEP_SECONDS:-1}"
 mkdir -p .run

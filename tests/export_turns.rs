@@ -11,7 +11,7 @@ use uuid::Uuid;
 const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
 
 fn key() -> CursorKey {
-    CursorKey::from_lookup(|_| None).unwrap()
+    test_cursor_key()
 }
 
 async fn session_with(store: &DynamoStore, caller: &Caller, contents: impl IntoIterator<Item = String>) -> Uuid {

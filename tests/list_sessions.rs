@@ -3,14 +3,14 @@ use std::time::Duration;
 
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use tidewater::{Caller, Config, CursorKey, DynamoStore, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{Caller, Config, CursorKey, DynamoStore, NewSession, NewTurn, Secret, SessionCreator, TurnAppender};
 use tidewater_tests::*;
 use uuid::Uuid;
 
 const SAMPLE_SESSION: &str = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f";
 
 fn key() -> CursorKey {
-    CursorKey::from_lookup(|_| None).unwrap()
+    test_cursor_key()
 }
 
 /// A store whose customer index moves on every second of newer activity.
@@ -171,7 +171,8 @@ async fn a_tampered_or_foreign_cursor_is_400() {
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
     let (payload, tag) = cursor.split_once('.').unwrap();
     let tampered = format!("f{}.{tag}", &payload[1..]);
-    let other_key = CursorKey::new("another-deployment-with-its-own-secret").unwrap().seal("resume:alice", &json!({}));
+    let another_deployment = Secret::new("CURSOR_SECRET", "another-deployment-with-its-own-secret").unwrap();
+    let other_key = CursorKey::new(&another_deployment).unwrap().seal("resume:alice", &json!({}));
 
     assert_eq!(list(&store, &alice(), &[("cursor", &cursor)]).await.status(), 200);
     assert_error(&list(&store, &bob(), &[("cursor", &cursor)]).await, 400, "bad_request");

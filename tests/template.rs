@@ -56,3 +56,45 @@ fn every_function_declares_its_build_and_a_policy_without_wildcards() {
         assert!(properties.get("Policies").is_some(), "{id} has no policy of its own");
     }
 }
+
+/// The Secrets Manager secret each function reads at init, as (variable, secret logical id).
+const SECRETS: &[(&str, &str)] = &[("CURSOR_SECRET_ARN", "CursorSecret"), ("RECEIPT_SALT_ARN", "ReceiptSalt")];
+
+#[test]
+fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {
+    let template = project_template();
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    assert!(!text.contains("resolve:secretsmanager"), "a secret's value must never be resolved into the configuration");
+
+    for (id, properties, binary) in template::functions(&template) {
+        let variables = properties.get("Environment").and_then(|e| e.get("Variables"));
+        let held: Vec<&str> = SECRETS
+            .iter()
+            .filter_map(|(variable, secret)| {
+                let value = variables?.get(*variable)?;
+                assert_eq!(serde_yaml::to_string(value).unwrap().trim(), format!("!Ref {secret}"), "{id}: {variable}");
+                Some(*secret)
+            })
+            .collect();
+        let statements: Vec<&serde_yaml::Value> = properties["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|policy| policy.get("Statement")?.as_sequence())
+            .flatten()
+            .collect();
+        let readable: Vec<String> = statements
+            .iter()
+            .filter(|s| serde_yaml::to_string(&s["Action"]).unwrap().contains("secretsmanager:"))
+            .map(|s| {
+                assert_eq!(serde_yaml::to_string(&s["Action"]).unwrap().trim(), "- secretsmanager:GetSecretValue", "{id}");
+                serde_yaml::to_string(&s["Resource"]).unwrap().trim().to_owned()
+            })
+            .collect();
+        let expected: Vec<String> = held.iter().map(|secret| format!("!Ref {secret}")).collect();
+        assert_eq!(readable, expected, "{id} may read exactly the secrets it is given");
+
+        let manifest = std::fs::read_to_string(root().join("functions").join(&binary).join("Cargo.toml")).unwrap();
+        assert_eq!(manifest.contains("\"secrets\""), !held.is_empty(), "{id}: links the Secrets Manager client iff it holds a secret");
+    }
+}

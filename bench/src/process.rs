@@ -22,6 +22,13 @@ const PASSED_THROUGH: &[&str] = &[
     "AWS_ENDPOINT_URL_DYNAMODB",
 ];
 
+/// The secrets the functions refuse to start without, as `make run` sets them: a value in
+/// the environment, so no Secrets Manager call at init.
+const BENCH_SECRETS: &[(&str, &str)] = &[
+    ("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"),
+    ("RECEIPT_SALT", "tidewater-bench-receipt-salt-not-deployed"),
+];
+
 #[derive(Debug, Clone)]
 pub struct Function {
     pub name: String,
@@ -35,7 +42,10 @@ impl Function {
         Function {
             name: name.to_owned(),
             binary: release_dir.join(name),
-            env: vec![("TABLE_NAME".to_owned(), table.to_owned())],
+            env: std::iter::once(("TABLE_NAME", table))
+                .chain(BENCH_SECRETS.iter().copied())
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
         }
     }
 

@@ -1,8 +1,10 @@
 use std::time::Duration;
 
+use crate::secret::Secret;
 use crate::Error;
 
-/// Settings read once from the environment at start-up. Every field has a default.
+/// Settings read once from the environment at start-up. Every setting has a default; the
+/// one secret, the receipt salt, has none and is added with [`Config::with_receipt_salt`].
 ///
 /// | variable | default | meaning |
 /// |---|---|---|
@@ -15,7 +17,6 @@ use crate::Error;
 /// | `SUMMARY_KEEP_RECENT` | `10` | the newest turns a summary never covers |
 /// | `RESUME_ORDER_STEP_SECONDS` | `3600` | how much newer activity must be to move a session up the resume list |
 /// | `AWS_LAMBDA_FUNCTION_NAME` | unset | set by Lambda; turns on consumed-capacity metrics |
-/// | `RECEIPT_SALT` | `tidewater-receipts-v1` | prefixed to a customer id before hashing it for deletion receipts |
 /// | `WARM_UP` | `0` | `1`: one cheap DynamoDB call during init ([`crate::DynamoStore::warm_up`]) |
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,9 +32,12 @@ pub struct Config {
     /// The customer index's sort key moves only when a session's activity is at least this
     /// much newer than it, so most appends do not rewrite the index.
     pub resume_order_step: Duration,
-    /// Deletion receipts name a customer by `hex(SHA-256(receipt_salt + customer_id))`.
-    /// Changing it orphans older receipts from their customers (the privacy role still reads them).
-    pub receipt_salt: String,
+    /// Deletion receipts and the privacy partition name a customer by
+    /// `hex(SHA-256(receipt_salt + customer_id))`. Changing it orphans older receipts from
+    /// their customers (the privacy role still reads them). Only the functions that delete or
+    /// read receipts load it (`RECEIPT_SALT`, [`crate::secret`]); a store without it refuses
+    /// those calls rather than hash with a guessable salt.
+    pub receipt_salt: Option<Secret>,
     /// Emit consumed capacity as EMF metrics under this function name (`AWS_LAMBDA_FUNCTION_NAME`,
     /// set by Lambda); off when unset.
     pub metrics_function: Option<String>,
@@ -53,7 +57,7 @@ impl Default for Config {
             summary_threshold: 20,
             summary_keep_recent: 10,
             resume_order_step: Duration::from_secs(3_600),
-            receipt_salt: "tidewater-receipts-v1".to_owned(),
+            receipt_salt: None,
             metrics_function: None,
             warm_up: false,
         }
@@ -85,9 +89,7 @@ impl Config {
                 "RESUME_ORDER_STEP_SECONDS",
                 defaults.resume_order_step.as_secs(),
             )?),
-            receipt_salt: lookup("RECEIPT_SALT")
-                .filter(|s| !s.is_empty())
-                .unwrap_or(defaults.receipt_salt),
+            receipt_salt: None,
             metrics_function: lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|f| !f.is_empty()),
             warm_up: lookup("WARM_UP").is_some_and(|v| matches!(v.trim(), "1" | "true")),
         })
@@ -122,6 +124,18 @@ fn whole_number(
 }
 
 impl Config {
+    /// The same settings, with the salt of the customer hash.
+    pub fn with_receipt_salt(self, salt: Secret) -> Config {
+        Config { receipt_salt: Some(salt), ..self }
+    }
+
+    /// The salt of the customer hash; an error for a configuration loaded without it.
+    pub fn receipt_salt(&self) -> Result<&Secret, Error> {
+        self.receipt_salt
+            .as_ref()
+            .ok_or_else(|| Error::Config("RECEIPT_SALT was not loaded at init, so customers cannot be named".to_owned()))
+    }
+
     /// The turn count at which the window after `summarized_through` becomes due: the window
     /// is complete and `summary_keep_recent` newer turns follow it.
     pub fn summary_due_at(&self, summarized_through: u64) -> u64 {
@@ -147,6 +161,14 @@ mod tests {
         assert!(!Config::from_lookup(|_| None).unwrap().warm_up);
         assert!(!Config::from_lookup(|name| (name == "WARM_UP").then(|| "0".to_owned())).unwrap().warm_up);
         assert!(Config::from_lookup(|name| (name == "WARM_UP").then(|| "1".to_owned())).unwrap().warm_up);
+    }
+
+    #[test]
+    fn a_configuration_holds_a_receipt_salt_only_when_given_one() {
+        let config = Config::from_lookup(|name| (name == "RECEIPT_SALT").then(|| "s".repeat(64))).unwrap();
+        assert!(matches!(config.receipt_salt(), Err(Error::Config(_))));
+        let salt = Secret::new("RECEIPT_SALT", "s".repeat(32)).unwrap();
+        assert_eq!(config.with_receipt_salt(salt.clone()).receipt_salt().unwrap(), &salt);
     }
 
     #[test]

@@ -14,12 +14,9 @@ use serde::Serialize;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::secret::Secret;
 use crate::Error;
 
-/// The key used when `CURSOR_SECRET` is unset: for local runs and tests only.
-/// `template.yaml` always sets a generated secret.
-pub const LOCAL_CURSOR_SECRET: &str = "tidewater-local-cursor-secret-do-not-deploy";
-pub const MIN_SECRET_BYTES: usize = 32;
 /// Cursors this API issues are well under this; anything longer is refused unread.
 pub const MAX_CURSOR_CHARS: usize = 1024;
 
@@ -36,26 +33,12 @@ impl fmt::Debug for CursorKey {
 }
 
 impl CursorKey {
-    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, Error> {
-        let secret = secret.as_ref();
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(Error::Validation(format!("CURSOR_SECRET must be at least {MIN_SECRET_BYTES} bytes")));
-        }
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-            .map_err(|_| Error::Validation("CURSOR_SECRET is not a usable HMAC key".to_owned()))?;
+    /// The key from `CURSOR_SECRET`, which the functions that page read at init with
+    /// [`crate::secret::load`]. A [`Secret`] is at least 32 bytes; there is no default key.
+    pub fn new(secret: &Secret) -> Result<Self, Error> {
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
+            .map_err(|_| Error::Config("CURSOR_SECRET is not a usable HMAC key".to_owned()))?;
         Ok(CursorKey(mac))
-    }
-
-    /// Reads `CURSOR_SECRET`, falling back to [`LOCAL_CURSOR_SECRET`] when it is unset.
-    pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        match lookup("CURSOR_SECRET").filter(|s| !s.is_empty()) {
-            Some(secret) => CursorKey::new(secret),
-            None => CursorKey::new(LOCAL_CURSOR_SECRET),
-        }
     }
 
     /// Encodes `position` as a cursor that only [`CursorKey::open`] with the same scope accepts.
@@ -102,8 +85,12 @@ pub fn export_scope(session_id: &Uuid) -> String {
 mod tests {
     use super::*;
 
+    fn key_of(secret: &str) -> CursorKey {
+        CursorKey::new(&Secret::new("CURSOR_SECRET", secret).unwrap()).unwrap()
+    }
+
     fn key() -> CursorKey {
-        CursorKey::new("k".repeat(32)).unwrap()
+        key_of(&"k".repeat(32))
     }
 
     #[test]
@@ -117,7 +104,7 @@ mod tests {
     fn another_scope_or_key_is_rejected() {
         let cursor = key().seal("resume:alice", &42u64);
         assert!(matches!(key().open::<u64>("resume:bob", &cursor), Err(Error::BadRequest(_))));
-        let other = CursorKey::new("o".repeat(32)).unwrap();
+        let other = key_of(&"o".repeat(32));
         assert!(matches!(other.open::<u64>("resume:alice", &cursor), Err(Error::BadRequest(_))));
     }
 
@@ -132,11 +119,5 @@ mod tests {
         for bad in [forged.as_str(), flipped.as_str(), "", ".", "abc", "a.b.c", json, &"x".repeat(2000)] {
             assert!(matches!(key().open::<serde_json::Value>("s", bad), Err(Error::BadRequest(_))), "{bad}");
         }
-    }
-
-    #[test]
-    fn short_secrets_are_refused_and_unset_means_the_local_default() {
-        assert!(CursorKey::from_lookup(|_| Some("short".to_owned())).is_err());
-        assert!(CursorKey::from_lookup(|_| None).is_ok());
     }
 }

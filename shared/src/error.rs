@@ -30,6 +30,10 @@ pub enum Error {
     /// A stored item could not be read back into its type.
     #[error("a stored item is corrupt")]
     Corrupt(#[source] Box<dyn StdError + Send + Sync>),
+    /// A secret or setting the function needs is missing or unusable. At init it stops the
+    /// function; a request that meets it is a 500.
+    #[error("{0}")]
+    Config(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,7 +50,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::PreconditionFailed => "precondition_failed",
             Error::Unavailable(_) => "unavailable",
-            Error::Corrupt(_) => "internal",
+            Error::Corrupt(_) | Error::Config(_) => "internal",
         }
     }
 

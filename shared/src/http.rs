@@ -97,20 +97,20 @@ pub fn caller(request: &Request) -> Result<Caller, Error> {
     Ok(Caller::new(customer_id.clone(), roles))
 }
 
-/// API Gateway renders an array claim as `[a b]`; a JSON array or a single name also work.
+/// The caller's groups, from `cognito:groups` as the JWT authorizer renders it: `[a b]`, the
+/// names space-separated inside brackets (Cognito group names cannot hold whitespace, but
+/// may hold commas, so `[acme,privacy]` is the one group `acme,privacy`), or a JSON array of
+/// strings. A value in neither form is one group name, taken whole. Roles are granted only
+/// on an exact match of a name ([`Caller::has_role`]).
 pub fn parse_groups(rendered: &str) -> Vec<String> {
     if let Ok(list) = serde_json::from_str::<Vec<String>>(rendered) {
         return list;
     }
-    rendered
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split([' ', ','])
-        .map(|g| g.trim().trim_matches('"'))
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
+    match rendered.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
+        Some(inner) => inner.split_whitespace().map(str::to_owned).collect(),
+        None if rendered.is_empty() => Vec::new(),
+        None => vec![rendered.to_owned()],
+    }
 }
 
 /// The `{id}` path parameter, which must be a UUID.
@@ -153,7 +153,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Corrupt(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -184,9 +184,33 @@ mod tests {
     fn groups_are_read_as_api_gateway_renders_them() {
         assert_eq!(parse_groups("[support privacy]"), ["support", "privacy"]);
         assert_eq!(parse_groups("[guest]"), ["guest"]);
-        assert_eq!(parse_groups("[\"a\",\"b\"]"), ["a", "b"]);
+        assert_eq!(parse_groups("[\"support\",\"privacy\"]"), ["support", "privacy"]);
         assert_eq!(parse_groups("support"), ["support"]);
         assert!(parse_groups("[]").is_empty());
+        assert!(parse_groups("").is_empty());
+    }
+
+    #[test]
+    fn a_comma_never_splits_a_group_name() {
+        assert_eq!(parse_groups("acme,privacy"), ["acme,privacy"]);
+        assert_eq!(parse_groups("[acme,privacy]"), ["acme,privacy"]);
+        assert_eq!(parse_groups("[\"acme,privacy\"]"), ["acme,privacy"]);
+        assert_eq!(parse_groups("[acme,privacy support]"), ["acme,privacy", "support"]);
+    }
+
+    #[test]
+    fn a_role_is_granted_only_on_an_exact_group_name() {
+        let roles = |rendered: &str| {
+            let caller = Caller::new("alice", parse_groups(rendered));
+            (caller.is_support(), caller.is_privacy())
+        };
+        assert_eq!(roles("acme,privacy"), (false, false));
+        assert_eq!(roles("[acme,privacy]"), (false, false));
+        assert_eq!(roles("[\"acme,privacy\"]"), (false, false));
+        assert_eq!(roles("[support privacy]"), (true, true));
+        assert_eq!(roles("[\"support\",\"privacy\"]"), (true, true));
+        assert_eq!(roles("[Privacy privacy-team \"privacy\"]"), (false, false));
+        assert_eq!(roles("[support"), (false, false));
     }
 
     #[test]

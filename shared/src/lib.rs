@@ -6,6 +6,8 @@
 //! - [`store`]: the narrow store traits and [`DynamoStore`], the one place that knows DynamoDB.
 //! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`).
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
+//! - [`secret`]: the cursor key and receipt salt, read once at init, with no defaults
+//!   (feature `secrets` reads them from Secrets Manager).
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
 pub mod clock;
@@ -17,6 +19,7 @@ pub mod items;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod secret;
 pub mod store;
 pub mod summarizer;
 pub mod telemetry;
@@ -26,6 +29,7 @@ pub mod http;
 pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
 pub use error::{Error, Result};
+pub use secret::Secret;
 pub use model::{
     Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
     ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated,

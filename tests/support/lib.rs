@@ -4,16 +4,35 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use tidewater::{Caller, Config, DynamoStore};
+use tidewater::{Caller, Config, CursorKey, DynamoStore, Secret};
 use uuid::Uuid;
 
-/// A store on a table of its own, so tests run in parallel without seeing each other.
+/// The tests' receipt salt. The functions have no default and read theirs at init.
+pub const TEST_RECEIPT_SALT: &str = "tidewater-test-receipt-salt-not-deployed";
+/// The tests' cursor key.
+pub const TEST_CURSOR_SECRET: &str = "tidewater-test-cursor-secret-not-deployed";
+
+pub fn test_receipt_salt() -> Secret {
+    Secret::new("RECEIPT_SALT", TEST_RECEIPT_SALT).expect("the test salt is long enough")
+}
+
+pub fn test_cursor_key() -> CursorKey {
+    CursorKey::new(&Secret::new("CURSOR_SECRET", TEST_CURSOR_SECRET).expect("the test key is long enough"))
+        .expect("a usable test key")
+}
+
+/// A store on a table of its own, so tests run in parallel without seeing each other. It
+/// holds [`TEST_RECEIPT_SALT`] unless `config` brings a salt of its own.
 pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "these tests need DynamoDB Local; run them with `make test`"
     );
-    let config = Config { table_name: format!("test-{}", Uuid::new_v4()), ..config };
+    let config = Config {
+        table_name: format!("test-{}", Uuid::new_v4()),
+        receipt_salt: config.receipt_salt.or_else(|| Some(test_receipt_salt())),
+        ..config
+    };
     let store = DynamoStore::new(tidewater::dynamodb_client().await, config);
     store.create_table().await.expect("create the test table");
     Arc::new(store)
@@ -26,7 +45,7 @@ pub async fn unreachable_store() -> DynamoStore {
         .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
         .load()
         .await;
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default())
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default().with_receipt_salt(test_receipt_salt()))
 }
 
 pub async fn store() -> Arc<DynamoStore> {

@@ -196,8 +196,9 @@ impl CustomerPurger for DynamoStore {
 
 impl ReceiptReader for DynamoStore {
     async fn read_receipt(&self, caller: &Caller, receipt_id: Uuid) -> Result<Receipt, Error> {
+        let callers_hash = self.customer_hash(&caller.customer_id)?;
         let receipt = self.get_receipt(&receipt_id).await?.ok_or(Error::NotFound)?;
-        if caller.is_privacy() || receipt.customer_hash == self.customer_hash(&caller.customer_id) {
+        if caller.is_privacy() || receipt.customer_hash == callers_hash {
             Ok(receipt)
         } else {
             Err(Error::NotFound)
@@ -219,8 +220,9 @@ impl BatchDeleter for DynamoStore {
 }
 
 impl DynamoStore {
-    fn customer_hash(&self, customer_id: &str) -> String {
-        customer_hash(&self.config.receipt_salt, customer_id)
+    /// Fails closed: a store whose configuration has no receipt salt names no customer.
+    fn customer_hash(&self, customer_id: &str) -> Result<String, Error> {
+        Ok(customer_hash(self.config.receipt_salt()?.expose(), customer_id))
     }
 
     /// [`SessionDeleter::delete_session`], deleting through `deleter`.
@@ -230,7 +232,7 @@ impl DynamoStore {
         caller: &Caller,
         session_id: Uuid,
     ) -> Result<(), Error> {
-        let hash = self.customer_hash(&caller.customer_id);
+        let hash = self.customer_hash(&caller.customer_id)?;
         self.put_pending(&hash, &session_id).await?;
         let erased = self.erase_session(deleter, &caller.customer_id, &session_id).await?;
         self.delete_pending(&hash, &session_id).await?;
@@ -248,7 +250,7 @@ impl DynamoStore {
         customer_id: &str,
         request_id: &str,
     ) -> Result<Receipt, Error> {
-        let hash = self.customer_hash(customer_id);
+        let hash = self.customer_hash(customer_id)?;
         let ledger = self.open_ledger(&hash, request_id).await?;
         let listed = self.customer_sessions(customer_id).await?;
         self.mark_listed(&hash, &listed).await?;
