@@ -12,7 +12,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
-.PHONY: tools run test lint build token bench
+.PHONY: tools run test lint build token bench redrive
 
 tools:
 	@./scripts/install-tools.sh
@@ -37,6 +37,14 @@ bench: tools
 	cargo build --release --locked -p tidewater-bench --bin bench -p tidewater-local --bin bench-summarize
 	cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
 	DDB_PORT=$(BENCH_DDB_PORT) ./scripts/with-dynamodb.sh target/release/bench
+
+# Runbook: re-arm every session whose summary is due but unwritten (records in the summarize
+# DLQ, or lost). Defaults to make run's DynamoDB Local; set AWS_ENDPOINT_URL_DYNAMODB= and
+# TABLE_NAME (with AWS credentials) for a deployed table.
+redrive:
+	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
+	cargo run --quiet --locked -p tidewater-local --bin redrive
 
 token:
 	@cargo run --quiet --locked -p tidewater-local --bin token -- "$(SUB)" "$(GROUPS)"

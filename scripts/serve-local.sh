@@ -41,6 +41,9 @@ wait_for_port "$LAMBDA_PORT"
 if [ -x ./target/debug/stream-runner ]; then
   ./target/debug/stream-runner >.run/stream-runner.log 2>&1 &
   children+=($!)
+  STREAM_FUNCTION=sweep-expired CHECKPOINT_FILE=.run/sweep-checkpoint.json \
+    ./target/debug/stream-runner >.run/sweep-runner.log 2>&1 &
+  children+=($!)
 fi
 
 ./target/debug/gateway &

@@ -20,6 +20,9 @@ pub const RECEIPT: &str = "RECEIPT";
 /// Sort key of a customer's purge ledger, under `PK = PRIVACY#<customer_hash>`.
 pub const PURGE_LEDGER: &str = "LEDGER";
 pub const PENDING_PREFIX: &str = "PENDING#";
+/// Under `PK = PRIVACY#<customer_hash>`: one entry per session of the customer, removed only
+/// once every item of the session is gone, so that a purge finds every session.
+pub const REGISTRY_PREFIX: &str = "SESSION#";
 
 pub fn session_pk(session_id: &Uuid) -> String {
     format!("SESSION#{session_id}")
@@ -48,6 +51,11 @@ pub fn privacy_pk(customer_hash: &str) -> String {
 /// A marker naming a session whose deletion has begun and not yet finished.
 pub fn pending_sk(session_id: &Uuid) -> String {
     format!("{PENDING_PREFIX}{session_id}")
+}
+
+/// A customer's registry entry for one session.
+pub fn registry_sk(session_id: &Uuid) -> String {
+    format!("{REGISTRY_PREFIX}{session_id}")
 }
 
 pub fn session_id_from_pending_sk(sk: &str) -> Option<Uuid> {

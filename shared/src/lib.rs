@@ -32,7 +32,7 @@ pub use model::{
     Summary, Turn, TurnDraft, TurnPage,
 };
 pub use store::{
-    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ReceiptReader, SessionCreator, SessionDeleter,
+    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, ReceiptReader, SessionCreator, SessionDeleter,
     SessionLister, SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
 };
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

@@ -200,7 +200,6 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
                     sk: keys::response_sk(&format!("r{turn}")),
                     turn_index: turn,
                     payload_hash: "0123456789abcdef0123456789abcdef".to_owned(),
-                    ttl: 1_795_806_000,
                 };
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
@@ -213,7 +212,6 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
                     intent: Some("availability".to_owned()),
                     token_count: Some(14),
                     created_at: "2026-11-26T19:00:00Z".to_owned(),
-                    ttl: 1_795_806_000,
                 };
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
@@ -249,6 +247,7 @@ fn meta(session: Uuid, turn_count: u64, needs_summary: bool) -> MetaItem {
         turn_count,
         summarized_through: 0,
         needs_summary,
+        summary_rearm: false,
         created_at: "2026-11-26T19:00:00Z".to_owned(),
         updated_at: "2026-11-26T19:20:00Z".to_owned(),
         ttl: 1_795_806_000,

@@ -135,3 +135,58 @@ impl SummarySource for DynamoStore {
         }
     }
 }
+
+impl DynamoStore {
+    /// The runbook's re-drive (`make redrive`): every session whose summary is due and not
+    /// written (a trigger that failed, was dropped, or sits in the DLQ) gets its
+    /// `summary_rearm` flag flipped, which the stream filter matches, so the summariser is
+    /// asked again. One Scan of the table and one small update per such session. Returns
+    /// how many were re-armed.
+    pub async fn rearm_due_summaries(&self) -> Result<u64, Error> {
+        let mut rearmed = 0;
+        let mut start = None;
+        loop {
+            let scan = self
+                .client
+                .scan()
+                .table_name(self.table())
+                .filter_expression("SK = :meta AND needs_summary = :due")
+                .expression_attribute_values(":meta", s(keys::META))
+                .expression_attribute_values(":due", AttributeValue::Bool(true))
+                .projection_expression("PK, SK, summary_rearm")
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            let page = within(self.config.write_timeout, scan).await?.map_err(Error::unavailable)?;
+            self.record_read(page.consumed_capacity());
+            for item in page.items() {
+                let flag = item.get("summary_rearm").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+                let (Some(pk), Some(sk)) = (item.get(keys::PK), item.get(keys::SK)) else { continue };
+                let update = self
+                    .client
+                    .update_item()
+                    .table_name(self.table())
+                    .key(keys::PK, pk.clone())
+                    .key(keys::SK, sk.clone())
+                    .update_expression("SET summary_rearm = :flipped")
+                    .condition_expression("needs_summary = :due")
+                    .expression_attribute_values(":flipped", AttributeValue::Bool(!flag))
+                    .expression_attribute_values(":due", AttributeValue::Bool(true))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send();
+                match within(self.config.write_timeout, update).await? {
+                    Ok(output) => {
+                        self.record_write(output.consumed_capacity());
+                        rearmed += 1;
+                    }
+                    Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                    Err(e) => return Err(Error::unavailable(e)),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rearmed);
+            }
+        }
+    }
+}
