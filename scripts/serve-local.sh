@@ -2,7 +2,8 @@
 # Serves the API on $API_PORT against the DynamoDB endpoint in $AWS_ENDPOINT_URL_DYNAMODB
 # (DynamoDB Local from scripts/with-dynamodb.sh) or, when that is unset, $DYNAMODB_ENDPOINT:
 # creates the table if it is missing, runs the functions under `cargo lambda watch`, the
-# stream runner and the gateway, and says how long it took to be ready.
+# stream runner and the gateway, and says how long it took to be ready. Logs and the stream
+# checkpoint go to $RUN_DIR (default .run).
 # Ctrl-C, SIGTERM, or any of the services ending, stops them all within a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ export LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 export TABLE_NAME="${TABLE_NAME:-tidewater}"
 export LAMBDA_INVOKE_URL="http://127.0.0.1:$LAMBDA_PORT"
 export RUST_LOG="${RUST_LOG:-info}"
+RUN_DIR="${RUN_DIR:-.run}"
+export CHECKPOINT_FILE="${CHECKPOINT_FILE:-$RUN_DIR/stream-checkpoint.json}"
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
   if [ -z "${DYNAMODB_ENDPOINT:-}" ]; then
     echo "set DYNAMODB_ENDPOINT (or run me through scripts/with-dynamodb.sh)" >&2
@@ -25,7 +28,7 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
     export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
   fi
 fi
-mkdir -p .run
+mkdir -p "$RUN_DIR"
 
 children=()
 # A process and everything under it (the functions `cargo lambda watch` starts), deepest first.
@@ -65,11 +68,14 @@ echo "building the functions and local tools (cargo build)..."
 cargo build --locked --workspace --bins
 ./target/debug/create-table
 
-cargo lambda watch --quiet --invoke-port "$LAMBDA_PORT" --concurrency 8 >.run/functions.log 2>&1 &
+# FUNCTION_CONCURRENCY: instances per function; RELOAD_ON_CHANGE=0: no rebuild when code changes.
+watch_flags=(--quiet --invoke-port "$LAMBDA_PORT" --concurrency "${FUNCTION_CONCURRENCY:-8}")
+[ "${RELOAD_ON_CHANGE:-1}" = 1 ] || watch_flags+=(--ignore-changes)
+cargo lambda watch "${watch_flags[@]}" >"$RUN_DIR/functions.log" 2>&1 &
 children+=($!)
 wait_for_port "$LAMBDA_PORT"
 
-./target/debug/stream-runner >.run/stream-runner.log 2>&1 &
+./target/debug/stream-runner >"$RUN_DIR/stream-runner.log" 2>&1 &
 children+=($!)
 
 ./target/debug/gateway &
@@ -80,8 +86,8 @@ cat <<MSG
 tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) s):
   API        http://127.0.0.1:$API_PORT   (token: make token SUB=alice)
   DynamoDB   $AWS_ENDPOINT_URL_DYNAMODB   table $TABLE_NAME
-  functions  $LAMBDA_INVOKE_URL   log .run/functions.log
-  stream     log .run/stream-runner.log
+  functions  $LAMBDA_INVOKE_URL   log $RUN_DIR/functions.log
+  stream     log $RUN_DIR/stream-runner.log
 Ctrl-C stops everything.
 MSG
 # Until Ctrl-C, or until one of them ends: then the others are stopped too.

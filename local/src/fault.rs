@@ -33,13 +33,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The kinds of fault the proxy injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     ThroughputExceeded,
@@ -181,7 +181,7 @@ impl Rule {
 }
 
 /// What the proxy did: requests forwarded and faults injected, by operation.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Log {
     pub forwarded: BTreeMap<String, u64>,
     /// fault name → operation → count.
@@ -190,7 +190,7 @@ pub struct Log {
 }
 
 /// One injected fault.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Injection {
     /// Milliseconds since the Unix epoch, when the request arrived.
     pub at_ms: u64,
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(plan.choose("GetItem", 0.05), Some(Fault::Throttling));
         assert_eq!(plan.choose("GetItem", 0.15), None);
         assert_eq!(plan.choose("TransactWriteItems", 0.15), Some(Fault::LostAnswer));
-        assert_eq!(plan.choose("TransactWriteItems", 0.3), None);
+        assert_eq!(plan.choose("TransactWriteItems", 0.35), None);
     }
 
     #[test]
