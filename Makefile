@@ -9,9 +9,9 @@ DDB_PORT ?= 8000
 LAMBDA_PORT ?= 9000
 TEST_DDB_PORT ?= 8765
 BENCH_DDB_PORT ?= 8766
-# `make chaos`: seed, length and where its report goes (see bench/README.md).
+# `make chaos`: seed, the workload's time limit and where its report goes (bench/README.md).
 CHAOS_SEED ?= 42
-CHAOS_SECONDS ?= 150
+CHAOS_SECONDS ?= 210
 CHAOS_REPORT ?= bench/chaos
 FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice

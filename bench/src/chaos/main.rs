@@ -9,7 +9,7 @@
 //! | `AWS_ENDPOINT_URL_DYNAMODB` | – | DynamoDB Local itself, for the Scan that bypasses the proxy |
 //! | `CHAOS_SEED` | `42` | seeds every random choice of the workload |
 //! | `CHAOS_SESSIONS` / `CHAOS_APPENDS` / `CHAOS_WORKERS` | `60` / `2400` / `24` | its size |
-//! | `CHAOS_SECONDS` | `150` | the workload stops then, finished or not |
+//! | `CHAOS_SECONDS` | `210` | the workload stops then, finished or not |
 //! | `CHAOS_SETTLE_SECONDS` | `60` | how long summaries may take to catch up afterwards |
 //! | `CHAOS_REPORT` | `bench/chaos` | writes `<it>.md` and `<it>.json` |
 //! | `CHAOS_LOGS` | – | the log files to read, separated by spaces |
@@ -66,7 +66,7 @@ async fn run() -> Result<bool, String> {
         customers: 10,
         appends,
         workers: number("CHAOS_WORKERS", 24)? as usize,
-        deadline: Duration::from_secs(number("CHAOS_SECONDS", 150)?),
+        deadline: Duration::from_secs(number("CHAOS_SECONDS", 210)?),
         jwt_secret: env_or("LOCAL_JWT_SECRET", tidewater_local::gateway::DEFAULT_SECRET),
     };
     let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
