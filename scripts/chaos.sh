@@ -56,7 +56,7 @@ curl -s -o /dev/null -X POST "http://127.0.0.1:$proxy_port/_fault-proxy/off"
 
 echo "chaos: starting the local stack against the fault proxy (log $run_dir/stack.log)"
 env -u AWS_ENDPOINT_URL_DYNAMODB DYNAMODB_ENDPOINT="http://127.0.0.1:$proxy_port" \
-  API_PORT="$api_port" LAMBDA_PORT="$lambda_port" RUN_DIR="$run_dir" FUNCTION_CONCURRENCY=8 RELOAD_ON_CHANGE=0 \
+  API_PORT="$api_port" LAMBDA_PORT="$lambda_port" RUN_DIR="$run_dir" FUNCTION_CONCURRENCY="${FUNCTION_CONCURRENCY:-16}" RELOAD_ON_CHANGE=0 \
   RUST_LOG="info,aws_smithy_runtime::client::retries=debug" \
   ./scripts/serve-local.sh >"$run_dir/stack.log" 2>&1 &
 pids+=($!)
