@@ -14,6 +14,8 @@ export LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 export TABLE_NAME="${TABLE_NAME:-tidewater}"
 export LAMBDA_INVOKE_URL="http://127.0.0.1:$LAMBDA_PORT"
 export RUST_LOG="${RUST_LOG:-info}"
+# Locally a session moves up the resume list on every second of newer activity.
+export RESUME_ORDER_STEP_SECONDS="${RESUME_ORDER_STEP_SECONDS:-1}"
 RUN_DIR="${RUN_DIR:-.run}"
 export CHECKPOINT_FILE="${CHECKPOINT_FILE:-$RUN_DIR/stream-checkpoint.json}"
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then

@@ -79,7 +79,14 @@ async fn fifty_concurrent_retries_of_one_append_write_one_turn() {
     let duplicates = results.iter().filter(|(status, body)| *status == 200 && body["duplicate"] == true).count();
     assert_eq!((created, duplicates), (1, 49), "{results:?}");
     assert!(results.iter().all(|(_, body)| body["turn_index"] == 1));
-    let context = tidewater::ContextLoader::load_context(&*store, &alice(), session, 100, true).await.unwrap();
+    let context = tidewater::ContextLoader::load_context(
+        &*store,
+        &alice(),
+        session,
+        tidewater_tests::newest(100, true),
+    )
+    .await
+    .unwrap();
     assert_eq!(context.session.unwrap().turn_count, 1);
     assert_eq!(context.turns.len(), 1);
 }
@@ -100,7 +107,14 @@ async fn twenty_concurrent_distinct_appends_get_gap_free_indices() {
     let indices: BTreeSet<u64> = join_all(appends).await.into_iter().map(Result::unwrap).collect();
 
     assert_eq!(indices, (1..=20).collect());
-    let context = tidewater::ContextLoader::load_context(&*store, &alice(), session, 100, true).await.unwrap();
+    let context = tidewater::ContextLoader::load_context(
+        &*store,
+        &alice(),
+        session,
+        tidewater_tests::newest(100, true),
+    )
+    .await
+    .unwrap();
     assert_eq!(context.session.unwrap().turn_count, 20);
     let stored: Vec<u64> = context.turns.iter().map(|t| t.turn_index).collect();
     assert_eq!(stored, (1..=20).collect::<Vec<_>>());

@@ -53,6 +53,9 @@ async fn bad_input_samples_are_rejected_and_write_nothing() {
     assert_error(&append, 422, "validation_failed");
     assert_error(&load, 400, "bad_request");
     let session = Uuid::parse_str(SAMPLE_SESSION).unwrap();
-    let context = store.load_context(&alice(), session, 10, true).await.unwrap();
+    let context = store
+        .load_context(&alice(), session, tidewater_tests::newest(10, true))
+        .await
+        .unwrap();
     assert_eq!(context.session.unwrap().turn_count, 0);
 }

@@ -13,9 +13,14 @@ fn key() -> CursorKey {
     CursorKey::from_lookup(|_| None).unwrap()
 }
 
+/// A store whose customer index moves on every second of newer activity.
+async fn listing_store() -> std::sync::Arc<DynamoStore> {
+    fresh_store(Config { resume_order_step: Duration::from_secs(1), ..Config::default() }).await
+}
+
 async fn new_session(store: &DynamoStore, caller: &Caller, page: &str) -> Uuid {
-    // updated_at has millisecond resolution: keep creations apart so the order is certain.
-    tokio::time::sleep(Duration::from_millis(3)).await;
+    // Keep creations a full resume step apart, so that the order is certain.
+    store.clock().advance(Duration::from_millis(1_100));
     let page_context = json!({ "page": page }).as_object().cloned();
     store.create_session(caller, NewSession { session_id: None, page_context }).await.unwrap().session_id
 }
@@ -52,11 +57,11 @@ async fn list_all(store: &DynamoStore, caller: &Caller, limit: &str) -> (Vec<Str
 
 #[tokio::test]
 async fn sessions_come_newest_activity_first_and_an_append_moves_one_to_the_front() {
-    let store = store().await;
+    let store = listing_store().await;
     let first = new_session(&store, &alice(), "/a").await;
     let second = new_session(&store, &alice(), "/b").await;
     let third = new_session(&store, &alice(), "/c").await;
-    tokio::time::sleep(Duration::from_millis(3)).await;
+    store.clock().advance(Duration::from_millis(1_100));
     let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hi".into(), intent: None, token_count: None };
     store.append_turn(&alice(), first, turn.validate(store.config()).unwrap()).await.unwrap();
 
@@ -76,10 +81,10 @@ async fn sessions_come_newest_activity_first_and_an_append_moves_one_to_the_fron
 
 #[tokio::test]
 async fn a_metadata_update_also_moves_a_session_to_the_front() {
-    let store = store().await;
+    let store = listing_store().await;
     let older = new_session(&store, &alice(), "/a").await;
     let newer = new_session(&store, &alice(), "/b").await;
-    tokio::time::sleep(Duration::from_millis(3)).await;
+    store.clock().advance(Duration::from_millis(1_100));
     let path = format!("/sessions/{older}");
     let body = json!({"page_context": {"page": "/cart"}}).to_string();
     let patch = api_request(Some(&alice()), "PATCH", "/sessions/{id}", &path, &[], Some(&body));
@@ -93,7 +98,7 @@ async fn a_metadata_update_also_moves_a_session_to_the_front() {
 
 #[tokio::test]
 async fn cursors_page_through_every_session_exactly_once() {
-    let store = store().await;
+    let store = listing_store().await;
     let mut created = Vec::new();
     for i in 0..7 {
         created.push(new_session(&store, &alice(), &format!("/{i}")).await.to_string());
@@ -108,31 +113,44 @@ async fn cursors_page_through_every_session_exactly_once() {
 
 #[tokio::test]
 async fn expired_sessions_are_left_out_and_short_pages_still_lead_on() {
-    let store = store().await;
-    let short_lived = DynamoStore::new(
-        store.client().clone(),
-        Config { session_ttl: Duration::from_secs(1), ..store.config().clone() },
-    );
+    let store = listing_store().await;
+    let day = store.config().session_ttl;
+    new_session(&store, &alice(), "/gone-1").await;
+    new_session(&store, &alice(), "/gone-2").await;
+    store.clock().advance(day - Duration::from_secs(60));
     let live = new_session(&store, &alice(), "/live").await;
-    new_session(&short_lived, &alice(), "/gone-1").await;
-    new_session(&short_lived, &alice(), "/gone-2").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    store.clock().advance(Duration::from_secs(120));
 
-    let first_page = body_json(&list(&store, &alice(), &[("limit", "1")]).await);
     let (seen, _) = list_all(&store, &alice(), "1").await;
 
-    // DynamoDB Local sometimes deletes expired items within seconds, like a TTL sweep;
-    // when it has not, the newest session is expired and the first page is empty.
-    if ids(&first_page).is_empty() {
-        assert!(first_page.get("next_cursor").is_some(), "an empty page still leads on");
-    }
     assert_eq!(seen, [live.to_string()]);
     assert_eq!(ids(&body_json(&list(&store, &alice(), &[]).await)), [live.to_string()]);
 }
 
 #[tokio::test]
+async fn within_one_resume_step_an_append_does_not_rewrite_the_customer_index() {
+    let store = fresh_store(Config::default()).await;
+    let first = new_session(&store, &alice(), "/a").await;
+    let second = new_session(&store, &alice(), "/b").await;
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hi".into(), intent: None, token_count: None };
+    store.reset_consumed();
+    store.append_turn(&alice(), first, turn.validate(store.config()).unwrap()).await.unwrap();
+    let body = body_json(&list(&store, &alice(), &[]).await);
+
+    assert_eq!(ids(&body), [second, first].map(|s| s.to_string()), "order exact to the hour-long step");
+    assert_eq!(body["sessions"][1]["turn_count"], 0, "turn_count as of the last index move");
+
+    store.clock().advance(Duration::from_secs(3_600));
+    let turn = NewTurn { response_id: "r2".into(), role: "user".into(), content: "again".into(), intent: None, token_count: None };
+    store.append_turn(&alice(), first, turn.validate(store.config()).unwrap()).await.unwrap();
+    let body = body_json(&list(&store, &alice(), &[]).await);
+    assert_eq!(ids(&body), [first, second].map(|s| s.to_string()));
+    assert_eq!(body["sessions"][0]["turn_count"], 2);
+}
+
+#[tokio::test]
 async fn guest_sessions_and_other_customers_sessions_never_appear() {
-    let store = store().await;
+    let store = listing_store().await;
     let own = new_session(&store, &alice(), "/mine").await;
     new_session(&store, &Caller::new("alice", ["guest"]), "/as-guest").await;
     new_session(&store, &bob(), "/bobs").await;
@@ -144,7 +162,7 @@ async fn guest_sessions_and_other_customers_sessions_never_appear() {
 
 #[tokio::test]
 async fn a_tampered_or_foreign_cursor_is_400() {
-    let store = store().await;
+    let store = listing_store().await;
     for i in 0..3 {
         new_session(&store, &alice(), &format!("/{i}")).await;
         new_session(&store, &bob(), &format!("/{i}")).await;
@@ -164,7 +182,7 @@ async fn a_tampered_or_foreign_cursor_is_400() {
 
 #[tokio::test]
 async fn a_limit_outside_1_to_100_is_400() {
-    let store = store().await;
+    let store = listing_store().await;
 
     for bad in ["0", "101", "-1", "ten"] {
         assert_error(&list(&store, &alice(), &[("limit", bad)]).await, 400, "bad_request");
@@ -174,7 +192,7 @@ async fn a_limit_outside_1_to_100_is_400() {
 
 #[tokio::test]
 async fn no_identity_is_401() {
-    let store = store().await;
+    let store = listing_store().await;
     let request = api_request(None, "GET", "/customers/me/sessions", "/customers/me/sessions", &[], None);
 
     assert_error(&list_sessions::handle(&*store, &key(), request).await, 401, "unauthorized");
@@ -182,7 +200,7 @@ async fn no_identity_is_401() {
 
 #[tokio::test]
 async fn list_sessions_samples_list_the_sample_session_and_refuse_a_forged_cursor() {
-    let store = store().await;
+    let store = listing_store().await;
     create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
 
     let response = list_sessions::handle(&*store, &key(), event_request(include_str!("../events/list-sessions.json"))).await;
@@ -195,7 +213,7 @@ async fn list_sessions_samples_list_the_sample_session_and_refuse_a_forged_curso
 
 #[tokio::test]
 async fn capacity_of_resuming_ten_sessions() {
-    let store = store().await;
+    let store = listing_store().await;
     for i in 0..10 {
         new_session(&store, &alice(), &format!("/manga/frieren/vol-{i}")).await;
     }

@@ -49,12 +49,14 @@ async fn a_250_turn_session_with_a_summary_returns_session_summary_and_recent_tu
 }
 
 #[tokio::test]
-async fn default_max_turns_is_ten_and_a_short_session_returns_all() {
+async fn without_max_turns_every_unsummarised_turn_comes_back() {
     let store = store().await;
     let long = session_with_turns(&store, &alice(), 12).await;
     let short = session_with_turns(&store, &alice(), 3).await;
 
-    assert_eq!(body_json(&load(&store, &alice(), long, &[]).await)["turns"].as_array().unwrap().len(), 10);
+    let body = body_json(&load(&store, &alice(), long, &[]).await);
+    assert_eq!(body["turns"].as_array().unwrap().len(), 12);
+    assert_eq!(body["omitted"], json!(null));
     let body = body_json(&load(&store, &alice(), short, &[]).await);
     assert_eq!(body["turns"].as_array().unwrap().len(), 3);
     assert_eq!(body["summary"], json!(null));
@@ -118,7 +120,7 @@ async fn an_unreachable_dynamodb_gives_a_degraded_200() {
     let response = load(&store, &alice(), Uuid::new_v4(), &[]).await;
 
     assert_eq!(response.status(), 200);
-    assert_eq!(body_json(&response), json!({"session": null, "summary": null, "turns": [], "degraded": true}));
+    assert_eq!(body_json(&response), json!({"session": null, "summary": null, "omitted": null, "turns": [], "degraded": true}));
 }
 
 #[tokio::test]
@@ -143,4 +145,162 @@ async fn summaries_only_move_forward() {
 
     let body = body_json(&load(&store, &alice(), session, &[]).await);
     assert_eq!(body["summary"], json!({"text": "second window", "through_turn": 40}));
+}
+
+/// Appends up to `turns`, then lets the summary consumer settle, as the stream would.
+async fn settled_session(store: &DynamoStore, turns: u64) -> Uuid {
+    let session = session_with_turns(store, &alice(), turns).await;
+    let summarizer = tidewater::ExtractiveSummarizer::default();
+    summarize::summarize_session(store, &summarizer, store.config(), session).await.unwrap();
+    session
+}
+
+/// Checks the coverage contract on one answer and returns (S, omitted, first turn, T).
+fn check_coverage(body: &serde_json::Value) -> (u64, Option<(u64, u64)>, Vec<u64>, u64) {
+    let t = body["session"]["turn_count"].as_u64().unwrap();
+    let s = body["summary"]["through_turn"].as_u64().unwrap_or(0);
+    let turns: Vec<u64> = body["turns"].as_array().unwrap().iter().map(|t| t["turn_index"].as_u64().unwrap()).collect();
+    let omitted = body["omitted"].as_object().map(|o| (o["from_turn"].as_u64().unwrap(), o["to_turn"].as_u64().unwrap()));
+    let mut covered: Vec<u64> = (1..=s).collect();
+    if let Some((from, to)) = omitted {
+        assert_eq!(from, s + 1, "omitted starts right after the summary: {body}");
+        covered.extend(from..=to);
+    }
+    covered.extend(&turns);
+    assert_eq!(covered, (1..=t).collect::<Vec<_>>(), "summary, omitted and turns account for 1..=T once each");
+    (s, omitted, turns, t)
+}
+
+#[tokio::test]
+async fn summary_omitted_and_turns_account_for_every_turn_exactly_once() {
+    let store = store().await;
+    for total in [5u64, 29, 30, 45, 59, 250] {
+        let session = settled_session(&store, total).await;
+        let (threshold, keep) = (store.config().summary_threshold, store.config().summary_keep_recent);
+
+        let body = body_json(&load(&store, &alice(), session, &[]).await);
+        let (s, omitted, turns, t) = check_coverage(&body);
+        assert_eq!(t, total);
+        assert!(t < threshold + keep || (t - threshold - keep < s && s <= t - keep), "settled at T={t}: S={s}");
+        assert_eq!(omitted, None, "the default load leaves nothing out at T={t}");
+        assert!(t < keep || turns.len() as u64 >= keep, "at least the kept turns verbatim at T={t}");
+
+        for max_turns in ["1", "10", "30", "100"] {
+            let body = body_json(&load(&store, &alice(), session, &[("max_turns", max_turns)]).await);
+            let (_, _, turns, _) = check_coverage(&body);
+            assert!(turns.len() <= max_turns.parse().unwrap());
+        }
+        for max_tokens in ["1", "300", "2000"] {
+            let body = body_json(&load(&store, &alice(), session, &[("max_tokens", max_tokens)]).await);
+            let (_, _, turns, _) = check_coverage(&body);
+            // token_count of turn i is i in this session.
+            assert!(turns.iter().sum::<u64>() <= max_tokens.parse().unwrap(), "T={total} max_tokens={max_tokens}");
+        }
+        let body = body_json(&load(&store, &alice(), session, &[("max_turns", "5"), ("max_tokens", "1000")]).await);
+        check_coverage(&body);
+    }
+}
+
+#[tokio::test]
+async fn a_turn_without_token_count_counts_a_quarter_of_its_bytes() {
+    let store = store().await;
+    let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
+    for (i, content) in ["a".repeat(40), "b".repeat(41)].into_iter().enumerate() {
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content, intent: None, token_count: None };
+        store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
+    }
+
+    let fits_both = body_json(&load(&store, &alice(), session, &[("max_tokens", "21")]).await);
+    let fits_one = body_json(&load(&store, &alice(), session, &[("max_tokens", "20")]).await);
+    let fits_none = body_json(&load(&store, &alice(), session, &[("max_tokens", "10")]).await);
+
+    assert_eq!(fits_both["turns"].as_array().unwrap().len(), 2);
+    assert_eq!(fits_one["turns"].as_array().unwrap().len(), 1);
+    assert_eq!(fits_one["omitted"], json!({"from_turn": 1, "to_turn": 1}));
+    assert_eq!(fits_none["turns"], json!([]));
+    assert_eq!(fits_none["omitted"], json!({"from_turn": 1, "to_turn": 2}));
+}
+
+#[tokio::test]
+async fn max_tokens_outside_1_to_a_million_gets_400() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 1).await;
+
+    for bad in ["0", "1000001", "-5", "many", ""] {
+        assert_error(&load(&store, &alice(), session, &[("max_tokens", bad)]).await, 400, "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn a_load_right_after_an_append_always_shows_the_new_turn() {
+    let store = store().await;
+    let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
+    for i in 1..=60u64 {
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None };
+        store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
+
+        let body = body_json(&load(&store, &alice(), session, &[("max_turns", "1")]).await);
+
+        assert_eq!(body["turns"][0]["turn_index"], i, "round {i}: {body}");
+        assert_eq!(body["session"]["turn_count"], i);
+    }
+}
+
+#[tokio::test]
+async fn the_body_stays_under_5_mib_and_the_cut_is_reported() {
+    let store = fresh_store(Config { summary_threshold: 1_000, load_deadline: Duration::from_secs(10), ..Config::default() }).await;
+    let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
+    let big = "Frieren volume three is in stock. ".repeat(2_000);
+    let big = &big[..64 * 1024];
+    for i in 1..=100u64 {
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: big.to_owned(), intent: None, token_count: None };
+        store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
+    }
+
+    let response = load(&store, &alice(), session, &[("max_turns", "100")]).await;
+
+    assert_eq!(response.status(), 200);
+    let body_bytes = match response.body() {
+        lambda_http::Body::Text(text) => text.len(),
+        other => panic!("a text body, got {other:?}"),
+    };
+    assert!(body_bytes <= 5 * 1024 * 1024, "{body_bytes} bytes");
+    let body = body_json(&response);
+    let (_, omitted, turns, t) = check_coverage(&body);
+    assert_eq!(t, 100);
+    assert!(turns.len() < 100 && !turns.is_empty());
+    assert_eq!(omitted, Some((1, 100 - turns.len() as u64)));
+}
+
+#[tokio::test]
+async fn if_none_match_with_the_current_etag_is_304_until_the_session_changes() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 2).await;
+    let path = format!("/sessions/{session}/context");
+    let conditional = |tag: String| {
+        let mut request = api_request(Some(&alice()), "GET", "/sessions/{id}/context", &path, &[], None);
+        request.headers_mut().insert("if-none-match", tag.parse().unwrap());
+        request
+    };
+    let first = load(&store, &alice(), session, &[]).await;
+    let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+
+    let unchanged = load_context::handle(&*store, conditional(tag.clone())).await;
+    assert_eq!(unchanged.status(), 304);
+    assert!(matches!(unchanged.body(), lambda_http::Body::Empty));
+    assert_eq!(unchanged.headers()["etag"].to_str().unwrap(), tag);
+
+    let turn = NewTurn { response_id: "r3".into(), role: "user".into(), content: "and volume 4?".into(), intent: None, token_count: None };
+    store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
+    let changed = load_context::handle(&*store, conditional(tag.clone())).await;
+    assert_eq!(changed.status(), 200);
+    assert_eq!(body_json(&changed)["turns"].as_array().unwrap().len(), 3);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), tag);
+
+    let foreign = {
+        let mut request = api_request(Some(&bob()), "GET", "/sessions/{id}/context", &path, &[], None);
+        request.headers_mut().insert("if-none-match", tag.parse().unwrap());
+        load_context::handle(&*store, request).await
+    };
+    assert_error(&foreign, 404, "not_found");
 }

@@ -20,6 +20,12 @@ use uuid::Uuid;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 
+/// Windows become due as soon as they are complete: these tests are about the pipeline, not
+/// the kept recent turns (tests/load_context.rs covers those).
+async fn store() -> Arc<DynamoStore> {
+    fresh_store(tidewater::Config { summary_keep_recent: 0, ..tidewater::Config::default() }).await
+}
+
 fn mapping() -> StreamMapping {
     StreamMapping::load(TEMPLATE, "summarize").expect("the template maps the summarize function")
 }
@@ -142,13 +148,17 @@ async fn a_threshold_crossing_writes_one_summary_that_load_context_returns() {
     assert_eq!(summaries(&store, session).await, vec![20]);
     let state = summary_state(&store, session).await;
     assert_eq!((state.summarized_through, state.needs_summary), (20, false));
-    let context = store.load_context(&alice(), session, 10, true).await.unwrap();
+    let context = store
+        .load_context(&alice(), session, tidewater_tests::newest(10, true))
+        .await
+        .unwrap();
     let summary = context.summary.expect("a summary");
     assert_eq!(summary.through_turn, 20);
     assert!(summary.text.contains("Is volume 19 of Frieren in stock?"), "{}", summary.text);
     assert!(summary.text.contains("availability"), "{}", summary.text);
     assert!(summary.text.contains("Last answer: Yes, Frieren volume 19 is in stock."), "{}", summary.text);
-    assert_eq!(context.turns.first().map(|t| t.turn_index), Some(11));
+    assert!(context.turns.is_empty(), "the summary covers every turn");
+    assert_eq!(context.omitted, None);
 }
 
 #[tokio::test]
@@ -188,11 +198,10 @@ async fn two_concurrent_consumers_for_one_session_write_one_summary() {
 async fn of_two_racing_consumers_exactly_one_writes_and_the_other_sees_it_done() {
     let store = store().await;
     let session = session_with_turns(&store, &alice(), None, 20).await;
-    let threshold = store.config().summary_threshold;
 
     let (a, b) = tokio::join!(
-        summarize::summarize_session(&*store, &SlowSummarizer, threshold, session),
-        summarize::summarize_session(&*store, &SlowSummarizer, threshold, session),
+        summarize::summarize_session(&*store, &SlowSummarizer, store.config(), session),
+        summarize::summarize_session(&*store, &SlowSummarizer, store.config(), session),
     );
 
     assert_eq!(a.unwrap().written + b.unwrap().written, 1);
@@ -369,7 +378,10 @@ async fn appending_25_turns_through_the_api_makes_a_summary_appear_through_the_r
     let deadline = Instant::now() + Duration::from_secs(20);
     let summary = loop {
         runner.poll_once(&invoke).await.unwrap();
-        let context = store.load_context(&alice(), session, 10, true).await.unwrap();
+        let context = store
+            .load_context(&alice(), session, tidewater_tests::newest(10, true))
+            .await
+            .unwrap();
         if let Some(summary) = context.summary {
             break summary;
         }

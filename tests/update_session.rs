@@ -55,7 +55,7 @@ async fn raw_meta(store: &DynamoStore, session: Uuid) -> std::collections::HashM
         .get_item()
         .table_name(&store.config().table_name)
         .key("PK", AttributeValue::S(format!("SESSION#{session}")))
-        .key("SK", AttributeValue::S("META".into()))
+        .key("SK", AttributeValue::S(tidewater::keys::META.into()))
         .consistent_read(true)
         .send()
         .await

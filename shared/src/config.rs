@@ -11,7 +11,9 @@ use crate::Error;
 /// | `MAX_CONTENT_BYTES` | `65536` | the largest turn content, in bytes of UTF-8 |
 /// | `LOAD_DEADLINE_MS` | `300` | deadline of a context load before it answers degraded |
 /// | `WRITE_TIMEOUT_MS` | `3000` | timeout of each DynamoDB write call |
-/// | `SUMMARY_THRESHOLD` | `20` | unsummarised turns that make a summary due |
+/// | `SUMMARY_THRESHOLD` | `20` | turns per summary window |
+/// | `SUMMARY_KEEP_RECENT` | `10` | the newest turns a summary never covers |
+/// | `RESUME_ORDER_STEP_SECONDS` | `3600` | how much newer activity must be to move a session up the resume list |
 /// | `AWS_LAMBDA_FUNCTION_NAME` | unset | set by Lambda; turns on consumed-capacity metrics |
 /// | `RECEIPT_SALT` | `tidewater-receipts-v1` | prefixed to a customer id before hashing it for deletion receipts |
 /// | `WARM_UP` | `0` | `1`: one cheap DynamoDB call during init ([`crate::DynamoStore::warm_up`]) |
@@ -23,6 +25,12 @@ pub struct Config {
     pub load_deadline: Duration,
     pub write_timeout: Duration,
     pub summary_threshold: u64,
+    /// A window is summarised only once this many newer turns follow it, so the newest turns
+    /// always reach the model verbatim.
+    pub summary_keep_recent: u64,
+    /// The customer index's sort key moves only when a session's activity is at least this
+    /// much newer than it, so most appends do not rewrite the index.
+    pub resume_order_step: Duration,
     /// Deletion receipts name a customer by `hex(SHA-256(receipt_salt + customer_id))`.
     /// Changing it orphans older receipts from their customers (the privacy role still reads them).
     pub receipt_salt: String,
@@ -43,6 +51,8 @@ impl Default for Config {
             load_deadline: Duration::from_millis(300),
             write_timeout: Duration::from_millis(3_000),
             summary_threshold: 20,
+            summary_keep_recent: 10,
+            resume_order_step: Duration::from_secs(3_600),
             receipt_salt: "tidewater-receipts-v1".to_owned(),
             metrics_function: None,
             warm_up: false,
@@ -66,7 +76,18 @@ impl Config {
             load_deadline: Duration::from_millis(number("LOAD_DEADLINE_MS", defaults.load_deadline.as_millis() as u64)?),
             write_timeout: Duration::from_millis(number("WRITE_TIMEOUT_MS", defaults.write_timeout.as_millis() as u64)?),
             summary_threshold: number("SUMMARY_THRESHOLD", defaults.summary_threshold)?,
-            receipt_salt: lookup("RECEIPT_SALT").filter(|s| !s.is_empty()).unwrap_or(defaults.receipt_salt),
+            summary_keep_recent: whole_number(
+                &lookup,
+                "SUMMARY_KEEP_RECENT",
+                defaults.summary_keep_recent,
+            )?,
+            resume_order_step: Duration::from_secs(number(
+                "RESUME_ORDER_STEP_SECONDS",
+                defaults.resume_order_step.as_secs(),
+            )?),
+            receipt_salt: lookup("RECEIPT_SALT")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(defaults.receipt_salt),
             metrics_function: lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|f| !f.is_empty()),
             warm_up: lookup("WARM_UP").is_some_and(|v| matches!(v.trim(), "1" | "true")),
         })
@@ -83,6 +104,29 @@ pub fn positive_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, def
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}"))),
+    }
+}
+
+/// A non-negative integer setting `name`, or `default` when it is unset.
+fn whole_number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<u64, Error> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(value) => value.trim().parse::<u64>().map_err(|_| {
+            Error::Validation(format!("{name} must be a whole number, got {value:?}"))
+        }),
+    }
+}
+
+impl Config {
+    /// The turn count at which the window after `summarized_through` becomes due: the window
+    /// is complete and `summary_keep_recent` newer turns follow it.
+    pub fn summary_due_at(&self, summarized_through: u64) -> u64 {
+        crate::summarizer::due_at(summarized_through, self.summary_threshold)
+            .saturating_add(self.summary_keep_recent)
     }
 }
 

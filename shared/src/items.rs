@@ -3,11 +3,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::model::{Role, Session, Turn};
+use crate::model::{Role, Session, Summary, Turn};
 use crate::{clock, codec, keys, Error};
 
-/// `SK = META`: one per session. It carries the counters, the latest summary and the
-/// sparse customer-index keys (absent for guests).
+/// `SK = ~META`: one per session. It carries the turn counter, the summary watermark and
+/// the sparse customer-index keys (absent for guests). It stays small (no summary, no
+/// turn content), so an append that updates it bills one write unit per KB of page context.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetaItem {
     #[serde(rename = "PK")]
@@ -24,17 +25,19 @@ pub struct MetaItem {
     pub summarized_through: u64,
     #[serde(default)]
     pub needs_summary: bool,
-    /// The latest rolling summary, gzip-compressed, so a context load needs no second read.
-    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
-    pub summary: Option<Vec<u8>>,
     pub created_at: String,
     pub updated_at: String,
     pub ttl: i64,
     pub version: u64,
     #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
+    /// The last activity as of the customer index's last move: it moves only when the
+    /// activity is at least `RESUME_ORDER_STEP_SECONDS` newer, so appends rarely rewrite the index.
     #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
+    /// `turn_count` as of the customer index's last move; the session list shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_turn_count: Option<u64>,
 }
 
 impl MetaItem {
@@ -52,10 +55,6 @@ impl MetaItem {
             updated_at: self.updated_at.clone(),
             expires_at: clock::format_epoch_seconds(self.ttl),
         }
-    }
-
-    pub fn summary_text(&self) -> Result<Option<String>, Error> {
-        self.summary.as_deref().map(codec::decompress).transpose()
     }
 }
 
@@ -106,6 +105,29 @@ pub struct ResponseItem {
     pub turn_index: u64,
     pub payload_hash: String,
     pub ttl: i64,
+}
+
+/// `SK = ~SUMMARY`: a copy of the newest summary, read with META and the recent turns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatestSummaryItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub through_turn: u64,
+    #[serde(with = "serde_bytes")]
+    pub text: Vec<u8>,
+    pub created_at: String,
+    pub ttl: i64,
+}
+
+impl LatestSummaryItem {
+    pub fn summary(&self) -> Result<Summary, Error> {
+        Ok(Summary {
+            text: codec::decompress(&self.text)?,
+            through_turn: self.through_turn,
+        })
+    }
 }
 
 /// `SK = SUMMARY#<through_turn>`: the summary of one fixed window, kept as history.

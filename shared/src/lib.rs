@@ -27,8 +27,9 @@ pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
 pub use error::{Error, Result};
 pub use model::{
-    Appended, Caller, Context, IfMatch, NewSession, NewTurn, Receipt, ResumableSession, Role, Session, SessionCreated,
-    SessionPage, SessionPatch, SessionUpdated, Summary, Turn, TurnDraft, TurnPage,
+    Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
+    ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated,
+    Summary, Turn, TurnDraft, TurnPage,
 };
 pub use store::{
     dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ReceiptReader, SessionCreator, SessionDeleter,

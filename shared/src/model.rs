@@ -223,15 +223,35 @@ pub struct Turn {
     pub created_at: String,
 }
 
-/// What a chatbot needs to answer: the session, its latest summary and the recent turns,
-/// oldest first.
+/// What a context load asks for (`GET /sessions/{id}/context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContextRequest {
+    /// At most this many turns; without it, every unsummarised turn up to [`MAX_MAX_TURNS`].
+    pub max_turns: Option<usize>,
+    /// The turns' tokens must fit this; the oldest are dropped until they do.
+    pub max_tokens: Option<u64>,
+    /// Strongly consistent reads.
+    pub consistent: bool,
+}
+
+/// Unsummarised turns a load left out to respect a limit: `from_turn..=to_turn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Omitted {
+    pub from_turn: u64,
+    pub to_turn: u64,
+}
+
+/// What a chatbot needs to answer: the session, its latest summary, and the turns after
+/// the summary, oldest first. Summary, `omitted` and `turns` account for turns
+/// `1..=session.turn_count`, each exactly once.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Context {
     pub session: Option<Session>,
     pub summary: Option<Summary>,
+    pub omitted: Option<Omitted>,
     pub turns: Vec<Turn>,
     pub degraded: bool,
-    /// The version of the session's META item; it changes on every write to META.
+    /// The version of the session's META item; it changes on every append, update and summary.
     #[serde(skip)]
     pub version: Option<u64>,
 }
@@ -239,9 +259,29 @@ pub struct Context {
 impl Context {
     /// The answer given when the store failed or missed its deadline: no memory, but an answer.
     pub fn degraded() -> Context {
-        Context { session: None, summary: None, turns: Vec::new(), degraded: true, version: None }
+        Context {
+            session: None,
+            summary: None,
+            omitted: None,
+            turns: Vec::new(),
+            degraded: true,
+            version: None,
+        }
     }
 }
+
+impl Turn {
+    /// The tokens a turn counts for under `max_tokens`: its `token_count`, or a quarter of its
+    /// UTF-8 bytes, rounded up, when it has none.
+    pub fn tokens(&self) -> u64 {
+        self.token_count
+            .map_or_else(|| (self.content.len() as u64).div_ceil(4), u64::from)
+    }
+}
+
+/// A context's body stays under this many bytes, as Lambda's JSON envelope carries it.
+pub const CONTEXT_BODY_BUDGET_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_MAX_TOKENS: u64 = 1_000_000;
 
 /// Proof that a customer's data was deleted (`DELETE /customers/...`, `GET /receipts/{id}`).
 /// It holds no personal data: the customer appears only as a salted hash.
@@ -259,7 +299,6 @@ pub struct Receipt {
     pub request_id: String,
 }
 
-pub const DEFAULT_MAX_TURNS: usize = 10;
 pub const MAX_MAX_TURNS: usize = 100;
 
 /// Body of `PATCH /sessions/{id}`.

@@ -131,3 +131,12 @@ impl tidewater::store::BatchDeleter for CutOffAfter<'_> {
         tidewater::store::BatchDeleter::delete_batch(self.store, keys).await
     }
 }
+
+/// A context load of at most `max_turns` turns.
+pub fn newest(max_turns: usize, consistent: bool) -> tidewater::ContextRequest {
+    tidewater::ContextRequest {
+        max_turns: Some(max_turns),
+        max_tokens: None,
+        consistent,
+    }
+}

@@ -17,7 +17,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use tidewater::metrics::{Metrics, Unit};
-use tidewater::summarizer::{due_at, next_window_end};
+use tidewater::summarizer::next_window_end;
 use tidewater::{keys, Config, Error, Summarizer, SummaryInput, SummarySource, SummaryWriter};
 use uuid::Uuid;
 
@@ -139,7 +139,11 @@ where
     let mut written = 0;
     let mut outcomes = stream::iter(sessions)
         .map(|(session_id, records)| async move {
-            (summarize_session(store, summarizer, config.summary_threshold, session_id).await, session_id, records)
+            (
+                summarize_session(store, summarizer, config, session_id).await,
+                session_id,
+                records,
+            )
         })
         .buffer_unordered(CONCURRENT_SESSIONS);
     while let Some((outcome, session_id, records)) = outcomes.next().await {
@@ -172,14 +176,15 @@ where
     response
 }
 
-/// Brings one session's summary up to its last full window, one window at a time.
+/// Brings one session's summary up to its last due window, one window at a time: a window
+/// is due once `SUMMARY_KEEP_RECENT` newer turns follow it.
 ///
 /// Each round re-reads META, so a summary another consumer wrote meanwhile is seen, and an
 /// append that landed while this one summarised is not left without its flag.
 pub async fn summarize_session<S, M>(
     store: &S,
     summarizer: &M,
-    threshold: u64,
+    config: &Config,
     session_id: Uuid,
 ) -> Result<Outcome, Error>
 where
@@ -197,10 +202,18 @@ where
             tracing::info!(%session_id, "session has expired; nothing to summarise");
             return Ok(outcome);
         }
-        let Some(through) = next_window_end(state.summarized_through, state.turn_count, threshold) else {
+        let (threshold, keep_recent) = (config.summary_threshold, config.summary_keep_recent);
+        let Some(through) = next_window_end(
+            state.summarized_through,
+            state.turn_count,
+            threshold,
+            keep_recent,
+        ) else {
             if state.needs_summary {
-                let due = due_at(state.summarized_through, threshold);
-                outcome.cleared_flag = store.clear_summary_flag(session_id, state.summarized_through, due).await?;
+                let due = config.summary_due_at(state.summarized_through);
+                outcome.cleared_flag = store
+                    .clear_summary_flag(session_id, state.summarized_through, due)
+                    .await?;
             }
             return Ok(outcome);
         };

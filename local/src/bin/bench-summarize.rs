@@ -38,10 +38,16 @@ async fn main() -> Result<(), Error> {
     let mapping = StreamMapping::load(&template, "summarize")?;
     let config = Config { table_name: format!("bench-summarize-{}", Uuid::new_v4().simple()), ..Config::from_env()? };
     let threshold = config.summary_threshold;
+    let due = config.summary_due_at(0);
     let store = DynamoStore::new(dynamodb_client().await, config.clone());
     store.create_table().await?;
-    let result = run(&store, &mapping, total, crossing, threshold).await;
-    let _ = store.client().delete_table().table_name(&config.table_name).send().await;
+    let result = run(&store, &mapping, total, crossing, threshold, due).await;
+    let _ = store
+        .client()
+        .delete_table()
+        .table_name(&config.table_name)
+        .send()
+        .await;
     result
 }
 
@@ -51,16 +57,17 @@ async fn run(
     total: usize,
     crossing: usize,
     threshold: u64,
+    due: u64,
 ) -> Result<(), Error> {
-    println!("set-up: {crossing} sessions of {threshold} turns (not timed)");
+    println!("set-up: {crossing} sessions of {due} turns (not timed)");
     let owner = Caller::new("bench", Vec::<String>::new());
     let sessions: Vec<Uuid> = stream::iter(0..crossing)
-        .map(|_| session_with_turns(store, &owner, threshold))
+        .map(|_| session_with_turns(store, &owner, due))
         .buffer_unordered(8)
         .try_collect()
         .await?;
 
-    let batch = generate(&sessions, total, threshold)?;
+    let batch = generate(&sessions, total, due)?;
     let summarizer = ExtractiveSummarizer::default();
 
     // Timed: the filter over the whole batch, then the handler in the mapping's batches.
@@ -242,13 +249,13 @@ fn meta(session: Uuid, turn_count: u64, needs_summary: bool) -> MetaItem {
         turn_count,
         summarized_through: 0,
         needs_summary,
-        summary: None,
         created_at: "2026-11-26T19:00:00Z".to_owned(),
         updated_at: "2026-11-26T19:20:00Z".to_owned(),
         ttl: 1_795_806_000,
         version: turn_count + 1,
         gsi1pk: Some(keys::customer_pk("bench")),
         gsi1sk: Some("2026-11-26T19:20:00Z".to_owned()),
+        listed_turn_count: Some(0),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The human handoff export (`GET /sessions/{id}/turns`): every turn in order, paged, with
-//! the session and its latest summary. A GetItem of META, then one Query of TURN items.
+//! the session and its latest summary. A Query of META and the summary, then one of TURN items.
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{from_item, s, within, DynamoStore};
 use crate::items::TurnItem;
-use crate::model::{envelope_len, Caller, ExportPosition, Summary, TurnPage, EXPORT_PAGE_BUDGET_BYTES};
-use crate::{clock, keys, Error};
+use crate::model::{envelope_len, Caller, ExportPosition, TurnPage, EXPORT_PAGE_BUDGET_BYTES};
+use crate::{keys, Error};
 
 /// Exports a session's turns (`GET /sessions/{id}/turns`).
 pub trait TurnExporter {
@@ -39,13 +39,18 @@ impl TurnExporter for DynamoStore {
         // The configuration has no read timeout but the 300 ms context deadline; use the write one.
         let timeout = self.config.write_timeout;
         // Strongly consistent: a handoff usually follows the very turn that asked for a human.
-        let meta = self.read_meta(&session_id, true, timeout).await?.ok_or(Error::NotFound)?;
+        let (meta, summary) = self.read_head(&session_id, true, timeout).await?;
+        let meta = meta.ok_or(Error::NotFound)?;
         let readable = meta.owner_id == caller.customer_id || caller.is_support();
-        if !readable || meta.is_expired(clock::now().unix_timestamp()) {
+        if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
             return Err(Error::NotFound);
         }
-        let summary = meta.summary_text()?.map(|text| Summary { text, through_turn: meta.summarized_through });
-        let mut page = TurnPage { session: meta.session(), summary, turns: Vec::new(), next: None };
+        let mut page = TurnPage {
+            session: meta.session(),
+            summary,
+            turns: Vec::new(),
+            next: None,
+        };
         let after_turn = after.map_or(0, |p| p.after_turn);
         // META's turn_count is the snapshot this page shows; turns appended since wait for the next export.
         let remaining = meta.turn_count.saturating_sub(after_turn);

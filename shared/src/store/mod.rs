@@ -20,9 +20,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::items::{MetaItem, ResponseItem, SummaryItem, TurnItem};
-use crate::model::{Appended, Caller, Context, NewSession, SessionCreated, Summary, TurnDraft};
-use crate::{clock, codec, keys, Config, Error};
+use crate::clock::{self, Clock};
+use crate::items::{LatestSummaryItem, MetaItem, ResponseItem, SummaryItem, TurnItem};
+use crate::model::{
+    envelope_len, Appended, Caller, Context, ContextRequest, NewSession, Omitted, SessionCreated,
+    Summary, Turn, TurnDraft, CONTEXT_BODY_BUDGET_BYTES, MAX_MAX_TURNS,
+};
+use crate::{codec, keys, Config, Error};
 
 mod capacity;
 mod export;
@@ -59,13 +63,22 @@ pub trait TurnAppender {
 
 /// Loads what a chatbot needs to answer (`GET /sessions/{id}/context`).
 pub trait ContextLoader {
+    /// The session, its latest summary and the unsummarised turns the limits allow, from one
+    /// newest-first Query (a second only when more than a settled backlog of turns is wanted).
     fn load_context(
         &self,
         caller: &Caller,
         session_id: Uuid,
-        max_turns: usize,
-        consistent: bool,
+        request: ContextRequest,
     ) -> impl Future<Output = Result<Context, Error>> + Send;
+
+    /// The session's version (its ETag) from META alone, for a conditional load.
+    fn context_version(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        consistent: bool,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
 }
 
 /// Writes rolling summaries (the stream consumer).
@@ -96,7 +109,7 @@ const CHILD_TTL_GRACE_SECONDS: i64 = 7 * 86_400;
 /// The DynamoDB implementation of every store trait.
 ///
 /// ```no_run
-/// use tidewater::{Caller, Config, DynamoStore, NewSession, NewTurn, SessionCreator, TurnAppender, ContextLoader};
+/// use tidewater::{Caller, Config, ContextLoader, ContextRequest, DynamoStore, NewSession, NewTurn, SessionCreator, TurnAppender};
 ///
 /// # async fn example() -> Result<(), tidewater::Error> {
 /// let config = Config::from_env()?;
@@ -112,7 +125,7 @@ const CHILD_TTL_GRACE_SECONDS: i64 = 7 * 86_400;
 ///     token_count: None,
 /// };
 /// store.append_turn(&alice, session.session_id, turn.validate(&config)?).await?;
-/// let context = store.load_context(&alice, session.session_id, 10, false).await?;
+/// let context = store.load_context(&alice, session.session_id, ContextRequest::default()).await?;
 /// assert_eq!(context.turns.len(), 1);
 /// # Ok(())
 /// # }
@@ -121,6 +134,7 @@ const CHILD_TTL_GRACE_SECONDS: i64 = 7 * 86_400;
 pub struct DynamoStore {
     client: Client,
     config: Config,
+    clock: Clock,
     consumed: Mutex<Capacity>,
 }
 
@@ -134,7 +148,21 @@ pub async fn dynamodb_client() -> Client {
 
 impl DynamoStore {
     pub fn new(client: Client, config: Config) -> Self {
-        DynamoStore { client, config, consumed: Mutex::new(Capacity::default()) }
+        DynamoStore {
+            client,
+            config,
+            clock: Clock::system(),
+            consumed: Mutex::new(Capacity::default()),
+        }
+    }
+
+    /// The same store, reading the time from `clock` (tests move it forward).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        DynamoStore { clock, ..self }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn config(&self) -> &Config {
@@ -178,13 +206,56 @@ impl DynamoStore {
     }
 
     pub(crate) fn now_with_expiry(&self) -> (String, i64, i64) {
-        let now = clock::now();
+        let now = self.clock.now();
         let now_secs = now.unix_timestamp();
         (clock::format(now), now_secs, now_secs + self.config.session_ttl.as_secs() as i64)
     }
 
-    pub(crate) async fn read_meta(&self, session_id: &Uuid, consistent: bool, limit: Duration) -> Result<Option<MetaItem>, Error> {
-        self.get_item(keys::session_pk(session_id), keys::META, consistent, limit).await
+    /// META and the latest summary, in one Query of the two head items.
+    pub(crate) async fn read_head(
+        &self,
+        session_id: &Uuid,
+        consistent: bool,
+        limit: Duration,
+    ) -> Result<(Option<MetaItem>, Option<Summary>), Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :meta AND :summary")
+            .expression_attribute_values(":pk", s(keys::session_pk(session_id)))
+            .expression_attribute_values(":meta", s(keys::META))
+            .expression_attribute_values(":summary", s(keys::LATEST_SUMMARY))
+            .consistent_read(consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(limit, query).await?.map_err(Error::unavailable)?;
+        self.record_read(output.consumed_capacity());
+        let (mut meta, mut summary) = (None, None);
+        for item in output.items.unwrap_or_default() {
+            match item
+                .get(keys::SK)
+                .and_then(|sk| sk.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(keys::META) => meta = Some(from_item::<MetaItem>(item)?),
+                Some(keys::LATEST_SUMMARY) => {
+                    summary = Some(from_item::<LatestSummaryItem>(item)?.summary()?)
+                }
+                _ => {}
+            }
+        }
+        Ok((meta, summary))
+    }
+
+    pub(crate) async fn read_meta(
+        &self,
+        session_id: &Uuid,
+        consistent: bool,
+        limit: Duration,
+    ) -> Result<Option<MetaItem>, Error> {
+        self.get_item(keys::session_pk(session_id), keys::META, consistent, limit)
+            .await
     }
 
     /// One GetItem, within `limit`, read back into `T`.
@@ -228,13 +299,13 @@ impl SessionCreator for DynamoStore {
             turn_count: 0,
             summarized_through: 0,
             needs_summary: false,
-            summary: None,
             created_at: now.clone(),
             updated_at: now.clone(),
             ttl,
             version: 1,
             gsi1pk: (!caller.is_guest()).then(|| keys::customer_pk(&caller.customer_id)),
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
+            listed_turn_count: (!caller.is_guest()).then_some(0),
         };
         let put = self
             .client
@@ -249,9 +320,13 @@ impl SessionCreator for DynamoStore {
                 self.record_write(output.consumed_capacity());
                 Ok(SessionCreated { session_id, created_at: now, expires_at: clock::format_epoch_seconds(ttl), created: true })
             }
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
-                let existing = self.read_meta(&session_id, true, self.config.write_timeout).await?;
-                let (_, now_secs, _) = self.now_with_expiry();
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                let existing = self
+                    .read_meta(&session_id, true, self.config.write_timeout)
+                    .await?;
+                let now_secs = self.clock.now_epoch_seconds();
                 match existing {
                     Some(meta) if meta.owner_id == caller.customer_id && !meta.is_expired(now_secs) => {
                         Ok(SessionCreated {
@@ -276,22 +351,35 @@ impl SessionCreator for DynamoStore {
 struct AppendBase {
     turn_count: u64,
     summarized_through: u64,
-    guest: bool,
+    /// The customer index's sort key; `None` for guests, who are not in the index.
+    listed_at: Option<String>,
 }
 
 impl AppendBase {
-    fn from_meta(meta: &MetaItem, caller: &Caller, now_secs: i64) -> Result<Self, Error> {
+    fn from_meta(meta: MetaItem, caller: &Caller, now_secs: i64) -> Result<Self, Error> {
         if meta.owner_id != caller.customer_id || meta.is_expired(now_secs) {
             return Err(Error::NotFound);
         }
-        Ok(AppendBase { turn_count: meta.turn_count, summarized_through: meta.summarized_through, guest: meta.guest })
+        Ok(AppendBase {
+            turn_count: meta.turn_count,
+            summarized_through: meta.summarized_through,
+            listed_at: if meta.guest { None } else { meta.gsi1sk },
+        })
     }
 }
 
 impl TurnAppender for DynamoStore {
-    async fn append_turn(&self, caller: &Caller, session_id: Uuid, turn: TurnDraft) -> Result<Appended, Error> {
-        let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?;
-        let mut base = AppendBase::from_meta(&meta, caller, clock::now().unix_timestamp())?;
+    async fn append_turn(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        turn: TurnDraft,
+    ) -> Result<Appended, Error> {
+        let meta = self
+            .read_meta(&session_id, true, self.config.write_timeout)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
         let content = codec::compress(&turn.content);
         let payload_hash = turn.payload_hash();
 
@@ -326,13 +414,16 @@ impl TurnAppender for DynamoStore {
             if condition_failed(&reasons, 2) {
                 // Someone else took the index, or the session went away: the old META says which.
                 let meta: MetaItem = failed_item(&reasons, 2)?.ok_or(Error::NotFound)?;
-                base = AppendBase::from_meta(&meta, caller, clock::now().unix_timestamp())?;
+                base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
                 continue;
             }
             // A transaction conflict: another append is in flight. Back off, then re-read.
             tokio::time::sleep(backoff(attempt)).await;
-            let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?;
-            base = AppendBase::from_meta(&meta, caller, clock::now().unix_timestamp())?;
+            let meta = self
+                .read_meta(&session_id, true, self.config.write_timeout)
+                .await?
+                .ok_or(Error::NotFound)?;
+            base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
         }
         Err(Error::Unavailable("too many concurrent appends to this session".into()))
     }
@@ -390,10 +481,17 @@ impl DynamoStore {
             (":one".to_owned(), n(1)),
             (":owner".to_owned(), s(&caller.customer_id)),
         ]);
-        if !base.guest {
-            set.push("GSI1SK = :now");
+        if let Some(listed_at) = &base.listed_at {
+            // The index entry is rewritten only when the activity has moved a full step.
+            let listed_secs = clock::parse_epoch_seconds(listed_at).unwrap_or(i64::MIN);
+            if now_secs.saturating_sub(listed_secs)
+                >= self.config.resume_order_step.as_secs() as i64
+            {
+                set.push("GSI1SK = :now");
+                set.push("listed_turn_count = :index");
+            }
         }
-        if index.saturating_sub(base.summarized_through) >= self.config.summary_threshold {
+        if index >= self.config.summary_due_at(base.summarized_through) {
             set.push("needs_summary = :due");
             values.insert(":due".to_owned(), AttributeValue::Bool(true));
         }
@@ -436,47 +534,251 @@ impl ContextLoader for DynamoStore {
         &self,
         caller: &Caller,
         session_id: Uuid,
-        max_turns: usize,
-        consistent: bool,
+        request: ContextRequest,
     ) -> Result<Context, Error> {
+        let deadline = tokio::time::Instant::now() + self.config.load_deadline;
+        let wanted = request
+            .max_turns
+            .unwrap_or(MAX_MAX_TURNS)
+            .clamp(1, MAX_MAX_TURNS);
+        // Without max_turns, the first read covers a settled backlog (at most threshold +
+        // keep_recent - 1 turns after the summary); a longer backlog takes a second read.
+        let first_read = if request.max_turns.is_some() {
+            wanted
+        } else {
+            wanted.min(self.settled_backlog())
+        };
         let pk = keys::session_pk(&session_id);
-        let meta = self.read_meta(&session_id, consistent, self.config.load_deadline);
-        let recent_turns = within(
-            self.config.load_deadline,
-            self.client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("PK = :pk AND begins_with(SK, :turn)")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":turn", s(keys::TURN_PREFIX))
-                .scan_index_forward(false)
-                .limit(max_turns.min(i32::MAX as usize) as i32)
-                .consistent_read(consistent)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send(),
-        );
-        let (meta, recent_turns) = tokio::join!(meta, recent_turns);
-        let recent_turns = recent_turns?.map_err(Error::unavailable)?;
-        self.record_read(recent_turns.consumed_capacity());
+        let head = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :head")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":first", s(keys::turn_sk(1)))
+            .expression_attribute_values(":head", s(keys::LATEST_SUMMARY))
+            .scan_index_forward(false)
+            .limit((first_read + 2) as i32)
+            .consistent_read(request.consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let head = within_deadline(deadline, head)
+            .await?
+            .map_err(Error::unavailable)?;
+        self.record_read(head.consumed_capacity());
+        let more_below = head
+            .last_evaluated_key
+            .as_ref()
+            .is_some_and(|k| !k.is_empty());
 
-        let meta = meta?.ok_or(Error::NotFound)?;
-        let readable = meta.owner_id == caller.customer_id || caller.is_support();
-        if !readable || meta.is_expired(clock::now().unix_timestamp()) {
-            return Err(Error::NotFound);
-        }
-
-        let mut turns = Vec::with_capacity(recent_turns.items().len());
-        for item in recent_turns.items.unwrap_or_default().into_iter().rev() {
-            let turn: TurnItem = from_item(item)?;
-            // The two reads ran in parallel; keep the view consistent with the META we read.
-            if turn.turn_index()? <= meta.turn_count {
-                turns.push(turn.into_turn()?);
+        let mut meta = None;
+        let mut summary = None;
+        let mut newest_first = Vec::new();
+        for item in head.items.unwrap_or_default() {
+            match item
+                .get(keys::SK)
+                .and_then(|sk| sk.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(keys::META) => meta = Some(from_item::<MetaItem>(item)?),
+                Some(keys::LATEST_SUMMARY) => {
+                    summary = Some(from_item::<LatestSummaryItem>(item)?.summary()?)
+                }
+                _ => newest_first.push(from_item::<TurnItem>(item)?),
             }
         }
-        let summary = meta
-            .summary_text()?
-            .map(|text| Summary { text, through_turn: meta.summarized_through });
-        Ok(Context { session: Some(meta.session()), summary, turns, degraded: false, version: Some(meta.version) })
+        let meta = meta.ok_or(Error::NotFound)?;
+        let readable = meta.owner_id == caller.customer_id || caller.is_support();
+        if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
+            return Err(Error::NotFound);
+        }
+        let summarized = summary
+            .as_ref()
+            .map_or(0, |latest| latest.through_turn)
+            .min(meta.turn_count);
+        let mut window = TurnWindow::new(meta.turn_count, summarized, wanted);
+        for item in newest_first {
+            window.push(item)?;
+        }
+        if window.wants_older() && more_below {
+            // Turns below the first read were committed before it, so a consistent read sees them all.
+            let (from, to) = (summarized + 1, window.oldest_index() - 1);
+            let older = self
+                .turns_newest_first(&pk, from, to, window.room(), deadline)
+                .await?;
+            for item in older {
+                window.push(item)?;
+            }
+        }
+        let mut session = meta.session();
+        session.turn_count = window.turn_count();
+        let mut context = Context {
+            session: Some(session),
+            summary,
+            omitted: None,
+            turns: Vec::new(),
+            degraded: false,
+            version: Some(meta.version),
+        };
+        let (turns, omitted) = window.fit(
+            request.max_tokens,
+            CONTEXT_BODY_BUDGET_BYTES - envelope_len(&context),
+        );
+        context.turns = turns;
+        context.omitted = omitted;
+        Ok(context)
+    }
+
+    async fn context_version(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        consistent: bool,
+    ) -> Result<u64, Error> {
+        let meta = self
+            .read_meta(&session_id, consistent, self.config.load_deadline)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let readable = meta.owner_id == caller.customer_id || caller.is_support();
+        if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
+            return Err(Error::NotFound);
+        }
+        Ok(meta.version)
+    }
+}
+
+impl DynamoStore {
+    /// The most unsummarised turns a settled session has: the summary trails the newest turn
+    /// by fewer than a window plus the kept turns.
+    fn settled_backlog(&self) -> usize {
+        (self.config.summary_threshold + self.config.summary_keep_recent)
+            .clamp(1, MAX_MAX_TURNS as u64) as usize
+    }
+
+    /// Turns `from..=to`, newest first, at most `limit`, strongly consistent.
+    async fn turns_newest_first(
+        &self,
+        pk: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<TurnItem>, Error> {
+        if to < from || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(keys::turn_sk(from)))
+            .expression_attribute_values(":to", s(keys::turn_sk(to)))
+            .scan_index_forward(false)
+            .limit(limit.min(MAX_MAX_TURNS) as i32)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within_deadline(deadline, query)
+            .await?
+            .map_err(Error::unavailable)?;
+        self.record_read(output.consumed_capacity());
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+/// The unsummarised turns of a load, gathered newest first: only the contiguous run that
+/// ends at the session's newest turn and stays above the summary.
+struct TurnWindow {
+    turn_count: u64,
+    summarized: u64,
+    wanted: usize,
+    /// The newest turn this read can vouch for; lower than `turn_count` only when META's
+    /// newest turn was not yet visible to the read.
+    newest: Option<u64>,
+    turns: Vec<Turn>,
+    closed: bool,
+}
+
+impl TurnWindow {
+    fn new(turn_count: u64, summarized: u64, wanted: usize) -> Self {
+        TurnWindow {
+            turn_count,
+            summarized,
+            wanted,
+            newest: None,
+            turns: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn push(&mut self, item: TurnItem) -> Result<(), Error> {
+        let index = item.turn_index()?;
+        if self.closed
+            || index > self.turn_count
+            || index <= self.summarized
+            || self.turns.len() >= self.wanted
+        {
+            return Ok(());
+        }
+        let expected = self
+            .turns
+            .last()
+            .map_or(self.turn_count, |t| t.turn_index - 1);
+        if index != expected && !(self.turns.is_empty() && index < expected) {
+            self.closed = true;
+            return Ok(());
+        }
+        self.newest.get_or_insert(index);
+        self.turns.push(item.into_turn()?);
+        Ok(())
+    }
+
+    fn turn_count(&self) -> u64 {
+        self.newest.unwrap_or(self.turn_count)
+    }
+
+    fn oldest_index(&self) -> u64 {
+        self.turns
+            .last()
+            .map_or(self.turn_count + 1, |t| t.turn_index)
+    }
+
+    fn room(&self) -> usize {
+        self.wanted.saturating_sub(self.turns.len())
+    }
+
+    fn wants_older(&self) -> bool {
+        !self.closed && self.room() > 0 && self.oldest_index() > self.summarized + 1
+    }
+
+    /// The turns, oldest first, cut from the oldest end to fit `max_tokens` and `budget`
+    /// bytes of body, and the unsummarised turns left out.
+    fn fit(self, max_tokens: Option<u64>, budget: usize) -> (Vec<Turn>, Option<Omitted>) {
+        let newest = self.turn_count();
+        let mut kept = Vec::with_capacity(self.turns.len());
+        let (mut tokens, mut bytes) = (0u64, 0usize);
+        for turn in self.turns {
+            tokens = tokens.saturating_add(turn.tokens());
+            bytes = bytes.saturating_add(envelope_len(&turn) + 1);
+            if max_tokens.is_some_and(|max| tokens > max) || bytes > budget {
+                break;
+            }
+            kept.push(turn);
+        }
+        kept.reverse();
+        let first_kept = kept.first().map_or(newest + 1, |t| t.turn_index);
+        let omitted = (first_kept > self.summarized + 1).then(|| Omitted {
+            from_turn: self.summarized + 1,
+            to_turn: first_kept - 1,
+        });
+        (kept, omitted)
     }
 }
 
@@ -485,23 +787,35 @@ impl SummaryWriter for DynamoStore {
         let (now, _, ttl) = self.now_with_expiry();
         let pk = keys::session_pk(&session_id);
         let compressed = codec::compress(text);
-        let summary = SummaryItem {
+        let history = SummaryItem {
             pk: pk.clone(),
             sk: keys::summary_sk(through_turn),
             through_turn,
             text: compressed.clone(),
+            created_at: now.clone(),
+            ttl: ttl + CHILD_TTL_GRACE_SECONDS,
+        };
+        let latest = LatestSummaryItem {
+            pk: pk.clone(),
+            sk: keys::LATEST_SUMMARY.to_owned(),
+            through_turn,
+            text: compressed,
             created_at: now,
             ttl: ttl + CHILD_TTL_GRACE_SECONDS,
         };
+        let latest = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(to_item(&latest)?))
+            .condition_expression("attribute_not_exists(PK) OR through_turn < :through")
+            .expression_attribute_values(":through", n(through_turn))
+            .build()
+            .map_err(Error::unavailable)?;
         let meta_update = Update::builder()
             .table_name(self.table())
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
-            .update_expression(
-                "SET summary = :summary, summarized_through = :through, needs_summary = :done, version = version + :one",
-            )
+            .update_expression("SET summarized_through = :through, needs_summary = :done, version = version + :one")
             .condition_expression("attribute_exists(PK) AND summarized_through < :through AND turn_count >= :through")
-            .expression_attribute_values(":summary", AttributeValue::B(compressed.into()))
             .expression_attribute_values(":through", n(through_turn))
             .expression_attribute_values(":done", AttributeValue::Bool(false))
             .expression_attribute_values(":one", n(1))
@@ -510,7 +824,12 @@ impl SummaryWriter for DynamoStore {
         let transaction = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&summary)?, false)?).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(self.put_new(to_item(&history)?, false)?)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(latest).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
@@ -534,6 +853,15 @@ impl SummaryWriter for DynamoStore {
 
 pub(crate) async fn within<T>(limit: Duration, call: impl Future<Output = T>) -> Result<T, Error> {
     tokio::time::timeout(limit, call).await.map_err(Error::unavailable)
+}
+
+pub(crate) async fn within_deadline<T>(
+    deadline: tokio::time::Instant,
+    call: impl Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .map_err(Error::unavailable)
 }
 
 pub(crate) fn backoff(attempt: u32) -> Duration {

@@ -7,7 +7,7 @@
 //! 2. META is deleted, on condition that the customer owns it. Every write to a session
 //!    (append, summary, metadata update) conditions on META existing, so from here on
 //!    nothing can add an item to the session.
-//! 3. The keys of everything that sorts after META under the session's partition are read
+//! 3. The keys of everything else under the session's partition are read
 //!    with a strongly consistent Query and deleted with BatchWriteItem, 25 at a time,
 //!    every `UnprocessedItems` retried. The Query is repeated until it comes back empty,
 //!    which also catches items that committed just before META went away.
@@ -325,7 +325,8 @@ impl DynamoStore {
         }
     }
 
-    /// Deletes every item that sorts after META, until a strongly consistent read finds none.
+    /// Deletes every item left under the session's partition, until a strongly consistent
+    /// read finds none.
     /// Each read starts from the top: what was deleted is gone, so it reads only what is left.
     async fn sweep<D: BatchDeleter>(&self, deleter: &D, session_id: &Uuid) -> Result<u64, Error> {
         let pk = keys::session_pk(session_id);
@@ -342,15 +343,14 @@ impl DynamoStore {
         }
     }
 
-    /// One page (up to 1 MB) of the keys under `pk` that sort after META.
+    /// One page (up to 1 MB) of the keys under `pk`.
     async fn child_keys(&self, pk: &str) -> Result<Vec<ItemKey>, Error> {
         let query = self
             .client
             .query()
             .table_name(self.table())
-            .key_condition_expression("PK = :pk AND SK > :meta")
+            .key_condition_expression("PK = :pk")
             .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":meta", s(keys::META))
             .projection_expression("PK, SK")
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

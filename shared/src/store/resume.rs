@@ -1,5 +1,10 @@
 //! A customer's sessions, newest activity first (`GET /customers/me/sessions`): one Query
 //! on the sparse customer index, which projects everything the list shows.
+//!
+//! The index entry moves only when a session's activity is `RESUME_ORDER_STEP_SECONDS`
+//! newer than it, so that appends rarely rewrite it: the order, the shown `updated_at`,
+//! `turn_count` and `expires_at` are exact to that step. A session whose entry is older than
+//! the session TTL is left out, so a live session may leave the list up to one step early.
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -8,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{from_item, n, s, within, DynamoStore};
-use crate::model::{Caller, ResumePosition, ResumableSession, SessionPage};
+use super::{from_item, s, within, DynamoStore};
+use crate::model::{Caller, ResumableSession, ResumePosition, SessionPage};
 use crate::{clock, keys, Error};
 
 /// Lists the caller's sessions (`GET /customers/me/sessions`).
@@ -31,9 +36,10 @@ struct IndexedSession {
     session_id: Uuid,
     #[serde(default)]
     page_context: Map<String, Value>,
-    turn_count: u64,
-    updated_at: String,
-    ttl: i64,
+    #[serde(default)]
+    listed_turn_count: u64,
+    #[serde(rename = "GSI1SK")]
+    listed_at: String,
 }
 
 impl SessionLister for DynamoStore {
@@ -55,17 +61,16 @@ impl SessionLister for DynamoStore {
                 (keys::SK.to_owned(), s(keys::META)),
             ])
         });
-        let now_secs = clock::now().unix_timestamp();
+        let ttl_secs = self.config.session_ttl.as_secs() as i64;
+        let live_since = clock::format_epoch_seconds(self.clock.now_epoch_seconds() - ttl_secs);
         let query = self
             .client
             .query()
             .table_name(self.table())
             .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :customer")
-            .filter_expression("#ttl > :now_secs")
-            .expression_attribute_names("#ttl", "ttl")
+            .key_condition_expression("GSI1PK = :customer AND GSI1SK > :live_since")
             .expression_attribute_values(":customer", s(&customer))
-            .expression_attribute_values(":now_secs", n(now_secs))
+            .expression_attribute_values(":live_since", s(&live_since))
             .scan_index_forward(false)
             .limit(limit.clamp(1, i32::MAX as usize) as i32)
             .set_exclusive_start_key(start)
@@ -78,16 +83,14 @@ impl SessionLister for DynamoStore {
         let mut sessions = Vec::with_capacity(output.items().len());
         for item in output.items.unwrap_or_default() {
             let indexed: IndexedSession = from_item(item)?;
-            // The filter already left out expired sessions; this keeps the rule in one place too.
-            if indexed.ttl > now_secs {
-                sessions.push(ResumableSession {
-                    session_id: indexed.session_id,
-                    page_context: indexed.page_context,
-                    turn_count: indexed.turn_count,
-                    updated_at: indexed.updated_at,
-                    expires_at: clock::format_epoch_seconds(indexed.ttl),
-                });
-            }
+            let listed_secs = clock::parse_epoch_seconds(&indexed.listed_at).unwrap_or_default();
+            sessions.push(ResumableSession {
+                session_id: indexed.session_id,
+                page_context: indexed.page_context,
+                turn_count: indexed.listed_turn_count,
+                expires_at: clock::format_epoch_seconds(listed_secs + ttl_secs),
+                updated_at: indexed.listed_at,
+            });
         }
         let next = output.last_evaluated_key.map(|key| position_of(&key)).transpose()?;
         Ok(SessionPage { sessions, next })

@@ -74,5 +74,5 @@ impl DynamoStore {
 }
 
 /// The META attributes the customer index carries, so that resuming needs no second read.
-pub const RESUME_PROJECTION: &[&str] = &["session_id", "page_context", "turn_count", "updated_at", "ttl"];
-
+/// None of them changes on an ordinary append, so appends do not rewrite the index.
+pub const RESUME_PROJECTION: &[&str] = &["session_id", "page_context", "listed_turn_count"];

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{from_item, n, s, within, DynamoStore};
 use crate::items::TurnItem;
 use crate::model::Turn;
-use crate::{clock, keys, Error};
+use crate::{keys, Error};
 
 /// A session's summary state, read consistently from META.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,10 @@ pub trait SummarySource {
 
 impl SummarySource for DynamoStore {
     async fn summary_state(&self, session_id: Uuid) -> Result<Option<SummaryState>, Error> {
-        let Some(meta) = self.read_meta(&session_id, true, self.config.write_timeout).await? else {
+        let (Some(meta), summary) = self
+            .read_head(&session_id, true, self.config.write_timeout)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(SummaryState {
@@ -58,8 +61,10 @@ impl SummarySource for DynamoStore {
             turn_count: meta.turn_count,
             summarized_through: meta.summarized_through,
             needs_summary: meta.needs_summary,
-            summary: meta.summary_text()?,
-            expired: meta.is_expired(clock::now().unix_timestamp()),
+            summary: summary
+                .filter(|s| s.through_turn == meta.summarized_through)
+                .map(|s| s.text),
+            expired: meta.is_expired(self.clock.now_epoch_seconds()),
         }))
     }
 

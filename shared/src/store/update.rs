@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{from_item, n, s, within, DynamoStore};
 use crate::items::MetaItem;
 use crate::model::{Caller, IfMatch, SessionPatch, SessionUpdated};
-use crate::{clock, keys, Error};
+use crate::{keys, Error};
 
 /// Updates a session's metadata (`PATCH /sessions/{id}`).
 pub trait SessionUpdater {
@@ -63,7 +63,8 @@ impl SessionUpdater for DynamoStore {
                     self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?
                 }
             };
-            if old.owner_id != caller.customer_id || old.is_expired(clock::now().unix_timestamp()) {
+            if old.owner_id != caller.customer_id || old.is_expired(self.clock.now_epoch_seconds())
+            {
                 return Err(Error::NotFound);
             }
             if if_match.as_ref().is_some_and(|m| !m.allows(old.version)) {
@@ -87,8 +88,9 @@ impl DynamoStore {
         let (now, now_secs, ttl) = self.now_with_expiry();
         let mut set = vec!["page_context = :page_context", "updated_at = :now", "#ttl = :ttl", "version = version + :one"];
         if !guest {
-            // Keeps "newest activity first" in the customer index.
+            // The index entry is rewritten anyway (page_context is projected): move it up too.
             set.push("GSI1SK = :now");
+            set.push("listed_turn_count = turn_count");
         }
         let mut condition =
             "attribute_exists(PK) AND owner_id = :owner AND #ttl > :now_secs AND guest = :guest".to_owned();
