@@ -2,6 +2,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tidewater::keys;
+use tidewater::summarizer::next_window_end;
 use tidewater_local::fault::{Fault, Log};
 use uuid::Uuid;
 
@@ -42,6 +43,7 @@ pub struct Inputs<'a> {
     /// (file, line) of every panic found in the logs.
     pub panics: &'a [(String, String)],
     pub summary_threshold: u64,
+    pub summary_keep_recent: u64,
     pub min_appends: usize,
 }
 
@@ -138,12 +140,11 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         format!("{stored} stored turns, each response_id once and matching its RESP# record"),
     ));
 
-    let threshold = inputs.summary_threshold.max(1);
     let mut summaries = Vec::new();
     for session in &live {
         let partition = inputs.table.partition(session);
         let n = partition.turns.len() as u64;
-        let windows: Vec<u64> = (1..=n / threshold).map(|w| w * threshold).collect();
+        let windows = expected_windows(n, inputs.summary_threshold, inputs.summary_keep_recent);
         let latest = inputs.exports.get(session).and_then(|e| e.summary_through);
         if partition.summaries != windows || latest != windows.last().copied() {
             summaries.push(format!(
@@ -233,6 +234,18 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
     verdict
 }
 
+/// The `through_turn` of every summary a session of `turns` turns has once the stream caught
+/// up: the windows the summarize function itself would write, one after another.
+pub fn expected_windows(turns: u64, threshold: u64, keep_recent: u64) -> Vec<u64> {
+    let mut windows = Vec::new();
+    let mut through = 0;
+    while let Some(end) = next_window_end(through, turns, threshold, keep_recent) {
+        windows.push(end);
+        through = end;
+    }
+    windows
+}
+
 /// Whether a fault hit a read of `session` between `from_ms` and `to_ms`.
 pub fn read_fault_during(faults: &Log, session: Uuid, from_ms: u64, to_ms: u64) -> bool {
     let pk = keys::session_pk(&session);
@@ -304,12 +317,21 @@ mod tests {
             exports,
             panics: &[],
             summary_threshold: 20,
+            summary_keep_recent: 10,
             min_appends: 0,
         })
     }
 
     fn passed(verdict: &Verdict, name: &str) -> bool {
         verdict.checks.iter().find(|c| c.name == name).is_some_and(|c| c.passed)
+    }
+
+    #[test]
+    fn a_window_is_summarised_once_keep_recent_turns_follow_it() {
+        assert_eq!(expected_windows(29, 20, 10), Vec::<u64>::new());
+        assert_eq!(expected_windows(30, 20, 10), [20]);
+        assert_eq!(expected_windows(49, 20, 10), [20]);
+        assert_eq!(expected_windows(50, 20, 10), [20, 40]);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! | `CHAOS_SETTLE_SECONDS` | `60` | how long summaries may take to catch up afterwards |
 //! | `CHAOS_REPORT` | `bench/chaos` | writes `<it>.md` and `<it>.json` |
 //! | `CHAOS_LOGS` | – | the log files to read, separated by spaces |
-//! | `FAULT_PLAN`, `FAULT_LATENCY_MS`, `LOAD_DEADLINE_MS`, `SUMMARY_THRESHOLD` | | as the proxy and functions were given, for the report |
+//! | `FAULT_PLAN`, `FAULT_LATENCY_MS`, `LOAD_DEADLINE_MS` | | as the proxy and functions were given, for the report |
+//! | `SUMMARY_THRESHOLD`, `SUMMARY_KEEP_RECENT` | the functions' | which summaries to expect, read as the functions read them |
 mod checks;
 mod client;
 mod logs;
@@ -72,8 +73,9 @@ async fn run() -> Result<bool, String> {
     let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
     let report_path = env_or("CHAOS_REPORT", "bench/chaos");
     let log_files: Vec<String> = env_or("CHAOS_LOGS", "").split_whitespace().map(str::to_owned).collect();
-    let threshold = number("SUMMARY_THRESHOLD", 20)?;
-    let table_name = env_or("TABLE_NAME", "tidewater");
+    let config = tidewater::Config::from_env().map_err(|e| e.to_string())?;
+    let (threshold, keep_recent) = (config.summary_threshold, config.summary_keep_recent);
+    let table_name = config.table_name.clone();
     let proxy = reqwest::Client::new();
     let switch = |on: bool| {
         let url = format!("{proxy_url}/_fault-proxy/{}", if on { "on" } else { "off" });
@@ -104,7 +106,7 @@ async fn run() -> Result<bool, String> {
     let dynamodb = tidewater::dynamodb_client().await;
     let live: Vec<Uuid> = outcome.sessions.iter().filter(|s| !s.deleted).map(|s| s.id).collect();
     let settle = Duration::from_secs(number("CHAOS_SETTLE_SECONDS", 60)?);
-    let table = settle_summaries(&dynamodb, &table_name, &live, threshold, settle).await?;
+    let table = settle_summaries(&dynamodb, &table_name, &live, (threshold, keep_recent), settle).await?;
 
     let reader = Api::new(&api_url);
     let mut exports = HashMap::new();
@@ -121,6 +123,7 @@ async fn run() -> Result<bool, String> {
         exports: &exports,
         panics: &log_figures.panics,
         summary_threshold: threshold,
+        summary_keep_recent: keep_recent,
         min_appends: appends * 5 / 6,
     });
 
@@ -148,12 +151,12 @@ async fn run() -> Result<bool, String> {
     Ok(verdict.checks.iter().all(|c| c.passed))
 }
 
-/// Scans the table until every live session has a summary for each full window, or `limit` passes.
+/// Scans the table until every live session has the summaries its turns call for, or `limit` passes.
 async fn settle_summaries(
     client: &aws_sdk_dynamodb::Client,
     table_name: &str,
     live: &[Uuid],
-    threshold: u64,
+    (threshold, keep_recent): (u64, u64),
     limit: Duration,
 ) -> Result<stored::Table, String> {
     let started = Instant::now();
@@ -163,7 +166,7 @@ async fn settle_summaries(
             .iter()
             .filter(|s| {
                 let partition = table.partition(s);
-                (partition.summaries.len() as u64) < partition.turns.len() as u64 / threshold.max(1)
+                partition.summaries.len() < checks::expected_windows(partition.turns.len() as u64, threshold, keep_recent).len()
             })
             .count();
         if behind == 0 || started.elapsed() >= limit {
