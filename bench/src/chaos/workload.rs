@@ -385,16 +385,36 @@ async fn loader(shared: Arc<Shared>, mut rng: fastrand::Rng) {
     }
 }
 
+/// A context accounts for every turn once: the summary covers `1..=S`, `omitted` (if any)
+/// `S+1..=O`, and the turns follow, contiguous, up to the session's `turn_count`.
 fn check_loaded_context(shared: &Shared, session: Uuid, body: &Value) {
-    let turns = body["turns"].as_array().cloned().unwrap_or_default();
     let turn_count = body["session"]["turn_count"].as_u64().unwrap_or(0);
+    let summarized = body["summary"]["through_turn"].as_u64().unwrap_or(0);
+    let omitted = (body["omitted"]["from_turn"].as_u64(), body["omitted"]["to_turn"].as_u64());
+    let turns = body["turns"].as_array().cloned().unwrap_or_default();
     let indices: Vec<u64> = turns.iter().filter_map(|t| t["turn_index"].as_u64()).collect();
-    let follows = indices.windows(2).all(|pair| pair[1] == pair[0] + 1);
-    if !follows || indices.last().is_some_and(|&last| last > turn_count) {
-        shared.violation(format!("load of {session}: turns {indices:?} with turn_count {turn_count}"));
+    let first_due = match omitted {
+        (Some(from), Some(to)) if from == summarized + 1 && to >= from => to + 1,
+        (None, None) => summarized + 1,
+        _ => return shared.violation(format!("load of {session}: omitted {} after a summary through {summarized}", body["omitted"])),
+    };
+    let expected: Vec<u64> = (first_due..=turn_count).collect();
+    if indices != expected {
+        shared.violation(format!(
+            "load of {session}: turns {} with summary through {summarized}, omitted {}, turn_count {turn_count}",
+            span(&indices),
+            body["omitted"]
+        ));
     }
     for turn in &turns {
         shared.check_turn("load", session, turn);
+    }
+}
+
+fn span(indices: &[u64]) -> String {
+    match (indices.first(), indices.last()) {
+        (Some(first), Some(last)) => format!("{first}..={last} ({} turns)", indices.len()),
+        _ => "none".to_owned(),
     }
 }
 
