@@ -31,16 +31,20 @@ export FAULT_LATENCY_MS="${FAULT_LATENCY_MS:-2500}"
 export LOAD_DEADLINE_MS="${LOAD_DEADLINE_MS:-2000}"
 
 pids=()
+# The stack first, with the time its own clean-up takes, then the proxy.
 stop() {
   trap '' INT TERM
   trap - EXIT
-  [ ${#pids[@]} -gt 0 ] || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do
-    kill -0 "${pids[@]}" 2>/dev/null || return 0
-    sleep 0.1
+  local index pid
+  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do
+    pid=${pids[index]}
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 1 80); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
   done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 trap stop EXIT
 trap 'exit 130' INT

@@ -33,18 +33,12 @@ fi
 mkdir -p "$RUN_DIR"
 
 children=()
-# A process and everything under it (the functions `cargo lambda watch` starts), deepest first.
-tree() {
-  local child
-  for child in $(pgrep -P "$1" 2>/dev/null); do tree "$child"; done
-  echo "$1"
-}
 stop() {
   trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
   trap - EXIT
-  local pids=()
-  for pid in "${children[@]}"; do pids+=($(tree "$pid")); done
-  [ ${#pids[@]} -gt 0 ] || return 0
+  [ ${#children[@]} -gt 0 ] || return 0
+  local pids
+  pids=($(./scripts/descendants.sh "${children[@]}")) # with the function instances
   kill -TERM "${pids[@]}" 2>/dev/null || return 0
   for _ in $(seq 1 30); do
     kill -0 "${pids[@]}" 2>/dev/null || return 0
