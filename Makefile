@@ -35,7 +35,7 @@ test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
 	./scripts/test-ctrl-c.sh
-	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=240 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh
+	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh
 
 lint:
 	cfn-lint template.yaml

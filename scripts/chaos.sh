@@ -35,15 +35,9 @@ pids=()
 stop() {
   trap '' INT TERM
   trap - EXIT
-  local index pid
+  local index
   for ((index = ${#pids[@]} - 1; index >= 0; index--)); do
-    pid=${pids[index]}
-    kill -TERM "$pid" 2>/dev/null || continue
-    for _ in $(seq 1 80); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    STOP_GRACE_SECONDS=8 ./scripts/stop-processes.sh "${pids[index]}"
   done
 }
 trap stop EXIT

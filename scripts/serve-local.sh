@@ -36,15 +36,7 @@ children=()
 stop() {
   trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
   trap - EXIT
-  [ ${#children[@]} -gt 0 ] || return 0
-  local pids
-  pids=($(./scripts/descendants.sh "${children[@]}")) # with the function instances
-  kill -TERM "${pids[@]}" 2>/dev/null || return 0
-  for _ in $(seq 1 30); do
-    kill -0 "${pids[@]}" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
+  [ ${#children[@]} -eq 0 ] || ./scripts/stop-processes.sh $(./scripts/descendants.sh "${children[@]}")
 }
 trap stop EXIT
 trap 'exit 130' INT

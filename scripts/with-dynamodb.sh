@@ -19,14 +19,7 @@ fi
 java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -jar "$lib_dir/DynamoDBLocal.jar" \
   -port "$DDB_PORT" -inMemory -sharedDb -disableTelemetry >"${DDB_LOG:-/dev/null}" 2>&1 &
 ddb_pid=$!
-stop_dynamodb() {
-  kill -TERM "$ddb_pid" 2>/dev/null || return 0
-  for _ in $(seq 1 30); do
-    kill -0 "$ddb_pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$ddb_pid" 2>/dev/null || true
-}
+stop_dynamodb() { ./scripts/stop-processes.sh "$ddb_pid"; }
 trap stop_dynamodb EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -39,7 +39,8 @@ fn key(sort_key: &str) -> HashMap<String, AttributeValue> {
 async fn throttling_and_server_errors_reach_the_sdk_as_dynamodbs_own() {
     let store = store().await;
     let table = &store.config().table_name;
-    let (client, proxy) = through_proxy("throughput_exceeded@GetItem=1, throttling@Query=1, internal_error@Scan=1").await;
+    let (client, proxy) =
+        through_proxy("throughput_exceeded@GetItem=1, throttling@Query=1, internal_error@Scan=1").await;
 
     let get = client.get_item().table_name(table).set_key(Some(key("a"))).send().await;
     let query = client
@@ -69,7 +70,8 @@ async fn a_lost_answer_leaves_the_write_applied() {
     let put = client.put_item().table_name(table).set_item(Some(key("lost"))).send().await;
 
     assert!(put.is_err(), "the answer never came");
-    let stored = store.client().get_item().table_name(table).set_key(Some(key("lost"))).consistent_read(true).send().await;
+    let stored =
+        store.client().get_item().table_name(table).set_key(Some(key("lost"))).consistent_read(true).send().await;
     assert!(stored.expect("a direct read").item.is_some(), "the write was applied");
     assert_eq!(proxy.log().injected["lost_answer"]["PutItem"], 1);
 }
@@ -83,6 +85,7 @@ async fn a_reset_never_reaches_dynamodb() {
     let put = client.put_item().table_name(table).set_item(Some(key("reset"))).send().await;
 
     assert!(put.is_err());
-    let stored = store.client().get_item().table_name(table).set_key(Some(key("reset"))).consistent_read(true).send().await;
+    let stored =
+        store.client().get_item().table_name(table).set_key(Some(key("reset"))).consistent_read(true).send().await;
     assert!(stored.expect("a direct read").item.is_none());
 }

@@ -325,11 +325,22 @@ impl FaultProxy {
         if let Some(fault) = fault {
             *log.injected.entry(fault.name().to_owned()).or_default().entry(operation.to_owned()).or_default() += 1;
             let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
-            log.injections.push(Injection { at_ms, operation: operation.to_owned(), fault, keys: addressed_keys(body) });
+            log.injections.push(Injection {
+                at_ms,
+                operation: operation.to_owned(),
+                fault,
+                keys: addressed_keys(body),
+            });
         }
     }
 
-    async fn forward(&self, method: &Method, path: &str, headers: &HeaderMap, body: Bytes) -> Result<Response<Full<Bytes>>, reqwest::Error> {
+    async fn forward(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, reqwest::Error> {
         let mut outgoing = HeaderMap::new();
         for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str())) {
             outgoing.append(name.clone(), value.clone());
@@ -360,7 +371,9 @@ impl FaultProxy {
             answer(StatusCode::OK, Bytes::from(serde_json::json!({"faults": on}).to_string()))
         };
         match (method, &path[ADMIN_PREFIX.len()..]) {
-            (&Method::GET, "log") => answer(StatusCode::OK, Bytes::from(serde_json::to_vec(&self.log()).unwrap_or_default())),
+            (&Method::GET, "log") => {
+                answer(StatusCode::OK, Bytes::from(serde_json::to_vec(&self.log()).unwrap_or_default()))
+            }
             (&Method::POST, "on") => switch(true),
             (&Method::POST, "off") => switch(false),
             _ => answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{\"message\":\"GET log, POST on or off\"}")),
@@ -371,9 +384,7 @@ impl FaultProxy {
 fn answer(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+    response.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
     response
 }
 

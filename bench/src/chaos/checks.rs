@@ -93,7 +93,9 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
     let checked = outcome.acked.iter().filter(|a| live.contains(&a.session)).count();
     verdict.checks.push(passing(
         listing("every 2xx append is stored once, at the turn_index it was told", &lost),
-        format!("{checked} acknowledged appends of live sessions, each in its RESP# record and the export at its index"),
+        format!(
+            "{checked} acknowledged appends of live sessions, each in its RESP# record and the export at its index"
+        ),
     ));
 
     let mut gaps = Vec::new();
@@ -154,7 +156,10 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         }
     }
     let windows: usize = live.iter().map(|s| inputs.table.partition(s).summaries.len()).sum();
-    verdict.checks.push(passing(listing("one summary per window", &summaries), format!("{windows} windows summarised, each once")));
+    verdict.checks.push(passing(
+        listing("one summary per window", &summaries),
+        format!("{windows} windows summarised, each once"),
+    ));
 
     verdict.checks.push(match &outcome.purge {
         Some(purge) => {
@@ -166,7 +171,10 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
                 format!(
                     "{} sessions, {left} items left in them, {indexed} in the customer index; receipt {}",
                     purge.sessions.len(),
-                    purge.receipt.as_ref().map_or("missing".to_owned(), |r| r["items_deleted"].to_string() + " items deleted")
+                    purge
+                        .receipt
+                        .as_ref()
+                        .map_or("missing".to_owned(), |r| r["items_deleted"].to_string() + " items deleted")
                 ),
             )
         }
@@ -207,11 +215,20 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         .degraded
         .iter()
         .filter(|load| !read_fault_during(inputs.faults, load.session, load.started_ms, load.finished_ms))
-        .map(|load| format!("{} degraded at {}..{} ms with no read fault on it", load.session, load.started_ms, load.finished_ms))
+        .map(|load| {
+            format!(
+                "{} degraded at {}..{} ms with no read fault on it",
+                load.session, load.started_ms, load.finished_ms
+            )
+        })
         .collect();
     verdict.checks.push(passing(
         listing("degraded loads only while faults hit reads", &unexplained),
-        format!("{} of {} loads degraded, each during a read fault on its session", outcome.degraded.len(), outcome.loads),
+        format!(
+            "{} of {} loads degraded, each during a read fault on its session",
+            outcome.degraded.len(),
+            outcome.loads
+        ),
     ));
     verdict.checks.push(passing(
         listing("every answer agrees with the acknowledged appends", &outcome.violations),
@@ -262,7 +279,11 @@ fn check(name: &'static str, passed: bool, detail: String) -> Check {
 
 /// A check that passed says what it covered.
 fn passing(check: Check, covered: String) -> Check {
-    if check.passed { Check { detail: covered, ..check } } else { check }
+    if check.passed {
+        Check { detail: covered, ..check }
+    } else {
+        check
+    }
 }
 
 fn listing(name: &'static str, failures: &[String]) -> Check {
@@ -337,7 +358,8 @@ mod tests {
     #[test]
     fn stored_state_that_matches_the_answers_passes() {
         let (session, outcome, table) = session_with_two_appends();
-        let exported = Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r2".into())], summary_through: None };
+        let exported =
+            Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r2".into())], summary_through: None };
         let verdict = verdict(&outcome, &table, &HashMap::from([(session, exported)]), &Log::default());
         assert_eq!((verdict.lost, verdict.duplicated), (0, 0));
         assert!(passed(&verdict, "indices are gap-free and turn_count equals the turns"));
@@ -346,7 +368,8 @@ mod tests {
     #[test]
     fn a_lost_append_and_a_doubled_response_id_fail_their_checks() {
         let (session, outcome, table) = session_with_two_appends();
-        let exported = Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r1".into())], summary_through: None };
+        let exported =
+            Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r1".into())], summary_through: None };
         let verdict = verdict(&outcome, &table, &HashMap::from([(session, exported)]), &Log::default());
         assert_eq!(verdict.lost, 1);
         assert_eq!(verdict.duplicated, 1);

@@ -47,6 +47,21 @@ pub struct Call<'a> {
     pub if_match: Option<String>,
 }
 
+impl<'a> Call<'a> {
+    /// A request without body or `If-Match`; `route` names it in the report.
+    pub fn new(route: &'static str, method: Method, path: String, token: &'a str, session: Option<Uuid>) -> Call<'a> {
+        Call { route, method, path, token, session, body: None, if_match: None }
+    }
+
+    pub fn with_body(self, body: Value) -> Call<'a> {
+        Call { body: Some(body), ..self }
+    }
+
+    pub fn with_if_match(self, etag: Option<String>) -> Call<'a> {
+        Call { if_match: etag, ..self }
+    }
+}
+
 pub struct Api {
     http: reqwest::Client,
     base: String,
@@ -77,10 +92,8 @@ impl Api {
 
     /// Sends `call` once. `Err` when no answer came (a dropped connection).
     pub async fn once(&self, call: &Call<'_>) -> Result<Reply, String> {
-        let mut request = self
-            .http
-            .request(call.method.clone(), format!("{}{}", self.base, call.path))
-            .bearer_auth(call.token);
+        let mut request =
+            self.http.request(call.method.clone(), format!("{}{}", self.base, call.path)).bearer_auth(call.token);
         if let Some(body) = &call.body {
             request = request.json(body);
         }

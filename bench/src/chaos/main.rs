@@ -111,7 +111,8 @@ async fn run() -> Result<bool, String> {
     let reader = Api::new(&api_url);
     let mut exports = HashMap::new();
     for record in outcome.sessions.iter().filter(|s| !s.deleted) {
-        let token = tidewater_local::gateway::issue_token(&record.owner, &[], &env_or("LOCAL_JWT_SECRET", tidewater_local::gateway::DEFAULT_SECRET), Duration::from_secs(600))?;
+        let secret = env_or("LOCAL_JWT_SECRET", tidewater_local::gateway::DEFAULT_SECRET);
+        let token = tidewater_local::gateway::issue_token(&record.owner, &[], &secret, Duration::from_secs(600))?;
         exports.insert(record.id, export(&reader, &token, record.id).await?);
     }
     let log_figures = logs::read(&log_files);
@@ -183,15 +184,8 @@ async fn export(reader: &Api, token: &str, session: Uuid) -> Result<Exported, St
     let mut cursor = String::new();
     let mut rng = fastrand::Rng::with_seed(0);
     loop {
-        let call = Call {
-            route: "GET /sessions/{id}/turns",
-            method: Method::GET,
-            path: format!("/sessions/{session}/turns?limit=500&cursor={cursor}"),
-            token,
-            session: Some(session),
-            body: None,
-            if_match: None,
-        };
+        let path = format!("/sessions/{session}/turns?limit=500&cursor={cursor}");
+        let call = Call::new("GET /sessions/{id}/turns", Method::GET, path, token, Some(session));
         let reply = reader.retrying(&call, &mut rng).await.ok_or(format!("the export of {session} kept failing"))?;
         if reply.status != 200 {
             return Err(format!("the export of {session} answered {}: {}", reply.status, reply.body));

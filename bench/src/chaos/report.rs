@@ -125,14 +125,20 @@ pub fn markdown(report: &Value) -> String {
         "Seed {}, {} sessions, {} concurrent append workers beside loaders, a PATCHer, an exporter, \
          deletes and one customer purge; {} s of workload. Faults (`FAULT_PLAN`): `{}`; a latency \
          fault answers {} ms late; `LOAD_DEADLINE_MS={}`.\n",
-        report["seed"], report["sessions"], report["workers"], report["duration_s"], text(&report["plan"]),
-        report["latency_fault_ms"], report["load_deadline_ms"]
+        report["seed"],
+        report["sessions"],
+        report["workers"],
+        report["duration_s"],
+        text(&report["plan"]),
+        report["latency_fault_ms"],
+        report["load_deadline_ms"]
     );
     let _ = writeln!(md, "**{}**\n", if passed { "Every check passed." } else { "CHECKS FAILED." });
     let _ = writeln!(md, "| check | result | detail |\n|---|---|---|");
     for check in report["checks"].as_array().into_iter().flatten() {
         let result = if check["passed"].as_bool() == Some(true) { "pass" } else { "**FAIL**" };
-        let _ = writeln!(md, "| {} | {result} | {} |", text(&check["check"]), text(&check["detail"]).replace('|', "\\|"));
+        let _ =
+            writeln!(md, "| {} | {result} | {} |", text(&check["check"]), text(&check["detail"]).replace('|', "\\|"));
     }
 
     let appends = &report["appends"];
@@ -140,16 +146,30 @@ pub fn markdown(report: &Value) -> String {
         md,
         "\n## Appends\n\n{} planned, {} acknowledged, {} skipped because their session was deleted, {} \
          sent again by the client after a 2xx. **lost = {}, duplicated = {}.**\n",
-        appends["planned"], appends["acknowledged"], appends["skipped_for_deleted_sessions"],
-        appends["repeated_by_the_client"], appends["lost"], appends["duplicated"]
+        appends["planned"],
+        appends["acknowledged"],
+        appends["skipped_for_deleted_sessions"],
+        appends["repeated_by_the_client"],
+        appends["lost"],
+        appends["duplicated"]
     );
 
     let _ = writeln!(md, "## Requests by route and status\n");
-    let statuses: BTreeSet<String> =
-        report["requests"].as_object().into_iter().flatten().flat_map(|(_, s)| s.as_object().into_iter().flatten().map(|(k, _)| k.clone())).collect();
-    let _ = writeln!(md, "| route | {} |\n|---|{}", statuses.iter().cloned().collect::<Vec<_>>().join(" | "), "---|".repeat(statuses.len()));
+    let statuses: BTreeSet<String> = report["requests"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, s)| s.as_object().into_iter().flatten().map(|(k, _)| k.clone()))
+        .collect();
+    let _ = writeln!(
+        md,
+        "| route | {} |\n|---|{}",
+        statuses.iter().cloned().collect::<Vec<_>>().join(" | "),
+        "---|".repeat(statuses.len())
+    );
     for (route, counts) in report["requests"].as_object().into_iter().flatten() {
-        let cells: Vec<String> = statuses.iter().map(|s| counts[s].as_u64().map_or(String::new(), |n| n.to_string())).collect();
+        let cells: Vec<String> =
+            statuses.iter().map(|s| counts[s].as_u64().map_or(String::new(), |n| n.to_string())).collect();
         let _ = writeln!(md, "| `{route}` | {} |", cells.join(" | "));
     }
 
@@ -160,13 +180,20 @@ pub fn markdown(report: &Value) -> String {
         .flatten()
         .flat_map(|(_, ops)| ops.as_object().into_iter().flatten().map(|(k, _)| k.clone()))
         .collect();
-    let _ = writeln!(md, "| fault | total | {} |\n|---|---|{}", operations.iter().cloned().collect::<Vec<_>>().join(" | "), "---|".repeat(operations.len()));
+    let _ = writeln!(
+        md,
+        "| fault | total | {} |\n|---|---|{}",
+        operations.iter().cloned().collect::<Vec<_>>().join(" | "),
+        "---|".repeat(operations.len())
+    );
     for (fault, total) in report["faults"]["by_kind"].as_object().into_iter().flatten() {
         let by_op = &report["faults"]["by_kind_and_operation"][fault];
-        let cells: Vec<String> = operations.iter().map(|op| by_op[op].as_u64().map_or(String::new(), |n| n.to_string())).collect();
+        let cells: Vec<String> =
+            operations.iter().map(|op| by_op[op].as_u64().map_or(String::new(), |n| n.to_string())).collect();
         let _ = writeln!(md, "| {fault} | {total} | {} |", cells.join(" | "));
     }
-    let forwarded: u64 = report["faults"]["forwarded"].as_object().into_iter().flatten().filter_map(|(_, n)| n.as_u64()).sum();
+    let forwarded: u64 =
+        report["faults"]["forwarded"].as_object().into_iter().flatten().filter_map(|(_, n)| n.as_u64()).sum();
     let _ = writeln!(md, "\nDynamoDB requests that reached DynamoDB Local: {forwarded}.");
 
     let _ = writeln!(md, "\n## Client retries\n\nThe client sends a request again, unchanged (the same `response_id`), after a 503 or a dropped connection, with full-jitter backoff from 50 ms.\n");
@@ -174,7 +201,12 @@ pub fn markdown(report: &Value) -> String {
     for (route, figures) in report["client_retries"].as_object().into_iter().flatten() {
         let _ = writeln!(md, "| `{route}` | {} | {} |", figures["requests_retried"], figures["extra_attempts"]);
     }
-    let _ = writeln!(md, "\nRequests given up after {} attempts: {}.", crate::client::MAX_ATTEMPTS, report["client_gave_up"]);
+    let _ = writeln!(
+        md,
+        "\nRequests given up after {} attempts: {}.",
+        crate::client::MAX_ATTEMPTS,
+        report["client_gave_up"]
+    );
 
     let _ = writeln!(md, "\n## Latency per route (ms)\n\n\"With faults\": a fault hit a DynamoDB request about the same session while the request ran.\n");
     let _ = writeln!(md, "| route | requests | p50 | p99 | with faults | p50 | p99 |\n|---|---|---|---|---|---|---|");
@@ -183,7 +215,12 @@ pub fn markdown(report: &Value) -> String {
         let _ = writeln!(
             md,
             "| `{route}` | {} | {} | {} | {} | {} | {} |",
-            clean["requests"], ms(&clean["p50_ms"]), ms(&clean["p99_ms"]), faulted["requests"], ms(&faulted["p50_ms"]), ms(&faulted["p99_ms"])
+            clean["requests"],
+            ms(&clean["p50_ms"]),
+            ms(&clean["p99_ms"]),
+            faulted["requests"],
+            ms(&faulted["p50_ms"]),
+            ms(&faulted["p99_ms"])
         );
     }
 
@@ -194,7 +231,8 @@ pub fn markdown(report: &Value) -> String {
         .flatten()
         .map(|(attempt, n)| format!("attempt {attempt}: {n}"))
         .collect();
-    let sdk: Vec<String> = logs["sdk_retries"].as_object().into_iter().flatten().map(|(kind, n)| format!("{kind} {n}")).collect();
+    let sdk: Vec<String> =
+        logs["sdk_retries"].as_object().into_iter().flatten().map(|(kind, n)| format!("{kind} {n}")).collect();
     let _ = writeln!(
         md,
         "\n## Inside the functions (from their logs)\n\n\
@@ -223,5 +261,9 @@ fn ms(value: &Value) -> String {
 }
 
 fn round(value: f64) -> Value {
-    if value.is_finite() { json!((value * 10.0).round() / 10.0) } else { Value::Null }
+    if value.is_finite() {
+        json!((value * 10.0).round() / 10.0)
+    } else {
+        Value::Null
+    }
 }

@@ -115,11 +115,13 @@ struct Shared {
 
 pub async fn run(api: Arc<Api>, settings: Settings) -> Outcome {
     let mut rng = fastrand::Rng::with_seed(settings.seed);
-    let owners: Vec<String> = (0..settings.customers).map(|c| format!("chaos-{}-customer-{c}", settings.seed)).collect();
+    let owners: Vec<String> =
+        (0..settings.customers).map(|c| format!("chaos-{}-customer-{c}", settings.seed)).collect();
     let purged_customer = format!("chaos-{}-purged", settings.seed);
     let mut tokens = HashMap::new();
     for customer in owners.iter().chain([&purged_customer]) {
-        let token = gateway::issue_token(customer, &[], &settings.jwt_secret, Duration::from_secs(3600)).unwrap_or_default();
+        let token =
+            gateway::issue_token(customer, &[], &settings.jwt_secret, Duration::from_secs(3600)).unwrap_or_default();
         tokens.insert(customer.clone(), token);
     }
     let sessions: Vec<SessionRecord> = (0..settings.sessions)
@@ -193,7 +195,17 @@ fn plan_appends(rng: &mut fastrand::Rng, sessions: usize, appends: usize) -> Vec
     (0..appends)
         .map(|_| {
             let mut pick = rng.usize(0..total);
-            let session = weights.iter().position(|&w| if pick < w { true } else { pick -= w; false }).unwrap_or(0);
+            let session = weights
+                .iter()
+                .position(|&w| {
+                    if pick < w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
+                .unwrap_or(0);
             next_turn[session] += 1;
             (session, next_turn[session])
         })
@@ -244,7 +256,8 @@ impl Shared {
             return self.violation(format!("{where_} of {session}: a turn without index or content: {turn}"));
         };
         let Some(response_id) = response_id_of(content) else {
-            return self.violation(format!("{where_} of {session}: turn {index} holds content the workload never sent"));
+            return self
+                .violation(format!("{where_} of {session}: turn {index} holds content the workload never sent"));
         };
         let known = self.acked.lock().ok().and_then(|acked| acked.get(response_id).cloned());
         if let Some(acked) = known {
@@ -259,15 +272,8 @@ impl Shared {
 }
 
 async fn create_session(shared: &Shared, id: Uuid, owner: &str, n: usize, rng: &mut fastrand::Rng) -> bool {
-    let call = Call {
-        route: "POST /sessions",
-        method: Method::POST,
-        path: "/sessions".to_owned(),
-        token: shared.token(owner),
-        session: Some(id),
-        body: Some(json!({"session_id": id, "page_context": {"page": format!("/chaos/{n}")}})),
-        if_match: None,
-    };
+    let call = Call::new("POST /sessions", Method::POST, "/sessions".to_owned(), shared.token(owner), Some(id))
+        .with_body(json!({"session_id": id, "page_context": {"page": format!("/chaos/{n}")}}));
     matches!(shared.api.retrying(&call, rng).await, Some(Reply { status: 200 | 201, .. }))
 }
 
@@ -280,15 +286,8 @@ fn append_call<'a>(token: &'a str, session: Uuid, response_id: &str, turn: usize
     if turn % 5 == 0 {
         body["intent"] = json!("stock_check");
     }
-    Call {
-        route: "POST /sessions/{id}/turns",
-        method: Method::POST,
-        path: format!("/sessions/{session}/turns"),
-        token,
-        session: Some(session),
-        body: Some(body),
-        if_match: None,
-    }
+    Call::new("POST /sessions/{id}/turns", Method::POST, format!("/sessions/{session}/turns"), token, Some(session))
+        .with_body(body)
 }
 
 async fn append_worker(shared: &Shared, mut rng: fastrand::Rng) {
@@ -349,15 +348,13 @@ async fn loader(shared: Arc<Shared>, mut rng: fastrand::Rng) {
     while !shared.appends_done.load(Ordering::SeqCst) {
         let Some(session) = shared.live_session(&mut rng) else { return };
         let consistent = rng.f64() < 0.25;
-        let call = Call {
-            route: "GET /sessions/{id}/context",
-            method: Method::GET,
-            path: format!("/sessions/{}/context?max_turns=10&consistent={consistent}", session.id),
-            token: shared.token(&session.owner),
-            session: Some(session.id),
-            body: None,
-            if_match: None,
-        };
+        let call = Call::new(
+            "GET /sessions/{id}/context",
+            Method::GET,
+            format!("/sessions/{}/context?max_turns=10&consistent={consistent}", session.id),
+            shared.token(&session.owner),
+            Some(session.id),
+        );
         let Some(reply) = shared.api.retrying(&call, &mut rng).await else { continue };
         if let Ok(mut outcome) = shared.outcome.lock() {
             outcome.loads += 1;
@@ -396,7 +393,12 @@ fn check_loaded_context(shared: &Shared, session: Uuid, body: &Value) {
     let first_due = match omitted {
         (Some(from), Some(to)) if from == summarized + 1 && to >= from => to + 1,
         (None, None) => summarized + 1,
-        _ => return shared.violation(format!("load of {session}: omitted {} after a summary through {summarized}", body["omitted"])),
+        _ => {
+            return shared.violation(format!(
+                "load of {session}: omitted {} after a summary through {summarized}",
+                body["omitted"]
+            ))
+        }
     };
     let expected: Vec<u64> = (first_due..=turn_count).collect();
     if indices != expected {
@@ -423,17 +425,18 @@ async fn patcher(shared: Arc<Shared>, mut rng: fastrand::Rng) {
     while !shared.appends_done.load(Ordering::SeqCst) {
         let Some(session) = shared.live_session(&mut rng) else { return };
         step += 1;
-        let if_match = if rng.f64() < 0.25 { shared.etags.lock().ok().and_then(|e| e.get(&session.id).cloned()) } else { None };
+        let if_match =
+            if rng.f64() < 0.25 { shared.etags.lock().ok().and_then(|e| e.get(&session.id).cloned()) } else { None };
         let conditional = if_match.is_some();
-        let call = Call {
-            route: "PATCH /sessions/{id}",
-            method: Method::PATCH,
-            path: format!("/sessions/{}", session.id),
-            token: shared.token(&session.owner),
-            session: Some(session.id),
-            body: Some(json!({"page_context": {"page": "/chaos/cart", "step": step}})),
-            if_match,
-        };
+        let call = Call::new(
+            "PATCH /sessions/{id}",
+            Method::PATCH,
+            format!("/sessions/{}", session.id),
+            shared.token(&session.owner),
+            Some(session.id),
+        )
+        .with_body(json!({"page_context": {"page": "/chaos/cart", "step": step}}))
+        .with_if_match(if_match);
         if let Some(reply) = shared.api.retrying(&call, &mut rng).await {
             if let Ok(mut outcome) = shared.outcome.lock() {
                 outcome.patches += 1;
@@ -465,15 +468,13 @@ async fn export_session(shared: &Shared, session: &SessionRecord, rng: &mut fast
     let mut cursor = String::new();
     let mut expected = 1u64;
     loop {
-        let call = Call {
-            route: "GET /sessions/{id}/turns",
-            method: Method::GET,
-            path: format!("/sessions/{}/turns?limit=40&cursor={cursor}", session.id),
-            token: shared.token(&session.owner),
-            session: Some(session.id),
-            body: None,
-            if_match: None,
-        };
+        let call = Call::new(
+            "GET /sessions/{id}/turns",
+            Method::GET,
+            format!("/sessions/{}/turns?limit=40&cursor={cursor}", session.id),
+            shared.token(&session.owner),
+            Some(session.id),
+        );
         let Some(reply) = shared.api.retrying(&call, rng).await else { return };
         match reply.status {
             200 => {}
@@ -482,7 +483,10 @@ async fn export_session(shared: &Shared, session: &SessionRecord, rng: &mut fast
         }
         for turn in reply.body["turns"].as_array().into_iter().flatten() {
             if turn["turn_index"].as_u64() != Some(expected) {
-                return shared.violation(format!("export of {}: turn {} where {expected} was due", session.id, turn["turn_index"]));
+                return shared.violation(format!(
+                    "export of {}: turn {} where {expected} was due",
+                    session.id, turn["turn_index"]
+                ));
             }
             shared.check_turn("export", session.id, turn);
             expected += 1;
@@ -513,18 +517,18 @@ async fn deleter(shared: Arc<Shared>, mut rng: fastrand::Rng) {
         chosen
     };
     for session in victims {
-        let call = Call {
-            route: "DELETE /sessions/{id}",
-            method: Method::DELETE,
-            path: format!("/sessions/{}", session.id),
-            token: shared.token(&session.owner),
-            session: Some(session.id),
-            body: None,
-            if_match: None,
-        };
+        let call = Call::new(
+            "DELETE /sessions/{id}",
+            Method::DELETE,
+            format!("/sessions/{}", session.id),
+            shared.token(&session.owner),
+            Some(session.id),
+        );
         match shared.api.retrying(&call, &mut rng).await {
             Some(Reply { status: 204, .. }) => {}
-            Some(reply) => shared.violation(format!("DELETE of {} answered {}: {}", session.id, reply.status, reply.body)),
+            Some(reply) => {
+                shared.violation(format!("DELETE of {} answered {}: {}", session.id, reply.status, reply.body))
+            }
             None => shared.violation(format!("DELETE of {} never succeeded", session.id)),
         }
     }
@@ -544,15 +548,8 @@ async fn purger(shared: Arc<Shared>, customer: String, sessions: Vec<Uuid>, mut 
     while shared.progress() < PURGE_AT && !shared.appends_done.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let call = Call {
-        route: "DELETE /customers/me",
-        method: Method::DELETE,
-        path: "/customers/me".to_owned(),
-        token: shared.token(&customer),
-        session: None,
-        body: None,
-        if_match: None,
-    };
+    let call =
+        Call::new("DELETE /customers/me", Method::DELETE, "/customers/me".to_owned(), shared.token(&customer), None);
     let receipt = match shared.api.retrying(&call, &mut rng).await {
         Some(reply) if reply.status == 200 => Some(reply.body),
         Some(reply) => {

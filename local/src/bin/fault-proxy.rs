@@ -30,7 +30,8 @@ async fn main() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;
     println!("fault-proxy: http://127.0.0.1:{port} -> {upstream}, seed {seed}");
     for rule in &plan.rules {
-        let operations = if rule.operations.is_empty() { "every operation".to_owned() } else { rule.operations.join(", ") };
+        let operations =
+            if rule.operations.is_empty() { "every operation".to_owned() } else { rule.operations.join(", ") };
         println!("fault-proxy: {:<20} {:>5.1} % of {operations}", rule.fault.name(), rule.rate * 100.0);
     }
     FaultProxy::new(plan, &upstream, seed).serve(listener, stop).await.map_err(|e| e.to_string())
