@@ -254,7 +254,11 @@ pub struct Receipt {
     pub requested_at: String,
     pub completed_at: String,
     pub sessions_deleted: u64,
+    /// Items of the customer's sessions.
     pub items_deleted: u64,
+    /// Items of the customer's long-term memory: facts, and tombstones of deleted ones.
+    #[serde(default)]
+    pub memory_items_deleted: u64,
     /// The API Gateway request id of the request that started the purge.
     pub request_id: String,
 }

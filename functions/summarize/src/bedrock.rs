@@ -5,7 +5,8 @@ use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message, SystemContentBlock,
 };
 use aws_sdk_bedrockruntime::Client;
-use tidewater::{Error, ExtractiveSummarizer, Summarizer, SummaryInput};
+use tidewater::{Error, ExtractiveSummarizer, FactDraft, Summarizer, SummaryInput, Turn};
+use uuid::Uuid;
 
 const SYSTEM_PROMPT: &str = "You keep the running memory of a customer's conversation with a shop's chatbot. \
 Given the previous summary and the newest turns, write the next summary: plain text, no preamble. \
@@ -16,9 +17,9 @@ Drop small talk. Never invent facts.";
 /// within the timeout, falls back to the extractive summariser and logs that it did.
 #[derive(Debug, Clone)]
 pub struct BedrockSummarizer {
-    client: Client,
-    model_id: String,
-    timeout: Duration,
+    pub(crate) client: Client,
+    pub(crate) model_id: String,
+    pub(crate) timeout: Duration,
     fallback: ExtractiveSummarizer,
 }
 
@@ -84,6 +85,10 @@ impl Summarizer for BedrockSummarizer {
         tracing::warn!(model_id = %self.model_id, error = %failure, "bedrock summary failed; used the extractive summariser");
         self.fallback.summarize(input).await
     }
+
+    async fn extract_facts(&self, session_id: Uuid, turns: &[Turn]) -> Vec<FactDraft> {
+        self.extract_facts_with_model(session_id, turns).await
+    }
 }
 
 /// The user message: the previous summary, then the new turns.
@@ -103,7 +108,7 @@ fn prompt(input: SummaryInput<'_>, max_chars: usize) -> String {
     text
 }
 
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

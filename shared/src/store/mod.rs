@@ -26,6 +26,9 @@ use crate::{clock, codec, keys, Config, Error};
 
 mod capacity;
 mod export;
+// Long-term customer memory (issue 14).
+mod memory;
+pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
 mod resume;
 mod purge;
 mod schema;
