@@ -166,6 +166,16 @@ pub fn stated_key(stated_at: &str, source: &FactSource) -> String {
     format!("{stated_at}#{}#{:010}", source.session_id, source.to_turn)
 }
 
+/// The time, session and turn a [`stated_key`] was made of; `None` for anything else (a
+/// deletion's key among them).
+pub fn parse_stated_key(key: &str) -> Option<(String, Uuid, u64)> {
+    let mut parts = key.splitn(3, '#');
+    let stated_at = parts.next()?.to_owned();
+    let session_id = Uuid::parse_str(parts.next()?).ok()?;
+    let to_turn = parts.next()?.parse().ok()?;
+    Some((stated_at, session_id, to_turn))
+}
+
 /// Lower case, dashes unified, punctuation dropped, one space between words, and no leading
 /// article or trailing "series": "The Frieren series!" and "frieren" are one subject.
 pub fn normalise(text: &str) -> String {
@@ -420,6 +430,9 @@ const CLAUSE_BREAKS: &[&str] = &[
 ];
 /// For "I prefer X over Y", the object is X.
 const COMPARISONS: &[&str] = &[" over ", " rather than ", " instead of ", " to "];
+/// Words that trail an object without adding to it: "I prefer digital now".
+const TRAILING_FILLERS: &[&str] =
+    &["now", "nowadays", "these days", "anyway", "actually", "really", "honestly", "please", "though", "lately"];
 /// An object that starts with one of these points at something the text does not name.
 const VAGUE_STARTS: &[&str] = &[
     "it", "that", "this", "them", "those", "these", "you", "your", "him", "her", "everything", "anything",
@@ -439,9 +452,17 @@ fn clean_object(raw: &str, comparison: bool) -> Option<String> {
     if let Some(cut) = breaks.iter().filter_map(|b| lower.find(b)).min() {
         object.truncate(cut);
     }
-    let object = object
-        .trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '“' | '”' | '‘' | '.' | '!' | '-'))
-        .to_owned();
+    let trim = |text: &str| {
+        text.trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '“' | '”' | '‘' | '.' | '!' | '-'))
+            .to_owned()
+    };
+    let mut object = trim(&object);
+    while let Some(filler) = TRAILING_FILLERS.iter().find(|f| {
+        let lower = object.to_ascii_lowercase();
+        lower.len() > f.len() && lower.ends_with(*f) && lower[..lower.len() - f.len()].ends_with(' ')
+    }) {
+        object = trim(&object[..object.len() - filler.len()]);
+    }
     let first = object.split_whitespace().next()?.to_ascii_lowercase();
     let words = object.split_whitespace().count();
     if VAGUE_STARTS.contains(&first.as_str()) || words > MAX_OBJECT_WORDS || object.chars().count() > MAX_SUBJECT_CHARS {
@@ -641,6 +662,8 @@ mod tests {
         assert_eq!(facts_of("I prefer digital copies"), [(FactKind::Preference, "prefers digital".to_owned())]);
         assert_eq!(texts_of("I like e-books"), ["prefers digital"]);
         assert_eq!(texts_of("I prefer paperbacks to hardcovers"), ["prefers paperback"]);
+        assert_eq!(texts_of("I prefer digital now"), ["prefers digital"]);
+        assert_eq!(texts_of("I love Frieren these days"), ["loves Frieren"]);
         assert_eq!(texts_of("I can't stand hard covers"), ["avoids hardcover"]);
         assert_eq!(facts_of("I only read in French"), [(FactKind::Profile, "reads in French".to_owned())]);
         assert_eq!(texts_of("I prefer English translations"), ["reads in English"]);
@@ -745,6 +768,14 @@ mod tests {
         for bad in ["", "ABCDEF0123456789abcdef0123456789", "zz", &"a".repeat(33), "../../etc/passwd"] {
             assert!(!is_fact_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stated_key_gives_back_its_parts() {
+        let key = stated_key("2026-11-26T19:00:01.000Z", &source(7));
+        assert_eq!(parse_stated_key(&key), Some(("2026-11-26T19:00:01.000Z".to_owned(), SESSION, 7)));
+        assert_eq!(parse_stated_key("2026-11-26T19:00:01.000Z#~"), None);
+        assert_eq!(parse_stated_key(""), None);
     }
 
     #[test]

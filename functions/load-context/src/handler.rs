@@ -63,7 +63,9 @@ pub async fn handle<S: ContextLoader + MemoryReader>(store: &S, request: Request
                 false => Ok(Vec::new()),
             }
         };
-        let (loaded, memory) = tokio::join!(store.load_context(&caller, session_id, max_turns, consistent), memory);
+        // Boxed: both reads' SDK futures would otherwise sit side by side in this one.
+        let loaded = Box::pin(store.load_context(&caller, session_id, max_turns, consistent));
+        let (loaded, memory) = tokio::join!(loaded, Box::pin(memory));
         let context = match loaded {
             Err(Error::Unavailable(source)) => {
                 tracing::warn!(%source, outcome = "degraded", "answering without memory");

@@ -234,7 +234,8 @@ where
         // summary is written never misses its facts; a repeat of the window writes none again.
         if let Some(customer_id) = &state.customer_id {
             let facts = summarizer.extract_facts(session_id, &turns).await;
-            outcome.facts_written += store.write_facts(customer_id, session_id, &facts).await?;
+            // Boxed: the write's SDK futures would otherwise all live in this one.
+            outcome.facts_written += Box::pin(store.write_facts(customer_id, session_id, &facts)).await?;
         }
         if store.put_summary(session_id, through, &text).await? {
             outcome.written += 1;

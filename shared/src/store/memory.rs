@@ -85,14 +85,15 @@ pub trait MemoryDeleter {
 }
 
 /// `MEMORY#<customer_hash> / FACT#<fact_id>`: one fact, or the tombstone of a deleted one
-/// (`deleted`, no kind, text or source).
+/// (`deleted`, no kind or text). Every byte is read by each context load with memory, so
+/// nothing is stored twice: the id is the sort key's, and the stating time, session and last
+/// turn are the stated key's ([`memory::stated_key`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FactItem {
     #[serde(rename = "PK")]
     pk: String,
     #[serde(rename = "SK")]
     sk: String,
-    fact_id: String,
     /// Orders statements; a write only replaces a smaller one.
     stated_key: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -102,29 +103,37 @@ struct FactItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    source: Option<FactSource>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    updated_at: Option<String>,
+    from_turn: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<i64>,
 }
 
 impl FactItem {
-    fn live(&self, now_secs: i64) -> bool {
-        !self.deleted && self.ttl.is_none_or(|ttl| ttl > now_secs)
+    fn of(pk: &str, draft: FactDraft, ttl: Option<i64>) -> FactItem {
+        FactItem {
+            pk: pk.to_owned(),
+            sk: keys::fact_sk(&draft.fact_id()),
+            stated_key: draft.stated_key(),
+            deleted: false,
+            kind: Some(draft.kind),
+            text: Some(draft.text),
+            from_turn: Some(draft.source.from_turn),
+            ttl,
+        }
     }
 
     /// The fact, when the item is a live fact.
     fn into_fact(self, now_secs: i64) -> Option<Fact> {
-        if !self.live(now_secs) {
+        if self.deleted || self.ttl.is_some_and(|ttl| ttl <= now_secs) {
             return None;
         }
+        let (updated_at, session_id, to_turn) = memory::parse_stated_key(&self.stated_key)?;
         Some(Fact {
-            fact_id: self.fact_id,
+            fact_id: self.sk.strip_prefix(keys::FACT_PREFIX)?.to_owned(),
             kind: self.kind?,
             text: self.text?,
-            source: self.source?,
-            updated_at: self.updated_at?,
+            source: FactSource { session_id, from_turn: self.from_turn?, to_turn },
+            updated_at,
         })
     }
 }
@@ -146,21 +155,8 @@ impl MemoryWriter for DynamoStore {
         let pk = keys::memory_pk(&customer_hash(&self.config.receipt_salt, customer_id));
         let now_secs = clock::now().unix_timestamp();
         let ttl = self.config.memory_ttl.map(|ttl| now_secs.saturating_add(ttl.as_secs() as i64));
-        let mut pending: Vec<FactItem> = memory::merge_window(facts.to_vec())
-            .into_iter()
-            .map(|draft| FactItem {
-                pk: pk.clone(),
-                sk: keys::fact_sk(&draft.fact_id()),
-                fact_id: draft.fact_id(),
-                stated_key: draft.stated_key(),
-                deleted: false,
-                kind: Some(draft.kind),
-                text: Some(draft.text),
-                source: Some(draft.source),
-                updated_at: Some(draft.stated_at),
-                ttl,
-            })
-            .collect();
+        let mut pending: Vec<FactItem> =
+            memory::merge_window(facts.to_vec()).into_iter().map(|draft| FactItem::of(&pk, draft, ttl)).collect();
 
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             if pending.is_empty() {
@@ -243,14 +239,12 @@ impl MemoryDeleter for DynamoStore {
         let tombstone = FactItem {
             pk: keys::memory_pk(&customer_hash(&self.config.receipt_salt, customer_id)),
             sk: keys::fact_sk(fact_id),
-            fact_id: fact_id.to_owned(),
             // `~` sorts after the session id of any statement made in the same millisecond.
             stated_key: format!("{}#~", clock::format(now)),
             deleted: true,
             kind: None,
             text: None,
-            source: None,
-            updated_at: None,
+            from_turn: None,
             ttl: Some(now.unix_timestamp() + TOMBSTONE_TTL_SECONDS),
         };
         let put = self
@@ -345,9 +339,10 @@ impl DynamoStore {
     }
 
     /// Deletes the live facts beyond `MEMORY_MAX_FACTS`, least recently confirmed first. A
-    /// fact confirmed again since it was read is kept. Returns how many it deleted.
+    /// fact confirmed again since it was read is kept, so the read may be eventually
+    /// consistent: what it misses, the next window's trim finds. Returns how many it deleted.
     async fn trim(&self, pk: &str) -> Result<u64, Error> {
-        let stamps: Vec<FactStamp> = self.all_memory(pk, true, Some("SK, stated_key, deleted, #ttl")).await?;
+        let stamps: Vec<FactStamp> = self.all_memory(pk, false, Some("SK, stated_key, deleted, #ttl")).await?;
         let now_secs = clock::now().unix_timestamp();
         let mut live: Vec<FactStamp> =
             stamps.into_iter().filter(|s| !s.deleted && s.ttl.is_none_or(|ttl| ttl > now_secs)).collect();
