@@ -19,8 +19,8 @@
 //! it cannot bring the fact back, while a new statement can.
 //!
 //! # Reading
-//! A customer has at most `MEMORY_MAX_FACTS` live facts of well under 1 KB each, so one Query
-//! of the partition reads them all (50 facts are about 12 KB: 1.5 RCU eventually consistent);
+//! A customer has at most `MEMORY_MAX_FACTS` live facts of about 270 bytes each, so one Query
+//! of the partition reads them all (20 facts: 1 RCU, 50 facts: 2 RCU, eventually consistent);
 //! they are ordered newest first here. Tombstones and expired facts are left out.
 use std::collections::HashMap;
 use std::future::Future;
