@@ -55,18 +55,7 @@ impl BedrockSummarizer {
             .send()
             .await
             .map_err(|e| Error::Unavailable(Box::new(e)))?;
-        let text = match output.output {
-            Some(ConverseOutput::Message(message)) => message
-                .content
-                .into_iter()
-                .filter_map(|block| match block {
-                    ContentBlock::Text(text) => Some(text),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        };
+        let text = answer_text(output.output);
         let text = text.trim();
         if text.is_empty() {
             return Err(Error::Unavailable("the model answered without text".into()));
@@ -106,6 +95,22 @@ fn prompt(input: SummaryInput<'_>, max_chars: usize) -> String {
         text.push('\n');
     }
     text
+}
+
+/// The text blocks of a Converse answer, one a line.
+pub(crate) fn answer_text(output: Option<ConverseOutput>) -> String {
+    match output {
+        Some(ConverseOutput::Message(message)) => message
+            .content
+            .into_iter()
+            .filter_map(|block| match block {
+                ContentBlock::Text(text) => Some(text),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
 }
 
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -4,14 +4,14 @@
 //! the log. The model must support Converse's structured output (`outputConfig`); with one
 //! that does not, every window falls back.
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, JsonSchemaDefinition, Message,
+    ContentBlock, ConversationRole, InferenceConfiguration, JsonSchemaDefinition, Message,
     OutputConfig, OutputFormat, OutputFormatStructure, OutputFormatType, SystemContentBlock,
 };
 use tidewater::memory::{self, FACTS_JSON_SCHEMA};
 use tidewater::{FactDraft, Role, Turn};
 use uuid::Uuid;
 
-use crate::bedrock::error_chain;
+use crate::bedrock::{answer_text, error_chain};
 use crate::BedrockSummarizer;
 
 const FACTS_PROMPT: &str = "You keep a shop's long-term memory of one customer. From the customer's turns, list \
@@ -69,18 +69,7 @@ impl BedrockSummarizer {
             .send()
             .await
             .map_err(|e| error_chain(&e))?;
-        let answer = match output.output {
-            Some(ConverseOutput::Message(message)) => message
-                .content
-                .into_iter()
-                .filter_map(|block| match block {
-                    ContentBlock::Text(text) => Some(text),
-                    _ => None,
-                })
-                .collect::<String>(),
-            _ => String::new(),
-        };
-        memory::facts_from_model_json(&answer, session_id, turns)
+        memory::facts_from_model_json(&answer_text(output.output), session_id, turns)
     }
 }
 
