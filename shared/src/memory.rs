@@ -45,6 +45,9 @@ pub const MAX_FACT_TEXT_CHARS: usize = 160;
 pub const MAX_SUBJECT_CHARS: usize = 80;
 /// An object of more words than this is a sentence, not a thing someone likes or owns.
 const MAX_OBJECT_WORDS: usize = 8;
+/// A sentence longer than this is pasted text, not a statement about oneself; it is not read,
+/// which also bounds the work a 64 KiB turn can cause.
+const MAX_STATEMENT_BYTES: usize = 500;
 
 /// What a fact is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -307,7 +310,7 @@ fn statements(content: &str) -> Vec<String> {
             let after = content[at + c.len_utf8()..].chars().next();
             let abbreviation = c == '.'
                 && (before.is_some_and(|b| b.is_ascii_digit()) && after.is_some_and(|a| a.is_ascii_digit())
-                    || content[..at].to_ascii_lowercase().ends_with("vol"));
+                    || at >= 3 && content.as_bytes()[at - 3..at].eq_ignore_ascii_case(b"vol"));
             if abbreviation {
                 continue;
             }
@@ -318,7 +321,7 @@ fn statements(content: &str) -> Vec<String> {
         }
     }
     sentences.push(content[start..].to_owned());
-    sentences.retain(|s| !s.trim().is_empty());
+    sentences.retain(|s| !s.trim().is_empty() && s.len() <= MAX_STATEMENT_BYTES);
     sentences
 }
 
@@ -699,6 +702,14 @@ mod tests {
         ] {
             assert!(facts_of(content).is_empty(), "{content:?} gave {:?}", facts_of(content));
         }
+    }
+
+    #[test]
+    fn pasted_text_is_not_read() {
+        let pasted = format!("I love Frieren and {}", "very long pasted text ".repeat(40));
+        assert!(facts_of(&pasted).is_empty());
+        let long_turn = format!("{} I prefer digital.", "Some words here. ".repeat(4_000));
+        assert_eq!(texts_of(&long_turn), ["prefers digital"]);
     }
 
     #[test]
