@@ -30,6 +30,9 @@ use crate::{codec, keys, Config, Error};
 
 mod capacity;
 mod export;
+// Long-term customer memory (issue 14).
+mod memory;
+pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
 mod resume;
 mod purge;
 mod schema;

@@ -24,7 +24,11 @@
 //! 3. runs the procedure above on every pending marker, a few sessions at a time; markers a
 //!    cut-off purge or delete left behind are among them. Retiring a marker and adding its
 //!    counts to the ledger is one transaction, so each session is counted once;
-//! 4. writes the receipt and deletes the ledger in one transaction.
+//! 4. deletes the customer's long-term memory (`MEMORY#<customer_hash>`), each transaction of
+//!    deletes also adding its count to the ledger's `memory_items_deleted`. Every session's
+//!    META is gone by then, and a window's facts are written only while its META exists, so
+//!    no fact can arrive after this step;
+//! 5. writes the receipt and deletes the ledger in one transaction.
 //!
 //! Repeating a purge is safe at any point: a cut-off purge's repeat finishes the job and
 //! answers with the same receipt id; a repeat after a finished purge starts a new purge,
@@ -148,6 +152,8 @@ struct LedgerItem {
     request_id: String,
     sessions_deleted: u64,
     items_deleted: u64,
+    #[serde(default)]
+    memory_items_deleted: u64,
 }
 
 /// `RECEIPT#<receipt_id> / RECEIPT`: a finished purge. No ttl: receipts are kept.
@@ -163,6 +169,8 @@ struct ReceiptItem {
     completed_at: String,
     sessions_deleted: u64,
     items_deleted: u64,
+    #[serde(default)]
+    memory_items_deleted: u64,
     request_id: String,
 }
 
@@ -175,6 +183,7 @@ impl From<ReceiptItem> for Receipt {
             completed_at: item.completed_at,
             sessions_deleted: item.sessions_deleted,
             items_deleted: item.items_deleted,
+            memory_items_deleted: item.memory_items_deleted,
             request_id: item.request_id,
         }
     }
@@ -198,7 +207,7 @@ struct Erased {
 }
 
 /// How a transaction ended, once conflicts with concurrent transactions were retried.
-enum Transacted {
+pub(super) enum Transacted {
     Committed,
     ConditionFailed,
 }
@@ -278,11 +287,13 @@ impl DynamoStore {
         for _ in 0..MAX_PURGE_ROUNDS {
             let pending = self.pending(hash).await?;
             if pending.is_empty() {
+                self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
                 let receipt = self.close_ledger(hash, &ledger.receipt_id).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
                     sessions_deleted = receipt.sessions_deleted,
                     items_deleted = receipt.items_deleted,
+                    memory_items_deleted = receipt.memory_items_deleted,
                     "customer purged"
                 );
                 return Ok(receipt);
@@ -569,7 +580,7 @@ impl DynamoStore {
             .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id) \
-                 ADD sessions_deleted :zero, items_deleted :zero",
+                 ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
             )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
@@ -622,6 +633,19 @@ impl DynamoStore {
         }
     }
 
+    /// Step 4's ledger update: `deleted` more memory items, while the ledger exists.
+    fn count_memory_into_ledger(&self, hash: &str, deleted: u64) -> Result<Update, Error> {
+        Update::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .update_expression("ADD memory_items_deleted :deleted")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":deleted", n(deleted))
+            .build()
+            .map_err(Error::unavailable)
+    }
+
     /// Writes the receipt from the ledger and deletes the ledger, in one transaction. When
     /// a concurrent run of the same purge did it first, answers with that run's receipt.
     async fn close_ledger(&self, hash: &str, receipt_id: &Uuid) -> Result<Receipt, Error> {
@@ -641,6 +665,7 @@ impl DynamoStore {
                 completed_at: clock::format(clock::now()),
                 sessions_deleted: ledger.sessions_deleted,
                 items_deleted: ledger.items_deleted,
+                memory_items_deleted: ledger.memory_items_deleted,
                 request_id: ledger.request_id,
             };
             let close = Delete::builder()
@@ -672,7 +697,7 @@ impl DynamoStore {
 
     /// Sends a transaction, retrying it while it collides with another transaction on the
     /// same items (the ledger is shared by the sessions a purge deletes in parallel).
-    async fn transact(&self, transaction: TransactWriteItemsFluentBuilder) -> Result<Transacted, Error> {
+    pub(super) async fn transact(&self, transaction: TransactWriteItemsFluentBuilder) -> Result<Transacted, Error> {
         let transaction = transaction.return_consumed_capacity(ReturnConsumedCapacity::Total);
         for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
             match within(self.config.write_timeout, transaction.clone().send()).await? {

@@ -16,6 +16,9 @@ use crate::{keys, Error};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryState {
     pub session_id: Uuid,
+    /// The signed-in customer who owns the session; `None` for a guest's, which gets no
+    /// long-term memory.
+    pub customer_id: Option<String>,
     pub turn_count: u64,
     pub summarized_through: u64,
     pub needs_summary: bool,
@@ -58,6 +61,7 @@ impl SummarySource for DynamoStore {
         };
         Ok(Some(SummaryState {
             session_id,
+            customer_id: (!meta.guest).then(|| meta.owner_id.clone()),
             turn_count: meta.turn_count,
             summarized_through: meta.summarized_through,
             needs_summary: meta.needs_summary,

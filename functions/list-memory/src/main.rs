@@ -1,0 +1,12 @@
+use lambda_http::{run, service_fn, Error};
+use tidewater::{dynamodb_client, telemetry, Config, CursorKey, DynamoStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let key = CursorKey::from_env()?;
+    let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    store.warm_up().await;
+    run(service_fn(|request| async { Ok::<_, Error>(list_memory::handle(&store, &key, request).await) })).await
+}
