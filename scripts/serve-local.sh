@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Serves the API on $API_PORT against the DynamoDB Local that scripts/with-dynamodb.sh
-# started: creates the table, runs the functions under `cargo lambda watch`, the stream
-# runner and the gateway. Ctrl-C stops everything.
+# Serves the API on $API_PORT against the DynamoDB endpoint in $AWS_ENDPOINT_URL_DYNAMODB
+# (DynamoDB Local from scripts/with-dynamodb.sh) or, when that is unset, $DYNAMODB_ENDPOINT:
+# creates the table if it is missing, runs the functions under `cargo lambda watch`, the
+# stream runner and the gateway, and says how long it took to be ready. Logs and the stream
+# checkpoint go to $RUN_DIR (default .run).
+# Ctrl-C, SIGTERM, or any of the services ending, stops them all within a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started_ns="${RUN_STARTED_NS:-$(date +%s%N)}"
 export PATH="$PWD/.tools/venv/bin:$PATH"
 export API_PORT="${API_PORT:-3000}"
 export LAMBDA_PORT="${LAMBDA_PORT:-9000}"
@@ -16,46 +20,73 @@ export CURSOR_SECRET="${CURSOR_SECRET:-tidewater-local-cursor-secret-do-not-depl
 export RECEIPT_SALT="${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy}"
 # Locally a session moves up the resume list on every second of newer activity.
 export RESUME_ORDER_STEP_SECONDS="${RESUME_ORDER_STEP_SECONDS:-1}"
-mkdir -p .run
+RUN_DIR="${RUN_DIR:-.run}"
+export CHECKPOINT_FILE="${CHECKPOINT_FILE:-$RUN_DIR/stream-checkpoint.json}"
+if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
+  if [ -z "${DYNAMODB_ENDPOINT:-}" ]; then
+    echo "set DYNAMODB_ENDPOINT (or run me through scripts/with-dynamodb.sh)" >&2
+    exit 1
+  fi
+  export AWS_ENDPOINT_URL_DYNAMODB="$DYNAMODB_ENDPOINT"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  # Without credentials of your own, the dummy ones DynamoDB Local accepts.
+  if [ -z "${AWS_ACCESS_KEY_ID:-}${AWS_PROFILE:-}" ] && [ ! -e "${AWS_SHARED_CREDENTIALS_FILE:-$HOME/.aws/credentials}" ]; then
+    export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+  fi
+fi
+mkdir -p "$RUN_DIR"
 
 children=()
 stop() {
-  for pid in "${children[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
+  trap - EXIT
+  [ ${#children[@]} -eq 0 ] || ./scripts/stop-processes.sh $(./scripts/descendants.sh "${children[@]}")
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 wait_for_port() {
   for _ in $(seq 1 600); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "${children[@]}" 2>/dev/null || break
     sleep 0.2
   done
   echo "nothing is listening on port $1" >&2
   return 1
 }
 
-echo "building the functions and local tools..."
-cargo build --quiet --workspace --bins
+echo "building the functions and local tools (cargo build)..."
+cargo build --locked --workspace --bins
 ./target/debug/create-table
 
-cargo lambda watch --quiet --invoke-port "$LAMBDA_PORT" --concurrency 8 >.run/functions.log 2>&1 &
+# FUNCTION_CONCURRENCY: instances per function; RELOAD_ON_CHANGE=0: no rebuild when code changes.
+watch_flags=(--quiet --invoke-port "$LAMBDA_PORT" --concurrency "${FUNCTION_CONCURRENCY:-8}")
+[ "${RELOAD_ON_CHANGE:-1}" = 1 ] || watch_flags+=(--ignore-changes)
+cargo lambda watch "${watch_flags[@]}" >"$RUN_DIR/functions.log" 2>&1 &
 children+=($!)
 wait_for_port "$LAMBDA_PORT"
 
-if [ -x ./target/debug/stream-runner ]; then
-  ./target/debug/stream-runner >.run/stream-runner.log 2>&1 &
-  children+=($!)
-fi
+./target/debug/stream-runner >"$RUN_DIR/stream-runner.log" 2>&1 &
+children+=($!)
+STREAM_FUNCTION=sweep-expired CHECKPOINT_FILE="$RUN_DIR/sweep-checkpoint.json" \
+  ./target/debug/stream-runner >"$RUN_DIR/sweep-runner.log" 2>&1 &
+children+=($!)
 
 ./target/debug/gateway &
 children+=($!)
 wait_for_port "$API_PORT"
 cat <<MSG
 
-tidewater is running:
-  API             http://127.0.0.1:$API_PORT   (token: make token SUB=alice)
-  DynamoDB Local  $AWS_ENDPOINT_URL_DYNAMODB   table $TABLE_NAME
-  functions       $LAMBDA_INVOKE_URL           log .run/functions.log
+tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) s):
+  API        http://127.0.0.1:$API_PORT   (token: make token SUB=alice)
+  DynamoDB   $AWS_ENDPOINT_URL_DYNAMODB   table $TABLE_NAME
+  functions  $LAMBDA_INVOKE_URL   log $RUN_DIR/functions.log
+  stream     log $RUN_DIR/stream-runner.log
 Ctrl-C stops everything.
 MSG
-wait
+# Until Ctrl-C, or until one of them ends: then the others are stopped too.
+status=0
+wait -n "${children[@]}" || status=$?
+echo "a local service ended (status $status); stopping the others" >&2
+exit "$status"

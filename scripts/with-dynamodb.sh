@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a command with DynamoDB Local listening on $DDB_PORT, then stops it.
-# The command sees AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION and dummy credentials.
+# Runs a command with DynamoDB Local listening on $DDB_PORT, then stops it, also when the
+# command is interrupted. The command sees AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION and dummy
+# credentials.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DDB_PORT="${DDB_PORT:-8000}"
@@ -14,10 +15,14 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$DDB_PORT") 2>/dev/null; then
   exit 1
 fi
 
+# Started in the background, DynamoDB Local ignores SIGINT: it is stopped here, on the way out.
 java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -jar "$lib_dir/DynamoDBLocal.jar" \
   -port "$DDB_PORT" -inMemory -sharedDb -disableTelemetry >"${DDB_LOG:-/dev/null}" 2>&1 &
 ddb_pid=$!
-trap 'kill $ddb_pid 2>/dev/null; wait $ddb_pid 2>/dev/null || true' EXIT INT TERM
+stop_dynamodb() { ./scripts/stop-processes.sh "$ddb_pid"; }
+trap stop_dynamodb EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$DDB_PORT") 2>/dev/null && break

@@ -83,8 +83,8 @@ async fn deleting_someone_elses_session_answers_404_and_deletes_nothing() {
     assert_eq!(items_of(&store, session).await, 1 + 3 + 3);
     assert_eq!(
         scan_table(&store).await.len(),
-        7,
-        "bob's pending marker is gone too"
+        8,
+        "the session and alice's registry entry remain; bob's pending marker is gone"
     );
     let context = store
         .load_context(&alice(), session, tidewater_tests::newest(10, true))
@@ -95,7 +95,7 @@ async fn deleting_someone_elses_session_answers_404_and_deletes_nothing() {
 
 #[tokio::test]
 async fn the_owner_may_delete_an_expired_session() {
-    let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..Config::default() }).await;
+    let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
     tokio::time::sleep(Duration::from_millis(7_100)).await;
 

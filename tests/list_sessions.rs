@@ -15,7 +15,7 @@ fn key() -> CursorKey {
 
 /// A store whose customer index moves on every second of newer activity.
 async fn listing_store() -> std::sync::Arc<DynamoStore> {
-    fresh_store(Config { resume_order_step: Duration::from_secs(1), ..Config::default() }).await
+    fresh_store(Config { resume_order_step: Duration::from_secs(1), ..test_config() }).await
 }
 
 async fn new_session(store: &DynamoStore, caller: &Caller, page: &str) -> Uuid {

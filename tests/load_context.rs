@@ -86,7 +86,7 @@ async fn another_customers_session_is_404_but_support_may_read_it() {
 
 #[tokio::test]
 async fn an_expired_session_is_404_before_dynamodb_deletes_it() {
-    let store = fresh_store(Config { session_ttl: Duration::from_secs(5), ..Config::default() }).await;
+    let store = fresh_store(Config { session_ttl: Duration::from_secs(5), ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 1).await;
     assert_eq!(load(&store, &alice(), session, &[]).await.status(), 200);
 
@@ -248,7 +248,7 @@ async fn a_load_right_after_an_append_always_shows_the_new_turn() {
 
 #[tokio::test]
 async fn the_body_stays_under_5_mib_and_the_cut_is_reported() {
-    let store = fresh_store(Config { summary_threshold: 1_000, load_deadline: Duration::from_secs(10), ..Config::default() }).await;
+    let store = fresh_store(Config { summary_threshold: 1_000, load_deadline: Duration::from_secs(10), ..test_config() }).await;
     let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
     let big = "Frieren volume three is in stock. ".repeat(2_000);
     let big = &big[..64 * 1024];

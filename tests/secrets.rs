@@ -11,9 +11,8 @@ async fn no_secrets_manager(arn: String) -> Result<String, Error> {
     panic!("no GetSecretValue expected, got one for {arn}")
 }
 
-/// What the init of list-sessions and export-turns (cursor key) and of delete-session,
-/// purge-customer and get-receipt (receipt salt) does with the environment `env`, with
-/// `fetch` standing in for GetSecretValue.
+/// What the init of a function that pages (list-sessions, export-turns, list-memory) does
+/// with the environment `env` for its cursor key, with `fetch` standing in for GetSecretValue.
 async fn start_paging_function<F, Fut>(env: impl Fn(&str) -> Option<String>, fetch: F) -> Result<(Config, CursorKey), Error>
 where
     F: FnOnce(String) -> Fut,
@@ -24,7 +23,9 @@ where
     Ok((config, key))
 }
 
-async fn start_erasing_function(env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+/// What the init of a function that names customers by hash (create-session, purges,
+/// receipts, memory, ...) does with the environment `env` for its receipt salt.
+async fn start_naming_function(env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
     Ok(Config::from_lookup(&env)?.with_receipt_salt(secret::read("RECEIPT_SALT", &env, no_secrets_manager).await?))
 }
 
@@ -44,10 +45,10 @@ async fn a_function_refuses_to_start_without_its_secret_and_says_which() {
     let lambda_env = environment(&[("TABLE_NAME", "tidewater"), ("AWS_LAMBDA_FUNCTION_NAME", "list-sessions")]);
 
     let paging = config_error(start_paging_function(&lambda_env, no_secrets_manager).await);
-    let erasing = config_error(start_erasing_function(&lambda_env).await);
+    let naming = config_error(start_naming_function(&lambda_env).await);
 
     assert!(paging.starts_with("CURSOR_SECRET is not set") && paging.contains("CURSOR_SECRET_ARN"), "{paging}");
-    assert!(erasing.starts_with("RECEIPT_SALT is not set") && erasing.contains("RECEIPT_SALT_ARN"), "{erasing}");
+    assert!(naming.starts_with("RECEIPT_SALT is not set") && naming.contains("RECEIPT_SALT_ARN"), "{naming}");
 }
 
 #[tokio::test]
@@ -55,10 +56,10 @@ async fn a_function_refuses_a_secret_shorter_than_32_bytes() {
     let short = environment(&[("CURSOR_SECRET", "tidewater-cursor-secret-31bytes"), ("RECEIPT_SALT", "tidewater-receipts-v1")]);
 
     let paging = config_error(start_paging_function(&short, no_secrets_manager).await);
-    let erasing = config_error(start_erasing_function(&short).await);
+    let naming = config_error(start_naming_function(&short).await);
 
     assert_eq!(paging, "CURSOR_SECRET must be at least 32 bytes, it has 31");
-    assert_eq!(erasing, "RECEIPT_SALT must be at least 32 bytes, it has 21");
+    assert_eq!(naming, "RECEIPT_SALT must be at least 32 bytes, it has 21");
 }
 
 #[tokio::test]
@@ -95,7 +96,7 @@ async fn a_secret_manager_failure_or_a_short_stored_secret_stops_the_start() {
 }
 
 #[tokio::test]
-async fn a_store_without_a_receipt_salt_erases_nothing_and_reads_no_receipt() {
+async fn a_store_without_a_receipt_salt_creates_erases_and_reveals_nothing() {
     let salted = fresh_store(Config::default()).await;
     let alice = Caller::new("alice", Vec::<String>::new());
     let session = salted.create_session(&alice, NewSession::default()).await.unwrap().session_id;
@@ -107,12 +108,14 @@ async fn a_store_without_a_receipt_salt_erases_nothing_and_reads_no_receipt() {
     );
     let before = scan_table(&salted).await.len();
 
+    let create = api_request(Some(&alice), "POST", "/sessions", "/sessions", &[], Some("{}"));
     let purge = api_request(Some(&alice), "DELETE", "/customers/me", "/customers/me", &[], None);
     let delete_path = format!("/sessions/{session}");
     let delete = api_request(Some(&alice), "DELETE", "/sessions/{id}", &delete_path, &[], None);
     let receipt_path = format!("/receipts/{}", uuid::Uuid::new_v4());
     let receipt = api_request(Some(&alice), "GET", "/receipts/{receipt_id}", &receipt_path, &[], None);
 
+    assert_error(&create_session::handle(&unsalted, create).await, 500, "internal");
     assert_error(&purge_customer::handle(&unsalted, purge).await, 500, "internal");
     assert_error(&delete_session::handle(&unsalted, delete).await, 500, "internal");
     assert_error(&get_receipt::handle(&unsalted, receipt).await, 500, "internal");

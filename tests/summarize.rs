@@ -23,7 +23,7 @@ const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 /// Windows become due as soon as they are complete: these tests are about the pipeline, not
 /// the kept recent turns (tests/load_context.rs covers those).
 async fn store() -> Arc<DynamoStore> {
-    fresh_store(tidewater::Config { summary_keep_recent: 0, ..tidewater::Config::default() }).await
+    fresh_store(tidewater::Config { summary_keep_recent: 0, ..test_config() }).await
 }
 
 fn mapping() -> StreamMapping {

@@ -165,7 +165,7 @@ async fn other_customers_support_and_unknown_sessions_get_404() {
 
 #[tokio::test]
 async fn an_expired_session_is_404_even_with_its_etag() {
-    let store = fresh_store(Config { session_ttl: Duration::from_secs(1), ..Config::default() }).await;
+    let store = fresh_store(Config { session_ttl: Duration::from_secs(1), ..test_config() }).await;
     let session = new_session(&store, &alice()).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
 

@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::json;
-use tidewater::{dynamodb_client, Caller, Config, DynamoStore, NewSession, SessionCreator};
+use tidewater::{dynamodb_client, Caller, Config, DynamoStore, NewSession, Secret, SessionCreator};
 
 use crate::process::Function;
 use crate::report::{format_value, Report, Status};
@@ -133,7 +133,8 @@ async fn main() -> ExitCode {
         ..Report::default()
     };
 
-    let config = match Config::from_env() {
+    let salt = Secret::new("RECEIPT_SALT", process::BENCH_RECEIPT_SALT);
+    let config = match salt.and_then(|salt| Ok(Config::from_env()?.with_receipt_salt(salt))) {
         Ok(config) => Config {
             table_name: format!("bench-{}", uuid::Uuid::new_v4().simple()),
             ..config

@@ -22,12 +22,12 @@ const PASSED_THROUGH: &[&str] = &[
     "AWS_ENDPOINT_URL_DYNAMODB",
 ];
 
-/// The secrets the functions refuse to start without, as `make run` sets them: a value in
-/// the environment, so no Secrets Manager call at init.
-const BENCH_SECRETS: &[(&str, &str)] = &[
-    ("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"),
-    ("RECEIPT_SALT", "tidewater-bench-receipt-salt-not-deployed"),
-];
+/// The secrets the functions refuse to start without, passed as `make run` passes them: as
+/// values in the environment, so no Secrets Manager call at init. The harness's own store
+/// names customers with the same salt.
+pub const BENCH_RECEIPT_SALT: &str = "tidewater-bench-receipt-salt-not-deployed";
+const BENCH_SECRETS: &[(&str, &str)] =
+    &[("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"), ("RECEIPT_SALT", BENCH_RECEIPT_SALT)];
 
 #[derive(Debug, Clone)]
 pub struct Function {

@@ -436,6 +436,12 @@ pub fn to_event_record(record: &Record, stream_arn: &str) -> EventRecord {
     event.event_source = record.event_source.clone().or_else(|| Some("aws:dynamodb".to_owned()));
     event.aws_region = record.aws_region.clone().unwrap_or_default();
     event.event_source_arn = Some(stream_arn.to_owned());
+    if let Some(identity) = &record.user_identity {
+        let mut user = aws_lambda_events::dynamodb::UserIdentity::default();
+        user.type_ = identity.r#type.clone().unwrap_or_default();
+        user.principal_id = identity.principal_id.clone().unwrap_or_default();
+        event.user_identity = Some(user);
+    }
     if let Some(change) = &record.dynamodb {
         let mut stream_record = StreamRecord::default();
         if let Some(time) = change.approximate_creation_date_time {

@@ -18,6 +18,8 @@ use crate::Error;
 /// | `RESUME_ORDER_STEP_SECONDS` | `3600` | how much newer activity must be to move a session up the resume list |
 /// | `AWS_LAMBDA_FUNCTION_NAME` | unset | set by Lambda; turns on consumed-capacity metrics |
 /// | `WARM_UP` | `0` | `1`: one cheap DynamoDB call during init ([`crate::DynamoStore::warm_up`]) |
+/// | `MEMORY_MAX_FACTS` | `50` | live long-term facts kept per customer; the least recently confirmed go first |
+/// | `MEMORY_TTL_DAYS` | unset | facts expire this many days after their last confirmation; unset, empty or `0`: never |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -44,6 +46,10 @@ pub struct Config {
     /// `WARM_UP=1`: one GetItem during init, so that the first request finds the credentials
     /// resolved and the connection (on AWS, its TLS session) open. See `make bench` for what it buys.
     pub warm_up: bool,
+    /// Live long-term facts kept per customer (`MEMORY_MAX_FACTS`).
+    pub memory_max_facts: usize,
+    /// How long a fact lives after it was last written (`MEMORY_TTL_DAYS`); `None`: for ever.
+    pub memory_ttl: Option<Duration>,
 }
 
 impl Default for Config {
@@ -60,6 +66,8 @@ impl Default for Config {
             receipt_salt: None,
             metrics_function: None,
             warm_up: false,
+            memory_max_facts: crate::memory::DEFAULT_MEMORY_MAX_FACTS,
+            memory_ttl: None,
         }
     }
 }
@@ -92,6 +100,11 @@ impl Config {
             receipt_salt: None,
             metrics_function: lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|f| !f.is_empty()),
             warm_up: lookup("WARM_UP").is_some_and(|v| matches!(v.trim(), "1" | "true")),
+            memory_max_facts: number("MEMORY_MAX_FACTS", defaults.memory_max_facts as u64)? as usize,
+            memory_ttl: match lookup("MEMORY_TTL_DAYS").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty() && v != "0") {
+                None => None,
+                Some(days) => Some(Duration::from_secs(number_from(&days, "MEMORY_TTL_DAYS")?.saturating_mul(86_400))),
+            },
         })
     }
 }
@@ -100,12 +113,7 @@ impl Config {
 pub fn positive_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, Error> {
     match lookup(name) {
         None => Ok(default),
-        Some(value) => value
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}"))),
+        Some(value) => number_from(&value, name),
     }
 }
 
@@ -144,6 +152,15 @@ impl Config {
     }
 }
 
+fn number_from(value: &str, name: &str) -> Result<u64, Error> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::Validation(format!("{name} must be a positive integer, got {value:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +186,23 @@ mod tests {
         assert!(matches!(config.receipt_salt(), Err(Error::Config(_))));
         let salt = Secret::new("RECEIPT_SALT", "s".repeat(32)).unwrap();
         assert_eq!(config.with_receipt_salt(salt.clone()).receipt_salt().unwrap(), &salt);
+    }
+
+    #[test]
+    fn memory_keeps_fifty_facts_for_ever_unless_told_otherwise() {
+        let defaults = Config::from_lookup(|_| None).unwrap();
+        assert_eq!((defaults.memory_max_facts, defaults.memory_ttl), (50, None));
+        for none in ["", "0"] {
+            assert_eq!(Config::from_lookup(|n| (n == "MEMORY_TTL_DAYS").then(|| none.to_owned())).unwrap().memory_ttl, None);
+        }
+        let set = Config::from_lookup(|n| match n {
+            "MEMORY_TTL_DAYS" => Some("30".to_owned()),
+            "MEMORY_MAX_FACTS" => Some("5".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((set.memory_max_facts, set.memory_ttl), (5, Some(Duration::from_secs(30 * 86_400))));
+        assert!(Config::from_lookup(|n| (n == "MEMORY_TTL_DAYS").then(|| "soon".to_owned())).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Page cursors: opaque to clients, tamper-evident, and bound to the one listing they came from.
 //!
 //! A cursor is `base64url(json) "." base64url(tag)`, where `tag` is HMAC-SHA256 over a
-//! version label, the listing's scope (`resume:<customer>` or `export:<session>`) and the
+//! version label, the listing's scope (`resume:<customer>`, `memory:<customer>` or `export:<session>`) and the
 //! JSON. A cursor that was altered, or that another customer's listing issued, fails the
 //! tag check and is a 400.
 use std::fmt;
@@ -74,6 +74,11 @@ impl CursorKey {
 /// The scope of a customer's resume list.
 pub fn resume_scope(customer_id: &str) -> String {
     format!("resume:{customer_id}")
+}
+
+/// The scope of one customer's memory listing (`GET /customers/{me|id}/memory`).
+pub fn memory_scope(customer_id: &str) -> String {
+    format!("memory:{customer_id}")
 }
 
 /// The scope of one session's turn export.

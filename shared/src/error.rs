@@ -21,6 +21,10 @@ pub enum Error {
     /// The request conflicts with what is stored (a reused id with a different payload, another owner).
     #[error("{0}")]
     Conflict(String),
+    /// A session id whose earlier session still has items (its record expired or a deletion
+    /// was cut off): it cannot be created again until they are swept.
+    #[error("this session id belonged to an earlier session and cannot be reused")]
+    SessionIdUnavailable,
     /// An `If-Match` precondition no longer holds.
     #[error("the session has changed since the given ETag")]
     PreconditionFailed,
@@ -48,6 +52,7 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::NotFound => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::SessionIdUnavailable => "session_id_unavailable",
             Error::PreconditionFailed => "precondition_failed",
             Error::Unavailable(_) => "unavailable",
             Error::Corrupt(_) | Error::Config(_) => "internal",

@@ -119,6 +119,27 @@ pub fn session_id(request: &Request) -> Result<Uuid, Error> {
     Uuid::parse_str(raw).map_err(|_| Error::BadRequest(format!("session id {raw:?} is not a UUID")))
 }
 
+/// Customer ids are a token's `sub`; anything longer is not one.
+pub const MAX_CUSTOMER_ID_LEN: usize = 256;
+
+/// The customer a `/customers/{id}/...` route names: the caller for `me` (or a route without
+/// `{id}`); `id` itself for the caller, or for a caller `may_act_for_others` allows; 404 for
+/// anyone else, as for anything they may not see; 400 for an id no token could carry.
+pub fn customer_in_path(
+    caller: &Caller,
+    request: &Request,
+    may_act_for_others: impl Fn(&Caller) -> bool,
+) -> Result<String, Error> {
+    match request.path_parameters_ref().and_then(|p| p.first("id")) {
+        None | Some("me") => Ok(caller.customer_id.clone()),
+        Some(id) if id.is_empty() || id.len() > MAX_CUSTOMER_ID_LEN => {
+            Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} bytes")))
+        }
+        Some(id) if id == caller.customer_id || may_act_for_others(caller) => Ok(id.to_owned()),
+        Some(_) => Err(Error::NotFound),
+    }
+}
+
 /// The JSON body. An empty body reads as `{}`.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Error> {
     let body: &[u8] = request.body().as_ref();
@@ -150,7 +171,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::NotFound => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Conflict(_) | Error::SessionIdUnavailable => StatusCode::CONFLICT,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Corrupt(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -25,6 +25,10 @@ pub struct MetaItem {
     pub summarized_through: u64,
     #[serde(default)]
     pub needs_summary: bool,
+    /// Flips on every `SUMMARY_REARM_TURNS`-th append while a due summary has not landed, so
+    /// the stream filter fires again: a lost or failed trigger heals itself.
+    #[serde(default)]
+    pub summary_rearm: bool,
     pub created_at: String,
     pub updated_at: String,
     pub ttl: i64,
@@ -58,7 +62,9 @@ impl MetaItem {
     }
 }
 
-/// `SK = TURN#<index>`: one turn, its content gzip-compressed.
+/// `SK = TURN#<index>`: one turn, its content gzip-compressed. Like every item of a session
+/// but META, it has no `ttl`: it lives exactly as long as its session, and goes when the
+/// session is deleted or when TTL removes META (the sweep-expired function).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TurnItem {
     #[serde(rename = "PK")]
@@ -73,7 +79,6 @@ pub struct TurnItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_count: Option<u32>,
     pub created_at: String,
-    pub ttl: i64,
 }
 
 impl TurnItem {
@@ -104,7 +109,6 @@ pub struct ResponseItem {
     pub sk: String,
     pub turn_index: u64,
     pub payload_hash: String,
-    pub ttl: i64,
 }
 
 /// `SK = ~SUMMARY`: a copy of the newest summary, read with META and the recent turns.
@@ -118,7 +122,6 @@ pub struct LatestSummaryItem {
     #[serde(with = "serde_bytes")]
     pub text: Vec<u8>,
     pub created_at: String,
-    pub ttl: i64,
 }
 
 impl LatestSummaryItem {
@@ -141,5 +144,4 @@ pub struct SummaryItem {
     #[serde(with = "serde_bytes")]
     pub text: Vec<u8>,
     pub created_at: String,
-    pub ttl: i64,
 }

@@ -20,6 +20,11 @@ pub const RECEIPT: &str = "RECEIPT";
 /// Sort key of a customer's purge ledger, under `PK = PRIVACY#<customer_hash>`.
 pub const PURGE_LEDGER: &str = "LEDGER";
 pub const PENDING_PREFIX: &str = "PENDING#";
+/// Under `PK = PRIVACY#<customer_hash>`: one entry per session of the customer, removed only
+/// once every item of the session is gone, so that a purge finds every session.
+pub const REGISTRY_PREFIX: &str = "SESSION#";
+/// Sort key prefix of one long-term fact, under `PK = MEMORY#<customer_hash>`.
+pub const FACT_PREFIX: &str = "FACT#";
 
 pub fn session_pk(session_id: &Uuid) -> String {
     format!("SESSION#{session_id}")
@@ -45,9 +50,25 @@ pub fn privacy_pk(customer_hash: &str) -> String {
     format!("PRIVACY#{customer_hash}")
 }
 
+/// The long-term memory of one customer: their facts, named like the privacy partition by
+/// the salted hash of the customer id. (`CUSTOMER#<sub>` is the customer index's key, never a table key.)
+pub fn memory_pk(customer_hash: &str) -> String {
+    format!("MEMORY#{customer_hash}")
+}
+
+/// A fact's key: its id is derived from its kind and subject, so a restatement lands on it.
+pub fn fact_sk(fact_id: &str) -> String {
+    format!("{FACT_PREFIX}{fact_id}")
+}
+
 /// A marker naming a session whose deletion has begun and not yet finished.
 pub fn pending_sk(session_id: &Uuid) -> String {
     format!("{PENDING_PREFIX}{session_id}")
+}
+
+/// A customer's registry entry for one session.
+pub fn registry_sk(session_id: &Uuid) -> String {
+    format!("{REGISTRY_PREFIX}{session_id}")
 }
 
 pub fn session_id_from_pending_sk(sk: &str) -> Option<Uuid> {
@@ -105,6 +126,13 @@ mod tests {
         let id = Uuid::new_v4();
         assert_eq!(session_id_from_pending_sk(&pending_sk(&id)), Some(id));
         assert_eq!(session_id_from_pending_sk(PURGE_LEDGER), None);
+    }
+
+    #[test]
+    fn memory_keys_name_the_hash_and_the_fact() {
+        assert_eq!(memory_pk("ab12"), "MEMORY#ab12");
+        assert_eq!(fact_sk("0f"), "FACT#0f");
+        assert_ne!(memory_pk("alice"), customer_pk("alice"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! - [`model`]: what callers send and get back ([`NewSession`], [`NewTurn`], [`Context`], ...).
 //! - [`store`]: the narrow store traits and [`DynamoStore`], the one place that knows DynamoDB.
-//! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`).
+//! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`).
+//! - [`memory`]: long-term customer facts, their extraction and their identity.
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
 //! - [`secret`]: the cursor key and receipt salt, read once at init, with no defaults
 //!   (feature `secrets` reads them from Secrets Manager).
@@ -17,6 +18,7 @@ pub mod cursor;
 mod error;
 pub mod items;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod secret;
@@ -35,8 +37,10 @@ pub use model::{
     ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated,
     Summary, Turn, TurnDraft, TurnPage,
 };
+pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 pub use store::{
-    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ReceiptReader, SessionCreator, SessionDeleter,
-    SessionLister, SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
+    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, MemoryDeleter,
+    MemoryReader, MemoryWriter, ReceiptReader, SessionCreator, SessionDeleter, SessionLister, SessionUpdater,
+    SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
 };
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

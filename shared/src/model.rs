@@ -270,6 +270,23 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Drops the oldest turns until `tokens` more fit `max_tokens` and `bytes` more fit the
+    /// body budget, and names what it dropped in `omitted`.
+    pub fn make_room(&mut self, tokens: u64, bytes: usize, max_tokens: Option<u64>) {
+        let fits = |context: &Context| {
+            let used: u64 = context.turns.iter().map(Turn::tokens).sum();
+            max_tokens.is_none_or(|max| used.saturating_add(tokens) <= max)
+                && envelope_len(context).saturating_add(bytes) <= CONTEXT_BODY_BUDGET_BYTES
+        };
+        while !self.turns.is_empty() && !fits(self) {
+            let dropped = self.turns.remove(0);
+            let from_turn = self.omitted.map_or(dropped.turn_index, |o| o.from_turn);
+            self.omitted = Some(Omitted { from_turn, to_turn: dropped.turn_index });
+        }
+    }
+}
+
 impl Turn {
     /// The tokens a turn counts for under `max_tokens`: its `token_count`, or a quarter of its
     /// UTF-8 bytes, rounded up, when it has none.
@@ -294,7 +311,11 @@ pub struct Receipt {
     pub requested_at: String,
     pub completed_at: String,
     pub sessions_deleted: u64,
+    /// Items of the customer's sessions.
     pub items_deleted: u64,
+    /// Items of the customer's long-term memory: facts, and tombstones of deleted ones.
+    #[serde(default)]
+    pub memory_items_deleted: u64,
     /// The API Gateway request id of the request that started the purge.
     pub request_id: String,
 }

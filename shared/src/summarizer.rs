@@ -5,6 +5,9 @@
 //! window, so it stays rolling and bounded.
 use std::future::Future;
 
+use uuid::Uuid;
+
+use crate::memory::{self, FactDraft};
 use crate::model::{Role, Turn};
 use crate::Error;
 
@@ -40,6 +43,13 @@ pub struct SummaryInput<'a> {
 /// Turns a previous summary and a window of turns into the next summary.
 pub trait Summarizer {
     fn summarize(&self, input: SummaryInput<'_>) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// The durable customer facts the window's turns state (long-term memory). Infallible:
+    /// a summariser that asks a model falls back to this offline extraction on any error.
+    fn extract_facts(&self, session_id: Uuid, turns: &[Turn]) -> impl Future<Output = Vec<FactDraft>> + Send {
+        let facts = memory::extract(session_id, turns);
+        async move { facts }
+    }
 }
 
 /// The offline default: deterministic and extractive, with no network.

@@ -10,7 +10,9 @@ pub fn init() {
         .ok()
         .and_then(|directives| directives.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    // The builder's own filter defaults to INFO and would drop `debug` before `filter` sees it.
     let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
         .json()
         .with_current_span(false)
         .with_target(false)

@@ -49,7 +49,17 @@ pub async fn unreachable_store() -> DynamoStore {
 }
 
 pub async fn store() -> Arc<DynamoStore> {
-    fresh_store(Config::default()).await
+    fresh_store(test_config()).await
+}
+
+/// The default configuration with timeouts that a loaded CI machine running debug builds
+/// and many tests at once can meet; tests about deadlines set their own.
+pub fn test_config() -> Config {
+    Config {
+        load_deadline: std::time::Duration::from_secs(5),
+        write_timeout: std::time::Duration::from_secs(10),
+        ..Config::default()
+    }
 }
 
 pub fn alice() -> Caller {

@@ -5,7 +5,8 @@ use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, ConverseOutput, InferenceConfiguration, Message, SystemContentBlock,
 };
 use aws_sdk_bedrockruntime::Client;
-use tidewater::{Error, ExtractiveSummarizer, Summarizer, SummaryInput};
+use tidewater::{Error, ExtractiveSummarizer, FactDraft, Summarizer, SummaryInput, Turn};
+use uuid::Uuid;
 
 const SYSTEM_PROMPT: &str = "You keep the running memory of a customer's conversation with a shop's chatbot. \
 Given the previous summary and the newest turns, write the next summary: plain text, no preamble. \
@@ -16,9 +17,9 @@ Drop small talk. Never invent facts.";
 /// within the timeout, falls back to the extractive summariser and logs that it did.
 #[derive(Debug, Clone)]
 pub struct BedrockSummarizer {
-    client: Client,
-    model_id: String,
-    timeout: Duration,
+    pub(crate) client: Client,
+    pub(crate) model_id: String,
+    pub(crate) timeout: Duration,
     fallback: ExtractiveSummarizer,
 }
 
@@ -54,18 +55,7 @@ impl BedrockSummarizer {
             .send()
             .await
             .map_err(|e| Error::Unavailable(Box::new(e)))?;
-        let text = match output.output {
-            Some(ConverseOutput::Message(message)) => message
-                .content
-                .into_iter()
-                .filter_map(|block| match block {
-                    ContentBlock::Text(text) => Some(text),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        };
+        let text = answer_text(output.output);
         let text = text.trim();
         if text.is_empty() {
             return Err(Error::Unavailable("the model answered without text".into()));
@@ -83,6 +73,10 @@ impl Summarizer for BedrockSummarizer {
         };
         tracing::warn!(model_id = %self.model_id, error = %failure, "bedrock summary failed; used the extractive summariser");
         self.fallback.summarize(input).await
+    }
+
+    async fn extract_facts(&self, session_id: Uuid, turns: &[Turn]) -> Vec<FactDraft> {
+        self.extract_facts_with_model(session_id, turns).await
     }
 }
 
@@ -103,7 +97,23 @@ fn prompt(input: SummaryInput<'_>, max_chars: usize) -> String {
     text
 }
 
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// The text blocks of a Converse answer, one a line.
+pub(crate) fn answer_text(output: Option<ConverseOutput>) -> String {
+    match output {
+        Some(ConverseOutput::Message(message)) => message
+            .content
+            .into_iter()
+            .filter_map(|block| match block {
+                ContentBlock::Text(text) => Some(text),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -7,6 +7,9 @@
 //! [`SummaryWriter::put_summary`], whose conditions only move the watermark forward. So a
 //! redelivered batch, or two consumers racing on one session, write one summary per window.
 //!
+//! Before each summary it also stores the window's long-term customer facts
+//! ([`Summarizer::extract_facts`], [`MemoryWriter::write_facts`]); guests get none.
+//!
 //! It answers with a partial batch response: a record that fails is reported alone, by its
 //! sequence number, and the rest of the batch still goes through.
 use std::collections::HashMap;
@@ -18,10 +21,11 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use tidewater::metrics::{Metrics, Unit};
 use tidewater::summarizer::next_window_end;
-use tidewater::{keys, Config, Error, Summarizer, SummaryInput, SummarySource, SummaryWriter};
+use tidewater::{keys, Config, Error, MemoryWriter, Summarizer, SummaryInput, SummarySource, SummaryWriter};
 use uuid::Uuid;
 
 mod bedrock;
+mod bedrock_memory;
 mod settings;
 pub use bedrock::BedrockSummarizer;
 pub use settings::{AnySummarizer, SummarizerKind, SummarizerSettings};
@@ -96,12 +100,14 @@ pub struct Outcome {
     pub written: u32,
     /// Whether it cleared a flag that no full window justified.
     pub cleared_flag: bool,
+    /// Long-term facts this call wrote.
+    pub facts_written: u64,
 }
 
 /// Handles one batch of stream records.
 pub async fn handle<S, M>(store: &S, summarizer: &M, config: &Config, event: Event) -> DynamoDbEventResponse
 where
-    S: SummarySource + SummaryWriter + Sync,
+    S: SummarySource + SummaryWriter + MemoryWriter + Sync,
     M: Summarizer + Sync,
 {
     let started = std::time::Instant::now();
@@ -137,6 +143,7 @@ where
 
     let session_count = sessions.len();
     let mut written = 0;
+    let mut facts_written = 0;
     let mut outcomes = stream::iter(sessions)
         .map(|(session_id, records)| async move {
             (
@@ -148,7 +155,10 @@ where
         .buffer_unordered(CONCURRENT_SESSIONS);
     while let Some((outcome, session_id, records)) = outcomes.next().await {
         match outcome {
-            Ok(outcome) => written += outcome.written,
+            Ok(outcome) => {
+                written += outcome.written;
+                facts_written += outcome.facts_written;
+            }
             Err(error) => {
                 tracing::warn!(%session_id, error = %chain(&error), "summary failed; reporting its records");
                 failed.extend(records);
@@ -157,10 +167,18 @@ where
     }
 
     failed.sort();
-    tracing::info!(records, sessions = session_count, summaries_written = written, failed = failed.len(), "batch done");
+    tracing::info!(
+        records,
+        sessions = session_count,
+        summaries_written = written,
+        facts_written,
+        failed = failed.len(),
+        "batch done"
+    );
     Metrics::new("summarize")
         .count("RecordsReceived", records as u64)
         .count("SummariesWritten", u64::from(written))
+        .count("FactsWritten", facts_written)
         .count("RecordsFailed", failed.len() as u64)
         .add("HandlerLatency", started.elapsed().as_secs_f64() * 1000.0, Unit::Milliseconds)
         .emit();
@@ -188,7 +206,7 @@ pub async fn summarize_session<S, M>(
     session_id: Uuid,
 ) -> Result<Outcome, Error>
 where
-    S: SummarySource + SummaryWriter + Sync,
+    S: SummarySource + SummaryWriter + MemoryWriter + Sync,
     M: Summarizer + Sync,
 {
     let mut outcome = Outcome::default();
@@ -225,6 +243,13 @@ where
 
         let turns = store.turns_between(session_id, state.summarized_through, through).await?;
         let text = summarizer.summarize(SummaryInput { previous: state.summary.as_deref(), turns: &turns }).await?;
+        // Long-term memory: the window's facts go in before its summary, so a window whose
+        // summary is written never misses its facts; a repeat of the window writes none again.
+        if let Some(customer_id) = &state.customer_id {
+            let facts = summarizer.extract_facts(session_id, &turns).await;
+            // Boxed: the write's SDK futures would otherwise all live in this one.
+            outcome.facts_written += Box::pin(store.write_facts(customer_id, session_id, &facts)).await?;
+        }
         if store.put_summary(session_id, through, &text).await? {
             outcome.written += 1;
         }

@@ -4,7 +4,8 @@ use std::time::Duration;
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use tidewater::summarizer::DEFAULT_SUMMARY_MAX_CHARS;
-use tidewater::{positive_number, Error, ExtractiveSummarizer, Summarizer, SummaryInput};
+use tidewater::{positive_number, Error, ExtractiveSummarizer, FactDraft, Summarizer, SummaryInput, Turn};
+use uuid::Uuid;
 
 use crate::BedrockSummarizer;
 
@@ -95,6 +96,13 @@ impl Summarizer for AnySummarizer {
         match self {
             AnySummarizer::Extractive(s) => s.summarize(input).await,
             AnySummarizer::Bedrock(s) => s.summarize(input).await,
+        }
+    }
+
+    async fn extract_facts(&self, session_id: Uuid, turns: &[Turn]) -> Vec<FactDraft> {
+        match self {
+            AnySummarizer::Extractive(s) => s.extract_facts(session_id, turns).await,
+            AnySummarizer::Bedrock(s) => s.extract_facts(session_id, turns).await,
         }
     }
 }

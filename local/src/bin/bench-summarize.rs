@@ -22,11 +22,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tidewater::items::{MetaItem, ResponseItem, TurnItem};
 use tidewater::{
-    codec, dynamodb_client, keys, Caller, Config, DynamoStore, Error, ExtractiveSummarizer, NewSession, NewTurn, Role,
+    codec, dynamodb_client, keys, Caller, Config, DynamoStore, Error, ExtractiveSummarizer, NewSession, NewTurn, Role, Secret,
     SessionCreator, SummarySource, TurnAppender,
 };
 use tidewater_local::filter::StreamMapping;
 use uuid::Uuid;
+
+/// The bench's own salt: its sessions and facts are named under it, like the tests'.
+const BENCH_RECEIPT_SALT: &str = "tidewater-bench-receipt-salt-not-deployed";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -36,7 +39,8 @@ async fn main() -> Result<(), Error> {
     let crossing = (total * env_number("CROSSING_PERCENT", 5) / 100).clamp(1, total);
     let template = std::env::var("TEMPLATE").unwrap_or_else(|_| "template.yaml".to_owned());
     let mapping = StreamMapping::load(&template, "summarize")?;
-    let config = Config { table_name: format!("bench-summarize-{}", Uuid::new_v4().simple()), ..Config::from_env()? };
+    let config = Config { table_name: format!("bench-summarize-{}", Uuid::new_v4().simple()), ..Config::from_env()? }
+        .with_receipt_salt(Secret::new("RECEIPT_SALT", BENCH_RECEIPT_SALT)?);
     let threshold = config.summary_threshold;
     let due = config.summary_due_at(0);
     let store = DynamoStore::new(dynamodb_client().await, config.clone());
@@ -200,7 +204,6 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
                     sk: keys::response_sk(&format!("r{turn}")),
                     turn_index: turn,
                     payload_hash: "0123456789abcdef0123456789abcdef".to_owned(),
-                    ttl: 1_795_806_000,
                 };
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
@@ -213,7 +216,6 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
                     intent: Some("availability".to_owned()),
                     token_count: Some(14),
                     created_at: "2026-11-26T19:00:00Z".to_owned(),
-                    ttl: 1_795_806_000,
                 };
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
@@ -249,6 +251,7 @@ fn meta(session: Uuid, turn_count: u64, needs_summary: bool) -> MetaItem {
         turn_count,
         summarized_through: 0,
         needs_summary,
+        summary_rearm: false,
         created_at: "2026-11-26T19:00:00Z".to_owned(),
         updated_at: "2026-11-26T19:20:00Z".to_owned(),
         ttl: 1_795_806_000,

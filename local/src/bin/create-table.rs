@@ -1,9 +1,31 @@
-//! Creates the table in DynamoDB Local (`TABLE_NAME`, `AWS_ENDPOINT_URL_DYNAMODB`).
+//! Creates the table (`TABLE_NAME`) at `AWS_ENDPOINT_URL_DYNAMODB` unless it is already there.
 use tidewater::{dynamodb_client, Config, DynamoStore};
 
 #[tokio::main]
-async fn main() -> Result<(), tidewater::Error> {
-    let config = Config::from_env()?;
-    println!("creating table {}", config.table_name);
-    DynamoStore::new(dynamodb_client().await, config).create_table().await
+async fn main() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let client = dynamodb_client().await;
+    let described = client.describe_table().table_name(&config.table_name).send().await;
+    match described {
+        Ok(_) => {
+            println!("table {} exists", config.table_name);
+            Ok(())
+        }
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            println!("creating table {}", config.table_name);
+            DynamoStore::new(client, config).create_table().await.map_err(|e| report(&e))
+        }
+        Err(error) => Err(report(&error)),
+    }
+}
+
+/// The error with its causes, which the SDK keeps in its sources.
+fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }

@@ -16,10 +16,15 @@ use std::time::Duration;
 use aws_lambda_events::dynamodb::Event;
 use tidewater::{dynamodb_client, telemetry, Config, Error};
 use tidewater_local::filter::StreamMapping;
+use tidewater_local::shutdown;
 use tidewater_local::stream::{streams_client, HttpInvoker, Invoke, StreamRunner};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // Ctrl-C ends the runner at once, also in the middle of a poll: a batch cut off is
+    // delivered again from the checkpoint, which delivery at least once allows.
+    let stop = shutdown::requested();
+    tokio::pin!(stop);
     telemetry::init();
     let env = |name: &str, default: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
@@ -55,7 +60,11 @@ async fn main() -> Result<(), Error> {
 
     let mut last_error: Option<String> = None;
     loop {
-        let idle = match runner.poll_once(&invoker).await {
+        let polled = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            polled = runner.poll_once(&invoker) => polled,
+        };
+        let idle = match polled {
             Ok(report) => {
                 last_error = None;
                 if report.read > 0 {
@@ -87,7 +96,7 @@ async fn main() -> Result<(), Error> {
         };
         if idle {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = &mut stop => return Ok(()),
                 _ = tokio::time::sleep(poll_interval) => {}
             }
         }

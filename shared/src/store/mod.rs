@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
@@ -30,13 +30,18 @@ use crate::{codec, keys, Config, Error};
 
 mod capacity;
 mod export;
+// Long-term customer memory (issue 14).
+mod memory;
+pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
 mod resume;
 mod purge;
 mod schema;
 mod update;
 pub use export::TurnExporter;
 pub use resume::SessionLister;
-pub use purge::{customer_hash, BatchDeleter, CustomerPurger, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT};
+pub use purge::{
+    customer_hash, BatchDeleter, CustomerPurger, ExpiredSessionSweeper, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT,
+};
 pub use schema::RESUME_PROJECTION;
 mod summaries;
 pub use summaries::{SummarySource, SummaryState};
@@ -102,9 +107,6 @@ pub struct Capacity {
 
 /// How many times an append retries after losing a race for the next turn index.
 const MAX_APPEND_ATTEMPTS: u32 = 60;
-/// Turns and other child items outlive their session's expiry by this long, so that a
-/// session kept active for days keeps its early turns.
-const CHILD_TTL_GRACE_SECONDS: i64 = 7 * 86_400;
 
 /// The DynamoDB implementation of every store trait.
 ///
@@ -287,6 +289,7 @@ impl DynamoStore {
 impl SessionCreator for DynamoStore {
     async fn create_session(&self, caller: &Caller, request: NewSession) -> Result<SessionCreated, Error> {
         request.validate()?;
+        let chosen_id = request.session_id.is_some();
         let session_id = request.session_id.unwrap_or_else(Uuid::new_v4);
         let (now, _, ttl) = self.now_with_expiry();
         let meta = MetaItem {
@@ -299,6 +302,7 @@ impl SessionCreator for DynamoStore {
             turn_count: 0,
             summarized_through: 0,
             needs_summary: false,
+            summary_rearm: false,
             created_at: now.clone(),
             updated_at: now.clone(),
             ttl,
@@ -307,45 +311,144 @@ impl SessionCreator for DynamoStore {
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
             listed_turn_count: (!caller.is_guest()).then_some(0),
         };
+        if chosen_id && self.leftovers_without_meta(&session_id).await? {
+            return Err(Error::SessionIdUnavailable);
+        }
+        let created =
+            SessionCreated { session_id, created_at: now.clone(), expires_at: clock::format_epoch_seconds(ttl), created: true };
+        let id_taken =
+            if caller.is_guest() { self.put_guest_meta(&meta).await? } else { self.put_registered_meta(caller, &meta).await? };
+        if !id_taken {
+            return Ok(created);
+        }
+        let existing = self.read_meta(&session_id, true, self.config.write_timeout).await?;
+        let now_secs = self.clock.now_epoch_seconds();
+        match existing {
+            Some(meta) if meta.owner_id == caller.customer_id && !meta.is_expired(now_secs) => Ok(SessionCreated {
+                session_id,
+                created_at: meta.created_at,
+                expires_at: clock::format_epoch_seconds(meta.ttl),
+                created: false,
+            }),
+            Some(meta) if meta.owner_id == caller.customer_id => Err(Error::SessionIdUnavailable),
+            _ => Err(Error::Conflict("this session id is already taken".to_owned())),
+        }
+    }
+}
+
+/// The positions of a signed-in customer's create transaction.
+mod create_position {
+    pub const META: usize = 0;
+    pub const LEDGER: usize = 2;
+}
+
+impl DynamoStore {
+    /// Whether items of an earlier session with this id remain while its META is gone (after
+    /// TTL removed it, or a deletion was cut off): such an id cannot be used again until the
+    /// sweep has removed them.
+    async fn leftovers_without_meta(&self, session_id: &Uuid) -> Result<bool, Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(keys::session_pk(session_id)))
+            .projection_expression("SK")
+            // Newest first, the session's head (`~SUMMARY`, `~META`) comes before any child.
+            .scan_index_forward(false)
+            .limit(2)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+        self.record_read(output.consumed_capacity());
+        let mut sort_keys = output.items().iter().filter_map(|item| item.get(keys::SK)?.as_s().ok());
+        let has_meta = sort_keys.clone().any(|sk| sk == keys::META);
+        Ok(!has_meta && sort_keys.next().is_some())
+    }
+
+    /// A guest's META: one conditional put. Returns whether the id was already taken.
+    async fn put_guest_meta(&self, meta: &MetaItem) -> Result<bool, Error> {
         let put = self
             .client
             .put_item()
             .table_name(self.table())
-            .set_item(Some(to_item(&meta)?))
+            .set_item(Some(to_item(meta)?))
             .condition_expression("attribute_not_exists(PK)")
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
         match within(self.config.write_timeout, put).await? {
             Ok(output) => {
                 self.record_write(output.consumed_capacity());
-                Ok(SessionCreated { session_id, created_at: now, expires_at: clock::format_epoch_seconds(ttl), created: true })
+                Ok(false)
             }
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                let existing = self
-                    .read_meta(&session_id, true, self.config.write_timeout)
-                    .await?;
-                let now_secs = self.clock.now_epoch_seconds();
-                match existing {
-                    Some(meta) if meta.owner_id == caller.customer_id && !meta.is_expired(now_secs) => {
-                        Ok(SessionCreated {
-                            session_id,
-                            created_at: meta.created_at,
-                            expires_at: clock::format_epoch_seconds(meta.ttl),
-                            created: false,
-                        })
-                    }
-                    Some(meta) if meta.owner_id == caller.customer_id => {
-                        Err(Error::Conflict("this session id belonged to a session that has expired".to_owned()))
-                    }
-                    _ => Err(Error::Conflict("this session id is already taken".to_owned())),
-                }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+                Ok(true)
             }
             Err(e) => Err(Error::unavailable(e)),
         }
     }
+
+    /// A signed-in customer's META and its registry entry, in one transaction that also
+    /// checks that no purge of the customer is under way: a session is either registered
+    /// before a purge opens its ledger (and purged), or refused. Returns whether the id was
+    /// already taken.
+    async fn put_registered_meta(&self, caller: &Caller, meta: &MetaItem) -> Result<bool, Error> {
+        let hash = self.customer_hash(&caller.customer_id)?;
+        let registry = HashMap::from([
+            (keys::PK.to_owned(), s(keys::privacy_pk(&hash))),
+            (keys::SK.to_owned(), s(keys::registry_sk(&meta.session_id))),
+            ("session_id".to_owned(), s(meta.session_id.to_string())),
+        ]);
+        let no_purge = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(&hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(Error::unavailable)?;
+        let registry = Put::builder().table_name(self.table()).set_item(Some(registry)).build().map_err(Error::unavailable)?;
+        let transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(meta)?, false)?).build())
+            .transact_items(TransactWriteItem::builder().put(registry).build())
+            .transact_items(TransactWriteItem::builder().condition_check(no_purge).build())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        match within(self.config.write_timeout, transaction).await? {
+            Ok(output) => {
+                self.record(output.consumed_capacity());
+                Ok(false)
+            }
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons.unwrap_or_default();
+                    if condition_failed(&reasons, create_position::LEDGER) {
+                        Err(Error::Conflict("this customer's data is being purged; retry once the purge has finished".into()))
+                    } else if condition_failed(&reasons, create_position::META) {
+                        Ok(true)
+                    } else {
+                        Err(Error::Unavailable("the session creation conflicted with another write".into()))
+                    }
+                }
+                other => Err(Error::unavailable(other)),
+            },
+            Err(e) => Err(Error::unavailable(e)),
+        }
+    }
 }
+
+/// The positions of an append transaction, as `CancellationReasons` lists them.
+mod append_position {
+    pub const RESPONSE: usize = 0;
+    pub const TURN: usize = 1;
+    pub const META: usize = 2;
+}
+
+/// While a due summary has not landed, every this many appends flip META's `summary_rearm`,
+/// which the stream filter matches, so the summariser is asked again.
+pub const SUMMARY_REARM_TURNS: u64 = 10;
 
 /// The fields of META that an append needs to decide the next index.
 struct AppendBase {
@@ -403,7 +506,7 @@ impl TurnAppender for DynamoStore {
                 Err(e) => return Err(Error::unavailable(e)),
             };
 
-            if let Some(existing) = failed_item::<ResponseItem>(&reasons, 0)? {
+            if let Some(existing) = failed_item::<ResponseItem>(&reasons, append_position::RESPONSE)? {
                 return if existing.payload_hash == payload_hash {
                     tracing::info!(%session_id, turn_index = existing.turn_index, "duplicate append");
                     Ok(Appended { turn_index: existing.turn_index, duplicate: true })
@@ -411,19 +514,25 @@ impl TurnAppender for DynamoStore {
                     Err(Error::Conflict("this response_id was already used with a different payload".to_owned()))
                 };
             }
-            if condition_failed(&reasons, 2) {
+            if condition_failed(&reasons, append_position::META) {
                 // Someone else took the index, or the session went away: the old META says which.
-                let meta: MetaItem = failed_item(&reasons, 2)?.ok_or(Error::NotFound)?;
+                let meta: MetaItem = failed_item(&reasons, append_position::META)?.ok_or(Error::NotFound)?;
                 base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
                 continue;
             }
-            // A transaction conflict: another append is in flight. Back off, then re-read.
-            tokio::time::sleep(backoff(attempt)).await;
-            let meta = self
-                .read_meta(&session_id, true, self.config.write_timeout)
-                .await?
-                .ok_or(Error::NotFound)?;
-            base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+            let turn_taken = condition_failed(&reasons, append_position::TURN);
+            if !turn_taken {
+                // A transaction conflict: another append is in flight. Back off first.
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?;
+            let fresh = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+            if turn_taken && fresh.turn_count == base.turn_count {
+                // TURN#n exists although META counts n-1: an item no append of this session wrote.
+                tracing::error!(%session_id, turn_index = index, "a turn item exists beyond the session's count");
+                return Err(Error::SessionIdUnavailable);
+            }
+            base = fresh;
         }
         Err(Error::Unavailable("too many concurrent appends to this session".into()))
     }
@@ -446,14 +555,12 @@ impl DynamoStore {
         let (now, now_secs, ttl) = self.now_with_expiry();
         let index = base.turn_count + 1;
         let pk = keys::session_pk(session_id);
-        let child_ttl = ttl + CHILD_TTL_GRACE_SECONDS;
 
         let response = ResponseItem {
             pk: pk.clone(),
             sk: keys::response_sk(&turn.response_id),
             turn_index: index,
             payload_hash: payload_hash.to_owned(),
-            ttl: child_ttl,
         };
         let turn_item = TurnItem {
             pk: pk.clone(),
@@ -463,7 +570,6 @@ impl DynamoStore {
             intent: turn.intent.clone(),
             token_count: turn.token_count,
             created_at: now.clone(),
-            ttl: child_ttl,
         };
 
         let mut set = vec![
@@ -491,9 +597,15 @@ impl DynamoStore {
                 set.push("listed_turn_count = :index");
             }
         }
-        if index >= self.config.summary_due_at(base.summarized_through) {
+        let due_at = self.config.summary_due_at(base.summarized_through);
+        if index >= due_at {
             set.push("needs_summary = :due");
             values.insert(":due".to_owned(), AttributeValue::Bool(true));
+        }
+        if index >= due_at + SUMMARY_REARM_TURNS {
+            set.push("summary_rearm = :rearm");
+            let flipped = ((index - due_at) / SUMMARY_REARM_TURNS) % 2 == 1;
+            values.insert(":rearm".to_owned(), AttributeValue::Bool(flipped));
         }
         let meta_update = Update::builder()
             .table_name(self.table())
@@ -782,18 +894,24 @@ impl TurnWindow {
     }
 }
 
+/// The positions of a summary transaction.
+mod summary_position {
+    pub const LATEST: usize = 1;
+    pub const META: usize = 2;
+}
+
 impl SummaryWriter for DynamoStore {
     async fn put_summary(&self, session_id: Uuid, through_turn: u64, text: &str) -> Result<bool, Error> {
-        let (now, _, ttl) = self.now_with_expiry();
+        let now = clock::format(self.clock.now());
         let pk = keys::session_pk(&session_id);
         let compressed = codec::compress(text);
+        // The window's history item is plain put: a repeat of the same window rewrites it.
         let history = SummaryItem {
             pk: pk.clone(),
             sk: keys::summary_sk(through_turn),
             through_turn,
             text: compressed.clone(),
             created_at: now.clone(),
-            ttl: ttl + CHILD_TTL_GRACE_SECONDS,
         };
         let latest = LatestSummaryItem {
             pk: pk.clone(),
@@ -801,8 +919,8 @@ impl SummaryWriter for DynamoStore {
             through_turn,
             text: compressed,
             created_at: now,
-            ttl: ttl + CHILD_TTL_GRACE_SECONDS,
         };
+        let history = Put::builder().table_name(self.table()).set_item(Some(to_item(&history)?)).build().map_err(Error::unavailable)?;
         let latest = Put::builder()
             .table_name(self.table())
             .set_item(Some(to_item(&latest)?))
@@ -819,35 +937,51 @@ impl SummaryWriter for DynamoStore {
             .expression_attribute_values(":through", n(through_turn))
             .expression_attribute_values(":done", AttributeValue::Bool(false))
             .expression_attribute_values(":one", n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(Error::unavailable)?;
         let transaction = self
             .client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(self.put_new(to_item(&history)?, false)?)
-                    .build(),
-            )
+            .transact_items(TransactWriteItem::builder().put(history).build())
             .transact_items(TransactWriteItem::builder().put(latest).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        match within(self.config.write_timeout, transaction).await? {
+        let reasons = match within(self.config.write_timeout, transaction).await? {
             Ok(output) => {
                 self.record(output.consumed_capacity());
                 tracing::info!(%session_id, through_turn, "summary written");
-                Ok(true)
+                return Ok(true);
             }
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))) =>
-            {
-                tracing::info!(%session_id, through_turn, "summary already written");
-                Ok(false)
-            }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => c.cancellation_reasons.unwrap_or_default(),
+                other => return Err(Error::unavailable(other)),
+            },
+            Err(e) => return Err(Error::unavailable(e)),
+        };
+        if condition_failed(&reasons, summary_position::META) {
+            return match failed_item::<MetaItem>(&reasons, summary_position::META)? {
+                None => {
+                    tracing::info!(%session_id, through_turn, "session is gone; summary not written");
+                    Ok(false)
+                }
+                Some(meta) if meta.summarized_through >= through_turn => {
+                    tracing::info!(%session_id, through_turn, "summary already written");
+                    Ok(false)
+                }
+                Some(meta) => Err(Error::Conflict(format!(
+                    "a summary through turn {through_turn} was refused: the session has {} turns",
+                    meta.turn_count
+                ))),
+            };
         }
+        if condition_failed(&reasons, summary_position::LATEST) {
+            return Err(Error::Corrupt(
+                format!("the latest summary is past turn {through_turn} while the session's watermark is not").into(),
+            ));
+        }
+        Err(Error::Unavailable("the summary write conflicted with another write".into()))
     }
 }
 

@@ -16,12 +16,19 @@
 //! # A purge
 //! 1. opens the customer's ledger (`PRIVACY#<customer_hash> / LEDGER`), or reopens the one a
 //!    cut-off purge left: it keeps the receipt id, `requested_at`, `request_id` and the counts;
-//! 2. lists the customer's sessions from GSI1, every page, expired ones included, and marks
-//!    each one pending (guest sessions never enter the index, so they are excepted);
+//! 2. lists the customer's sessions from their registry (`PRIVACY#<customer_hash> /
+//!    SESSION#<id>`, written with META, removed only after every item of the session is
+//!    gone), so sessions whose META expired or was removed by TTL are found too, and marks
+//!    each one pending (guest sessions are never registered, so they are excepted). While
+//!    the ledger is open no session of the customer can be created;
 //! 3. runs the procedure above on every pending marker, a few sessions at a time; markers a
 //!    cut-off purge or delete left behind are among them. Retiring a marker and adding its
 //!    counts to the ledger is one transaction, so each session is counted once;
-//! 4. writes the receipt and deletes the ledger in one transaction.
+//! 4. deletes the customer's long-term memory (`MEMORY#<customer_hash>`), each transaction of
+//!    deletes also adding its count to the ledger's `memory_items_deleted`. Every session's
+//!    META is gone by then, and a window's facts are written only while its META exists, so
+//!    no fact can arrive after this step;
+//! 5. writes the receipt and deletes the ledger in one transaction.
 //!
 //! Repeating a purge is safe at any point: a cut-off purge's repeat finishes the job and
 //! answers with the same receipt id; a repeat after a finished purge starts a new purge,
@@ -60,6 +67,24 @@ pub trait SessionDeleter {
 /// who may purge whom; the store deletes every session of `customer_id` but guest sessions.
 pub trait CustomerPurger {
     fn purge_customer(&self, customer_id: &str, request_id: &str) -> impl Future<Output = Result<Receipt, Error>> + Send;
+}
+
+/// Sweeps what DynamoDB's TTL left of a session when it removed the session's record (the
+/// sweep-expired stream consumer).
+pub trait ExpiredSessionSweeper {
+    /// Deletes every item of the session, then its entry in `owner`'s registry. Does nothing
+    /// while the session's record exists. Returns the items deleted.
+    fn sweep_expired_session(
+        &self,
+        session_id: &Uuid,
+        owner: Option<&str>,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+}
+
+impl ExpiredSessionSweeper for DynamoStore {
+    async fn sweep_expired_session(&self, session_id: &Uuid, owner: Option<&str>) -> Result<u64, Error> {
+        self.sweep_expired(session_id, owner).await
+    }
 }
 
 /// Reads deletion receipts (`GET /receipts/{receipt_id}`).
@@ -127,6 +152,8 @@ struct LedgerItem {
     request_id: String,
     sessions_deleted: u64,
     items_deleted: u64,
+    #[serde(default)]
+    memory_items_deleted: u64,
 }
 
 /// `RECEIPT#<receipt_id> / RECEIPT`: a finished purge. No ttl: receipts are kept.
@@ -142,6 +169,8 @@ struct ReceiptItem {
     completed_at: String,
     sessions_deleted: u64,
     items_deleted: u64,
+    #[serde(default)]
+    memory_items_deleted: u64,
     request_id: String,
 }
 
@@ -154,6 +183,7 @@ impl From<ReceiptItem> for Receipt {
             completed_at: item.completed_at,
             sessions_deleted: item.sessions_deleted,
             items_deleted: item.items_deleted,
+            memory_items_deleted: item.memory_items_deleted,
             request_id: item.request_id,
         }
     }
@@ -177,7 +207,7 @@ struct Erased {
 }
 
 /// How a transaction ended, once conflicts with concurrent transactions were retried.
-enum Transacted {
+pub(super) enum Transacted {
     Committed,
     ConditionFailed,
 }
@@ -221,7 +251,7 @@ impl BatchDeleter for DynamoStore {
 
 impl DynamoStore {
     /// Fails closed: a store whose configuration has no receipt salt names no customer.
-    fn customer_hash(&self, customer_id: &str) -> Result<String, Error> {
+    pub(crate) fn customer_hash(&self, customer_id: &str) -> Result<String, Error> {
         Ok(customer_hash(self.config.receipt_salt()?.expose(), customer_id))
     }
 
@@ -252,18 +282,20 @@ impl DynamoStore {
     ) -> Result<Receipt, Error> {
         let hash = self.customer_hash(customer_id)?;
         let ledger = self.open_ledger(&hash, request_id).await?;
-        let listed = self.customer_sessions(customer_id).await?;
+        let listed = self.registered_sessions(&hash).await?;
         self.mark_listed(&hash, &listed).await?;
 
         let hash = &hash;
         for _ in 0..MAX_PURGE_ROUNDS {
             let pending = self.pending(hash).await?;
             if pending.is_empty() {
+                self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
                 let receipt = self.close_ledger(hash, &ledger.receipt_id).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
                     sessions_deleted = receipt.sessions_deleted,
                     items_deleted = receipt.items_deleted,
+                    memory_items_deleted = receipt.memory_items_deleted,
                     "customer purged"
                 );
                 return Ok(receipt);
@@ -293,15 +325,79 @@ impl DynamoStore {
         Err(Error::Unavailable("sessions kept appearing while the purge ran; repeat it".into()))
     }
 
-    /// Steps 2 and 3 of the procedure: META, then everything else under the partition.
+    /// Steps 2 and 3 of the procedure: META, then everything else under the partition, then
+    /// the session's entry in the owner's registry.
     async fn erase_session<D: BatchDeleter>(&self, deleter: &D, owner: &str, session_id: &Uuid) -> Result<Erased, Error> {
         let meta = self.delete_meta(session_id, owner).await?;
         if meta == MetaOutcome::OtherOwner {
             return Ok(Erased { meta, items: 0 });
         }
         let children = self.sweep(deleter, session_id).await?;
+        self.unregister(&self.customer_hash(owner)?, session_id).await?;
         Ok(Erased { meta, items: children + u64::from(meta == MetaOutcome::Deleted) })
     }
+
+    /// What the TTL of a session's META leaves behind: every other item of the session, then
+    /// its registry entry (for a signed-in owner). Safe to repeat. Returns the items deleted.
+    async fn sweep_expired(&self, session_id: &Uuid, owner: Option<&str>) -> Result<u64, Error> {
+        if self.read_meta(session_id, true, self.config.write_timeout).await?.is_some() {
+            // The session lives (its META is back, or was never removed): nothing to sweep.
+            return Ok(0);
+        }
+        let deleted = self.sweep(self, session_id).await?;
+        if let Some(owner) = owner {
+            self.unregister(&self.customer_hash(owner)?, session_id).await?;
+        }
+        tracing::info!(%session_id, items_deleted = deleted, "expired session swept");
+        Ok(deleted)
+    }
+
+    /// Removes a session from its owner's registry, once nothing of it is left.
+    async fn unregister(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::registry_sk(session_id)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(self.config.write_timeout, delete).await?.map_err(Error::unavailable)?;
+        self.record_write(output.consumed_capacity());
+        Ok(())
+    }
+
+    /// Every session in the customer's registry: live, expired, or with only leftovers.
+    async fn registered_sessions(&self, hash: &str) -> Result<Vec<Uuid>, Error> {
+        let mut sessions = Vec::new();
+        let mut start = None;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("PK = :pk AND begins_with(SK, :registry)")
+                .expression_attribute_values(":pk", s(keys::privacy_pk(hash)))
+                .expression_attribute_values(":registry", s(keys::REGISTRY_PREFIX))
+                .projection_expression("SK")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+            self.record_read(output.consumed_capacity());
+            for item in output.items() {
+                let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str).unwrap_or_default();
+                let id = sk.strip_prefix(keys::REGISTRY_PREFIX).and_then(|id| Uuid::parse_str(id).ok());
+                sessions.push(id.ok_or_else(|| Error::Corrupt(format!("bad registry key {sk:?}").into()))?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(sessions);
+            }
+        }
+    }
+
 
     async fn delete_meta(&self, session_id: &Uuid, owner: &str) -> Result<MetaOutcome, Error> {
         let delete = self
@@ -391,38 +487,6 @@ impl DynamoStore {
         Err(Error::Unavailable(
             format!("{} batch writes were still unprocessed after {MAX_BATCH_ATTEMPTS} attempts", requests.len()).into(),
         ))
-    }
-
-    /// Every session of the customer in GSI1, every page, expired ones included.
-    async fn customer_sessions(&self, customer_id: &str) -> Result<Vec<Uuid>, Error> {
-        #[derive(Deserialize)]
-        struct Listed {
-            session_id: Uuid,
-        }
-        let mut sessions = Vec::new();
-        let mut start = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :customer")
-                .expression_attribute_values(":customer", s(keys::customer_pk(customer_id)))
-                .projection_expression("session_id")
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send();
-            let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
-            self.record_read(output.consumed_capacity());
-            for item in output.items.unwrap_or_default() {
-                sessions.push(from_item::<Listed>(item)?.session_id);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(sessions);
-            }
-        }
     }
 
     fn pending_item(hash: &str, session_id: &Uuid, listed: bool) -> PendingItem {
@@ -518,7 +582,7 @@ impl DynamoStore {
             .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id) \
-                 ADD sessions_deleted :zero, items_deleted :zero",
+                 ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
             )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
@@ -571,6 +635,19 @@ impl DynamoStore {
         }
     }
 
+    /// Step 4's ledger update: `deleted` more memory items, while the ledger exists.
+    fn count_memory_into_ledger(&self, hash: &str, deleted: u64) -> Result<Update, Error> {
+        Update::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .update_expression("ADD memory_items_deleted :deleted")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":deleted", n(deleted))
+            .build()
+            .map_err(Error::unavailable)
+    }
+
     /// Writes the receipt from the ledger and deletes the ledger, in one transaction. When
     /// a concurrent run of the same purge did it first, answers with that run's receipt.
     async fn close_ledger(&self, hash: &str, receipt_id: &Uuid) -> Result<Receipt, Error> {
@@ -590,6 +667,7 @@ impl DynamoStore {
                 completed_at: clock::format(clock::now()),
                 sessions_deleted: ledger.sessions_deleted,
                 items_deleted: ledger.items_deleted,
+                memory_items_deleted: ledger.memory_items_deleted,
                 request_id: ledger.request_id,
             };
             let close = Delete::builder()
@@ -621,7 +699,7 @@ impl DynamoStore {
 
     /// Sends a transaction, retrying it while it collides with another transaction on the
     /// same items (the ledger is shared by the sessions a purge deletes in parallel).
-    async fn transact(&self, transaction: TransactWriteItemsFluentBuilder) -> Result<Transacted, Error> {
+    pub(super) async fn transact(&self, transaction: TransactWriteItemsFluentBuilder) -> Result<Transacted, Error> {
         let transaction = transaction.return_consumed_capacity(ReturnConsumedCapacity::Total);
         for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
             match within(self.config.write_timeout, transaction.clone().send()).await? {

@@ -16,6 +16,9 @@ use crate::{keys, Error};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SummaryState {
     pub session_id: Uuid,
+    /// The signed-in customer who owns the session; `None` for a guest's, which gets no
+    /// long-term memory.
+    pub customer_id: Option<String>,
     pub turn_count: u64,
     pub summarized_through: u64,
     pub needs_summary: bool,
@@ -58,6 +61,7 @@ impl SummarySource for DynamoStore {
         };
         Ok(Some(SummaryState {
             session_id,
+            customer_id: (!meta.guest).then(|| meta.owner_id.clone()),
             turn_count: meta.turn_count,
             summarized_through: meta.summarized_through,
             needs_summary: meta.needs_summary,
@@ -132,6 +136,61 @@ impl SummarySource for DynamoStore {
                 Ok(false)
             }
             Err(e) => Err(Error::unavailable(e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// The runbook's re-drive (`make redrive`): every session whose summary is due and not
+    /// written (a trigger that failed, was dropped, or sits in the DLQ) gets its
+    /// `summary_rearm` flag flipped, which the stream filter matches, so the summariser is
+    /// asked again. One Scan of the table and one small update per such session. Returns
+    /// how many were re-armed.
+    pub async fn rearm_due_summaries(&self) -> Result<u64, Error> {
+        let mut rearmed = 0;
+        let mut start = None;
+        loop {
+            let scan = self
+                .client
+                .scan()
+                .table_name(self.table())
+                .filter_expression("SK = :meta AND needs_summary = :due")
+                .expression_attribute_values(":meta", s(keys::META))
+                .expression_attribute_values(":due", AttributeValue::Bool(true))
+                .projection_expression("PK, SK, summary_rearm")
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            let page = within(self.config.write_timeout, scan).await?.map_err(Error::unavailable)?;
+            self.record_read(page.consumed_capacity());
+            for item in page.items() {
+                let flag = item.get("summary_rearm").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+                let (Some(pk), Some(sk)) = (item.get(keys::PK), item.get(keys::SK)) else { continue };
+                let update = self
+                    .client
+                    .update_item()
+                    .table_name(self.table())
+                    .key(keys::PK, pk.clone())
+                    .key(keys::SK, sk.clone())
+                    .update_expression("SET summary_rearm = :flipped")
+                    .condition_expression("needs_summary = :due")
+                    .expression_attribute_values(":flipped", AttributeValue::Bool(!flag))
+                    .expression_attribute_values(":due", AttributeValue::Bool(true))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send();
+                match within(self.config.write_timeout, update).await? {
+                    Ok(output) => {
+                        self.record_write(output.consumed_capacity());
+                        rearmed += 1;
+                    }
+                    Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                    Err(e) => return Err(Error::unavailable(e)),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rearmed);
+            }
         }
     }
 }

@@ -1,0 +1,507 @@
+//! A fault-injecting proxy for DynamoDB's JSON protocol, between the functions and DynamoDB
+//! (Local), for `make chaos`.
+//!
+//! Each request is forwarded unless the [`Plan`] picks a fault for it. The plan is a list of
+//! rules `fault[@Operation|Operation]=rate`, matched against the operation in `X-Amz-Target`
+//! (`DynamoDB_20120810.GetItem` is `GetItem`); one seeded draw per request decides, with the
+//! rates of the matching rules stacked in order, so at most one fault hits a request:
+//!
+//! | fault | what the caller sees |
+//! |---|---|
+//! | `throughput_exceeded` | 400 `ProvisionedThroughputExceededException`, DynamoDB's body |
+//! | `throttling` | 400 `ThrottlingException`, DynamoDB's body |
+//! | `internal_error` | 500 `InternalServerError`, DynamoDB's body |
+//! | `latency` | the real answer, [`Plan::latency`] late |
+//! | `reset` | the connection reset (RST) before the request reaches DynamoDB |
+//! | `lost_answer` | the request applied by DynamoDB, then the connection reset before the answer |
+//!
+//! `/_fault-proxy/log` answers what was forwarded and injected, by operation, with each
+//! injection's time and the key values it addressed; `POST /_fault-proxy/on` and `.../off`
+//! switch the faults on and off (they start on).
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The kinds of fault the proxy injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    ThroughputExceeded,
+    Throttling,
+    InternalError,
+    Latency,
+    Reset,
+    LostAnswer,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 6] = [
+        Fault::ThroughputExceeded,
+        Fault::Throttling,
+        Fault::InternalError,
+        Fault::Latency,
+        Fault::Reset,
+        Fault::LostAnswer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::ThroughputExceeded => "throughput_exceeded",
+            Fault::Throttling => "throttling",
+            Fault::InternalError => "internal_error",
+            Fault::Latency => "latency",
+            Fault::Reset => "reset",
+            Fault::LostAnswer => "lost_answer",
+        }
+    }
+
+    /// The error DynamoDB answers for this fault: status, `__type` and message, as the
+    /// service sends them. `None` for the faults that answer late or not at all.
+    pub fn error_answer(self) -> Option<(StatusCode, &'static str, &'static str)> {
+        match self {
+            Fault::ThroughputExceeded => Some((
+                StatusCode::BAD_REQUEST,
+                "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "The level of configured provisioned throughput for the table was exceeded. \
+                 Consider increasing your provisioning level with the UpdateTable API.",
+            )),
+            Fault::Throttling => Some((
+                StatusCode::BAD_REQUEST,
+                "com.amazon.coral.availability#ThrottlingException",
+                "Rate of requests exceeds the allowed throughput.",
+            )),
+            Fault::InternalError => Some((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "Internal server error",
+            )),
+            Fault::Latency | Fault::Reset | Fault::LostAnswer => None,
+        }
+    }
+
+    /// Whether DynamoDB applied the request (so a retry meets its own effect).
+    pub fn applied(self) -> bool {
+        matches!(self, Fault::Latency | Fault::LostAnswer)
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Fault, String> {
+        Fault::ALL
+            .into_iter()
+            .find(|fault| fault.name() == name)
+            .ok_or_else(|| format!("unknown fault {name:?}; one of {:?}", Fault::ALL.map(Fault::name)))
+    }
+}
+
+/// One rule of a plan: `fault` hits this share of the requests to `operations` (all when empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub fault: Fault,
+    pub operations: Vec<String>,
+    pub rate: f64,
+}
+
+/// Which faults hit which operations, how often, and how late a `latency` answer comes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub rules: Vec<Rule>,
+    pub latency: Duration,
+}
+
+impl Plan {
+    /// Reads `fault[@Operation|Operation]=rate, ...`, such as
+    /// `throttling=0.03, lost_answer@TransactWriteItems|PutItem=0.02`.
+    pub fn parse(spec: &str, latency: Duration) -> Result<Plan, String> {
+        let mut rules = Vec::new();
+        for rule in spec.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            let (target, rate) = rule.split_once('=').ok_or_else(|| format!("{rule:?} is not fault=rate"))?;
+            let rate: f64 = rate.trim().parse().map_err(|_| format!("{rule:?}: the rate is not a number"))?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{rule:?}: the rate must be between 0 and 1"));
+            }
+            let (fault, operations) = match target.split_once('@') {
+                Some((fault, operations)) => (fault, operations.split('|').map(|o| o.trim().to_owned()).collect()),
+                None => (target, Vec::new()),
+            };
+            rules.push(Rule { fault: fault.trim().parse()?, operations, rate });
+        }
+        let plan = Plan { rules, latency };
+        let worst = plan.busiest_total();
+        if worst > 1.0 {
+            return Err(format!("the rates of one operation add up to {worst}, more than 1"));
+        }
+        Ok(plan)
+    }
+
+    /// The fault for a request to `operation`, given a uniform draw in `[0, 1)`.
+    pub fn choose(&self, operation: &str, draw: f64) -> Option<Fault> {
+        let mut ceiling = 0.0;
+        for rule in self.rules.iter().filter(|rule| rule.matches(operation)) {
+            ceiling += rule.rate;
+            if draw < ceiling {
+                return Some(rule.fault);
+            }
+        }
+        None
+    }
+
+    /// The largest sum of rates any one operation sees.
+    fn busiest_total(&self) -> f64 {
+        let named = self.rules.iter().flat_map(|rule| rule.operations.iter().map(String::as_str));
+        std::iter::once("")
+            .chain(named)
+            .map(|operation| self.rules.iter().filter(|rule| rule.matches(operation)).map(|rule| rule.rate).sum())
+            .fold(0.0, f64::max)
+    }
+}
+
+impl Rule {
+    fn matches(&self, operation: &str) -> bool {
+        self.operations.is_empty() || self.operations.iter().any(|o| o == operation)
+    }
+}
+
+/// What the proxy did: requests forwarded and faults injected, by operation.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Log {
+    pub forwarded: BTreeMap<String, u64>,
+    /// fault name → operation → count.
+    pub injected: BTreeMap<String, BTreeMap<String, u64>>,
+    pub injections: Vec<Injection>,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Injection {
+    /// Milliseconds since the Unix epoch, when the request arrived.
+    pub at_ms: u64,
+    pub operation: String,
+    pub fault: Fault,
+    /// The string values in the request's `Key` and `ExpressionAttributeValues`: which items
+    /// (a partition key, say) the request addressed.
+    pub keys: Vec<String>,
+}
+
+/// The proxy: see the module docs.
+pub struct FaultProxy {
+    plan: Plan,
+    upstream: String,
+    client: reqwest::Client,
+    rng: Mutex<fastrand::Rng>,
+    enabled: AtomicBool,
+    log: Mutex<Log>,
+}
+
+/// The answer to a request, or the connection dropped instead of one.
+type Answer = Result<Response<Full<Bytes>>, Dropped>;
+
+/// The service "failed": hyper then closes the connection without answering.
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+const ADMIN_PREFIX: &str = "/_fault-proxy/";
+/// Headers that belong to one connection, never forwarded.
+const HOP_BY_HOP: [&str; 6] = ["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length"];
+
+impl FaultProxy {
+    pub fn new(plan: Plan, upstream: &str, seed: u64) -> Arc<FaultProxy> {
+        Arc::new(FaultProxy {
+            plan,
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build().unwrap_or_default(),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            enabled: AtomicBool::new(true),
+            log: Mutex::new(Log::default()),
+        })
+    }
+
+    pub fn log(&self) -> Log {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// Serves connections from `listener` until `stop` completes.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: impl Future<Output = ()>) -> io::Result<()> {
+        tokio::pin!(stop);
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = &mut stop => return Ok(()),
+                accepted = listener.accept() => accepted?,
+            };
+            let proxy = Arc::clone(&self);
+            tokio::spawn(async move {
+                let reset = Arc::new(AtomicBool::new(false));
+                let connection = Connection { stream, reset: Arc::clone(&reset) };
+                let service = service_fn(move |request| {
+                    let proxy = Arc::clone(&proxy);
+                    let reset = Arc::clone(&reset);
+                    async move {
+                        let answer = proxy.handle(request).await;
+                        if answer.is_err() {
+                            reset.store(true, Ordering::SeqCst);
+                        }
+                        answer
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(connection), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Answer {
+        if request.uri().path().starts_with(ADMIN_PREFIX) {
+            return Ok(self.admin(request.method(), request.uri().path()));
+        }
+        let (parts, body) = request.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return Err(Dropped),
+        };
+        let operation = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|target| target.to_str().ok())
+            .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
+            .unwrap_or_default();
+        let fault = self.draw(&operation);
+        self.record(&operation, fault, &body);
+
+        if let Some((status, error_type, message)) = fault.and_then(Fault::error_answer) {
+            let body = serde_json::json!({"__type": error_type, "message": message}).to_string();
+            return Ok(answer(status, Bytes::from(body)));
+        }
+        match fault {
+            Some(Fault::Reset) => return Err(Dropped),
+            Some(Fault::Latency) => tokio::time::sleep(self.plan.latency).await,
+            _ => {}
+        }
+        let forwarded = self.forward(&parts.method, parts.uri.path(), &parts.headers, body).await;
+        match (fault, forwarded) {
+            (Some(Fault::LostAnswer), _) | (_, Err(_)) => Err(Dropped),
+            (_, Ok(response)) => Ok(response),
+        }
+    }
+
+    fn draw(&self, operation: &str) -> Option<Fault> {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return None;
+        }
+        let draw = self.rng.lock().map(|mut rng| rng.f64()).unwrap_or(1.0);
+        self.plan.choose(operation, draw)
+    }
+
+    fn record(&self, operation: &str, fault: Option<Fault>, body: &[u8]) {
+        let Ok(mut log) = self.log.lock() else { return };
+        *log.forwarded.entry(operation.to_owned()).or_default() += u64::from(fault.is_none_or(Fault::applied));
+        if let Some(fault) = fault {
+            *log.injected.entry(fault.name().to_owned()).or_default().entry(operation.to_owned()).or_default() += 1;
+            let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
+            log.injections.push(Injection {
+                at_ms,
+                operation: operation.to_owned(),
+                fault,
+                keys: addressed_keys(body),
+            });
+        }
+    }
+
+    async fn forward(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, reqwest::Error> {
+        let mut outgoing = HeaderMap::new();
+        for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str())) {
+            outgoing.append(name.clone(), value.clone());
+        }
+        let upstream = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.upstream))
+            .headers(outgoing)
+            .body(body)
+            .send()
+            .await?;
+        let status = upstream.status();
+        let headers: Vec<(HeaderName, HeaderValue)> = upstream
+            .headers()
+            .iter()
+            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let body = upstream.bytes().await?;
+        let mut response = answer(status, body);
+        response.headers_mut().extend(headers);
+        Ok(response)
+    }
+
+    fn admin(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+        let switch = |on: bool| {
+            self.enabled.store(on, Ordering::SeqCst);
+            answer(StatusCode::OK, Bytes::from(serde_json::json!({"faults": on}).to_string()))
+        };
+        match (method, &path[ADMIN_PREFIX.len()..]) {
+            (&Method::GET, "log") => {
+                answer(StatusCode::OK, Bytes::from(serde_json::to_vec(&self.log()).unwrap_or_default()))
+            }
+            (&Method::POST, "on") => switch(true),
+            (&Method::POST, "off") => switch(false),
+            _ => answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{\"message\":\"GET log, POST on or off\"}")),
+        }
+    }
+}
+
+fn answer(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+    response
+}
+
+/// The string values a request addresses items by: under `Key` and `ExpressionAttributeValues`,
+/// at any depth (a transaction nests them).
+pub fn addressed_keys(body: &[u8]) -> Vec<String> {
+    fn strings(value: &Value, into: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(text)) = map.get("S") {
+                    into.push(text.clone());
+                }
+                map.values().for_each(|value| strings(value, into));
+            }
+            Value::Array(values) => values.iter().for_each(|value| strings(value, into)),
+            _ => {}
+        }
+    }
+    fn addressing(value: &Value, into: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (name, value) in map {
+                    if name == "Key" || name == "ExpressionAttributeValues" {
+                        strings(value, into);
+                    } else {
+                        addressing(value, into);
+                    }
+                }
+            }
+            Value::Array(values) => values.iter().for_each(|value| addressing(value, into)),
+            _ => {}
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(request) = serde_json::from_slice::<Value>(body) {
+        addressing(&request, &mut keys);
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// A client's connection. When a fault drops it, it is closed with a reset (RST), as a
+/// crashed or cut-off peer would, rather than an orderly close.
+struct Connection {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::SeqCst) {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_reads_faults_operations_and_rates() {
+        let plan = Plan::parse("throttling=0.1, lost_answer@TransactWriteItems|PutItem=0.05", Duration::from_millis(5))
+            .unwrap();
+        assert_eq!(plan.rules.len(), 2);
+        assert_eq!(plan.rules[0], Rule { fault: Fault::Throttling, operations: vec![], rate: 0.1 });
+        assert_eq!(plan.rules[1].operations, ["TransactWriteItems", "PutItem"]);
+        assert!(Plan::parse("flood=0.1", Duration::ZERO).is_err());
+        assert!(Plan::parse("reset=1.5", Duration::ZERO).is_err());
+        assert!(Plan::parse("reset=0.6, latency=0.6", Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn rates_stack_in_order_and_only_for_matching_operations() {
+        let plan = Plan::parse("throttling=0.1, lost_answer@TransactWriteItems=0.2", Duration::ZERO).unwrap();
+        assert_eq!(plan.choose("GetItem", 0.05), Some(Fault::Throttling));
+        assert_eq!(plan.choose("GetItem", 0.15), None);
+        assert_eq!(plan.choose("TransactWriteItems", 0.15), Some(Fault::LostAnswer));
+        assert_eq!(plan.choose("TransactWriteItems", 0.35), None);
+    }
+
+    #[test]
+    fn error_faults_answer_with_dynamodbs_status_and_type() {
+        let (status, error_type, _) = Fault::ThroughputExceeded.error_answer().unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(error_type.ends_with("#ProvisionedThroughputExceededException"));
+        assert_eq!(Fault::InternalError.error_answer().unwrap().0, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(Fault::LostAnswer.error_answer().is_none());
+    }
+
+    #[test]
+    fn the_keys_a_request_addresses_are_found_at_any_depth() {
+        let body = br#"{"TransactItems":[{"Update":{"Key":{"PK":{"S":"SESSION#1"},"SK":{"S":"META"}},
+            "ExpressionAttributeValues":{":n":{"N":"1"}}}},{"Put":{"Item":{"PK":{"S":"SESSION#1"},"body":{"S":"x"}}}}]}"#;
+        assert_eq!(addressed_keys(body), ["META", "SESSION#1"]);
+        let query = br#"{"ExpressionAttributeValues":{":pk":{"S":"SESSION#2"},":turn":{"S":"TURN#"}}}"#;
+        assert_eq!(addressed_keys(query), ["SESSION#2", "TURN#"]);
+    }
+}

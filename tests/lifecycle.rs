@@ -1,0 +1,288 @@
+//! The session lifecycle: no item of a live session dies early, nothing outlives its
+//! session, a purge receipt is always true, an id never comes back with old items, and a
+//! due summary always gets written in the end. Time moves through the store's clock.
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::Event;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+use tidewater::store::{BatchDeleter, ItemKey};
+use tidewater::{
+    keys, Caller, DynamoStore, Error, NewSession, NewTurn, SessionCreator, SummaryWriter, TurnAppender,
+};
+use tidewater_local::filter::StreamMapping;
+use tidewater_tests::*;
+use uuid::Uuid;
+
+type Item = HashMap<String, AttributeValue>;
+
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+
+fn turn(i: u64) -> tidewater::TurnDraft {
+    let turn = NewTurn { response_id: format!("msg-{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None };
+    turn.validate(&tidewater::Config::default()).unwrap()
+}
+
+async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: u64) -> Uuid {
+    let session = store.create_session(caller, NewSession::default()).await.unwrap().session_id;
+    for i in 1..=turns {
+        store.append_turn(caller, session, turn(i)).await.unwrap();
+    }
+    session
+}
+
+/// Every item whose partition is the session's, or whose key names it (registry, markers).
+async fn items_of(store: &DynamoStore, session: Uuid) -> Vec<Item> {
+    let id = session.to_string();
+    scan_table(store)
+        .await
+        .into_iter()
+        .filter(|item| {
+            [keys::PK, keys::SK].iter().any(|k| item.get(*k).and_then(|v| v.as_s().ok()).is_some_and(|v| v.contains(&id)))
+        })
+        .collect()
+}
+
+async fn delete_meta_as_ttl_would(store: &DynamoStore, session: Uuid) -> Item {
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .expect("META existed")
+}
+
+/// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
+fn ttl_removal(old_image: &Item, by_ttl: bool) -> Value {
+    let image: serde_json::Map<String, Value> = old_image
+        .iter()
+        .map(|(name, value)| {
+            let json = match value {
+                AttributeValue::S(s) => json!({"S": s}),
+                AttributeValue::N(n) => json!({"N": n}),
+                AttributeValue::Bool(b) => json!({"BOOL": b}),
+                _ => json!({"NULL": true}),
+            };
+            (name.clone(), json)
+        })
+        .collect();
+    let mut record = json!({
+        "eventID": Uuid::new_v4().simple().to_string(),
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "OldImage": image,
+            "SequenceNumber": "900",
+            "SizeBytes": 200,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    });
+    if by_ttl {
+        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    }
+    record
+}
+
+#[tokio::test]
+async fn thirty_days_of_daily_activity_keep_every_turn_and_idempotency_record() {
+    let store = store().await;
+    let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
+
+    for day in 1..=30 {
+        store.append_turn(&alice(), session, turn(day)).await.unwrap();
+        store.clock().advance(Duration::from_secs(23 * 3_600));
+    }
+
+    let items = items_of(&store, session).await;
+    let with_prefix = |prefix: &str| items.iter().filter(|i| i[keys::SK].as_s().unwrap().starts_with(prefix)).count();
+    assert_eq!(with_prefix(keys::TURN_PREFIX), 30);
+    assert_eq!(with_prefix(keys::RESPONSE_PREFIX), 30);
+    let expiring: Vec<&Item> = items.iter().filter(|i| i.contains_key("ttl") && i[keys::SK].as_s().unwrap() != keys::META).collect();
+    assert!(expiring.is_empty(), "only the session record carries a ttl: {expiring:?}");
+    let retry = store.append_turn(&alice(), session, turn(1)).await.unwrap();
+    assert_eq!((retry.turn_index, retry.duplicate), (1, true));
+}
+
+#[tokio::test]
+async fn a_ttl_removal_of_the_session_record_sweeps_every_other_item() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 12).await;
+    store.put_summary(session, 10, "Alice asked about Frieren.").await.unwrap();
+    let old_image = delete_meta_as_ttl_would(&store, session).await;
+    assert!(items_of(&store, session).await.len() > 20);
+
+    let by_user: Event = serde_json::from_value(json!({"Records": [ttl_removal(&old_image, false)]})).unwrap();
+    assert!(sweep_expired::handle(&*store, by_user).await.batch_item_failures.is_empty());
+    assert!(items_of(&store, session).await.len() > 20, "only TTL removals are swept");
+
+    let by_ttl: Event = serde_json::from_value(json!({"Records": [ttl_removal(&old_image, true)]})).unwrap();
+    let mapping = StreamMapping::load(TEMPLATE, "sweep-expired").unwrap();
+    assert!(mapping.filter.matches_record(&by_ttl.records[0]), "the template's filter passes a TTL removal");
+    let response = sweep_expired::handle(&*store, by_ttl.clone()).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(items_of(&store, session).await, Vec::<Item>::new(), "turns, records, summaries and the registry entry are gone");
+    assert!(sweep_expired::handle(&*store, by_ttl).await.batch_item_failures.is_empty(), "a redelivery is harmless");
+}
+
+#[tokio::test]
+async fn the_sweep_sample_runs_through_its_handler() {
+    let store = store().await;
+    let event: Event = serde_json::from_str(include_str!("../events/sweep-expired.json")).unwrap();
+    assert!(StreamMapping::load(TEMPLATE, "sweep-expired").unwrap().filter.matches_record(&event.records[0]));
+    assert!(sweep_expired::handle(&*store, event).await.batch_item_failures.is_empty());
+}
+
+/// Creates a session for the customer in the middle of the purge's first batch delete.
+struct CreatesDuringPurge<'a> {
+    store: &'a DynamoStore,
+    outcome: Mutex<Option<Result<Uuid, Error>>>,
+}
+
+impl BatchDeleter for CreatesDuringPurge<'_> {
+    async fn delete_batch(&self, keys: &[ItemKey]) -> Result<(), Error> {
+        let first = self.outcome.lock().unwrap().is_none();
+        if first {
+            let created = self.store.create_session(&alice(), NewSession::default()).await.map(|c| c.session_id);
+            *self.outcome.lock().unwrap() = Some(created);
+        }
+        BatchDeleter::delete_batch(self.store, keys).await
+    }
+}
+
+#[tokio::test]
+async fn a_purge_leaves_nothing_of_expired_removed_live_or_racing_sessions() {
+    let store = store().await;
+    let expired = session_with_turns(&store, &alice(), 3).await;
+    store.clock().advance(Duration::from_secs(2 * 86_400));
+    let meta_gone = session_with_turns(&store, &alice(), 4).await;
+    delete_meta_as_ttl_would(&store, meta_gone).await;
+    let live = session_with_turns(&store, &alice(), 5).await;
+    let guest = session_with_turns(&store, &Caller::new("alice", ["guest"]), 2).await;
+    let racing = CreatesDuringPurge { store: &store, outcome: Mutex::new(None) };
+
+    let receipt = store.purge_customer_with(&racing, "alice", "req-lifecycle").await.unwrap();
+
+    for session in [expired, meta_gone, live] {
+        assert_eq!(items_of(&store, session).await, Vec::<Item>::new(), "session {session} left items");
+    }
+    match racing.outcome.into_inner().unwrap().expect("a create raced the purge") {
+        Err(Error::Conflict(_)) => {}
+        Ok(created) => assert_eq!(items_of(&store, created).await, Vec::<Item>::new(), "a session created in time is purged"),
+        Err(other) => panic!("a racing create must be refused cleanly, got {other:?}"),
+    }
+    let hash = tidewater::store::customer_hash(store.config().receipt_salt().unwrap().expose(), "alice");
+    let privacy_items: Vec<Item> = scan_table(&store)
+        .await
+        .into_iter()
+        .filter(|i| i[keys::PK].as_s().unwrap() == &keys::privacy_pk(&hash))
+        .collect();
+    assert_eq!(privacy_items, Vec::<Item>::new(), "no registry entry, marker or ledger is left");
+    assert_eq!(receipt.sessions_deleted, 3);
+    assert!(!items_of(&store, guest).await.is_empty(), "guest sessions stay out of purges");
+}
+
+#[tokio::test]
+async fn an_id_whose_old_items_remain_cannot_be_created_again() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 2).await;
+    delete_meta_as_ttl_would(&store, session).await;
+    let body = json!({"session_id": session}).to_string();
+
+    let response =
+        create_session::handle(&*store, api_request(Some(&alice()), "POST", "/sessions", "/sessions", &[], Some(&body))).await;
+
+    assert_error(&response, 409, "session_id_unavailable");
+    let retry = store.append_turn(&alice(), session, turn(1)).await;
+    assert!(matches!(retry, Err(Error::NotFound)), "no duplicate from the old incarnation: {retry:?}");
+}
+
+#[tokio::test]
+async fn a_turn_item_beyond_the_count_is_reported_not_retried() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 1).await;
+    store
+        .client()
+        .put_item()
+        .table_name(&store.config().table_name)
+        .item(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .item(keys::SK, AttributeValue::S(keys::turn_sk(2)))
+        .send()
+        .await
+        .unwrap();
+    store.reset_consumed();
+
+    let outcome = store.append_turn(&alice(), session, turn(2)).await;
+
+    assert!(matches!(outcome, Err(Error::SessionIdUnavailable)), "{outcome:?}");
+    assert!(store.consumed().read_units <= 2.0, "one refusal and one read, not 60 rounds: {:?}", store.consumed());
+}
+
+/// A MODIFY record of META from its images before and after one append.
+fn meta_change(before: &Item, after: &Item) -> aws_lambda_events::dynamodb::EventRecord {
+    let image = |item: &Item| -> serde_dynamo::Item { item.clone().into() };
+    let mut record = aws_lambda_events::dynamodb::EventRecord::default();
+    record.event_name = "MODIFY".to_owned();
+    record.change.keys = image(&HashMap::from([(keys::PK.to_owned(), before[keys::PK].clone()), (keys::SK.to_owned(), before[keys::SK].clone())]));
+    record.change.old_image = image(before);
+    record.change.new_image = image(after);
+    record
+}
+
+async fn meta(store: &DynamoStore, session: Uuid) -> Item {
+    store
+        .client()
+        .get_item()
+        .table_name(&store.config().table_name)
+        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_due_summary_whose_trigger_was_lost_is_asked_for_again() {
+    let store = store().await;
+    let filter = StreamMapping::load(TEMPLATE, "summarize").unwrap().filter;
+    let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
+    let due = store.config().summary_due_at(0);
+    let mut triggers = Vec::new();
+    for i in 1..=due + 25 {
+        let before = meta(&store, session).await;
+        store.append_turn(&alice(), session, turn(i)).await.unwrap();
+        if filter.matches_record(&meta_change(&before, &meta(&store, session).await)) {
+            triggers.push(i);
+        }
+    }
+    // The trigger at the due turn was "lost" (nothing consumed it); ten and twenty appends later it fires again.
+    assert_eq!(triggers, vec![due, due + 10, due + 20]);
+
+    let redriven = store.rearm_due_summaries().await.unwrap();
+    assert_eq!(redriven, 1, "make redrive re-arms the session");
+}
+
+#[tokio::test]
+async fn a_summary_already_written_is_told_apart_from_a_refused_one() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 25).await;
+
+    assert!(store.put_summary(session, 20, "first").await.unwrap());
+    assert!(!store.put_summary(session, 20, "again").await.unwrap(), "already written");
+    assert!(!store.put_summary(session, 10, "older").await.unwrap(), "a summary this far exists");
+    assert!(matches!(store.put_summary(session, 40, "ahead").await, Err(Error::Conflict(_))), "past the turn count");
+}
