@@ -4,6 +4,7 @@
 //!
 //! - [`model`]: what callers send and get back ([`NewSession`], [`NewTurn`], [`Context`], ...).
 //! - [`store`]: the narrow store traits and [`DynamoStore`], the one place that knows DynamoDB.
+//! - [`redact`]: card numbers, IBANs, e-mail addresses and phone numbers replaced before a write.
 //! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`).
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
 //!
@@ -17,6 +18,7 @@ pub mod items;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod redact;
 pub mod store;
 pub mod summarizer;
 pub mod telemetry;
@@ -27,11 +29,12 @@ pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
 pub use error::{Error, Result};
 pub use model::{
-    Appended, Caller, Context, IfMatch, NewSession, NewTurn, Receipt, ResumableSession, Role, Session, SessionCreated,
+    AppendAnswer, Appended, Caller, Context, IfMatch, NewSession, NewTurn, Receipt, ResumableSession, Role, Session, SessionCreated,
     SessionPage, SessionPatch, SessionUpdated, Summary, Turn, TurnDraft, TurnPage,
 };
 pub use store::{
     dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ReceiptReader, SessionCreator, SessionDeleter,
-    SessionLister, SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
+    PageContextReader, SessionLister, SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
 };
+pub use redact::{AnyRedactor, OfflineRedactor, Redactions, Redactor};
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use tidewater::{Caller, Config, DynamoStore};
+use tidewater::{Caller, Config, DynamoStore, OfflineRedactor};
 use uuid::Uuid;
 
 /// A store on a table of its own, so tests run in parallel without seeing each other.
@@ -31,6 +31,11 @@ pub async fn unreachable_store() -> DynamoStore {
 
 pub async fn store() -> Arc<DynamoStore> {
     fresh_store(Config::default()).await
+}
+
+/// The redactor the functions run by default: the offline detector, cards and IBANs.
+pub fn default_redactor() -> OfflineRedactor {
+    OfflineRedactor::default()
 }
 
 pub fn alice() -> Caller {

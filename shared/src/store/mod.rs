@@ -26,11 +26,13 @@ use crate::{clock, codec, keys, Config, Error};
 
 mod capacity;
 mod export;
+mod page_context;
 mod resume;
 mod purge;
 mod schema;
 mod update;
 pub use export::TurnExporter;
+pub use page_context::PageContextReader;
 pub use resume::SessionLister;
 pub use purge::{customer_hash, BatchDeleter, CustomerPurger, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT};
 pub use schema::RESUME_PROJECTION;
