@@ -186,6 +186,21 @@ async fn with_every_kind_on_emails_and_phones_go_but_declared_order_numbers_stay
 }
 
 #[tokio::test]
+async fn the_card_sample_event_is_appended_redacted() {
+    let store = store().await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
+
+    let event = include_str!("../events/append-turn-with-card.json");
+    let response = append_turn::handle(&*store, &default_redactor(), store.config(), event_request(event)).await;
+
+    assert_eq!(response.status(), 201, "{}", body_json(&response));
+    assert_eq!(body_json(&response)["redactions"], json!({"card": 1}));
+    let session: Uuid = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f".parse().unwrap();
+    let export = get(&store, session, "/sessions/{id}/turns", "/turns", &[]).await;
+    assert_eq!(export["turns"][0]["content"], "Please charge my card [card ••••1111] for volume 3.");
+}
+
+#[tokio::test]
 async fn with_redact_empty_nothing_is_replaced() {
     let store = store().await;
     let redactor = OfflineRedactor::new(Kinds::NONE);
