@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use tidewater::{Caller, Config, DynamoStore};
+use tidewater::{Caller, Config, DynamoStore, OfflineRedactor};
 use uuid::Uuid;
 
 /// A store on a table of its own, so tests run in parallel without seeing each other.
@@ -41,6 +41,11 @@ pub fn test_config() -> Config {
         write_timeout: std::time::Duration::from_secs(10),
         ..Config::default()
     }
+}
+
+/// The redactor the functions run by default: the offline detector, cards and IBANs.
+pub fn default_redactor() -> OfflineRedactor {
+    OfflineRedactor::default()
 }
 
 pub fn alice() -> Caller {
