@@ -18,7 +18,7 @@ fn append_body(response_id: &str, content: &str) -> String {
 async fn append(store: &DynamoStore, caller: &tidewater::Caller, session: Uuid, body: &str) -> lambda_http::Response<lambda_http::Body> {
     let path = format!("/sessions/{session}/turns");
     let request = api_request(Some(caller), "POST", "/sessions/{id}/turns", &path, &[], Some(body));
-    append_turn::handle(store, store.config(), request).await
+    append_turn::handle(store, &default_redactor(), store.config(), request).await
 }
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn malformed_requests_get_400() {
         assert_error(&response, 400, "bad_request");
     }
     let request = api_request(Some(&alice()), "POST", "/sessions/{id}/turns", "/sessions/not-a-uuid/turns", &[], Some(&append_body("r1", "hi")));
-    assert_error(&append_turn::handle(&*store, store.config(), request).await, 400, "bad_request");
+    assert_error(&append_turn::handle(&*store, &default_redactor(), store.config(), request).await, 400, "bad_request");
 }
 
 #[tokio::test]
@@ -197,7 +197,7 @@ async fn a_request_without_claims_is_unauthorized() {
     let session = session_of(&store, &alice()).await;
     let request = api_request(None, "POST", "/sessions/{id}/turns", &format!("/sessions/{session}/turns"), &[], Some(&append_body("r1", "hi")));
 
-    assert_error(&append_turn::handle(&*store, store.config(), request).await, 401, "unauthorized");
+    assert_error(&append_turn::handle(&*store, &default_redactor(), store.config(), request).await, 401, "unauthorized");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ const SAMPLE_SESSION: &str = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f";
 async fn create_session_sample_creates_the_session_it_names() {
     let store = store().await;
 
-    let response = create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
+    let response = create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
 
     assert_eq!(response.status(), 201, "{}", body_json(&response));
     assert_eq!(body_json(&response)["session_id"], SAMPLE_SESSION);
@@ -19,7 +19,7 @@ async fn create_session_sample_creates_the_session_it_names() {
 async fn create_session_bad_input_sample_gets_400() {
     let store = store().await;
 
-    let response = create_session::handle(&*store, event_request(include_str!("../events/create-session-bad-input.json"))).await;
+    let response = create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session-bad-input.json"))).await;
 
     assert_error(&response, 400, "bad_request");
 }
@@ -27,10 +27,10 @@ async fn create_session_bad_input_sample_gets_400() {
 #[tokio::test]
 async fn append_turn_and_load_context_samples_work_on_the_sample_session() {
     let store = store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
 
-    let appended = append_turn::handle(&*store, store.config(), event_request(include_str!("../events/append-turn.json"))).await;
-    let retried = append_turn::handle(&*store, store.config(), event_request(include_str!("../events/append-turn.json"))).await;
+    let appended = append_turn::handle(&*store, &default_redactor(), store.config(), event_request(include_str!("../events/append-turn.json"))).await;
+    let retried = append_turn::handle(&*store, &default_redactor(), store.config(), event_request(include_str!("../events/append-turn.json"))).await;
     let loaded = load_context::handle(&*store, event_request(include_str!("../events/load-context.json"))).await;
 
     assert_eq!(appended.status(), 201, "{}", body_json(&appended));
@@ -45,9 +45,9 @@ async fn append_turn_and_load_context_samples_work_on_the_sample_session() {
 #[tokio::test]
 async fn bad_input_samples_are_rejected_and_write_nothing() {
     let store = store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
 
-    let append = append_turn::handle(&*store, store.config(), event_request(include_str!("../events/append-turn-bad-input.json"))).await;
+    let append = append_turn::handle(&*store, &default_redactor(), store.config(), event_request(include_str!("../events/append-turn-bad-input.json"))).await;
     let load = load_context::handle(&*store, event_request(include_str!("../events/load-context-bad-input.json"))).await;
 
     assert_error(&append, 422, "validation_failed");

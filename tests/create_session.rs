@@ -4,7 +4,7 @@ use tidewater_tests::*;
 use uuid::Uuid;
 
 async fn create(store: &tidewater::DynamoStore, caller: &Caller, body: Option<&str>) -> lambda_http::Response<lambda_http::Body> {
-    create_session::handle(store, api_request(Some(caller), "POST", "/sessions", "/sessions", &[], body)).await
+    create_session::handle(store, &default_redactor(), api_request(Some(caller), "POST", "/sessions", "/sessions", &[], body)).await
 }
 
 #[tokio::test]

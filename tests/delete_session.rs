@@ -151,8 +151,8 @@ async fn a_deletion_cut_off_half_way_is_finished_by_the_customers_purge() {
 #[tokio::test]
 async fn delete_session_sample_deletes_the_sample_session() {
     let store = store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
-    append_turn::handle(&*store, store.config(), event_request(include_str!("../events/append-turn.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
+    append_turn::handle(&*store, &default_redactor(), store.config(), event_request(include_str!("../events/append-turn.json"))).await;
     assert_eq!(items_of(&store, Uuid::parse_str(SAMPLE_SESSION).unwrap()).await, 3);
 
     let response = delete_session::handle(&*store, event_request(include_str!("../events/delete-session.json"))).await;

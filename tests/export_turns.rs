@@ -251,8 +251,8 @@ async fn no_identity_is_401_and_a_bad_id_is_400() {
 #[tokio::test]
 async fn export_turns_samples_work_on_the_sample_session() {
     let store = store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
-    append_turn::handle(&*store, store.config(), event_request(include_str!("../events/append-turn.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
+    append_turn::handle(&*store, &default_redactor(), store.config(), event_request(include_str!("../events/append-turn.json"))).await;
 
     let response = export_turns::handle(&*store, &key(), event_request(include_str!("../events/export-turns.json"))).await;
     let bad = export_turns::handle(&*store, &key(), event_request(include_str!("../events/export-turns-bad-input.json"))).await;

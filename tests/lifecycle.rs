@@ -201,7 +201,7 @@ async fn an_id_whose_old_items_remain_cannot_be_created_again() {
     let body = json!({"session_id": session}).to_string();
 
     let response =
-        create_session::handle(&*store, api_request(Some(&alice()), "POST", "/sessions", "/sessions", &[], Some(&body))).await;
+        create_session::handle(&*store, &default_redactor(), api_request(Some(&alice()), "POST", "/sessions", "/sessions", &[], Some(&body))).await;
 
     assert_error(&response, 409, "session_id_unavailable");
     let retry = store.append_turn(&alice(), session, turn(1)).await;

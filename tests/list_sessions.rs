@@ -88,7 +88,7 @@ async fn a_metadata_update_also_moves_a_session_to_the_front() {
     let path = format!("/sessions/{older}");
     let body = json!({"page_context": {"page": "/cart"}}).to_string();
     let patch = api_request(Some(&alice()), "PATCH", "/sessions/{id}", &path, &[], Some(&body));
-    assert_eq!(update_session::handle(&*store, patch).await.status(), 200);
+    assert_eq!(update_session::handle(&*store, &default_redactor(), patch).await.status(), 200);
 
     let body = body_json(&list(&store, &alice(), &[]).await);
 
@@ -202,7 +202,7 @@ async fn no_identity_is_401() {
 #[tokio::test]
 async fn list_sessions_samples_list_the_sample_session_and_refuse_a_forged_cursor() {
     let store = listing_store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
 
     let response = list_sessions::handle(&*store, &key(), event_request(include_str!("../events/list-sessions.json"))).await;
     let forged = list_sessions::handle(&*store, &key(), event_request(include_str!("../events/list-sessions-bad-input.json"))).await;

@@ -127,7 +127,7 @@ async fn an_unreachable_dynamodb_gives_a_degraded_200() {
 async fn writes_to_an_unreachable_dynamodb_give_a_retryable_503() {
     let store = unreachable_store().await;
 
-    let response = create_session::handle(&store, api_request(Some(&alice()), "POST", "/sessions", "/sessions", &[], None)).await;
+    let response = create_session::handle(&store, &default_redactor(), api_request(Some(&alice()), "POST", "/sessions", "/sessions", &[], None)).await;
 
     assert_error(&response, 503, "unavailable");
     assert_eq!(response.headers()["retry-after"], "1");

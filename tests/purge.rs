@@ -258,8 +258,8 @@ async fn repeating_a_finished_purge_answers_a_new_receipt_that_counts_nothing() 
 #[tokio::test]
 async fn purge_and_receipt_samples_run_against_the_sample_customer() {
     let store = store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
-    append_turn::handle(&*store, store.config(), event_request(include_str!("../events/append-turn.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
+    append_turn::handle(&*store, &default_redactor(), store.config(), event_request(include_str!("../events/append-turn.json"))).await;
     session_with_turns(&store, &alice(), 3).await;
 
     let refused = purge_customer::handle(&*store, event_request(include_str!("../events/purge-customer-bad-input.json"))).await;

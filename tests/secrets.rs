@@ -115,7 +115,7 @@ async fn a_store_without_a_receipt_salt_creates_erases_and_reveals_nothing() {
     let receipt_path = format!("/receipts/{}", uuid::Uuid::new_v4());
     let receipt = api_request(Some(&alice), "GET", "/receipts/{receipt_id}", &receipt_path, &[], None);
 
-    assert_error(&create_session::handle(&unsalted, create).await, 500, "internal");
+    assert_error(&create_session::handle(&unsalted, &default_redactor(), create).await, 500, "internal");
     assert_error(&purge_customer::handle(&unsalted, purge).await, 500, "internal");
     assert_error(&delete_session::handle(&unsalted, delete).await, 500, "internal");
     assert_error(&get_receipt::handle(&unsalted, receipt).await, 500, "internal");

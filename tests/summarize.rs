@@ -358,7 +358,7 @@ async fn appending_25_turns_through_the_api_makes_a_summary_appear_through_the_r
             json!({"response_id": format!("r{i}"), "role": role, "content": content, "intent": intent}).to_string();
         let path = format!("/sessions/{session}/turns");
         let request = api_request(Some(&alice()), "POST", "/sessions/{id}/turns", &path, &[], Some(&body));
-        let response = append_turn::handle(&*store, store.config(), request).await;
+        let response = append_turn::handle(&*store, &default_redactor(), store.config(), request).await;
         assert_eq!(response.status(), 201, "turn {i}");
     }
 

@@ -51,9 +51,59 @@ fn every_function_declares_its_build_and_a_policy_without_wildcards() {
     let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
 
     assert!(!text.contains("DynamoDBCrudPolicy"));
-    assert!(!text.contains("Resource: \"*\"") && !text.contains("Resource: '*'"));
     for (id, properties, _) in template::functions(&template) {
         assert!(properties.get("Policies").is_some(), "{id} has no policy of its own");
+        let mut wildcards = Vec::new();
+        wildcard_statements(&properties["Policies"], None, &mut wildcards);
+        for (actions, condition) in wildcards {
+            // Such an action takes no resource-level permission, and is granted only when chosen.
+            assert!(
+                actions.iter().all(|a| ACTIONS_WITHOUT_RESOURCES.contains(&a.as_str())),
+                "{id} grants {actions:?} on every resource"
+            );
+            assert_eq!(condition.as_deref(), Some("UseComprehend"), "{id} grants {actions:?} unconditionally");
+        }
+    }
+}
+
+/// Actions that take no resource-level permissions: `"*"` is the only resource they accept.
+const ACTIONS_WITHOUT_RESOURCES: &[&str] = &["comprehend:DetectPiiEntities"];
+
+/// The actions of every statement whose `Resource` is `"*"`, with the condition of the
+/// `!If` it sits in, if any.
+fn wildcard_statements(value: &serde_yaml::Value, condition: Option<String>, found: &mut Vec<(Vec<String>, Option<String>)>) {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(map) => {
+            if map.get("Resource").and_then(Value::as_str) == Some("*") {
+                let actions = match map.get("Action") {
+                    Some(Value::String(a)) => vec![a.clone()],
+                    Some(Value::Sequence(list)) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                    _ => Vec::new(),
+                };
+                found.push((actions, condition.clone()));
+            }
+            map.values().for_each(|v| wildcard_statements(v, condition.clone(), found));
+        }
+        Value::Sequence(list) => list.iter().for_each(|v| wildcard_statements(v, condition.clone(), found)),
+        Value::Tagged(tagged) if tagged.tag == "If" => {
+            let name = tagged.value.as_sequence().and_then(|s| s.first()).and_then(Value::as_str).map(str::to_owned);
+            wildcard_statements(&tagged.value, name, found);
+        }
+        Value::Tagged(tagged) => wildcard_statements(&tagged.value, condition, found),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_redacting_functions_get_the_redaction_settings() {
+    let template = project_template();
+    for (id, properties, binary) in template::functions(&template) {
+        let variables = &properties["Environment"]["Variables"];
+        let redacts = ["create-session", "append-turn", "update-session"].contains(&binary.as_str());
+        for name in ["REDACT", "REDACTOR"] {
+            assert_eq!(variables.get(name).is_some(), redacts, "{id}: {name}");
+        }
     }
 }
 

@@ -32,7 +32,7 @@ async fn patch(store: &DynamoStore, caller: &Caller, session: Uuid, body: &str, 
     if let Some(tag) = if_match {
         request.headers_mut().insert("if-match", tag.parse().unwrap());
     }
-    update_session::handle(store, request).await
+    update_session::handle(store, &default_redactor(), request).await
 }
 
 async fn load(store: &DynamoStore, caller: &Caller, session: Uuid) -> Response<Body> {
@@ -189,7 +189,7 @@ async fn malformed_bodies_and_ids_get_400() {
         assert_error(&patch(&store, &alice(), session, &body, None).await, 400, "bad_request");
     }
     let request = api_request(Some(&alice()), "PATCH", "/sessions/{id}", "/sessions/nope", &[], Some(&page(json!({}))));
-    assert_error(&update_session::handle(&*store, request).await, 400, "bad_request");
+    assert_error(&update_session::handle(&*store, &default_redactor(), request).await, 400, "bad_request");
 }
 
 #[tokio::test]
@@ -208,7 +208,7 @@ async fn no_identity_is_401() {
     let session = new_session(&store, &alice()).await;
     let path = format!("/sessions/{session}");
 
-    let response = update_session::handle(&*store, api_request(None, "PATCH", "/sessions/{id}", &path, &[], Some("{}"))).await;
+    let response = update_session::handle(&*store, &default_redactor(), api_request(None, "PATCH", "/sessions/{id}", &path, &[], Some("{}"))).await;
 
     assert_error(&response, 401, "unauthorized");
 }
@@ -240,11 +240,11 @@ async fn a_session_created_as_guest_is_found_when_the_same_sub_signs_in() {
 #[tokio::test]
 async fn update_session_sample_updates_the_sample_session() {
     let store = store().await;
-    create_session::handle(&*store, event_request(include_str!("../events/create-session.json"))).await;
+    create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
 
-    let response = update_session::handle(&*store, event_request(include_str!("../events/update-session.json"))).await;
-    let replay = update_session::handle(&*store, event_request(include_str!("../events/update-session.json"))).await;
-    let bad = update_session::handle(&*store, event_request(include_str!("../events/update-session-bad-input.json"))).await;
+    let response = update_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/update-session.json"))).await;
+    let replay = update_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/update-session.json"))).await;
+    let bad = update_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/update-session-bad-input.json"))).await;
 
     assert_eq!(response.status(), 200, "{}", body_json(&response));
     assert_eq!(body_json(&response)["session_id"], SAMPLE_SESSION);

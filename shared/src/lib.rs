@@ -4,6 +4,7 @@
 //!
 //! - [`model`]: what callers send and get back ([`NewSession`], [`NewTurn`], [`Context`], ...).
 //! - [`store`]: the narrow store traits and [`DynamoStore`], the one place that knows DynamoDB.
+//! - [`redact`]: card numbers, IBANs, e-mail addresses and phone numbers replaced before a write.
 //! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`).
 //! - [`memory`]: long-term customer facts, their extraction and their identity.
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
@@ -21,6 +22,7 @@ pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod redact;
 pub mod secret;
 pub mod store;
 pub mod summarizer;
@@ -33,14 +35,15 @@ pub use cursor::CursorKey;
 pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
-    Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
-    ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated,
-    Summary, Turn, TurnDraft, TurnPage,
+    AppendAnswer, Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
+    ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
+    TurnDraft, TurnPage,
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 pub use store::{
     dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, MemoryDeleter,
-    MemoryReader, MemoryWriter, ReceiptReader, SessionCreator, SessionDeleter, SessionLister, SessionUpdater,
-    SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
+    MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
+    SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
 };
+pub use redact::{AnyRedactor, OfflineRedactor, Redactions, Redactor};
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::redact::Redactions;
 use crate::{Config, Error};
 
 /// Who is calling, as the API's JWT authorizer verified it.
@@ -124,6 +125,9 @@ pub struct TurnDraft {
     pub content: String,
     pub intent: Option<String>,
     pub token_count: Option<u32>,
+    /// The content the idempotency hash is taken over, when it is not `content`: the stable
+    /// form of a redaction that depended on a service ([`crate::redact::Redacted::stable_text`]).
+    pub hashed_content: Option<String>,
 }
 
 impl NewTurn {
@@ -156,7 +160,14 @@ impl NewTurn {
                 return Err(Error::Validation(format!("token_count must be between 0 and {MAX_TOKEN_COUNT}")))
             }
         };
-        Ok(TurnDraft { response_id: self.response_id, role, content: self.content, intent: self.intent, token_count })
+        Ok(TurnDraft {
+            response_id: self.response_id,
+            role,
+            content: self.content,
+            intent: self.intent,
+            token_count,
+            hashed_content: None,
+        })
     }
 }
 
@@ -171,7 +182,7 @@ impl TurnDraft {
         let mut hasher = Sha256::new();
         for part in [
             self.role.as_str(),
-            &self.content,
+            self.hashed_content.as_deref().unwrap_or(&self.content),
             self.intent.as_deref().unwrap_or("\u{0}"),
             &self.token_count.map(|n| n.to_string()).unwrap_or_default(),
         ] {
@@ -188,6 +199,16 @@ impl TurnDraft {
 pub struct Appended {
     pub turn_index: u64,
     pub duplicate: bool,
+}
+
+/// The append answer of the HTTP API: the store's [`Appended`] and what redaction replaced
+/// before the write (counts only; left out when nothing was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AppendAnswer {
+    #[serde(flatten)]
+    pub appended: Appended,
+    #[serde(skip_serializing_if = "Redactions::is_empty")]
+    pub redactions: Redactions,
 }
 
 /// A session's metadata, as `load-context` returns it.

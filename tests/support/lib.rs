@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use tidewater::{Caller, Config, CursorKey, DynamoStore, Secret};
+use tidewater::{Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
 use uuid::Uuid;
 
 /// The tests' receipt salt. The functions have no default and read theirs at init.
@@ -60,6 +60,11 @@ pub fn test_config() -> Config {
         write_timeout: std::time::Duration::from_secs(10),
         ..Config::default()
     }
+}
+
+/// The redactor the functions run by default: the offline detector, cards and IBANs.
+pub fn default_redactor() -> OfflineRedactor {
+    OfflineRedactor::default()
 }
 
 pub fn alice() -> Caller {

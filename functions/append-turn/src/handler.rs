@@ -1,15 +1,23 @@
-//! `POST /sessions/{id}/turns`: appends a turn exactly once per `response_id`.
+//! `POST /sessions/{id}/turns`: appends a turn exactly once per `response_id`, its content
+//! redacted first, so the original never reaches the table.
 use lambda_http::{Body, Request, Response};
-use tidewater::{http, Config, NewTurn, TurnAppender};
+use tidewater::redact::{redact_turn, Redactor};
+use tidewater::{http, AppendAnswer, Config, NewTurn, PageContextReader, TurnAppender};
 
-pub async fn handle<S: TurnAppender>(store: &S, config: &Config, request: Request) -> Response<Body> {
+pub async fn handle<S, R>(store: &S, redactor: &R, config: &Config, request: Request) -> Response<Body>
+where
+    S: TurnAppender + PageContextReader,
+    R: Redactor,
+{
     http::serve("append-turn", &request, async {
         let caller = http::caller(&request)?;
         let session_id = http::session_id(&request)?;
         let turn: NewTurn = http::json_body(&request)?;
-        let appended = store.append_turn(&caller, session_id, turn.validate(config)?).await?;
+        let turn = turn.validate(config)?;
+        let (turn, redactions) = redact_turn(store, redactor, &caller, session_id, turn).await?;
+        let appended = store.append_turn(&caller, session_id, turn).await?;
         let status = if appended.duplicate { 200 } else { 201 };
-        Ok(http::json(status, &appended))
+        Ok(http::json(status, &AppendAnswer { appended, redactions }))
     })
     .await
 }

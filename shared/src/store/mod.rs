@@ -33,11 +33,13 @@ mod export;
 // Long-term customer memory (issue 14).
 mod memory;
 pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
+mod page_context;
 mod resume;
 mod purge;
 mod schema;
 mod update;
 pub use export::TurnExporter;
+pub use page_context::PageContextReader;
 pub use resume::SessionLister;
 pub use purge::{
     customer_hash, BatchDeleter, CustomerPurger, ExpiredSessionSweeper, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT,

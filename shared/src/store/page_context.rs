@@ -1,0 +1,29 @@
+//! The page context a session declares, read before a turn is redacted (its order numbers
+//! are not phone numbers).
+use std::future::Future;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::DynamoStore;
+use crate::model::Caller;
+use crate::Error;
+
+/// Reads a session's page context (redaction of turn content with `phone` enabled).
+pub trait PageContextReader {
+    /// The page context of the session when `caller` owns it; `None` when there is no such
+    /// session or it is someone else's (the append that follows answers 404).
+    fn page_context(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Map<String, Value>>, Error>> + Send;
+}
+
+impl PageContextReader for DynamoStore {
+    /// One eventually consistent GetItem of the session record: 0.5 RCU while it is under 4 KB.
+    async fn page_context(&self, caller: &Caller, session_id: Uuid) -> Result<Option<Map<String, Value>>, Error> {
+        let meta = self.read_meta(&session_id, false, self.config.write_timeout).await?;
+        Ok(meta.filter(|m| m.owner_id == caller.customer_id).map(|m| m.page_context))
+    }
+}
