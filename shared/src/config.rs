@@ -34,10 +34,10 @@ pub struct Config {
     /// The customer index's sort key moves only when a session's activity is at least this
     /// much newer than it, so most appends do not rewrite the index.
     pub resume_order_step: Duration,
-    /// Deletion receipts and the privacy partition name a customer by
+    /// Receipts, the session registry and the memory partition name a customer by
     /// `hex(SHA-256(receipt_salt + customer_id))`. Changing it orphans older receipts from
-    /// their customers (the privacy role still reads them). Only the functions that delete or
-    /// read receipts load it (`RECEIPT_SALT`, [`crate::secret`]); a store without it refuses
+    /// their customers (the privacy role still reads them). Only the functions that name
+    /// customers load it (`RECEIPT_SALT`, [`crate::secret`]); a store without it refuses
     /// those calls rather than hash with a guessable salt.
     pub receipt_salt: Option<Secret>,
     /// Emit consumed capacity as EMF metrics under this function name (`AWS_LAMBDA_FUNCTION_NAME`,
