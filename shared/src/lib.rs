@@ -17,6 +17,7 @@ pub mod items;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod storable;
 pub mod store;
 pub mod summarizer;
 pub mod telemetry;

@@ -4,7 +4,7 @@
 //!
 //! `/customers/{id}` is for the privacy role (or the customer themself); anyone else gets
 //! 404, as for any resource they may not see.
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use tidewater::{http, Caller, CustomerPurger, Error};
 
 /// Customer ids are a token's `sub`; anything longer is not one.
@@ -21,7 +21,8 @@ pub async fn handle<S: CustomerPurger>(store: &S, request: Request) -> Response<
 }
 
 fn customer_to_purge(caller: &Caller, request: &Request) -> Result<String, Error> {
-    match request.path_parameters_ref().and_then(|p| p.first("id")) {
+    // `DELETE /customers/me` has no path parameter; `/customers/{id}` with id `me` is the same.
+    match http::path_param(request, "id")?.as_deref() {
         None | Some("me") => Ok(caller.customer_id.clone()),
         Some(id) if id.is_empty() || id.len() > MAX_CUSTOMER_ID_LEN => {
             Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} bytes")))

@@ -4,16 +4,14 @@
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
 use tidewater::model::etag;
-use tidewater::{http, Error, IfMatch, SessionPatch, SessionUpdater};
+use tidewater::{http, IfMatch, SessionPatch, SessionUpdater};
 
 pub async fn handle<S: SessionUpdater>(store: &S, request: Request) -> Response<Body> {
     http::serve("update-session", &request, async {
         let caller = http::caller(&request)?;
         let session_id = http::session_id(&request)?;
-        let if_match = match request.headers().get(header::IF_MATCH) {
-            None => None,
-            Some(value) => Some(IfMatch::parse(value.to_str().map_err(|_| Error::PreconditionFailed)?)?),
-        };
+        let if_match =
+            request.headers().get(header::IF_MATCH).map(|value| value.to_str().map_or(IfMatch::Never, IfMatch::parse));
         let patch: SessionPatch = http::json_body(&request)?;
         let updated = store.update_session(&caller, session_id, patch, if_match).await?;
         let mut response = http::json(200, &updated.session);

@@ -207,7 +207,7 @@ impl DynamoStore {
                 .send(),
         )
         .await?
-        .map_err(Error::unavailable)?;
+        .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         output.item.map(from_item).transpose()
     }
@@ -267,7 +267,7 @@ impl SessionCreator for DynamoStore {
                     _ => Err(Error::Conflict("this session id is already taken".to_owned())),
                 }
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }
@@ -310,9 +310,9 @@ impl TurnAppender for DynamoStore {
                         cancelled.cancellation_reasons.unwrap_or_default()
                     }
                     TransactWriteItemsError::TransactionInProgressException(_) => Vec::new(),
-                    other => return Err(Error::unavailable(other)),
+                    other => return Err(Error::from_store(other)),
                 },
-                Err(e) => return Err(Error::unavailable(e)),
+                Err(e) => return Err(Error::from_store(e)),
             };
 
             if let Some(existing) = failed_item::<ResponseItem>(&reasons, 0)? {
@@ -456,7 +456,7 @@ impl ContextLoader for DynamoStore {
                 .send(),
         );
         let (meta, recent_turns) = tokio::join!(meta, recent_turns);
-        let recent_turns = recent_turns?.map_err(Error::unavailable)?;
+        let recent_turns = recent_turns?.map_err(Error::from_store)?;
         self.record_read(recent_turns.consumed_capacity());
 
         let meta = meta?.ok_or(Error::NotFound)?;
@@ -527,7 +527,7 @@ impl SummaryWriter for DynamoStore {
                 tracing::info!(%session_id, through_turn, "summary already written");
                 Ok(false)
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }

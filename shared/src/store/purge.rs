@@ -321,7 +321,7 @@ impl DynamoStore {
             Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
                 Ok(MetaOutcome::OtherOwner)
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 
@@ -355,7 +355,7 @@ impl DynamoStore {
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         output.items.unwrap_or_default().into_iter().map(from_item).collect()
     }
@@ -379,7 +379,7 @@ impl DynamoStore {
                 .request_items(self.table(), std::mem::take(&mut requests))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let output = within(self.config.write_timeout, call).await?.map_err(Error::unavailable)?;
+            let output = within(self.config.write_timeout, call).await?.map_err(Error::from_store)?;
             output.consumed_capacity().iter().for_each(|c| self.record_write(Some(c)));
             requests = output.unprocessed_items.and_then(|mut left| left.remove(self.table())).unwrap_or_default();
         }
@@ -411,7 +411,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+            let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
             self.record_read(output.consumed_capacity());
             for item in output.items.unwrap_or_default() {
                 sessions.push(from_item::<Listed>(item)?.session_id);
@@ -443,7 +443,7 @@ impl DynamoStore {
                 Ok(())
             }
             Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 
@@ -456,7 +456,7 @@ impl DynamoStore {
             .key(keys::SK, s(keys::pending_sk(session_id)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, delete).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         Ok(())
     }
@@ -493,7 +493,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+            let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
             self.record_read(output.consumed_capacity());
             for item in output.items.unwrap_or_default() {
                 markers.push(from_item(item)?);
@@ -526,7 +526,7 @@ impl DynamoStore {
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, update).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, update).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         from_item(output.attributes.unwrap_or_default())
     }
@@ -635,9 +635,9 @@ impl DynamoStore {
                     }
                     TransactWriteItemsError::TransactionCanceledException(_)
                     | TransactWriteItemsError::TransactionInProgressException(_) => {}
-                    other => return Err(Error::unavailable(other)),
+                    other => return Err(Error::from_store(other)),
                 },
-                Err(e) => return Err(Error::unavailable(e)),
+                Err(e) => return Err(Error::from_store(e)),
             }
             tokio::time::sleep(super::backoff(attempt)).await;
         }

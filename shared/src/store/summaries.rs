@@ -85,7 +85,7 @@ impl SummarySource for DynamoStore {
                     .send(),
             )
             .await?
-            .map_err(Error::unavailable)?;
+            .map_err(Error::from_store)?;
             self.record(page.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
             start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
             for item in page.items.unwrap_or_default() {
@@ -126,7 +126,7 @@ impl SummarySource for DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }
