@@ -2,7 +2,9 @@
 //! HttpApi's (HS256 with `LOCAL_JWT_SECRET`, issuer `tidewater-local`, audience `tidewater`,
 //! `exp` and `nbf` checked, the `Bearer` scheme in any case), path parameters percent-decoded
 //! as API Gateway decodes them, and each request handed to its function through
-//! `cargo lambda watch`. Every answer of its own is `{"code","message"}` JSON.
+//! `cargo lambda watch`. Every answer of its own is `{"code","message"}` JSON: 404 for an
+//! unknown path, 405 with `Allow` for a method the path lacks (API Gateway answers that 404),
+//! 401 for a missing or invalid token, 413 for a body over Lambda's 6 MiB.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,7 +62,7 @@ impl Gateway {
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         let path = uri.path();
         let Some((route, path_parameters)) = find_route(&self.routes, method.as_str(), path) else {
-            return error(StatusCode::NOT_FOUND, "not_found", "no route matches this method and path");
+            return self.no_route(path);
         };
         let path_parameters = path_parameters.into_iter().map(|(name, value)| (name, percent_decoded(value))).collect();
         let claims = match self.verify(&headers) {
@@ -92,6 +94,26 @@ impl Gateway {
                 error(StatusCode::BAD_GATEWAY, "bad_gateway", "the function failed to answer")
             }
         }
+    }
+
+    /// 405 with `Allow` when the path has routes for other methods, else 404.
+    fn no_route(&self, path: &str) -> Response {
+        let mut allowed: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.matches(&r.method, path).is_some())
+            .map(|r| r.method.as_str())
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        if allowed.is_empty() {
+            return error(StatusCode::NOT_FOUND, "not_found", "no route matches this path");
+        }
+        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not take this method");
+        if let Ok(allow) = allowed.join(", ").parse() {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
     }
 
     fn verify(&self, headers: &HeaderMap) -> Result<Map<String, Value>, String> {
@@ -270,6 +292,18 @@ mod served {
         assert_eq!(body["code"], "unauthorized");
         let valid = reqwest::Client::new().post(&url).bearer_auth(token_with(claims(now - 5))).send().await.unwrap();
         assert_eq!(valid.status(), 502);
+    }
+
+    #[tokio::test]
+    async fn a_method_the_path_lacks_is_405_with_allow_and_an_unknown_path_is_404() {
+        let url = gateway().await;
+        let answer = reqwest::Client::new().request(reqwest::Method::TRACE, &url).send().await.unwrap();
+        assert_eq!(answer.status(), 405);
+        assert_eq!(answer.headers()["allow"], "POST");
+        let answer = reqwest::Client::new().get(format!("{url}/nowhere")).send().await.unwrap();
+        assert_eq!(answer.status(), 404);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
     }
 
     #[test]

@@ -115,16 +115,15 @@ pub fn parse_groups(rendered: &str) -> Vec<String> {
 
 /// A path parameter, percent-decoded. API Gateway's HTTP API hands path parameters over
 /// already decoded, and a value without `%` decodes to itself, so this is right for an event
-/// from API Gateway as well as for one that carries the raw path segment. (A customer id that
-/// really holds `%XX` cannot be named in a path; it is reached through `/customers/me`.)
-pub fn path_param(request: &Request, name: &str) -> Result<Option<String>, Error> {
-    let Some(raw) = request.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned) else {
-        return Ok(None);
-    };
-    percent_encoding::percent_decode_str(&raw)
-        .decode_utf8()
-        .map(|decoded| Some(decoded.into_owned()))
-        .map_err(|_| Error::BadRequest(format!("path parameter {name} is not UTF-8 once percent-decoded")))
+/// from API Gateway as well as for one that carries the raw path segment. A value that would
+/// not be UTF-8 once decoded was not percent-encoded text, and is taken as it is. (A customer
+/// id that really holds `%XX` cannot be named in a path; it is reached through `/customers/me`.)
+pub fn path_param(request: &Request, name: &str) -> Option<String> {
+    let raw = request.path_parameters_ref().and_then(|p| p.first(name))?;
+    match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(decoded) => Some(decoded.into_owned()),
+        Err(_) => Some(raw.to_owned()),
+    }
 }
 
 /// A UUID in its hyphenated form only (`8-4-4-4-12` hex digits, either case), as JSON
@@ -135,7 +134,7 @@ pub fn parse_uuid(what: &str, raw: &str) -> Result<Uuid, Error> {
 
 /// The `{id}` path parameter, which must be a UUID.
 pub fn session_id(request: &Request) -> Result<Uuid, Error> {
-    parse_uuid("session id", &path_param(request, "id")?.unwrap_or_default())
+    parse_uuid("session id", &path_param(request, "id").unwrap_or_default())
 }
 
 /// The JSON body, which must be an object whose fields are not `null` (no field of this API

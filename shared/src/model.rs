@@ -181,8 +181,9 @@ impl NewTurn {
         }
         let role = Role::parse(&self.role)
             .ok_or_else(|| Error::Validation("role must be \"user\" or \"assistant\"".to_owned()))?;
-        if self.content.trim().is_empty() {
-            return Err(Error::Validation("content must not be empty".to_owned()));
+        // Blank as openapi.yaml's pattern has it, so that the contract and the check agree.
+        if self.content.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+            return Err(Error::Validation("content must hold a character other than space, tab, CR and LF".to_owned()));
         }
         if self.content.len() > config.max_content_bytes {
             return Err(Error::TooLarge(format!(

@@ -6,7 +6,7 @@ use tidewater::{http, ReceiptReader};
 pub async fn handle<S: ReceiptReader>(store: &S, request: Request) -> Response<Body> {
     http::serve("get-receipt", &request, async {
         let caller = http::caller(&request)?;
-        let receipt_id = http::parse_uuid("receipt id", &http::path_param(&request, "receipt_id")?.unwrap_or_default())?;
+        let receipt_id = http::parse_uuid("receipt id", &http::path_param(&request, "receipt_id").unwrap_or_default())?;
         let receipt = store.read_receipt(&caller, receipt_id).await?;
         Ok(http::json(200, &receipt))
     })

@@ -7,7 +7,7 @@
 use lambda_http::{Body, Request, Response};
 use tidewater::{http, Caller, CustomerPurger, Error};
 
-/// Customer ids are a token's `sub`; anything longer is not one.
+/// Customer ids are a token's `sub`; anything longer (in characters) is not one.
 const MAX_CUSTOMER_ID_LEN: usize = 256;
 
 pub async fn handle<S: CustomerPurger>(store: &S, request: Request) -> Response<Body> {
@@ -22,10 +22,10 @@ pub async fn handle<S: CustomerPurger>(store: &S, request: Request) -> Response<
 
 fn customer_to_purge(caller: &Caller, request: &Request) -> Result<String, Error> {
     // `DELETE /customers/me` has no path parameter; `/customers/{id}` with id `me` is the same.
-    match http::path_param(request, "id")?.as_deref() {
+    match http::path_param(request, "id").as_deref() {
         None | Some("me") => Ok(caller.customer_id.clone()),
-        Some(id) if id.is_empty() || id.len() > MAX_CUSTOMER_ID_LEN => {
-            Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} bytes")))
+        Some(id) if id.is_empty() || id.chars().count() > MAX_CUSTOMER_ID_LEN => {
+            Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} characters")))
         }
         Some(id) if id == caller.customer_id || caller.is_privacy() => Ok(id.to_owned()),
         Some(_) => Err(Error::NotFound),
