@@ -8,11 +8,17 @@ API_PORT ?= 3000
 DDB_PORT ?= 8000
 TEST_DDB_PORT ?= 8765
 BENCH_DDB_PORT ?= 8766
+# The local stack `make test` starts for its short fuzz run, on ports of its own.
+TEST_API_PORT ?= 3765
+TEST_STACK_DDB_PORT ?= 8767
+TEST_LAMBDA_PORT ?= 9765
+FUZZ_EXAMPLES ?= 100
+TEST_FUZZ_EXAMPLES ?= 10
 FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
-.PHONY: tools run test lint build token bench
+.PHONY: tools run test lint build token bench fuzz
 
 tools:
 	@./scripts/install-tools.sh
@@ -22,13 +28,24 @@ run: tools
 
 test: tools lint
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
+	API_PORT=$(TEST_API_PORT) DDB_PORT=$(TEST_STACK_DDB_PORT) LAMBDA_PORT=$(TEST_LAMBDA_PORT) FUZZ_OWN_STACK=1 \
+	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh
+
+# schemathesis against the API `make run` serves on API_PORT: every operation and check, as
+# a customer, support and privacy, FUZZ_EXAMPLES examples per operation, a fixed seed.
+fuzz: tools
+	API_PORT=$(API_PORT) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ./scripts/fuzz.sh
 
 lint:
 	cfn-lint template.yaml
 	sam validate --lint --template template.yaml
 
+# One cargo-lambda build of every function (shared dependencies built once, links in
+# parallel), then sam build, whose per-function `cargo lambda build --bin <fn>` resolves the
+# same workspace features and finds each bootstrap already fresh.
 build: tools
-	sam build --template template.yaml
+	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
+	sam build --parallel --template template.yaml
 
 # Release binaries (x86_64 for timing and memory, arm64 bootstraps for size), then the
 # harness against DynamoDB Local. Prints the report and writes bench/report.md and .json.
@@ -39,4 +56,5 @@ bench: tools
 	DDB_PORT=$(BENCH_DDB_PORT) ./scripts/with-dynamodb.sh target/release/bench
 
 token:
-	@cargo run --quiet --locked -p tidewater-local --bin token -- "$(SUB)" "$(GROUPS)"
+	@# No -p: the workspace-wide feature set, so it reuses what `cargo build --workspace` built.
+	@cargo run --quiet --locked --bin token -- "$(SUB)" "$(GROUPS)"
