@@ -13,11 +13,17 @@ BENCH_DDB_PORT ?= 8766
 CHAOS_SEED ?= 42
 CHAOS_SECONDS ?= 210
 CHAOS_REPORT ?= bench/chaos
+# The local stack `make test` starts for its short fuzz run, on ports of its own.
+TEST_API_PORT ?= 3765
+TEST_STACK_DDB_PORT ?= 8767
+TEST_LAMBDA_PORT ?= 9765
+FUZZ_EXAMPLES ?= 100
+TEST_FUZZ_EXAMPLES ?= 10
 FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
-.PHONY: tools run test lint build token bench chaos redrive
+.PHONY: tools run test lint build token bench chaos redrive fuzz
 
 tools:
 	@./scripts/install-tools.sh
@@ -30,19 +36,31 @@ run: tools
 	@mkdir -p .run && if [ -n "$(DYNAMODB_ENDPOINT)" ]; then ./scripts/serve-local.sh; \
 	else DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh; fi
 
-# After the cargo tests: Ctrl-C stops all of `make run`, and a short seeded chaos run.
+# After the cargo tests: Ctrl-C stops all of `make run`, a short seeded chaos run and a
+# short fuzz run against a local stack of its own.
 test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
 	./scripts/test-ctrl-c.sh
 	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh
+	API_PORT=$(TEST_API_PORT) DDB_PORT=$(TEST_STACK_DDB_PORT) LAMBDA_PORT=$(TEST_LAMBDA_PORT) FUZZ_OWN_STACK=1 \
+	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh
+
+# schemathesis against the API `make run` serves on API_PORT: every operation and check, as
+# a customer, support and privacy, FUZZ_EXAMPLES examples per operation, a fixed seed.
+fuzz: tools
+	API_PORT=$(API_PORT) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ./scripts/fuzz.sh
 
 lint:
 	cfn-lint template.yaml
 	sam validate --lint --template template.yaml
 
+# One cargo-lambda build of every function (shared dependencies built once, links in
+# parallel), then sam build, whose per-function `cargo lambda build --bin <fn>` resolves the
+# same workspace features and finds each bootstrap already fresh.
 build: tools
-	sam build --template template.yaml
+	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
+	sam build --parallel --template template.yaml
 
 # Release binaries (x86_64 for timing and memory, arm64 bootstraps for size), then the
 # harness against DynamoDB Local. Prints the report and writes bench/report.md and .json.
@@ -67,4 +85,5 @@ redrive:
 	cargo run --quiet --locked -p tidewater-local --bin redrive
 
 token:
-	@cargo run --quiet --locked -p tidewater-local --bin token -- "$(SUB)" "$(GROUPS)"
+	@# No -p: the workspace-wide feature set, so it reuses what `cargo build --workspace` built.
+	@cargo run --quiet --locked --bin token -- "$(SUB)" "$(GROUPS)"

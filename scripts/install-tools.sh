@@ -7,7 +7,7 @@ TOOLS="$PWD/.tools"
 mkdir -p "$TOOLS"
 
 DDB_VERSION=11.1.0
-PY_TOOLS=("cargo-lambda==1.9.2" "aws-sam-cli==1.170.0" "cfn-lint==1.58.0")
+PY_TOOLS=("cargo-lambda==1.9.2" "aws-sam-cli==1.170.0" "cfn-lint==1.58.0" "schemathesis==4.32.5")
 
 # Runs an install step and reports it on one line: "installing <what> ... done (12 s)".
 install() {

@@ -354,8 +354,11 @@ async fn appending_25_turns_through_the_api_makes_a_summary_appear_through_the_r
     let session = session_with_turns(&store, &alice(), None, 0).await;
     for i in 1..=25 {
         let (content, role, intent) = turn_content(i);
-        let body =
-            json!({"response_id": format!("r{i}"), "role": role, "content": content, "intent": intent}).to_string();
+        let mut body = json!({"response_id": format!("r{i}"), "role": role, "content": content});
+        if let Some(intent) = intent {
+            body["intent"] = json!(intent);
+        }
+        let body = body.to_string();
         let path = format!("/sessions/{session}/turns");
         let request = api_request(Some(&alice()), "POST", "/sessions/{id}/turns", &path, &[], Some(&body));
         let response = append_turn::handle(&*store, &default_redactor(), store.config(), request).await;

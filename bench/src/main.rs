@@ -781,7 +781,11 @@ async fn memory(
     let append_events: Vec<String> = (0..options.invocations)
         .map(|i| {
             let turn = seed::new_turn(&mut chat, i as u64 + 1, format!("rss-{i}"), TURN_BYTES);
-            let body = json!({"response_id": turn.response_id, "role": turn.role, "content": turn.content, "intent": turn.intent});
+            let mut body = json!({"response_id": turn.response_id, "role": turn.role, "content": turn.content});
+            if let Some(intent) = &turn.intent {
+                // No field is nullable: an absent intent is left out.
+                body["intent"] = json!(intent);
+            }
             events::api_event(&rss_owner, "POST", "/sessions/{id}/turns", &format!("/sessions/{session}/turns"), "", Some(body.to_string()))
         })
         .collect();

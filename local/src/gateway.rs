@@ -1,13 +1,18 @@
 //! The local HTTP API: routes from `template.yaml`, a JWT authorizer like the deployed
 //! HttpApi's (HS256 with `LOCAL_JWT_SECRET`, issuer `tidewater-local`, audience `tidewater`,
-//! `exp` checked), and each request handed to its function through `cargo lambda watch`.
+//! `exp` and `nbf` checked, the `Bearer` scheme in any case), path parameters percent-decoded
+//! as API Gateway decodes them, and each request handed to its function through
+//! `cargo lambda watch`. Every answer of its own is `{"code","message"}` JSON: 404 for an
+//! unknown path, 405 with `Allow` for a method the path lacks (API Gateway answers that 404),
+//! 401 for a missing or invalid token, 413 for a body over Lambda's 6 MiB.
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body as EventBody;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
@@ -20,6 +25,8 @@ pub const ISSUER: &str = "tidewater-local";
 pub const AUDIENCE: &str = "tidewater";
 /// The secret local tokens are signed with when `LOCAL_JWT_SECRET` is unset.
 pub const DEFAULT_SECRET: &str = "tidewater-local-secret";
+/// The largest request body: Lambda's limit on a synchronous invocation's payload.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 pub struct Gateway {
     pub routes: Vec<Route>,
@@ -36,17 +43,28 @@ impl Gateway {
 
     pub fn router(self) -> axum::Router {
         let gateway = Arc::new(self);
-        axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+        axum::Router::new().fallback(move |request: Request| {
             let gateway = Arc::clone(&gateway);
-            async move { gateway.handle(method, uri, headers, body).await }
+            async move {
+                let (parts, body) = request.into_parts();
+                let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+                    return too_large();
+                }
+                match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+                    Ok(body) => gateway.handle(parts.method, parts.uri, parts.headers, body).await,
+                    Err(_) => too_large(),
+                }
+            }
         })
     }
 
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         let path = uri.path();
         let Some((route, path_parameters)) = find_route(&self.routes, method.as_str(), path) else {
-            return error(StatusCode::NOT_FOUND, "not_found", "no route matches this method and path");
+            return self.no_route(path);
         };
+        let path_parameters = path_parameters.into_iter().map(|(name, value)| (name, percent_decoded(value))).collect();
         let claims = match self.verify(&headers) {
             Ok(claims) => claims,
             Err(message) => return error(StatusCode::UNAUTHORIZED, "unauthorized", &message),
@@ -78,13 +96,35 @@ impl Gateway {
         }
     }
 
+    /// 405 with `Allow` when the path has routes for other methods, else 404.
+    fn no_route(&self, path: &str) -> Response {
+        let mut allowed: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.matches(&r.method, path).is_some())
+            .map(|r| r.method.as_str())
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        if allowed.is_empty() {
+            return error(StatusCode::NOT_FOUND, "not_found", "no route matches this path");
+        }
+        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not take this method");
+        if let Ok(allow) = allowed.join(", ").parse() {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
+    }
+
     fn verify(&self, headers: &HeaderMap) -> Result<Map<String, Value>, String> {
         let token = headers
-            .get("authorization")
+            .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or("a bearer token is required")?;
-        verify_token(token.trim(), &self.secret)
+        verify_token(token, &self.secret)
     }
 
     async fn invoke(&self, function: &str, event: &impl serde::Serialize) -> Result<ApiGatewayV2httpResponse, String> {
@@ -101,6 +141,7 @@ pub fn verify_token(token: &str, secret: &str) -> Result<Map<String, Value>, Str
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
     validation.leeway = 0;
     jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
         .map(|data| data.claims)
@@ -132,6 +173,19 @@ fn into_http(response: ApiGatewayV2httpResponse) -> Response {
     let mut http = Response::builder().status(status).body(body).unwrap_or_default();
     http.headers_mut().extend(response.headers);
     http
+}
+
+/// A path parameter as API Gateway's HTTP API passes it: percent-decoded once. A value that
+/// is not UTF-8 once decoded is passed as it came, for the function to refuse.
+fn percent_decoded(raw: String) -> String {
+    match percent_encoding::percent_decode_str(&raw).decode_utf8() {
+        Ok(decoded) => decoded.into_owned(),
+        Err(_) => raw,
+    }
+}
+
+fn too_large() -> Response {
+    error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &format!("the request body is over {MAX_BODY_BYTES} bytes"))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -169,5 +223,94 @@ mod tests {
         )
         .unwrap();
         assert!(verify_token(&wrong_audience, "s3cret").is_err());
+    }
+}
+
+#[cfg(test)]
+mod served {
+    use super::*;
+    use crate::template::Route;
+
+    /// The gateway on a free port, routing one route to a function address where nothing listens.
+    async fn gateway() -> String {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+        let routes = vec![Route { method: "POST".into(), path: "/sessions".into(), function: "create-session".into() }];
+        let gateway = Gateway::new(routes, "s3cret".into(), format!("http://127.0.0.1:{}", closed.unwrap_or(1)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = listener.local_addr().expect("its address");
+        tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        format!("http://{address}/sessions")
+    }
+
+    fn token_with(claims: Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_json_413() {
+        let url = gateway().await;
+        let token = issue_token("alice", &[], "s3cret", Duration::from_secs(60)).unwrap();
+        let answer = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .body(vec![b' '; MAX_BODY_BYTES + 1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 413);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "too_large");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn the_bearer_scheme_is_case_insensitive() {
+        let url = gateway().await;
+        let token = issue_token("alice", &[], "s3cret", Duration::from_secs(60)).unwrap();
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let answer = reqwest::Client::new()
+                .post(&url)
+                .header("authorization", format!("{scheme} {token}"))
+                .send()
+                .await
+                .unwrap();
+            // Past the authorizer, the request reaches the (absent) function: 502, not 401.
+            assert_eq!(answer.status(), 502, "{scheme}");
+        }
+        let answer = reqwest::Client::new().post(&url).header("authorization", format!("Basic {token}")).send().await.unwrap();
+        assert_eq!(answer.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn a_token_not_yet_valid_is_rejected() {
+        let url = gateway().await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = |nbf: i64| json!({"sub": "a", "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "nbf": nbf});
+        let early = reqwest::Client::new().post(&url).bearer_auth(token_with(claims(now + 300))).send().await.unwrap();
+        assert_eq!(early.status(), 401);
+        let body: Value = early.json().await.unwrap();
+        assert_eq!(body["code"], "unauthorized");
+        let valid = reqwest::Client::new().post(&url).bearer_auth(token_with(claims(now - 5))).send().await.unwrap();
+        assert_eq!(valid.status(), 502);
+    }
+
+    #[tokio::test]
+    async fn a_method_the_path_lacks_is_405_with_allow_and_an_unknown_path_is_404() {
+        let url = gateway().await;
+        let answer = reqwest::Client::new().request(reqwest::Method::TRACE, &url).send().await.unwrap();
+        assert_eq!(answer.status(), 405);
+        assert_eq!(answer.headers()["allow"], "POST");
+        let answer = reqwest::Client::new().get(format!("{url}/nowhere")).send().await.unwrap();
+        assert_eq!(answer.status(), 404);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "not_found");
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded_once() {
+        assert_eq!(percent_decoded("auth0%7C42".into()), "auth0|42");
+        assert_eq!(percent_decoded("a%25252F".into()), "a%252F");
+        assert_eq!(percent_decoded("plain".into()), "plain");
+        assert_eq!(percent_decoded("%FF".into()), "%FF");
     }
 }

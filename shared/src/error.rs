@@ -1,5 +1,7 @@
 use std::error::Error as StdError;
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+
 /// The one error type of tidewater. Only the HTTP adapter turns it into a status code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -28,6 +30,10 @@ pub enum Error {
     /// An `If-Match` precondition no longer holds.
     #[error("the session has changed since the given ETag")]
     PreconditionFailed,
+    /// DynamoDB refused the request as invalid (`ValidationException`): retrying cannot help,
+    /// so it is the client's error, never an outage.
+    #[error("DynamoDB refused a value of this request as invalid; the same request can never succeed")]
+    Rejected(#[source] Box<dyn StdError + Send + Sync>),
     /// DynamoDB failed, throttled or did not answer in time; the call is safe to retry.
     #[error("the store is unavailable, retry later")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
@@ -54,6 +60,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::SessionIdUnavailable => "session_id_unavailable",
             Error::PreconditionFailed => "precondition_failed",
+            Error::Rejected(_) => "validation_failed",
             Error::Unavailable(_) => "unavailable",
             Error::Corrupt(_) | Error::Config(_) => "internal",
         }
@@ -61,6 +68,20 @@ impl Error {
 
     pub(crate) fn unavailable(source: impl StdError + Send + Sync + 'static) -> Self {
         Error::Unavailable(Box::new(source))
+    }
+
+    /// Classifies an error of a DynamoDB call: a `ValidationException` is the request's
+    /// fault ([`Error::Rejected`]); anything else (throttling, a 5xx, a dropped connection)
+    /// is [`Error::Unavailable`] and safe to retry.
+    pub(crate) fn from_store<E>(source: E) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        if source.code() == Some("ValidationException") {
+            Error::Rejected(Box::new(source))
+        } else {
+            Error::Unavailable(Box::new(source))
+        }
     }
 
     pub(crate) fn corrupt(source: impl StdError + Send + Sync + 'static) -> Self {

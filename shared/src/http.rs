@@ -113,38 +113,67 @@ pub fn parse_groups(rendered: &str) -> Vec<String> {
     }
 }
 
-/// The `{id}` path parameter, which must be a UUID.
-pub fn session_id(request: &Request) -> Result<Uuid, Error> {
-    let raw = request.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default();
-    Uuid::parse_str(raw).map_err(|_| Error::BadRequest(format!("session id {raw:?} is not a UUID")))
+/// A path parameter, percent-decoded. API Gateway's HTTP API hands path parameters over
+/// already decoded, and a value without `%` decodes to itself, so this is right for an event
+/// from API Gateway as well as for one that carries the raw path segment. A value that would
+/// not be UTF-8 once decoded was not percent-encoded text, and is taken as it is. (A customer
+/// id that really holds `%XX` cannot be named in a path; it is reached through `/customers/me`.)
+pub fn path_param(request: &Request, name: &str) -> Option<String> {
+    let raw = request.path_parameters_ref().and_then(|p| p.first(name))?;
+    match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(decoded) => Some(decoded.into_owned()),
+        Err(_) => Some(raw.to_owned()),
+    }
 }
 
-/// Customer ids are a token's `sub`; anything longer is not one.
+/// Customer ids are a token's `sub`; anything longer (in characters) is not one.
 pub const MAX_CUSTOMER_ID_LEN: usize = 256;
 
 /// The customer a `/customers/{id}/...` route names: the caller for `me` (or a route without
-/// `{id}`); `id` itself for the caller, or for a caller `may_act_for_others` allows; 404 for
+/// `{id}`, such as `DELETE /customers/me`); `id` itself for the caller, or for a caller `may_act_for_others` allows; 404 for
 /// anyone else, as for anything they may not see; 400 for an id no token could carry.
 pub fn customer_in_path(
     caller: &Caller,
     request: &Request,
     may_act_for_others: impl Fn(&Caller) -> bool,
 ) -> Result<String, Error> {
-    match request.path_parameters_ref().and_then(|p| p.first("id")) {
+    match path_param(request, "id").as_deref() {
         None | Some("me") => Ok(caller.customer_id.clone()),
-        Some(id) if id.is_empty() || id.len() > MAX_CUSTOMER_ID_LEN => {
-            Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} bytes")))
+        Some(id) if id.is_empty() || id.chars().count() > MAX_CUSTOMER_ID_LEN => {
+            Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} characters")))
         }
         Some(id) if id == caller.customer_id || may_act_for_others(caller) => Ok(id.to_owned()),
         Some(_) => Err(Error::NotFound),
     }
 }
 
-/// The JSON body. An empty body reads as `{}`.
+/// A UUID in its hyphenated form only (`8-4-4-4-12` hex digits, either case), as JSON
+/// Schema's `format: uuid` has it; the simple, braced and `urn:uuid:` forms are refused.
+pub fn parse_uuid(what: &str, raw: &str) -> Result<Uuid, Error> {
+    crate::model::hyphenated_uuid(raw).ok_or_else(|| Error::BadRequest(format!("{what} {raw:?} is not a hyphenated UUID")))
+}
+
+/// The `{id}` path parameter, which must be a UUID.
+pub fn session_id(request: &Request) -> Result<Uuid, Error> {
+    parse_uuid("session id", &path_param(request, "id").unwrap_or_default())
+}
+
+/// The JSON body, which must be an object whose fields are not `null` (no field of this API
+/// is nullable; leave a field out instead). An empty body reads as `{}`.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Error> {
     let body: &[u8] = request.body().as_ref();
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    let value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let serde_json::Value::Object(fields) = &value else {
+        return Err(Error::BadRequest("the JSON body must be an object".to_owned()));
+    };
+    if let Some((name, _)) = fields.iter().find(|(_, v)| v.is_null()) {
+        return Err(Error::BadRequest(format!("field {name} must not be null; leave it out instead")));
+    }
+    serde_json::from_value(value).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// A query parameter parsed as `T`, or `default` when absent.
@@ -168,7 +197,7 @@ pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
-        Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Validation(_) | Error::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::SessionIdUnavailable => StatusCode::CONFLICT,

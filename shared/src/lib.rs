@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod redact;
 pub mod secret;
+pub mod storable;
 pub mod store;
 pub mod summarizer;
 pub mod telemetry;

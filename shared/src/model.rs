@@ -1,5 +1,6 @@
 //! The domain types: what callers send, and what the store gives back.
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -42,11 +43,16 @@ impl Caller {
 }
 
 pub const MAX_PAGE_CONTEXT_BYTES: usize = 16 * 1024;
+/// Objects and arrays `page_context` may nest, itself included. DynamoDB would store 31, but
+/// the SDK reads nested attribute values back recursively: at 22 levels a debug build (as
+/// `make run` serves) overflows a 2 MiB thread stack loading the session. 16 keeps a margin.
+pub const MAX_PAGE_CONTEXT_NESTING: usize = 16;
 
 /// Body of `POST /sessions`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
+    #[serde(default, deserialize_with = "optional_hyphenated_uuid")]
     pub session_id: Option<Uuid>,
     pub page_context: Option<Map<String, Value>>,
 }
@@ -57,14 +63,52 @@ impl NewSession {
     }
 }
 
+/// 413 over [`MAX_PAGE_CONTEXT_BYTES`]; 422 for nesting deeper than [`MAX_PAGE_CONTEXT_NESTING`]
+/// or a value DynamoDB cannot store (see [`crate::storable`]).
 pub(crate) fn validate_page_context(page_context: Option<&Map<String, Value>>) -> Result<(), Error> {
-    let size = page_context.map(|p| Value::Object(p.clone()).to_string().len()).unwrap_or(0);
+    let Some(page_context) = page_context else {
+        return Ok(());
+    };
+    let size = serde_json::to_vec(page_context).map(|json| json.len()).unwrap_or(usize::MAX);
     if size > MAX_PAGE_CONTEXT_BYTES {
         return Err(Error::TooLarge(format!(
             "page_context is {size} bytes; the limit is {MAX_PAGE_CONTEXT_BYTES}"
         )));
     }
-    Ok(())
+    crate::storable::check_map("page_context", page_context, MAX_PAGE_CONTEXT_NESTING).map_err(Error::Validation)
+}
+
+/// A UUID in its hyphenated form (`8-4-4-4-12` hex digits, either case), the only form JSON
+/// Schema's `format: uuid` allows; the simple, braced and `urn:uuid:` forms give `None`.
+pub fn hyphenated_uuid(raw: &str) -> Option<Uuid> {
+    // Of the forms `Uuid::parse_str` reads, only the hyphenated one is 36 characters long.
+    (raw.len() == 36).then(|| Uuid::parse_str(raw).ok()).flatten()
+}
+
+fn optional_hyphenated_uuid<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Uuid>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(raw) => hyphenated_uuid(&raw).map(Some).ok_or_else(|| D::Error::custom("session_id is not a hyphenated UUID")),
+    }
+}
+
+/// An integer as JSON Schema counts one: `5` and `5.0` alike. An integral value beyond
+/// `i64` saturates, so that validation reports it as out of range; `5.5` is a type error.
+fn optional_json_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    if number.is_u64() {
+        return Ok(Some(i64::MAX));
+    }
+    match number.as_f64() {
+        // `as` saturates at the bounds of i64.
+        Some(float) if float.fract() == 0.0 => Ok(Some(float as i64)),
+        _ => Err(D::Error::custom(format!("{number} is not an integer"))),
+    }
 }
 
 /// Answer of a session creation. `created` is false when a retry found the same owner's session.
@@ -114,6 +158,7 @@ pub struct NewTurn {
     pub role: String,
     pub content: String,
     pub intent: Option<String>,
+    #[serde(default, deserialize_with = "optional_json_integer")]
     pub token_count: Option<i64>,
 }
 
@@ -140,8 +185,9 @@ impl NewTurn {
         }
         let role = Role::parse(&self.role)
             .ok_or_else(|| Error::Validation("role must be \"user\" or \"assistant\"".to_owned()))?;
-        if self.content.trim().is_empty() {
-            return Err(Error::Validation("content must not be empty".to_owned()));
+        // Blank as openapi.yaml's pattern has it, so that the contract and the check agree.
+        if self.content.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+            return Err(Error::Validation("content must hold a character other than space, tab, CR and LF".to_owned()));
         }
         if self.content.len() > config.max_content_bytes {
             return Err(Error::TooLarge(format!(
@@ -150,8 +196,8 @@ impl NewTurn {
                 config.max_content_bytes
             )));
         }
-        if self.intent.as_ref().is_some_and(|i| i.is_empty() || i.len() > MAX_INTENT_LEN) {
-            return Err(Error::Validation(format!("intent must be 1 to {MAX_INTENT_LEN} bytes")));
+        if self.intent.as_ref().is_some_and(|i| i.is_empty() || i.chars().count() > MAX_INTENT_LEN) {
+            return Err(Error::Validation(format!("intent must be 1 to {MAX_INTENT_LEN} characters")));
         }
         let token_count = match self.token_count {
             None => None,
@@ -363,35 +409,41 @@ pub enum IfMatch {
     Any,
     /// One or more ETags; the update applies only while the version is one of them.
     Versions(Vec<u64>),
+    /// A value that holds no ETag this API could have issued: it matches no version, so the
+    /// update is 412 once the session is known to be the caller's (404 before that).
+    Never,
 }
 
 impl IfMatch {
     pub const MAX_TAGS: usize = 16;
 
-    /// Parses `"7"`, `W/"7"`, `7`, `*` or a comma-separated list of tags. A value that holds
-    /// no ETag this API could have issued can never match, so it is a 412, not a 400.
-    pub fn parse(header: &str) -> Result<IfMatch, Error> {
+    /// Reads `"7"`, `W/"7"`, `7`, `*` or a comma-separated list of tags; anything else is
+    /// [`IfMatch::Never`].
+    pub fn parse(header: &str) -> IfMatch {
         if header.trim() == "*" {
-            return Ok(IfMatch::Any);
+            return IfMatch::Any;
         }
         let mut versions = Vec::new();
         for tag in header.split(',') {
             let tag = tag.trim();
             let tag = tag.strip_prefix("W/").unwrap_or(tag);
             let tag = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(tag);
-            let version = tag.parse::<u64>().map_err(|_| Error::PreconditionFailed)?;
-            versions.push(version);
+            match tag.parse::<u64>() {
+                Ok(version) => versions.push(version),
+                Err(_) => return IfMatch::Never,
+            }
         }
         if versions.is_empty() || versions.len() > Self::MAX_TAGS {
-            return Err(Error::PreconditionFailed);
+            return IfMatch::Never;
         }
-        Ok(IfMatch::Versions(versions))
+        IfMatch::Versions(versions)
     }
 
     pub fn allows(&self, version: u64) -> bool {
         match self {
             IfMatch::Any => true,
             IfMatch::Versions(versions) => versions.contains(&version),
+            IfMatch::Never => false,
         }
     }
 }
@@ -527,14 +579,15 @@ mod tests {
 
     #[test]
     fn if_match_reads_strong_weak_bare_and_listed_etags() {
-        assert_eq!(IfMatch::parse("\"7\"").unwrap(), IfMatch::Versions(vec![7]));
-        assert_eq!(IfMatch::parse("W/\"7\"").unwrap(), IfMatch::Versions(vec![7]));
-        assert_eq!(IfMatch::parse(" 7 ").unwrap(), IfMatch::Versions(vec![7]));
-        assert_eq!(IfMatch::parse("\"3\", \"4\"").unwrap(), IfMatch::Versions(vec![3, 4]));
-        assert_eq!(IfMatch::parse("*").unwrap(), IfMatch::Any);
-        assert_eq!(IfMatch::parse(&etag(12)).unwrap(), IfMatch::Versions(vec![12]));
+        assert_eq!(IfMatch::parse("\"7\""), IfMatch::Versions(vec![7]));
+        assert_eq!(IfMatch::parse("W/\"7\""), IfMatch::Versions(vec![7]));
+        assert_eq!(IfMatch::parse(" 7 "), IfMatch::Versions(vec![7]));
+        assert_eq!(IfMatch::parse("\"3\", \"4\""), IfMatch::Versions(vec![3, 4]));
+        assert_eq!(IfMatch::parse("*"), IfMatch::Any);
+        assert_eq!(IfMatch::parse(&etag(12)), IfMatch::Versions(vec![12]));
         for bad in ["", "\"abc\"", "\"-1\"", "\"7", "1,,2"] {
-            assert!(matches!(IfMatch::parse(bad), Err(Error::PreconditionFailed)), "{bad:?}");
+            assert_eq!(IfMatch::parse(bad), IfMatch::Never, "{bad:?}");
+            assert!(!IfMatch::parse(bad).allows(1));
         }
     }
 

@@ -120,7 +120,7 @@ fn optional_in_range(request: &Request, name: &str, max: u64) -> Result<Option<u
 /// The ETags of `If-None-Match`; `None` when absent or unreadable, which means "load".
 fn if_none_match(request: &Request) -> Option<IfMatch> {
     let header = request.headers().get(header::IF_NONE_MATCH)?.to_str().ok()?;
-    IfMatch::parse(header).ok()
+    Some(IfMatch::parse(header))
 }
 
 fn not_modified(version: u64) -> Response<Body> {

@@ -4,29 +4,15 @@
 //!
 //! `/customers/{id}` is for the privacy role (or the customer themself); anyone else gets
 //! 404, as for any resource they may not see.
-use lambda_http::{Body, Request, RequestExt, Response};
-use tidewater::{http, Caller, CustomerPurger, Error};
-
-/// Customer ids are a token's `sub`; anything longer is not one.
-const MAX_CUSTOMER_ID_LEN: usize = 256;
+use lambda_http::{Body, Request, Response};
+use tidewater::{http, Caller, CustomerPurger};
 
 pub async fn handle<S: CustomerPurger>(store: &S, request: Request) -> Response<Body> {
     http::serve("purge-customer", &request, async {
         let caller = http::caller(&request)?;
-        let customer_id = customer_to_purge(&caller, &request)?;
+        let customer_id = http::customer_in_path(&caller, &request, Caller::is_privacy)?;
         let receipt = store.purge_customer(&customer_id, &http::request_id(&request)).await?;
         Ok(http::json(200, &receipt))
     })
     .await
-}
-
-fn customer_to_purge(caller: &Caller, request: &Request) -> Result<String, Error> {
-    match request.path_parameters_ref().and_then(|p| p.first("id")) {
-        None | Some("me") => Ok(caller.customer_id.clone()),
-        Some(id) if id.is_empty() || id.len() > MAX_CUSTOMER_ID_LEN => {
-            Err(Error::BadRequest(format!("a customer id is 1 to {MAX_CUSTOMER_ID_LEN} bytes")))
-        }
-        Some(id) if id == caller.customer_id || caller.is_privacy() => Ok(id.to_owned()),
-        Some(_) => Err(Error::NotFound),
-    }
 }

@@ -6,16 +6,14 @@ use lambda_http::http::header;
 use lambda_http::{Body, Request, Response};
 use tidewater::model::etag;
 use tidewater::redact::{redact_page_context, Redactor};
-use tidewater::{http, Error, IfMatch, SessionPatch, SessionUpdater};
+use tidewater::{http, IfMatch, SessionPatch, SessionUpdater};
 
 pub async fn handle<S: SessionUpdater, R: Redactor>(store: &S, redactor: &R, request: Request) -> Response<Body> {
     http::serve("update-session", &request, async {
         let caller = http::caller(&request)?;
         let session_id = http::session_id(&request)?;
-        let if_match = match request.headers().get(header::IF_MATCH) {
-            None => None,
-            Some(value) => Some(IfMatch::parse(value.to_str().map_err(|_| Error::PreconditionFailed)?)?),
-        };
+        let if_match =
+            request.headers().get(header::IF_MATCH).map(|value| value.to_str().map_or(IfMatch::Never, IfMatch::parse));
         let mut patch: SessionPatch = http::json_body(&request)?;
         patch.validate()?;
         redact_page_context(redactor, &mut patch.page_context).await;

@@ -71,7 +71,7 @@ impl TurnExporter for DynamoStore {
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(timeout, query).await?.map_err(Error::unavailable)?;
+        let output = within(timeout, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
 
         // Gzip hides how large a page is: decompress turn by turn and stop before the body

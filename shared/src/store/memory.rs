@@ -183,9 +183,9 @@ impl MemoryWriter for DynamoStore {
                         cancelled.cancellation_reasons.unwrap_or_default()
                     }
                     TransactWriteItemsError::TransactionInProgressException(_) => Vec::new(),
-                    other => return Err(Error::unavailable(other)),
+                    other => return Err(Error::from_store(other)),
                 },
-                Err(e) => return Err(Error::unavailable(e)),
+                Err(e) => return Err(Error::from_store(e)),
             };
             if condition_failed(&reasons, SESSION_CHECK) {
                 tracing::info!(%session_id, "session gone, a guest's or not the customer's; no facts written");
@@ -262,7 +262,7 @@ impl MemoryDeleter for DynamoStore {
                 Ok(true)
             }
             Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }
@@ -368,7 +368,7 @@ impl DynamoStore {
                     dropped += 1;
                 }
                 Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {}
-                Err(e) => return Err(Error::unavailable(e)),
+                Err(e) => return Err(Error::from_store(e)),
             }
         }
         tracing::info!(facts_dropped = dropped, "memory trimmed to its cap");
@@ -427,7 +427,7 @@ impl DynamoStore {
                 query = query.expression_attribute_names("#ttl", "ttl");
             }
         }
-        let output = within(limit, query.send()).await?.map_err(Error::unavailable)?;
+        let output = within(limit, query.send()).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         let items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<T>, Error>>()?;
         Ok((items, output.last_evaluated_key.filter(|k| !k.is_empty())))

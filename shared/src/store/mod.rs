@@ -233,7 +233,7 @@ impl DynamoStore {
             .consistent_read(consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(limit, query).await?.map_err(Error::unavailable)?;
+        let output = within(limit, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         let (mut meta, mut summary) = (None, None);
         for item in output.items.unwrap_or_default() {
@@ -282,7 +282,7 @@ impl DynamoStore {
                 .send(),
         )
         .await?
-        .map_err(Error::unavailable)?;
+        .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         output.item.map(from_item).transpose()
     }
@@ -362,7 +362,7 @@ impl DynamoStore {
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         let mut sort_keys = output.items().iter().filter_map(|item| item.get(keys::SK)?.as_s().ok());
         let has_meta = sort_keys.clone().any(|sk| sk == keys::META);
@@ -387,7 +387,7 @@ impl DynamoStore {
             Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
                 Ok(true)
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 
@@ -434,9 +434,9 @@ impl DynamoStore {
                         Err(Error::Unavailable("the session creation conflicted with another write".into()))
                     }
                 }
-                other => Err(Error::unavailable(other)),
+                other => Err(Error::from_store(other)),
             },
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }
@@ -503,9 +503,9 @@ impl TurnAppender for DynamoStore {
                         cancelled.cancellation_reasons.unwrap_or_default()
                     }
                     TransactWriteItemsError::TransactionInProgressException(_) => Vec::new(),
-                    other => return Err(Error::unavailable(other)),
+                    other => return Err(Error::from_store(other)),
                 },
-                Err(e) => return Err(Error::unavailable(e)),
+                Err(e) => return Err(Error::from_store(e)),
             };
 
             if let Some(existing) = failed_item::<ResponseItem>(&reasons, append_position::RESPONSE)? {
@@ -678,7 +678,7 @@ impl ContextLoader for DynamoStore {
             .send();
         let head = within_deadline(deadline, head)
             .await?
-            .map_err(Error::unavailable)?;
+            .map_err(Error::from_store)?;
         self.record_read(head.consumed_capacity());
         let more_below = head
             .last_evaluated_key
@@ -796,7 +796,7 @@ impl DynamoStore {
             .send();
         let output = within_deadline(deadline, query)
             .await?
-            .map_err(Error::unavailable)?;
+            .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         output
             .items
@@ -958,9 +958,9 @@ impl SummaryWriter for DynamoStore {
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 TransactWriteItemsError::TransactionCanceledException(c) => c.cancellation_reasons.unwrap_or_default(),
-                other => return Err(Error::unavailable(other)),
+                other => return Err(Error::from_store(other)),
             },
-            Err(e) => return Err(Error::unavailable(e)),
+            Err(e) => return Err(Error::from_store(e)),
         };
         if condition_failed(&reasons, summary_position::META) {
             return match failed_item::<MetaItem>(&reasons, summary_position::META)? {

@@ -362,7 +362,7 @@ impl DynamoStore {
             .key(keys::SK, s(keys::registry_sk(session_id)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, delete).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         Ok(())
     }
@@ -384,7 +384,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+            let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
             self.record_read(output.consumed_capacity());
             for item in output.items() {
                 let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str).unwrap_or_default();
@@ -419,7 +419,7 @@ impl DynamoStore {
             Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
                 Ok(MetaOutcome::OtherOwner)
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 
@@ -453,7 +453,7 @@ impl DynamoStore {
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         output.items.unwrap_or_default().into_iter().map(from_item).collect()
     }
@@ -477,7 +477,7 @@ impl DynamoStore {
                 .request_items(self.table(), std::mem::take(&mut requests))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let output = within(self.config.write_timeout, call).await?.map_err(Error::unavailable)?;
+            let output = within(self.config.write_timeout, call).await?.map_err(Error::from_store)?;
             output.consumed_capacity().iter().for_each(|c| self.record_write(Some(c)));
             requests = output.unprocessed_items.and_then(|mut left| left.remove(self.table())).unwrap_or_default();
         }
@@ -509,7 +509,7 @@ impl DynamoStore {
                 Ok(())
             }
             Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 
@@ -522,7 +522,7 @@ impl DynamoStore {
             .key(keys::SK, s(keys::pending_sk(session_id)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, delete).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         Ok(())
     }
@@ -559,7 +559,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+            let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
             self.record_read(output.consumed_capacity());
             for item in output.items.unwrap_or_default() {
                 markers.push(from_item(item)?);
@@ -592,7 +592,7 @@ impl DynamoStore {
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, update).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, update).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         from_item(output.attributes.unwrap_or_default())
     }
@@ -715,9 +715,9 @@ impl DynamoStore {
                     }
                     TransactWriteItemsError::TransactionCanceledException(_)
                     | TransactWriteItemsError::TransactionInProgressException(_) => {}
-                    other => return Err(Error::unavailable(other)),
+                    other => return Err(Error::from_store(other)),
                 },
-                Err(e) => return Err(Error::unavailable(e)),
+                Err(e) => return Err(Error::from_store(e)),
             }
             tokio::time::sleep(super::backoff(attempt)).await;
         }

@@ -77,7 +77,7 @@ impl SessionLister for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
         // The configuration has no read timeout but the 300 ms context deadline; use the write one.
-        let output = within(self.config.write_timeout, query).await?.map_err(Error::unavailable)?;
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
 
         let mut sessions = Vec::with_capacity(output.items().len());

@@ -94,7 +94,7 @@ impl SummarySource for DynamoStore {
                     .send(),
             )
             .await?
-            .map_err(Error::unavailable)?;
+            .map_err(Error::from_store)?;
             self.record(page.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
             start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
             for item in page.items.unwrap_or_default() {
@@ -135,7 +135,7 @@ impl SummarySource for DynamoStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }
@@ -161,7 +161,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
-            let page = within(self.config.write_timeout, scan).await?.map_err(Error::unavailable)?;
+            let page = within(self.config.write_timeout, scan).await?.map_err(Error::from_store)?;
             self.record_read(page.consumed_capacity());
             for item in page.items() {
                 let flag = item.get("summary_rearm").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
@@ -184,7 +184,7 @@ impl DynamoStore {
                         rearmed += 1;
                     }
                     Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
-                    Err(e) => return Err(Error::unavailable(e)),
+                    Err(e) => return Err(Error::from_store(e)),
                 }
             }
             start = page.last_evaluated_key;

@@ -16,7 +16,8 @@ use crate::{keys, Error};
 pub trait SessionUpdater {
     /// Replaces `page_context`, sets `updated_at`, slides the expiry and bumps the version.
     /// Only the owner may, and only while the session lives (404 otherwise); with
-    /// `if_match`, only while the version is one of the given ETags (412 otherwise).
+    /// `if_match`, only while the version is one of the given ETags (412 otherwise; a
+    /// malformed `If-Match` is 412 too, but only after the 404 checks).
     /// Never touches `turn_count` or the summary.
     fn update_session(
         &self,
@@ -46,6 +47,14 @@ impl SessionUpdater for DynamoStore {
         if_match: Option<IfMatch>,
     ) -> Result<SessionUpdated, Error> {
         patch.validate()?;
+        if if_match == Some(IfMatch::Never) {
+            // Nothing can match; the only question is whether the caller may know the session.
+            let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?;
+            if meta.owner_id != caller.customer_id || meta.is_expired(self.clock.now_epoch_seconds()) {
+                return Err(Error::NotFound);
+            }
+            return Err(Error::PreconditionFailed);
+        }
         let page_context =
             serde_dynamo::to_attribute_value::<_, AttributeValue>(&patch.page_context).map_err(Error::corrupt)?;
         // Guests' META carries no customer-index keys. The token says which kind of session
@@ -132,9 +141,9 @@ impl DynamoStore {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
                     Ok(Attempt::Refused(failed.item.map(from_item).transpose()?))
                 }
-                other => Err(Error::unavailable(other)),
+                other => Err(Error::from_store(other)),
             },
-            Err(e) => Err(Error::unavailable(e)),
+            Err(e) => Err(Error::from_store(e)),
         }
     }
 }
