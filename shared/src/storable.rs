@@ -140,4 +140,12 @@ mod tests {
         }
         assert!(check_map("p", &object(json!({ "n": u64::MAX, "m": i64::MIN })), DYNAMODB_MAX_NESTING).is_ok());
     }
+
+    #[test]
+    fn the_range_limits_as_json_text_pass() {
+        for text in ["1e-130", "-1e-130", "1.0e-130", "9.99e125", "-9.99e125", "0.0", "-0"] {
+            let parsed: Map<String, Value> = serde_json::from_str(&format!(r#"{{"n": {text}}}"#)).unwrap();
+            assert!(check_map("p", &parsed, DYNAMODB_MAX_NESTING).is_ok(), "{text}");
+        }
+    }
 }

@@ -235,21 +235,8 @@ impl DynamoStore {
             .send();
         let output = within(limit, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        let (mut meta, mut summary) = (None, None);
-        for item in output.items.unwrap_or_default() {
-            match item
-                .get(keys::SK)
-                .and_then(|sk| sk.as_s().ok())
-                .map(String::as_str)
-            {
-                Some(keys::META) => meta = Some(from_item::<MetaItem>(item)?),
-                Some(keys::LATEST_SUMMARY) => {
-                    summary = Some(from_item::<LatestSummaryItem>(item)?.summary()?)
-                }
-                _ => {}
-            }
-        }
-        Ok((meta, summary))
+        let head = SessionItems::sort(output.items.unwrap_or_default())?;
+        Ok((head.meta, head.summary))
     }
 
     pub(crate) async fn read_meta(
@@ -685,22 +672,7 @@ impl ContextLoader for DynamoStore {
             .as_ref()
             .is_some_and(|k| !k.is_empty());
 
-        let mut meta = None;
-        let mut summary = None;
-        let mut newest_first = Vec::new();
-        for item in head.items.unwrap_or_default() {
-            match item
-                .get(keys::SK)
-                .and_then(|sk| sk.as_s().ok())
-                .map(String::as_str)
-            {
-                Some(keys::META) => meta = Some(from_item::<MetaItem>(item)?),
-                Some(keys::LATEST_SUMMARY) => {
-                    summary = Some(from_item::<LatestSummaryItem>(item)?.summary()?)
-                }
-                _ => newest_first.push(from_item::<TurnItem>(item)?),
-            }
-        }
+        let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(head.items.unwrap_or_default())?;
         let meta = meta.ok_or(Error::NotFound)?;
         let readable = meta.owner_id == caller.customer_id || caller.is_support();
         if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
@@ -984,6 +956,28 @@ impl SummaryWriter for DynamoStore {
             ));
         }
         Err(Error::Unavailable("the summary write conflicted with another write".into()))
+    }
+}
+
+/// The items of a session partition a Query returned, told apart by sort key: META, the
+/// latest summary, and turns (in the order read).
+struct SessionItems {
+    meta: Option<MetaItem>,
+    summary: Option<Summary>,
+    turns: Vec<TurnItem>,
+}
+
+impl SessionItems {
+    fn sort(items: Vec<HashMap<String, AttributeValue>>) -> Result<Self, Error> {
+        let mut sorted = SessionItems { meta: None, summary: None, turns: Vec::new() };
+        for item in items {
+            match item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str) {
+                Some(keys::META) => sorted.meta = Some(from_item::<MetaItem>(item)?),
+                Some(keys::LATEST_SUMMARY) => sorted.summary = Some(from_item::<LatestSummaryItem>(item)?.summary()?),
+                _ => sorted.turns.push(from_item::<TurnItem>(item)?),
+            }
+        }
+        Ok(sorted)
     }
 }
 

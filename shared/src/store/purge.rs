@@ -44,7 +44,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    Delete, DeleteRequest, PutRequest, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, PutRequest, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -369,35 +369,49 @@ impl DynamoStore {
 
     /// Every session in the customer's registry: live, expired, or with only leftovers.
     async fn registered_sessions(&self, hash: &str) -> Result<Vec<Uuid>, Error> {
-        let mut sessions = Vec::new();
+        let items = self.privacy_items(hash, keys::REGISTRY_PREFIX, Some("SK")).await?;
+        items
+            .iter()
+            .map(|item| {
+                let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str).unwrap_or_default();
+                let id = sk.strip_prefix(keys::REGISTRY_PREFIX).and_then(|id| Uuid::parse_str(id).ok());
+                id.ok_or_else(|| Error::Corrupt(format!("bad registry key {sk:?}").into()))
+            })
+            .collect()
+    }
+
+    /// Every item of the customer's privacy partition whose sort key starts with `prefix`,
+    /// every page, strongly consistent.
+    async fn privacy_items(
+        &self,
+        hash: &str,
+        prefix: &str,
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, Error> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let query = self
                 .client
                 .query()
                 .table_name(self.table())
-                .key_condition_expression("PK = :pk AND begins_with(SK, :registry)")
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
                 .expression_attribute_values(":pk", s(keys::privacy_pk(hash)))
-                .expression_attribute_values(":registry", s(keys::REGISTRY_PREFIX))
-                .projection_expression("SK")
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_projection_expression(projection.map(str::to_owned))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send();
             let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
             self.record_read(output.consumed_capacity());
-            for item in output.items() {
-                let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str).unwrap_or_default();
-                let id = sk.strip_prefix(keys::REGISTRY_PREFIX).and_then(|id| Uuid::parse_str(id).ok());
-                sessions.push(id.ok_or_else(|| Error::Corrupt(format!("bad registry key {sk:?}").into()))?);
-            }
+            items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
             if start.is_none() {
-                return Ok(sessions);
+                return Ok(items);
             }
         }
     }
-
 
     async fn delete_meta(&self, session_id: &Uuid, owner: &str) -> Result<MetaOutcome, Error> {
         let delete = self
@@ -543,32 +557,9 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Every pending marker of the customer, every page, strongly consistent.
+    /// Every pending marker of the customer.
     async fn pending(&self, hash: &str) -> Result<Vec<PendingItem>, Error> {
-        let mut markers = Vec::new();
-        let mut start = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("PK = :pk AND begins_with(SK, :pending)")
-                .expression_attribute_values(":pk", s(keys::privacy_pk(hash)))
-                .expression_attribute_values(":pending", s(keys::PENDING_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send();
-            let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
-            self.record_read(output.consumed_capacity());
-            for item in output.items.unwrap_or_default() {
-                markers.push(from_item(item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(markers);
-            }
-        }
+        self.privacy_items(hash, keys::PENDING_PREFIX, None).await?.into_iter().map(from_item).collect()
     }
 
     /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
