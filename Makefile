@@ -62,12 +62,13 @@ build: tools
 	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
 	sam build --parallel --template template.yaml
 
-# Release binaries (x86_64 for timing and memory, arm64 bootstraps for size), then the
-# harness against DynamoDB Local. Prints the report and writes bench/report.md and .json.
+# Release binaries (x86_64 for timing and memory; arm64 bootstraps for size, built as `make
+# build` builds them, so either reuses the other's), then the harness against DynamoDB Local.
+# Prints the report and writes bench/report.md and .json.
 bench: tools
 	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
 	cargo build --release --locked -p tidewater-bench --bin bench -p tidewater-local --bin bench-summarize
-	cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
+	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
 	DDB_PORT=$(BENCH_DDB_PORT) ./scripts/with-dynamodb.sh target/release/bench
 
 # DynamoDB Local, a fault-injecting proxy and the whole local stack, under a seeded concurrent
