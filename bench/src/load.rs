@@ -13,16 +13,14 @@ use crate::BoxError;
 
 pub struct LoadLatency {
     pub handler: Samples,
+    /// The handler's own Query, made bare: META, the latest summary and the newest turns.
     pub bare: Samples,
-    /// The two reads the handler makes (GetItem META ∥ Query), bare: the handler's I/O alone.
-    pub bare_pair: Samples,
     pub response_bytes: usize,
 }
 
-/// `iterations` rounds, after `warm` untimed ones, each of three calls: the load-context
-/// handler answering a `GET /sessions/{id}/context?max_turns=N` event; a bare SDK Query of the
-/// same N turns; and the handler's two reads made bare (GetItem META ∥ the Query). The order
-/// inside each round rotates, so drift and noise fall on all three alike.
+/// `iterations` rounds, after `warm` untimed ones, each of two calls: the load-context handler
+/// answering a `GET /sessions/{id}/context?max_turns=N` event, and the one Query it makes, as a
+/// bare SDK call. The order inside each round alternates, so drift and noise fall on both alike.
 pub async fn latency(
     store: &DynamoStore,
     event_json: &str,
@@ -32,30 +30,12 @@ pub async fn latency(
     warm: usize,
 ) -> Result<LoadLatency, BoxError> {
     let _quiet = Silenced::stdout();
-    let mut result = LoadLatency {
-        handler: Samples::default(),
-        bare: Samples::default(),
-        bare_pair: Samples::default(),
-        response_bytes: 0,
-    };
+    let mut result = LoadLatency { handler: Samples::default(), bare: Samples::default(), response_bytes: 0 };
     let pk = keys::session_pk(&seeded.session_id);
     for i in 0..(warm + iterations) {
         let timed = i >= warm;
-        // Rotate which of the three goes first.
-        for step in 0..3 {
-            let which = (step + i) % 3;
-            if which == 2 {
-                let started = Instant::now();
-                let (meta, items) =
-                    tokio::join!(get_meta(store, &pk), bare_query(store, &pk, max_turns));
-                let took = started.elapsed();
-                if meta?.is_none() || items?.len() != max_turns as usize {
-                    return Err("the bare pair of reads found no session".into());
-                }
-                if timed {
-                    result.bare_pair.push_duration(took);
-                }
-            } else if which == 0 {
+        for step in 0..2 {
+            if (step + i) % 2 == 0 {
                 let request = lambda_http::request::from_str(event_json)?;
                 let started = Instant::now();
                 let response = load_context::handle(store, request).await;
@@ -69,9 +49,9 @@ pub async fn latency(
                 }
             } else {
                 let started = Instant::now();
-                let items = bare_query(store, &pk, max_turns).await?;
+                let items = head_query(store, &pk, max_turns).await?;
                 let took = started.elapsed();
-                if items.len() != max_turns as usize {
+                if items.len() != max_turns as usize + 2 {
                     return Err(format!("the bare Query returned {} items", items.len()).into());
                 }
                 if timed {
@@ -83,33 +63,22 @@ pub async fn latency(
     Ok(result)
 }
 
-/// The newest `limit` turns, eventually consistent: the Query load-context makes, bare.
-pub async fn bare_query(store: &DynamoStore, pk: &str, limit: i32) -> Result<Vec<Item>, BoxError> {
+/// The Query load-context makes, bare and eventually consistent: newest first from the
+/// latest summary down through META to the newest `max_turns` turns.
+pub async fn head_query(store: &DynamoStore, pk: &str, max_turns: i32) -> Result<Vec<Item>, BoxError> {
     let output = store
         .client()
         .query()
         .table_name(&store.config().table_name)
-        .key_condition_expression("PK = :pk AND begins_with(SK, :turn)")
+        .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :head")
         .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-        .expression_attribute_values(":turn", AttributeValue::S(keys::TURN_PREFIX.to_owned()))
+        .expression_attribute_values(":first", AttributeValue::S(keys::turn_sk(1)))
+        .expression_attribute_values(":head", AttributeValue::S(keys::LATEST_SUMMARY.to_owned()))
         .scan_index_forward(false)
-        .limit(limit)
+        .limit(max_turns + 2)
         .send()
         .await?;
     Ok(output.items.unwrap_or_default())
-}
-
-/// META, eventually consistent, as load-context reads it.
-async fn get_meta(store: &DynamoStore, pk: &str) -> Result<Option<Item>, BoxError> {
-    let output = store
-        .client()
-        .get_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(pk.to_owned()))
-        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
-        .send()
-        .await?;
-    Ok(output.item)
 }
 
 pub async fn get_item(store: &DynamoStore, pk: &str, sk: &str) -> Result<Item, BoxError> {
@@ -128,19 +97,21 @@ pub async fn get_item(store: &DynamoStore, pk: &str, sk: &str) -> Result<Item, B
 }
 
 pub struct LoadCapacity {
-    /// What DynamoDB Local reported for one load (GetItem META + Query).
+    /// What DynamoDB Local reported for one load.
     pub reported_rcu: f64,
     pub meta_bytes: usize,
+    pub summary_bytes: usize,
     pub turns_bytes: usize,
     pub turn_item_mean_bytes: usize,
     pub turn_gzip_mean_bytes: usize,
-    /// By the published rules, for the two reads load-context makes.
+    /// By the published rules, for the one Query load-context makes.
     pub computed_rcu: f64,
-    /// One read of the same bytes: ceil(bytes / 4 KB) × 0.5.
-    pub floor_rcu: f64,
+    /// What a conditional load that finds the session unchanged (304) reported.
+    pub not_modified_rcu: f64,
 }
 
-/// The capacity of one eventually consistent load, as reported and as computed from the items.
+/// The capacity of one eventually consistent load, as reported and as computed from the items,
+/// and of a 304.
 pub async fn capacity(
     store: &DynamoStore,
     event_json: &str,
@@ -148,20 +119,39 @@ pub async fn capacity(
     max_turns: i32,
 ) -> Result<LoadCapacity, BoxError> {
     let pk = keys::session_pk(&seeded.session_id);
-    store.reset_consumed();
-    {
+    let etag = {
         let _quiet = Silenced::stdout();
-        let response =
-            load_context::handle(store, lambda_http::request::from_str(event_json)?).await;
+        store.reset_consumed();
+        let response = load_context::handle(store, lambda_http::request::from_str(event_json)?).await;
         if response.status() != 200 {
             return Err(format!("load-context answered {}", response.status()).into());
         }
-    }
+        response.headers().get("etag").cloned().ok_or("load-context sent no ETag")?
+    };
     let reported_rcu = store.consumed().read_units;
-    let meta = get_item(store, &pk, keys::META).await?;
-    let turns = bare_query(store, &pk, max_turns).await?;
-    let meta_bytes = item_size(&meta);
-    let turns_bytes: usize = turns.iter().map(item_size).sum();
+    let not_modified_rcu = {
+        let _quiet = Silenced::stdout();
+        let mut request = lambda_http::request::from_str(event_json)?;
+        request.headers_mut().insert("if-none-match", etag);
+        store.reset_consumed();
+        let response = load_context::handle(store, request).await;
+        if response.status() != 304 {
+            return Err(format!("a conditional load answered {}", response.status()).into());
+        }
+        store.consumed().read_units
+    };
+    let items = head_query(store, &pk, max_turns).await?;
+    let sort_key = |item: &Item| match item.get(keys::SK) {
+        Some(AttributeValue::S(sk)) => sk.clone(),
+        _ => String::new(),
+    };
+    let bytes_of = |wanted: &dyn Fn(&str) -> bool| -> usize {
+        items.iter().filter(|item| wanted(&sort_key(item))).map(item_size).sum()
+    };
+    let meta_bytes = bytes_of(&|sk| sk == keys::META);
+    let summary_bytes = bytes_of(&|sk| sk == keys::LATEST_SUMMARY);
+    let turns: Vec<&Item> = items.iter().filter(|item| sort_key(item).starts_with(keys::TURN_PREFIX)).collect();
+    let turns_bytes: usize = turns.iter().map(|item| item_size(item)).sum();
     let content: usize = turns
         .iter()
         .filter_map(|t| match t.get("content") {
@@ -172,10 +162,11 @@ pub async fn capacity(
     Ok(LoadCapacity {
         reported_rcu,
         meta_bytes,
+        summary_bytes,
         turns_bytes,
         turn_item_mean_bytes: turns_bytes / turns.len().max(1),
         turn_gzip_mean_bytes: content / turns.len().max(1),
-        computed_rcu: read_units(meta_bytes, false) + read_units(turns_bytes, false),
-        floor_rcu: read_units(meta_bytes + turns_bytes, false),
+        computed_rcu: read_units(meta_bytes + summary_bytes + turns_bytes, false),
+        not_modified_rcu,
     })
 }
