@@ -29,14 +29,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::purge::Transacted;
-use super::{backoff, condition_failed, from_item, s, to_item, within, DynamoStore, ItemKey, BATCH_LIMIT};
+use super::{backoff, cancellation_reasons, condition_failed, from_item, s, to_item, within, DynamoStore, ItemKey, BATCH_LIMIT};
 use crate::memory::{self, Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 use crate::{clock, keys, Error};
 
@@ -178,14 +177,7 @@ impl MemoryWriter for DynamoStore {
                     self.trim(&pk).await?;
                     return Ok(written);
                 }
-                Err(SdkError::ServiceError(e)) => match e.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        cancelled.cancellation_reasons.unwrap_or_default()
-                    }
-                    TransactWriteItemsError::TransactionInProgressException(_) => Vec::new(),
-                    other => return Err(Error::from_store(other)),
-                },
-                Err(e) => return Err(Error::from_store(e)),
+                Err(e) => cancellation_reasons(e)?,
             };
             if condition_failed(&reasons, SESSION_CHECK) {
                 tracing::info!(%session_id, "session gone, a guest's or not the customer's; no facts written");

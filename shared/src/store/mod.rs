@@ -410,20 +410,16 @@ impl DynamoStore {
                 self.record(output.consumed_capacity());
                 Ok(false)
             }
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let reasons = cancelled.cancellation_reasons.unwrap_or_default();
-                    if condition_failed(&reasons, create_position::LEDGER) {
-                        Err(Error::Conflict("this customer's data is being purged; retry once the purge has finished".into()))
-                    } else if condition_failed(&reasons, create_position::META) {
-                        Ok(true)
-                    } else {
-                        Err(Error::Unavailable("the session creation conflicted with another write".into()))
-                    }
+            Err(e) => {
+                let reasons = cancellation_reasons(e)?;
+                if condition_failed(&reasons, create_position::LEDGER) {
+                    Err(Error::Conflict("this customer's data is being purged; retry once the purge has finished".into()))
+                } else if condition_failed(&reasons, create_position::META) {
+                    Ok(true)
+                } else {
+                    Err(Error::Unavailable("the session creation conflicted with another write".into()))
                 }
-                other => Err(Error::from_store(other)),
-            },
-            Err(e) => Err(Error::from_store(e)),
+            }
         }
     }
 }
@@ -485,14 +481,7 @@ impl TurnAppender for DynamoStore {
                     tracing::info!(%session_id, turn_index = index, attempt, "turn appended");
                     return Ok(Appended { turn_index: index, duplicate: false });
                 }
-                Err(SdkError::ServiceError(e)) => match e.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        cancelled.cancellation_reasons.unwrap_or_default()
-                    }
-                    TransactWriteItemsError::TransactionInProgressException(_) => Vec::new(),
-                    other => return Err(Error::from_store(other)),
-                },
-                Err(e) => return Err(Error::from_store(e)),
+                Err(e) => cancellation_reasons(e)?,
             };
 
             if let Some(existing) = failed_item::<ResponseItem>(&reasons, append_position::RESPONSE)? {
@@ -928,11 +917,7 @@ impl SummaryWriter for DynamoStore {
                 tracing::info!(%session_id, through_turn, "summary written");
                 return Ok(true);
             }
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                TransactWriteItemsError::TransactionCanceledException(c) => c.cancellation_reasons.unwrap_or_default(),
-                other => return Err(Error::from_store(other)),
-            },
-            Err(e) => return Err(Error::from_store(e)),
+            Err(e) => cancellation_reasons(e)?,
         };
         if condition_failed(&reasons, summary_position::META) {
             return match failed_item::<MetaItem>(&reasons, summary_position::META)? {
@@ -998,6 +983,23 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = 5u64 << attempt.min(4);
     let jitter = Uuid::new_v4().as_u128() as u64 % ceiling_ms.max(1);
     Duration::from_millis(2 + jitter)
+}
+
+/// Why DynamoDB cancelled a transaction, one reason per item in the order sent; none when it
+/// was refused for a concurrent transaction on the same items (`TransactionInProgress`). Any
+/// other failure is returned as the store error it is.
+pub(crate) fn cancellation_reasons<R>(error: SdkError<TransactWriteItemsError, R>) -> Result<Vec<CancellationReason>, Error>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match error {
+        SdkError::ServiceError(e) => match e.into_err() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => Ok(cancelled.cancellation_reasons.unwrap_or_default()),
+            TransactWriteItemsError::TransactionInProgressException(_) => Ok(Vec::new()),
+            other => Err(Error::from_store(other)),
+        },
+        other => Err(Error::from_store(other)),
+    }
 }
 
 pub(crate) fn condition_failed(reasons: &[CancellationReason], position: usize) -> bool {

@@ -42,7 +42,6 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, PutRequest, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
@@ -698,17 +697,12 @@ impl DynamoStore {
                     output.consumed_capacity().iter().for_each(|c| self.record_write(Some(c)));
                     return Ok(Transacted::Committed);
                 }
-                Err(SdkError::ServiceError(e)) => match e.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled)
-                        if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                    {
+                Err(e) => {
+                    let reasons = super::cancellation_reasons(e)?;
+                    if reasons.iter().any(|reason| reason.code() == Some("ConditionalCheckFailed")) {
                         return Ok(Transacted::ConditionFailed);
                     }
-                    TransactWriteItemsError::TransactionCanceledException(_)
-                    | TransactWriteItemsError::TransactionInProgressException(_) => {}
-                    other => return Err(Error::from_store(other)),
-                },
-                Err(e) => return Err(Error::from_store(e)),
+                }
             }
             tokio::time::sleep(super::backoff(attempt)).await;
         }
