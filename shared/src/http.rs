@@ -184,6 +184,25 @@ pub fn query_param<T: std::str::FromStr>(request: &Request, name: &str, default:
     }
 }
 
+/// The paging parameters of a listing: `limit` (`default` when absent, 400 outside `1..=max`)
+/// and the position its `cursor` names, opened with `key` in the listing's `scope` (400 for a
+/// cursor the API did not issue for it); no cursor is the first page.
+pub fn page_params<P: DeserializeOwned>(
+    request: &Request,
+    key: &crate::CursorKey,
+    scope: &str,
+    default: usize,
+    max: usize,
+) -> Result<(usize, Option<P>), Error> {
+    let limit: usize = query_param(request, "limit", default)?;
+    if !(1..=max).contains(&limit) {
+        return Err(Error::BadRequest(format!("limit must be between 1 and {max}")));
+    }
+    let cursor: String = query_param(request, "cursor", String::new())?;
+    let after = Some(cursor).filter(|c| !c.is_empty()).map(|c| key.open::<P>(scope, &c)).transpose()?;
+    Ok((limit, after))
+}
+
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response<Body> {
     let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     Response::builder()

@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use tidewater::cursor::export_scope;
 use tidewater::model::{ExportPosition, DEFAULT_EXPORT_LIMIT, MAX_EXPORT_LIMIT};
-use tidewater::{http, CursorKey, Error, TurnExporter, TurnPage};
+use tidewater::{http, CursorKey, TurnExporter, TurnPage};
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -19,13 +19,8 @@ pub async fn handle<S: TurnExporter>(store: &S, key: &CursorKey, request: Reques
     http::serve("export-turns", &request, async {
         let caller = http::caller(&request)?;
         let session_id = http::session_id(&request)?;
-        let limit: usize = http::query_param(&request, "limit", DEFAULT_EXPORT_LIMIT)?;
-        if !(1..=MAX_EXPORT_LIMIT).contains(&limit) {
-            return Err(Error::BadRequest(format!("limit must be between 1 and {MAX_EXPORT_LIMIT}")));
-        }
         let scope = export_scope(&session_id);
-        let cursor: String = http::query_param(&request, "cursor", String::new())?;
-        let after = Some(cursor).filter(|c| !c.is_empty()).map(|c| key.open::<ExportPosition>(&scope, &c)).transpose()?;
+        let (limit, after) = http::page_params::<ExportPosition>(&request, key, &scope, DEFAULT_EXPORT_LIMIT, MAX_EXPORT_LIMIT)?;
         let page = store.export_turns(&caller, session_id, limit, after).await?;
         let next_cursor = page.next.as_ref().map(|position| key.seal(&scope, position));
         Ok(http::json(200, &Page { page: &page, next_cursor }))

@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use tidewater::cursor::memory_scope;
 use tidewater::memory::{DEFAULT_MEMORY_PAGE, MAX_MEMORY_PAGE};
-use tidewater::{http, Caller, CursorKey, Error, Fact, MemoryPosition, MemoryReader};
+use tidewater::{http, Caller, CursorKey, Fact, MemoryPosition, MemoryReader};
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -20,13 +20,8 @@ pub async fn handle<S: MemoryReader>(store: &S, key: &CursorKey, request: Reques
     http::serve("list-memory", &request, async {
         let caller = http::caller(&request)?;
         let customer = http::customer_in_path(&caller, &request, |c: &Caller| c.is_support() || c.is_privacy())?;
-        let limit: usize = http::query_param(&request, "limit", DEFAULT_MEMORY_PAGE)?;
-        if !(1..=MAX_MEMORY_PAGE).contains(&limit) {
-            return Err(Error::BadRequest(format!("limit must be between 1 and {MAX_MEMORY_PAGE}")));
-        }
         let scope = memory_scope(&customer);
-        let cursor: String = http::query_param(&request, "cursor", String::new())?;
-        let after = Some(cursor).filter(|c| !c.is_empty()).map(|c| key.open::<MemoryPosition>(&scope, &c)).transpose()?;
+        let (limit, after) = http::page_params::<MemoryPosition>(&request, key, &scope, DEFAULT_MEMORY_PAGE, MAX_MEMORY_PAGE)?;
         if caller.is_guest() && customer == caller.customer_id {
             return Ok(http::json(200, &Page { facts: &[], next_cursor: None }));
         }

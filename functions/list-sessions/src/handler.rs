@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use tidewater::cursor::resume_scope;
 use tidewater::model::{ResumePosition, DEFAULT_RESUME_LIMIT, MAX_RESUME_LIMIT};
-use tidewater::{http, CursorKey, Error, ResumableSession, SessionLister};
+use tidewater::{http, CursorKey, ResumableSession, SessionLister};
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -17,13 +17,8 @@ struct Page<'a> {
 pub async fn handle<S: SessionLister>(store: &S, key: &CursorKey, request: Request) -> Response<Body> {
     http::serve("list-sessions", &request, async {
         let caller = http::caller(&request)?;
-        let limit: usize = http::query_param(&request, "limit", DEFAULT_RESUME_LIMIT)?;
-        if !(1..=MAX_RESUME_LIMIT).contains(&limit) {
-            return Err(Error::BadRequest(format!("limit must be between 1 and {MAX_RESUME_LIMIT}")));
-        }
         let scope = resume_scope(&caller.customer_id);
-        let cursor: String = http::query_param(&request, "cursor", String::new())?;
-        let after = Some(cursor).filter(|c| !c.is_empty()).map(|c| key.open::<ResumePosition>(&scope, &c)).transpose()?;
+        let (limit, after) = http::page_params::<ResumePosition>(&request, key, &scope, DEFAULT_RESUME_LIMIT, MAX_RESUME_LIMIT)?;
         let page = store.list_sessions(&caller, limit, after).await?;
         let next_cursor = page.next.as_ref().map(|position| key.seal(&scope, position));
         Ok(http::json(200, &Page { sessions: &page.sessions, next_cursor }))
