@@ -5,12 +5,14 @@
 //! - [`apigw`]: API Gateway HTTP API (payload 2.0) events, as the authorizer delivers them.
 //! - [`filter`]: a function's stream event source mapping and its `FilterCriteria`, evaluated as Lambda does.
 //! - [`stream`]: the stream runner, which drives the summarize function from DynamoDB Local's stream.
-//! - [`fault`]: a proxy in front of DynamoDB that injects throttling, errors, latency and lost answers.
+//! - [`fault`]: a proxy in front of DynamoDB that injects throttling, errors, latency, lost answers and stale reads.
+//! - [`stale`]: the lagging replica behind the proxy's stale reads: the recent history of every item.
 //! - [`shutdown`]: the Ctrl-C handling every long-running tool shares.
 pub mod apigw;
 pub mod fault;
 pub mod filter;
 pub mod gateway;
 pub mod shutdown;
+pub mod stale;
 pub mod stream;
 pub mod template;
