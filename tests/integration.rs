@@ -17,6 +17,7 @@ mod openapi;
 mod purge;
 mod redaction;
 mod secrets;
+mod simulation;
 mod summarize;
 mod template;
 mod update_session;

@@ -7,6 +7,8 @@ use serde_json::Value;
 use tidewater::{Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
 use uuid::Uuid;
 
+pub mod sim;
+
 /// The tests' receipt salt. The functions have no default and read theirs at init.
 pub const TEST_RECEIPT_SALT: &str = "tidewater-test-receipt-salt-not-deployed";
 /// The tests' cursor key.
