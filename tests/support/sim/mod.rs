@@ -106,6 +106,7 @@ fn kind(step: &Step) -> &'static str {
         Step::DropWindow { .. } => "window-dlq",
         Step::Redrive => "redrive",
         Step::ForgetFact { .. } => "forget",
+        Step::TtlMemory => "ttl-memory",
         Step::Settle => "settle",
     }
 }

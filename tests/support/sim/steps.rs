@@ -33,7 +33,8 @@ pub enum Step {
     /// A DELETE; `cut_after` batches cut it off, and `retry` says whether the caller repeats it.
     Delete { session: u32, cut_after: Option<u8>, retry: bool },
     Purge { customer: u8, cut_after: Option<u8>, retry: bool },
-    Advance { seconds: u64 },
+    /// The clock moves on: a moment (within the stale-read lag), minutes, days or weeks.
+    Advance { millis: u64 },
     /// DynamoDB's TTL removes the `~META` of an expired session, and the stream carries it.
     TtlRemove { session: u32 },
     /// The sweep gets a queued TTL record; `cut` fails its deletes, so the record stays queued.
@@ -47,6 +48,8 @@ pub enum Step {
     /// `make redrive`.
     Redrive,
     ForgetFact { customer: u8, pick: u32 },
+    /// DynamoDB's TTL deletes every expired memory item (facts with `MEMORY_TTL_DAYS`, tombstones).
+    TtlMemory,
     /// Every queued record delivered, then the settled checks.
     Settle,
 }
@@ -67,7 +70,7 @@ impl fmt::Debug for Step {
             Step::Purge { customer, cut_after, retry } => {
                 write!(f, "Purge {{ customer: {}, cut_after: {cut_after:?}, retry: {retry} }}", CUSTOMERS[customer as usize])
             }
-            Step::Advance { seconds } => write!(f, "Advance {{ seconds: {seconds} }}"),
+            Step::Advance { millis } => write!(f, "Advance {{ millis: {millis} }}"),
             Step::TtlRemove { session } => write!(f, "TtlRemove {{ session: {session} }}"),
             Step::DeliverSweep { pick, cut } => write!(f, "DeliverSweep {{ pick: {pick}, cut: {cut} }}"),
             Step::DropSweep { pick } => write!(f, "DropSweep {{ pick: {pick} }}"),
@@ -75,6 +78,7 @@ impl fmt::Debug for Step {
             Step::DropWindow { pick } => write!(f, "DropWindow {{ pick: {pick} }}"),
             Step::Redrive => write!(f, "Redrive"),
             Step::ForgetFact { customer, pick } => write!(f, "ForgetFact {{ customer: {}, pick: {pick} }}", CUSTOMERS[customer as usize]),
+            Step::TtlMemory => write!(f, "TtlMemory"),
             Step::Settle => write!(f, "Settle"),
         }
     }
@@ -101,18 +105,20 @@ fn step(rng: &mut fastrand::Rng) -> Step {
                 _ => IdChoice::Reuse(rng.u32(0..1_000)),
             },
         },
-        60..=399 => Step::Append { session, lost: rng.u8(0..20) == 0 },
+        60..=119 => Step::Advance { millis: rng.u64(0..2_000) },
+        120..=399 => Step::Append { session, lost: rng.u8(0..20) == 0 },
         400..=459 => Step::RetryAppend { session, turn: rng.u32(0..1_000) },
         460..=629 => Step::Load { session, consistent: rng.u8(0..4) == 0, if_none_match: rng.bool() },
         630..=679 => Step::Patch { session, if_match: rng.bool(), lost: rng.u8(0..4) == 0 },
         680..=699 => Step::Delete { session, cut_after, retry: rng.bool() },
         700..=706 => Step::Purge { customer, cut_after, retry: rng.u8(0..4) != 0 },
         707..=779 => Step::Advance {
-            seconds: match rng.u8(0..10) {
-                0..=5 => rng.u64(60..3_600),
-                6..=8 => rng.u64(3_600..3 * 86_400),
-                _ => rng.u64(3 * 86_400..4 * 7 * 86_400),
-            },
+            millis: 1_000
+                * match rng.u8(0..10) {
+                    0..=5 => rng.u64(60..3_600),
+                    6..=8 => rng.u64(3_600..3 * 86_400),
+                    _ => rng.u64(3 * 86_400..4 * 7 * 86_400),
+                },
         },
         780..=819 => Step::TtlRemove { session },
         820..=849 => Step::DeliverSweep { pick: rng.u32(0..100), cut: rng.u8(0..5) == 0 },
@@ -120,7 +126,8 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         855..=929 => Step::DeliverWindow { pick: rng.u32(0..100), twice: rng.u8(0..5) == 0 },
         930..=944 => Step::DropWindow { pick: rng.u32(0..100) },
         945..=954 => Step::Redrive,
-        955..=994 => Step::ForgetFact { customer, pick: rng.u32(0..100) },
+        955..=984 => Step::ForgetFact { customer, pick: rng.u32(0..100) },
+        985..=994 => Step::TtlMemory,
         _ => Step::Settle,
     }
 }

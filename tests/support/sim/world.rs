@@ -127,7 +127,14 @@ fn plan(extra: &str) -> Plan {
 impl World {
     /// A fresh table, a proxy in front of it seeded with `seed`, and an empty model.
     pub async fn new(seed: u64) -> World {
-        let config = Config { summary_threshold: 4, summary_keep_recent: 2, ..test_config() };
+        // Short windows, so that summaries come often; sessions that live 20 days unless left
+        // alone, so that a session can outlive a fact's tombstone.
+        let config = Config {
+            summary_threshold: 4,
+            summary_keep_recent: 2,
+            session_ttl: Duration::from_secs(20 * 86_400),
+            ..test_config()
+        };
         let direct = fresh_store(config).await;
         let clock = Clock::system();
         let direct_with_clock = DynamoStore::new(direct.client().clone(), direct.config().clone()).with_clock(clock.clone());
@@ -205,8 +212,8 @@ impl World {
                 self.purge(customer as usize, cut_after, retry, &mut found).await;
                 None
             }
-            Step::Advance { seconds } => {
-                self.clock.advance(Duration::from_secs(seconds));
+            Step::Advance { millis } => {
+                self.clock.advance(Duration::from_millis(millis));
                 None
             }
             Step::TtlRemove { session } => self.ttl_remove(session, &mut found).await,
@@ -232,6 +239,10 @@ impl World {
             }
             Step::ForgetFact { customer, pick } => {
                 self.forget_fact(customer as usize, pick, &mut found).await;
+                None
+            }
+            Step::TtlMemory => {
+                self.ttl_memory().await;
                 None
             }
             Step::Settle => {
@@ -777,6 +788,20 @@ impl World {
             Err(e) => found.push(violation("a fact can be forgotten", None, format!("{name}: {e:?}"))),
         }
         self.check_facts(customer, found).await;
+    }
+
+    /// Deletes every memory item whose `ttl` has passed, as DynamoDB's TTL would (some time
+    /// after it passed; here, when this step comes).
+    async fn ttl_memory(&self) {
+        let now = self.clock.now_epoch_seconds();
+        for item in crate::scan_table(&self.direct).await {
+            let memory = item.get(keys::PK).and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with("MEMORY#"));
+            let expired = item.get("ttl").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).is_some_and(|ttl| ttl < now);
+            if memory && expired {
+                let key = [keys::PK, keys::SK].map(|k| (k.to_owned(), item[k].clone()));
+                let _ = self.direct.client().delete_item().table_name(&self.config.table_name).set_key(Some(key.into_iter().collect())).send().await;
+            }
+        }
     }
 
     /// A forgotten fact never returns with a statement made before it was forgotten, and no
