@@ -694,7 +694,7 @@ impl World {
         match removed {
             Ok(output) => {
                 if let Some(old) = output.attributes {
-                    self.sweeps.push(ttl_removal(&old));
+                    self.sweeps.push(crate::ttl_removal(&old, true));
                 }
                 self.sessions[index].state = State::Removed;
             }
@@ -745,7 +745,7 @@ impl World {
         let (id, customer) = self.windows[position];
         let mut failed = false;
         for _ in 0..if twice { 2 } else { 1 } {
-            let event: Event = serde_json::from_value(json!({"Records": [meta_record(id, CUSTOMERS[customer])]})).expect("a stream event");
+            let event: Event = serde_json::from_value(json!({"Records": [crate::meta_record(id, "100", (0, false), (0, true))]})).expect("a stream event");
             let response = summarize::handle(&self.system, &ExtractiveSummarizer::default(), &self.config, event).await;
             failed |= !response.batch_item_failures.is_empty();
         }
@@ -968,68 +968,4 @@ fn digest(body: Option<&Value>) -> String {
 
 fn sort_keys(items: &[Item]) -> Vec<String> {
     items.iter().filter_map(|i| i.get(keys::SK).and_then(|v| v.as_s().ok()).cloned()).collect()
-}
-
-/// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
-fn ttl_removal(old_image: &Item) -> Value {
-    let image: serde_json::Map<String, Value> = old_image
-        .iter()
-        .map(|(name, value)| {
-            let json = match value {
-                AttributeValue::S(s) => json!({"S": s}),
-                AttributeValue::N(n) => json!({"N": n}),
-                AttributeValue::Bool(b) => json!({"BOOL": b}),
-                _ => json!({"NULL": true}),
-            };
-            (name.clone(), json)
-        })
-        .collect();
-    json!({
-        "eventID": Uuid::new_v4().simple().to_string(),
-        "eventName": "REMOVE",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
-        "dynamodb": {
-            "Keys": {"PK": image["PK"], "SK": image["SK"]},
-            "OldImage": image,
-            "SequenceNumber": "900",
-            "SizeBytes": 200,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    })
-}
-
-/// The MODIFY record of META whose `needs_summary` just turned true: the summariser reads
-/// the rest consistently, so the image names only the session.
-fn meta_record(session: Uuid, owner: &str) -> Value {
-    let image = |needs_summary: bool| {
-        json!({
-            "PK": {"S": keys::session_pk(&session)},
-            "SK": {"S": keys::META},
-            "session_id": {"S": session.to_string()},
-            "owner_id": {"S": owner},
-            "guest": {"BOOL": false},
-            "turn_count": {"N": "0"},
-            "summarized_through": {"N": "0"},
-            "needs_summary": {"BOOL": needs_summary},
-            "version": {"N": "1"},
-        })
-    };
-    json!({
-        "eventID": Uuid::new_v4().simple().to_string(),
-        "eventName": "MODIFY",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": {"PK": {"S": keys::session_pk(&session)}, "SK": {"S": keys::META}},
-            "NewImage": image(true),
-            "OldImage": image(false),
-            "SequenceNumber": "100",
-            "SizeBytes": 300,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    })
 }
