@@ -20,6 +20,9 @@
 //! written, which costs one strongly consistent BatchGetItem per write and lets writes pass one
 //! at a time. The time the history is kept by is the proxy's [`Clock`], which tests move.
 //!
+//! [`FaultProxy::die_after`] cuts a caller off half-way, after any number of requests, as a
+//! function that dies would be; [`FaultProxy::set_plan`] changes the plan between requests.
+//!
 //! `/_fault-proxy/log` answers what was forwarded and injected, by operation, with each
 //! injection's time and the key values it addressed; `POST /_fault-proxy/on` and `.../off`
 //! switch the faults on and off (they start on).
@@ -240,6 +243,8 @@ pub struct FaultProxy {
     history: Mutex<History>,
     /// Held by a write while its before-images are read and it is applied.
     writing: tokio::sync::Mutex<()>,
+    /// Requests left before the caller dies: see [`FaultProxy::die_after`]. Negative: never.
+    lives: std::sync::atomic::AtomicI64,
 }
 
 /// The answer to a request, or the connection dropped instead of one.
@@ -278,7 +283,32 @@ impl FaultProxy {
             clock,
             history: Mutex::new(History::default()),
             writing: tokio::sync::Mutex::new(()),
+            lives: std::sync::atomic::AtomicI64::new(-1),
         })
+    }
+
+    /// Cuts the caller off after `requests` more requests, as a function that dies half-way:
+    /// those pass, the next one is applied but its answer lost, and every later one is reset
+    /// before it reaches DynamoDB, until `die_after(None)`.
+    pub fn die_after(&self, requests: Option<u64>) {
+        let lives = requests.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.lives.store(lives, Ordering::SeqCst);
+    }
+
+    /// What [`FaultProxy::die_after`] does to this request: `None` to go on as planned.
+    fn cut_off(&self) -> Option<Fault> {
+        const OFF: i64 = -1;
+        const DEAD: i64 = -2;
+        let before = self.lives.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+            OFF => None,
+            0 | DEAD => Some(DEAD),
+            n => Some(n - 1),
+        });
+        match before {
+            Ok(0) => Some(Fault::LostAnswer),
+            Ok(DEAD) => Some(Fault::Reset),
+            Ok(_) | Err(_) => None,
+        }
     }
 
     /// Replaces the plan from the next request on. A plan without `stale` forgets the history.
@@ -352,7 +382,7 @@ impl FaultProxy {
             .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
             .unwrap_or_default();
         let plan = self.plan();
-        let fault = self.draw(&plan, &operation);
+        let fault = self.cut_off().or_else(|| self.draw(&plan, &operation));
         if fault != Some(Fault::Stale) {
             self.record(&operation, fault, &body);
         }
@@ -607,6 +637,17 @@ impl AsyncWrite for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caller_cut_off_gets_its_requests_then_one_applied_and_lost_then_none() {
+        let proxy = FaultProxy::new(Plan::parse("", Duration::ZERO).unwrap(), "http://127.0.0.1:1", 1);
+        assert_eq!(proxy.cut_off(), None, "off by default");
+        proxy.die_after(Some(2));
+        let seen: Vec<Option<Fault>> = (0..5).map(|_| proxy.cut_off()).collect();
+        assert_eq!(seen, [None, None, Some(Fault::LostAnswer), Some(Fault::Reset), Some(Fault::Reset)]);
+        proxy.die_after(None);
+        assert_eq!(proxy.cut_off(), None);
+    }
 
     #[test]
     fn a_plan_reads_faults_operations_and_rates() {

@@ -30,15 +30,18 @@ pub enum Step {
     Load { session: u32, consistent: bool, if_none_match: bool },
     /// A PATCH of page_context; `lost` loses its answer, then retries the same request.
     Patch { session: u32, if_match: bool, lost: bool },
-    /// A DELETE; `cut_after` batches cut it off, and `retry` says whether the caller repeats it.
+    /// A DELETE; `cut_after` DynamoDB requests cut it off (the next one applied, its answer
+    /// lost, then nothing), and `retry` says whether the caller repeats it.
     Delete { session: u32, cut_after: Option<u8>, retry: bool },
+    /// A purge, cut off as a DELETE may be.
     Purge { customer: u8, cut_after: Option<u8>, retry: bool },
     /// The clock moves on: a moment (within the stale-read lag), minutes, days or weeks.
     Advance { millis: u64 },
     /// DynamoDB's TTL removes the `~META` of an expired session, and the stream carries it.
     TtlRemove { session: u32 },
-    /// The sweep gets a queued TTL record; `cut` fails its deletes, so the record stays queued.
-    DeliverSweep { pick: u32, cut: bool },
+    /// The sweep gets a queued TTL record; `cut` cuts it off after that many DynamoDB
+    /// requests, so the record stays queued.
+    DeliverSweep { pick: u32, cut: Option<u8> },
     /// A TTL record goes to the DLQ: never delivered.
     DropSweep { pick: u32 },
     /// The summariser gets a queued window; `twice` delivers it again.
@@ -72,7 +75,7 @@ impl fmt::Debug for Step {
             }
             Step::Advance { millis } => write!(f, "Advance {{ millis: {millis} }}"),
             Step::TtlRemove { session } => write!(f, "TtlRemove {{ session: {session} }}"),
-            Step::DeliverSweep { pick, cut } => write!(f, "DeliverSweep {{ pick: {pick}, cut: {cut} }}"),
+            Step::DeliverSweep { pick, cut } => write!(f, "DeliverSweep {{ pick: {pick}, cut: {cut:?} }}"),
             Step::DropSweep { pick } => write!(f, "DropSweep {{ pick: {pick} }}"),
             Step::DeliverWindow { pick, twice } => write!(f, "DeliverWindow {{ pick: {pick}, twice: {twice} }}"),
             Step::DropWindow { pick } => write!(f, "DropWindow {{ pick: {pick} }}"),
@@ -95,7 +98,6 @@ fn step(rng: &mut fastrand::Rng) -> Step {
     let customer = rng.u8(0..CUSTOMERS.len() as u8);
     // Recent sessions are picked more often: a pick counts back from the newest.
     let session = if rng.bool() { rng.u32(0..4) } else { rng.u32(0..1_000) };
-    let cut_after = if rng.u8(0..3) == 0 { None } else { Some(rng.u8(0..3)) };
     match rng.u32(0..1_000) {
         0..=59 => Step::Create {
             customer,
@@ -110,8 +112,8 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         400..=459 => Step::RetryAppend { session, turn: rng.u32(0..1_000) },
         460..=629 => Step::Load { session, consistent: rng.u8(0..4) == 0, if_none_match: rng.bool() },
         630..=679 => Step::Patch { session, if_match: rng.bool(), lost: rng.u8(0..4) == 0 },
-        680..=699 => Step::Delete { session, cut_after, retry: rng.bool() },
-        700..=706 => Step::Purge { customer, cut_after, retry: rng.u8(0..4) != 0 },
+        680..=699 => Step::Delete { session, cut_after: cut_after(rng, 12), retry: rng.bool() },
+        700..=706 => Step::Purge { customer, cut_after: cut_after(rng, 40), retry: rng.u8(0..4) != 0 },
         707..=779 => Step::Advance {
             millis: 1_000
                 * match rng.u8(0..10) {
@@ -121,7 +123,7 @@ fn step(rng: &mut fastrand::Rng) -> Step {
                 },
         },
         780..=819 => Step::TtlRemove { session },
-        820..=849 => Step::DeliverSweep { pick: rng.u32(0..100), cut: rng.u8(0..5) == 0 },
+        820..=849 => Step::DeliverSweep { pick: rng.u32(0..100), cut: (rng.u8(0..5) == 0).then(|| rng.u8(0..8)) },
         850..=854 => Step::DropSweep { pick: rng.u32(0..100) },
         855..=929 => Step::DeliverWindow { pick: rng.u32(0..100), twice: rng.u8(0..5) == 0 },
         930..=944 => Step::DropWindow { pick: rng.u32(0..100) },
@@ -130,4 +132,9 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         985..=994 => Step::TtlMemory,
         _ => Step::Settle,
     }
+}
+
+/// Where a call is cut off: after `0..most` DynamoDB requests, two times in three.
+fn cut_after(rng: &mut fastrand::Rng, most: u8) -> Option<u8> {
+    (rng.u8(0..3) != 0).then(|| rng.u8(0..most))
 }

@@ -20,7 +20,7 @@ use tidewater_local::fault::{FaultProxy, Plan};
 use uuid::Uuid;
 
 use super::steps::{IdChoice, Step, CUSTOMERS};
-use crate::{api_request, body_json, default_redactor, fresh_store, test_config, CutOffAfter, TEST_RECEIPT_SALT};
+use crate::{api_request, body_json, default_redactor, fresh_store, test_config, TEST_RECEIPT_SALT};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -75,8 +75,9 @@ struct SessionModel {
     state: State,
     expires_at_ms: i64,
     last_write_ms: i64,
-    /// The bodies answered with each ETag.
-    bodies: HashMap<String, Value>,
+    /// What each version of the session held, as consistent reads saw it: turn count and
+    /// summary watermark.
+    versions: HashMap<u64, (u64, u64)>,
     last_etag: Option<String>,
     /// Whether `needs_summary` was last seen set, so that the stream's trigger is its flip.
     armed: bool,
@@ -287,7 +288,7 @@ impl World {
                     state: State::Live,
                     expires_at_ms: now + self.config.session_ttl.as_millis() as i64,
                     last_write_ms: now,
-                    bodies: HashMap::new(),
+                    versions: HashMap::new(),
                     last_etag: None,
                     armed: false,
                 });
@@ -450,17 +451,15 @@ impl World {
         match status {
             304 => {
                 let Some(etag) = sent else {
-                    found.push(violation("a 304 only where the body would be the same", Some(2), "a 304 without If-None-Match".into()));
+                    found.push(violation("a 304 only where the body would be the same", None, "a 304 without If-None-Match".into()));
                     return Some(index);
                 };
-                let cached = s.bodies.get(&etag).cloned();
-                let now = load_context::handle(&self.direct, Self::context_request(id, customer, true, None)).await;
-                let now = (now.status() == 200).then(|| body_json(&now));
-                if cached.is_some() && now.is_some() && cached != now {
+                let now = self.direct.context_version(&caller(customer), id, true).await.ok();
+                if !either && now.map(|v| format!("\"{v}\"")) != Some(etag.clone()) {
                     found.push(violation(
                         "a 304 only where the body would be the same",
-                        Some(2),
-                        format!("{id}: 304 for {etag}, cached {}, now {}", digest(cached.as_ref()), digest(now.as_ref())),
+                        None,
+                        format!("{id}: 304 for {etag} past the lag, where the version is {now:?}"),
                     ));
                 }
             }
@@ -471,7 +470,7 @@ impl World {
                     return Some(index);
                 }
                 if !readable && !either {
-                    found.push(violation("a gone session is never loaded", None, format!("{id} ({:?}) loaded: {}", s.state, digest(Some(&body)))));
+                    found.push(violation("a gone session is never loaded", None, format!("{id} ({:?}) loaded: {}", s.state, digest(&body))));
                 }
                 if readable {
                     let turns = s.turns.clone();
@@ -479,10 +478,25 @@ impl World {
                         found.push(violation("a context covers 1..=T exactly once, with the acknowledged turns", None, format!("{id}: {problem}")));
                     }
                 }
-                if let Some(etag) = response.headers().get("etag").and_then(|e| e.to_str().ok()) {
-                    let s = &mut self.sessions[index];
-                    s.bodies.insert(etag.to_owned(), body);
-                    s.last_etag = Some(etag.to_owned());
+                let etag = response.headers().get("etag").and_then(|e| e.to_str().ok()).map(str::to_owned);
+                let version = etag.as_deref().and_then(|e| e.trim_matches('"').parse::<u64>().ok());
+                let held = (body["session"]["turn_count"].as_u64().unwrap_or(0), body["summary"]["through_turn"].as_u64().unwrap_or(0));
+                if let Some(complete) = version.and_then(|v| s.versions.get(&v)) {
+                    if *complete != held {
+                        found.push(violation(
+                            "a 304 only where the body would be the same: an ETag only on a body complete for its version",
+                            Some(2),
+                            format!("{id}: ETag {etag:?} on {}, where that version holds {} turns, summary through {}", digest(&body), complete.0, complete.1),
+                        ));
+                    }
+                }
+                if consistent {
+                    if let Some(v) = version {
+                        self.sessions[index].versions.insert(v, held);
+                    }
+                }
+                if etag.is_some() {
+                    self.sessions[index].last_etag = etag;
                 }
             }
             404 if !readable || either => {}
@@ -541,11 +555,11 @@ impl World {
         let s = &self.sessions[index];
         let (id, customer) = (s.id, s.customer);
         let caller = caller(customer);
-        let mut answer = match cut_after {
-            Some(batches) => self.system.delete_session_with(&CutOffAfter::new(&self.system, batches as usize), &caller, id).await,
-            None => self.system.delete_session(&caller, id).await,
-        };
-        if answer.is_err() && retry {
+        self.proxy.die_after(cut_after.map(u64::from));
+        let mut answer = self.system.delete_session(&caller, id).await;
+        self.proxy.die_after(None);
+        let cut = answer.is_err();
+        if cut && retry {
             answer = self.system.delete_session(&caller, id).await;
         }
         let reused = self.sessions.iter().filter(|s| s.id == id).count() > 1;
@@ -563,7 +577,7 @@ impl World {
                     ));
                 }
             }
-            Err(Error::Unavailable(_)) if cut_after.is_some() && !retry => {
+            Err(Error::Unavailable(_)) if cut && !retry => {
                 let s = &mut self.sessions[index];
                 if s.state == State::Live {
                     s.state = State::Abandoned;
@@ -614,10 +628,9 @@ impl World {
         let memory = self.count(&keys::memory_pk(&hash)).await;
         self.counter += 1;
         let request_id = format!("purge-{}", self.counter);
-        let mut answer = match cut_after {
-            Some(batches) => self.system.purge_customer_with(&CutOffAfter::new(&self.system, batches as usize), name, &request_id).await,
-            None => self.system.purge_customer(name, &request_id).await,
-        };
+        self.proxy.die_after(cut_after.map(u64::from));
+        let mut answer = self.system.purge_customer(name, &request_id).await;
+        self.proxy.die_after(None);
         let cut = answer.is_err();
         if cut && retry {
             answer = self.system.purge_customer(name, &request_id).await;
@@ -707,18 +720,16 @@ impl World {
         Some(index)
     }
 
-    async fn deliver_sweep(&mut self, pick: u32, cut: bool, found: &mut Vec<Violation>) -> Option<usize> {
+    async fn deliver_sweep(&mut self, pick: u32, cut: Option<u8>, found: &mut Vec<Violation>) -> Option<usize> {
         if self.sweeps.is_empty() {
             return None;
         }
         let position = pick as usize % self.sweeps.len();
         let record = self.sweeps[position].clone();
-        if cut {
-            self.proxy.set_plan(plan("internal_error@BatchWriteItem=1"));
-        }
+        self.proxy.die_after(cut.map(u64::from));
         let event: Event = serde_json::from_value(json!({"Records": [record.clone()]})).expect("a stream event");
         let response = sweep_expired::handle(&self.system, event).await;
-        self.proxy.set_plan(plan(""));
+        self.proxy.die_after(None);
         let id = record.pointer("/dynamodb/OldImage/session_id/S").and_then(Value::as_str).and_then(|s| s.parse().ok());
         if response.batch_item_failures.is_empty() {
             self.sweeps.remove(position);
@@ -827,7 +838,7 @@ impl World {
     }
 
     /// The session against the model, read directly and consistently.
-    async fn check_session(&self, index: usize, found: &mut Vec<Violation>) {
+    async fn check_session(&mut self, index: usize, found: &mut Vec<Violation>) {
         let s = &self.sessions[index];
         if s.state == State::InPurge || self.near_expiry(s) || self.latest_with_id(s.id) != Some(index) {
             return;
@@ -839,6 +850,10 @@ impl World {
                 let body = serde_json::to_value(&context).unwrap_or_default();
                 for problem in context_problems(&body, &s.turns, true) {
                     found.push(violation("an acknowledged turn is there exactly once, in order", None, format!("{}: {problem}", s.id)));
+                }
+                let held = (body["session"]["turn_count"].as_u64().unwrap_or(0), body["summary"]["through_turn"].as_u64().unwrap_or(0));
+                if let Some(version) = context.version {
+                    self.sessions[index].versions.insert(version, held);
                 }
             }
             (Err(Error::NotFound), false) => {}
@@ -856,7 +871,7 @@ impl World {
         for _ in 0..3 {
             while !self.sweeps.is_empty() {
                 let before = self.sweeps.len();
-                self.deliver_sweep(0, false, found).await;
+                self.deliver_sweep(0, None, found).await;
                 if self.sweeps.len() == before {
                     break;
                 }
@@ -954,16 +969,13 @@ fn context_problems(body: &Value, acked: &[TurnModel], exact: bool) -> Vec<Strin
     problems
 }
 
-fn digest(body: Option<&Value>) -> String {
-    match body {
-        None => "none".into(),
-        Some(body) => format!(
-            "turn_count {} summary {} turns {}",
-            body["session"]["turn_count"],
-            body["summary"]["through_turn"],
-            body["turns"].as_array().map_or(0, Vec::len)
-        ),
-    }
+fn digest(body: &Value) -> String {
+    format!(
+        "turn_count {} summary {} turns {}",
+        body["session"]["turn_count"],
+        body["summary"]["through_turn"],
+        body["turns"].as_array().map_or(0, Vec::len)
+    )
 }
 
 fn sort_keys(items: &[Item]) -> Vec<String> {
