@@ -2,9 +2,10 @@
 //! store and the handlers through the fault proxy ([`world`]), every guarantee checked after
 //! every step, and a failure shrunk to a short list of steps with its seed.
 //!
-//! A run is cut into eras of [`Settings::era`] steps: each era starts on a fresh table and ends
-//! settled and checked, so that the table (and the settled checks' Scan) stays small however
-//! long the run. A failure is shrunk within its era.
+//! A run is cut into eras of [`Settings::era`] steps (300 unless `SIM_ERA` says otherwise):
+//! each era starts on a fresh table and ends settled and checked, so that the table (and the
+//! settled checks' Scan) stays small however long the run, and a failure is shrunk within its
+//! era, from at most that many steps.
 //!
 //! **Known defects.** A check that finds one of the defects in [`Settings::known`] is counted
 //! and reported, and the run goes on; any other failure fails the run. `KNOWN_DEFECTS` names the
@@ -43,7 +44,7 @@ impl Settings {
         Settings {
             seed: number("SIM_SEED").unwrap_or(seed),
             steps: number("SIM_STEPS").map_or(steps, |n| n as usize),
-            era: number("SIM_ERA").map_or(2_000, |n| n.max(1) as usize),
+            era: number("SIM_ERA").map_or(300, |n| n.max(1) as usize),
             known,
             shrink_budget: Duration::from_secs(number("SIM_SHRINK_SECONDS").unwrap_or(120)),
         }
@@ -59,7 +60,10 @@ pub struct Report {
     pub known_seen: BTreeMap<u8, (u64, String)>,
     /// The first failure, shrunk: its check, its detail and the steps that reproduce it.
     pub failure: Option<(Violation, Vec<Step>)>,
-    pub by_kind: BTreeMap<&'static str, u64>,
+    /// The era the failure came in: its steps start at `era × Settings::era`.
+    pub failed_era: usize,
+    /// Steps by kind, and the time they took.
+    pub by_kind: BTreeMap<&'static str, (u64, Duration)>,
 }
 
 impl Report {
@@ -72,14 +76,24 @@ impl Report {
             self.elapsed.as_secs_f64() * 1_000.0 / self.steps_run.max(1) as f64,
             settings.known
         );
-        text += &format!("  steps by kind: {:?}\n", self.by_kind);
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(kind, (count, took))| format!("{kind} {count} ({:.1} ms)", took.as_secs_f64() * 1_000.0 / (*count).max(1) as f64))
+            .collect();
+        text += &format!("  steps by kind (mean time): {}\n", kinds.join(", "));
         for (defect, (times, example)) in &self.known_seen {
             text += &format!("  known defect {defect} seen {times} times, first: {example}\n");
         }
         if let Some((violation, steps)) = &self.failure {
             text += &format!(
-                "  FAILED: {} ({})\n  shrunk to {} steps (SIM_SEED={}):\n",
-                violation.check, violation.detail, steps.len(), settings.seed
+                "  FAILED: {} ({})\n  shrunk to {} steps (SIM_SEED={}, era {} from step {}):\n",
+                violation.check,
+                violation.detail,
+                steps.len(),
+                settings.seed,
+                self.failed_era,
+                self.failed_era * settings.era
             );
             for step in steps {
                 text += &format!("    {step:?}\n");
@@ -116,7 +130,13 @@ fn kind(step: &Step) -> &'static str {
 async fn run_era(seed: u64, steps: &[Step], known: &[u8], mut report: Option<&mut Report>) -> Option<(usize, Violation)> {
     let mut world = World::new(seed).await;
     for (index, step) in steps.iter().enumerate() {
+        let started = Instant::now();
         let mut found = world.step(*step).await;
+        if let Some(report) = report.as_deref_mut() {
+            let entry = report.by_kind.entry(kind(step)).or_default();
+            entry.0 += 1;
+            entry.1 += started.elapsed();
+        }
         if index + 1 == steps.len() {
             let mut settled = Vec::new();
             world.settle(&mut settled).await;
@@ -166,9 +186,6 @@ pub async fn run(settings: &Settings) -> Report {
     let started = Instant::now();
     let all = steps::steps(settings.seed, settings.steps);
     let mut report = Report::default();
-    for step in &all {
-        *report.by_kind.entry(kind(step)).or_default() += 1;
-    }
     for (era, steps) in all.chunks(settings.era).enumerate() {
         let era_seed = settings.seed.wrapping_add(era as u64);
         let failed = run_era(era_seed, steps, &settings.known, Some(&mut report)).await;
@@ -176,6 +193,7 @@ pub async fn run(settings: &Settings) -> Report {
             report.steps_run += at + 1;
             let shrunk = shrink(era_seed, steps[..=at].to_vec(), violation.check, &settings.known, settings.shrink_budget).await;
             report.failure = Some((violation, shrunk));
+            report.failed_era = era;
             break;
         }
         report.steps_run += steps.len();

@@ -186,6 +186,21 @@ impl World {
         (self.now_ms() - s.expires_at_ms).abs() < EXPIRY_SLACK_MS
     }
 
+    /// The model's view of a session, for a failure's report.
+    fn describe(&self, index: usize) -> String {
+        let s = &self.sessions[index];
+        format!(
+            "model: {} of {}, {:?}, {} turns, expires in {} ms, last write {} ms ago, {} sessions with its id",
+            s.id,
+            CUSTOMERS[s.customer],
+            s.state,
+            s.turns.len(),
+            s.expires_at_ms - self.now_ms(),
+            self.now_ms() - s.last_write_ms,
+            self.sessions.iter().filter(|o| o.id == s.id).count()
+        )
+    }
+
     /// Whether reads of the session may still be stale.
     fn within_lag(&self, s: &SessionModel) -> bool {
         self.now_ms() - s.last_write_ms <= STALE_BOUND.as_millis() as i64 + 50
@@ -381,7 +396,7 @@ impl World {
             (answer, writable) => found.push(violation(
                 "an append answers 201 to a live session and 404 to a gone one",
                 None,
-                format!("append to {id} (writable {writable:?}) answered {answer:?}"),
+                format!("append to {id} (writable {writable:?}) answered {answer:?}; {}", self.describe(index)),
             )),
         }
         Some(index)
@@ -544,7 +559,7 @@ impl World {
             (status, writable) => found.push(violation(
                 "a PATCH with the current ETag answers 200 to a live session and 404 to a gone one",
                 None,
-                format!("{id} (writable {writable:?}): {status}"),
+                format!("{id} (writable {writable:?}): {status} {}; {}", String::from_utf8_lossy(response.body().as_ref()), self.describe(index)),
             )),
         }
         Some(index)
