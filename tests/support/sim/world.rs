@@ -168,9 +168,12 @@ impl World {
         (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
     }
 
+    /// The session a step picks, counting back from the newest; an id used again stands for
+    /// its newest session.
     fn pick_session(&self, pick: u32) -> Option<usize> {
         let len = self.sessions.len();
-        (len > 0).then(|| len - 1 - (pick as usize % len))
+        let index = (len > 0).then(|| len - 1 - (pick as usize % len))?;
+        self.latest_with_id(self.sessions[index].id)
     }
 
     /// The model's newest session with this id.
