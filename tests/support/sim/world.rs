@@ -209,6 +209,11 @@ impl World {
         self.now_ms() - s.last_write_ms <= STALE_BOUND.as_millis() as i64 + 50
     }
 
+    /// Notes a write to the session that does not slide its expiry: its reads may lag now.
+    fn wrote(&mut self, index: usize) {
+        self.sessions[index].last_write_ms = self.now_ms();
+    }
+
     fn touch(&mut self, index: usize) {
         let now = self.now_ms();
         let ttl = self.config.session_ttl.as_millis() as i64;
@@ -461,11 +466,13 @@ impl World {
         let s = &self.sessions[index];
         let (id, customer) = (s.id, s.customer);
         let sent = if if_none_match { s.last_etag.clone() } else { None };
+        // Whether the read may be stale is decided when it starts: the lag only runs out later.
+        let stale = !consistent && self.within_lag(s);
         let response = load_context::handle(&self.system, Self::context_request(id, customer, consistent, sent.as_deref())).await;
         let status = response.status().as_u16();
         let s = &self.sessions[index];
         let readable = s.state == State::Live && !self.expired(s);
-        let either = s.state == State::InPurge || self.near_expiry(s) || (!consistent && self.within_lag(s));
+        let either = s.state == State::InPurge || self.near_expiry(s) || stale;
         match status {
             304 => {
                 let Some(etag) = sent else {
@@ -492,7 +499,7 @@ impl World {
                 }
                 if readable {
                     let turns = s.turns.clone();
-                    for problem in context_problems(&body, &turns, consistent || !self.within_lag(s)) {
+                    for problem in context_problems(&body, &turns, !stale) {
                         found.push(violation("a context covers 1..=T exactly once, with the acknowledged turns", None, format!("{id}: {problem}")));
                     }
                 }
@@ -553,6 +560,10 @@ impl World {
             if first.status() != 503 {
                 found.push(violation("a lost answer is a 503", None, format!("PATCH of {id}: {}", first.status())));
             }
+            if writable == Some(true) {
+                // Applied, whatever the caller heard: the expiry slid.
+                self.touch(index);
+            }
         }
         let response = update_session::handle(&self.system, &default_redactor(), request()).await;
         match (response.status().as_u16(), writable) {
@@ -576,6 +587,7 @@ impl World {
         self.proxy.die_after(cut_after.map(u64::from));
         let mut answer = self.system.delete_session(&caller, id).await;
         self.proxy.die_after(None);
+        self.wrote(index);
         let cut = answer.is_err();
         if cut && retry {
             answer = self.system.delete_session(&caller, id).await;
@@ -649,6 +661,11 @@ impl World {
         self.proxy.die_after(cut_after.map(u64::from));
         let mut answer = self.system.purge_customer(name, &request_id).await;
         self.proxy.die_after(None);
+        for index in 0..self.sessions.len() {
+            if self.sessions[index].customer == customer {
+                self.wrote(index);
+            }
+        }
         let cut = answer.is_err();
         if cut && retry {
             answer = self.system.purge_customer(name, &request_id).await;
@@ -783,6 +800,7 @@ impl World {
         }
         let index = self.latest_with_id(id);
         if let Some(index) = index {
+            self.wrote(index);
             self.watch_flag(index).await;
         }
         self.check_facts(customer, found).await;
