@@ -261,6 +261,9 @@ impl World {
                 self.redrive(&mut found).await;
                 None
             }
+            Step::SweepRacingCreate { pick } => self.sweep_racing_create(pick, &mut found).await,
+            Step::DeleteRacingCreate { session } => self.delete_racing_create(session, &mut found).await,
+            Step::WindowRacingAppend { pick } => self.window_racing_append(pick, &mut found).await,
             Step::ForgetFact { customer, pick } => {
                 self.forget_fact(customer as usize, pick, &mut found).await;
                 None
@@ -303,19 +306,7 @@ impl World {
                 if purge_open {
                     found.push(violation("no session is created while a purge runs", None, format!("{}", created.session_id)));
                 }
-                let now = self.now_ms();
-                self.sessions.push(SessionModel {
-                    id: created.session_id,
-                    customer,
-                    turns: Vec::new(),
-                    state: State::Live,
-                    expires_at_ms: now + self.config.session_ttl.as_millis() as i64,
-                    last_write_ms: now,
-                    versions: HashMap::new(),
-                    last_etag: None,
-                    armed: false,
-                });
-                Some(self.sessions.len() - 1)
+                Some(self.created(created.session_id, customer))
             }
             (Ok(created), Some(e)) => {
                 let s = &self.sessions[e];
@@ -418,6 +409,145 @@ impl World {
             self.windows.push((id, self.sessions[index].customer));
         }
         self.sessions[index].armed = state.needs_summary;
+    }
+
+    /// A new session the model learns of after a create answered 201.
+    fn created(&mut self, id: Uuid, customer: usize) -> usize {
+        let now = self.now_ms();
+        self.sessions.push(SessionModel {
+            id,
+            customer,
+            turns: Vec::new(),
+            state: State::Live,
+            expires_at_ms: now + self.config.session_ttl.as_millis() as i64,
+            last_write_ms: now,
+            versions: HashMap::new(),
+            last_etag: None,
+            armed: false,
+        });
+        self.sessions.len() - 1
+    }
+
+    /// Whether the session's `~META` and its registry entry are there, read consistently.
+    async fn meta_and_entry(&self, id: Uuid, customer: usize) -> (bool, bool) {
+        let get = |pk: String, sk: String| {
+            self.direct
+                .client()
+                .get_item()
+                .table_name(&self.config.table_name)
+                .key(keys::PK, AttributeValue::S(pk))
+                .key(keys::SK, AttributeValue::S(sk))
+                .consistent_read(true)
+                .send()
+        };
+        let hash = customer_hash(TEST_RECEIPT_SALT, CUSTOMERS[customer]);
+        let meta = get(keys::session_pk(&id), keys::META.to_owned()).await.ok().and_then(|o| o.item).is_some();
+        let entry = get(keys::privacy_pk(&hash), keys::registry_sk(&id)).await.ok().and_then(|o| o.item).is_some();
+        (meta, entry)
+    }
+
+    async fn sweep_racing_create(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
+        if self.sweeps.is_empty() {
+            return None;
+        }
+        let position = pick as usize % self.sweeps.len();
+        let record = self.sweeps.remove(position);
+        let id: Uuid = record.pointer("/dynamodb/OldImage/session_id/S").and_then(Value::as_str)?.parse().ok()?;
+        let customer = self.sessions[self.latest_with_id(id)?].customer;
+        let event: Event = serde_json::from_value(json!({"Records": [record.clone()]})).expect("a stream event");
+        let request = NewSession { session_id: Some(id), ..NewSession::default() };
+        let owner = caller(customer);
+        let (swept, created) =
+            tokio::join!(sweep_expired::handle(&self.system, event), self.system.create_session(&owner, request));
+        if !swept.batch_item_failures.is_empty() {
+            self.sweeps.push(record);
+        }
+        let Some(created) = created.ok().filter(|c| c.created) else { return None };
+        let index = self.created(id, customer);
+        let (meta, entry) = self.meta_and_entry(id, customer).await;
+        if !meta || !entry {
+            found.push(violation(
+                "a sweep never touches a session created again with its id",
+                Some(3),
+                format!("{}: created 201 while the old one was swept; META there: {meta}, registry entry there: {entry}", created.session_id),
+            ));
+        }
+        Some(index)
+    }
+
+    async fn delete_racing_create(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
+        let index = self.pick_session(pick)?;
+        let s = &self.sessions[index];
+        if !matches!(s.state, State::Deleted | State::Removed | State::Abandoned) {
+            return None;
+        }
+        let (id, customer) = (s.id, s.customer);
+        let request = NewSession { session_id: Some(id), ..NewSession::default() };
+        let owner = caller(customer);
+        let (deleted, created) =
+            tokio::join!(self.system.delete_session(&owner, id), self.system.create_session(&owner, request));
+        let (meta, entry) = self.meta_and_entry(id, customer).await;
+        let left = self.partition(id).await;
+        let whole = (meta && entry) || (!meta && !entry && left.is_empty());
+        if deleted.is_ok() && !whole {
+            found.push(violation(
+                "a DELETE racing a create of the same id leaves the session whole or gone",
+                Some(3),
+                format!("{id}: create {:?}; META there: {meta}, registry entry there: {entry}, {} items", created.as_ref().map(|c| c.created), left.len()),
+            ));
+        }
+        match created {
+            Ok(c) if c.created && meta => {
+                let index = self.created(id, customer);
+                Some(index)
+            }
+            Ok(c) if c.created => {
+                // The DELETE came second: the new session is gone.
+                let index = self.created(id, customer);
+                self.sessions[index].state = State::Deleted;
+                Some(index)
+            }
+            _ => Some(index),
+        }
+    }
+
+    async fn window_racing_append(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
+        if self.windows.is_empty() {
+            return None;
+        }
+        let position = pick as usize % self.windows.len();
+        let (id, customer) = self.windows[position];
+        let index = self.latest_with_id(id)?;
+        let turn = self.next_turn(index);
+        let draft = turn.clone().validate(&self.config).expect("a valid turn");
+        let expected_index = self.sessions[index].turns.len() as u64 + 1;
+        let writable = self.writable(&self.sessions[index]);
+        let event: Event = serde_json::from_value(json!({"Records": [crate::meta_record(id, "100", (0, false), (0, true))]})).expect("a stream event");
+        let (owner, summarizer) = (caller(customer), ExtractiveSummarizer::default());
+        let (summarized, appended) = tokio::join!(
+            summarize::handle(&self.system, &summarizer, &self.config, event),
+            self.system.append_turn(&owner, id, draft)
+        );
+        if summarized.batch_item_failures.is_empty() {
+            self.windows.remove(position);
+        }
+        match (appended, writable) {
+            (Ok(appended), Some(true) | None) if appended.turn_index == expected_index && !appended.duplicate => {
+                let role = if turn.role == "user" { "user" } else { "assistant" };
+                self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
+                self.touch(index);
+            }
+            (Err(Error::NotFound), Some(false) | None) => {}
+            (answer, writable) => found.push(violation(
+                "an append answers 201 to a live session and 404 to a gone one",
+                None,
+                format!("append to {id} racing its window (writable {writable:?}) answered {answer:?}; {}", self.describe(index)),
+            )),
+        }
+        self.wrote(index);
+        self.watch_flag(index).await;
+        self.check_facts(customer, found).await;
+        Some(index)
     }
 
     async fn retry_append(&mut self, pick: u32, turn: u32, found: &mut Vec<Violation>) -> Option<usize> {
