@@ -127,6 +127,7 @@ struct Version {
 #[derive(Debug, Default)]
 pub struct History {
     versions: HashMap<ItemAddress, VecDeque<Version>>,
+    /// Writes since what is older than the bound was last forgotten.
     writes: u64,
 }
 
@@ -137,7 +138,8 @@ impl History {
         let versions = self.versions.entry(item).or_default();
         versions.push_back(Version { replaced_at_ms: at_ms, before });
         self.writes += 1;
-        if self.writes % 1_024 == 0 {
+        if self.writes >= 1_024 {
+            self.writes = 0;
             self.forget_before(at_ms.saturating_sub(bound_ms));
         }
     }
