@@ -462,7 +462,7 @@ impl World {
         if !swept.batch_item_failures.is_empty() {
             self.sweeps.push(record);
         }
-        let Some(created) = created.ok().filter(|c| c.created) else { return None };
+        let created = created.ok().filter(|c| c.created)?;
         let index = self.created(id, customer);
         let (meta, entry) = self.meta_and_entry(id, customer).await;
         if !meta || !entry {
