@@ -50,7 +50,8 @@ enum State {
     Live,
     /// A DELETE answered 204.
     Deleted,
-    /// A DELETE cut off that nobody repeated: META is gone, other items may remain.
+    /// A DELETE cut off that nobody repeated: META may be gone or not (the cut may come
+    /// before its delete), other items may remain.
     Abandoned,
     /// TTL removed META; the sweep may not have run.
     Removed,
@@ -209,6 +210,13 @@ impl World {
         self.now_ms() - s.last_write_ms <= STALE_BOUND.as_millis() as i64 + 50
     }
 
+    /// A session whose DELETE was cut off before its `~META` went took a write: it lives.
+    fn alive(&mut self, index: usize) {
+        if self.sessions[index].state == State::Abandoned {
+            self.sessions[index].state = State::Live;
+        }
+    }
+
     /// Notes a write to the session that does not slide its expiry: its reads may lag now.
     fn wrote(&mut self, index: usize) {
         self.sessions[index].last_write_ms = self.now_ms();
@@ -355,7 +363,7 @@ impl World {
 
     /// Whether the model expects the session to take writes now (`None`: either way).
     fn writable(&self, s: &SessionModel) -> Option<bool> {
-        if s.state == State::InPurge || self.near_expiry(s) {
+        if matches!(s.state, State::InPurge | State::Abandoned) || self.near_expiry(s) {
             return None;
         }
         Some(s.state == State::Live && !self.expired(s))
@@ -389,6 +397,7 @@ impl World {
                 let role = if turn.role == "user" { "user" } else { "assistant" };
                 self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
                 self.touch(index);
+                self.alive(index);
                 self.watch_flag(index).await;
             }
             (Err(Error::NotFound), Some(false) | None) => {}
@@ -602,7 +611,7 @@ impl World {
         let status = response.status().as_u16();
         let s = &self.sessions[index];
         let readable = s.state == State::Live && !self.expired(s);
-        let either = s.state == State::InPurge || self.near_expiry(s) || stale;
+        let either = matches!(s.state, State::InPurge | State::Abandoned) || self.near_expiry(s) || stale;
         match status {
             304 => {
                 let Some(etag) = sent else {
@@ -697,7 +706,10 @@ impl World {
         }
         let response = update_session::handle(&self.system, &default_redactor(), request()).await;
         match (response.status().as_u16(), writable) {
-            (200, Some(true) | None) => self.touch(index),
+            (200, Some(true) | None) => {
+                self.touch(index);
+                self.alive(index);
+            }
             (404, Some(false) | None) => {}
             (412, Some(true)) if lost => found.push(violation("a retried PATCH succeeds", Some(9), format!("{id}: 412 for its own change"))),
             (status, writable) => found.push(violation(
@@ -1006,7 +1018,7 @@ impl World {
     /// The session against the model, read directly and consistently.
     async fn check_session(&mut self, index: usize, found: &mut Vec<Violation>) {
         let s = &self.sessions[index];
-        if s.state == State::InPurge || self.near_expiry(s) || self.latest_with_id(s.id) != Some(index) {
+        if matches!(s.state, State::InPurge | State::Abandoned) || self.near_expiry(s) || self.latest_with_id(s.id) != Some(index) {
             return;
         }
         let loaded = self.direct.load_context(&caller(s.customer), s.id, crate::newest(100, true)).await;
