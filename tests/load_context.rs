@@ -90,7 +90,7 @@ async fn an_expired_session_is_404_before_dynamodb_deletes_it() {
     let session = session_with_turns(&store, &alice(), 1).await;
     assert_eq!(load(&store, &alice(), session, &[]).await.status(), 200);
 
-    tokio::time::sleep(Duration::from_millis(6100)).await;
+    store.clock().advance(Duration::from_millis(6100));
 
     assert_error(&load(&store, &alice(), session, &[]).await, 404, "not_found");
 }

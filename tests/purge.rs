@@ -103,7 +103,7 @@ async fn purging_deletes_every_session_of_the_customer_and_spares_guest_and_othe
 async fn expired_sessions_are_purged_too() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
-    tokio::time::sleep(Duration::from_millis(7_100)).await;
+    store.clock().advance(Duration::from_millis(7_100));
 
     let receipt = body_json(&purge(&store, &alice(), "me").await);
 

@@ -72,7 +72,7 @@ async fn patch_with_the_current_etag_replaces_page_context_slides_expiry_and_kee
     append(&store, &alice(), session, "r2").await;
     let before = load(&store, &alice(), session).await;
     let before_session = body_json(&before)["session"].clone();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store.clock().advance(Duration::from_millis(1100));
 
     let response = patch(&store, &alice(), session, &page(json!({"page": "/cart", "items": 2})), Some(&etag(&before))).await;
 
@@ -167,7 +167,7 @@ async fn other_customers_support_and_unknown_sessions_get_404() {
 async fn an_expired_session_is_404_even_with_its_etag() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(1), ..test_config() }).await;
     let session = new_session(&store, &alice()).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    store.clock().advance(Duration::from_millis(2100));
 
     assert_error(&patch(&store, &alice(), session, &page(json!({})), None).await, 404, "not_found");
     assert_error(&patch(&store, &alice(), session, &page(json!({})), Some("\"1\"")).await, 404, "not_found");
