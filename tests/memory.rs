@@ -524,3 +524,23 @@ async fn capacity_of_reading_memory_and_of_a_window_with_facts() {
     assert!(read_20 <= 1.0 && read_50 <= 2.0, "{read_20} / {read_50} RCU");
     assert_eq!(priced, 8.0, "three facts and META, each under 1 KB, at 2 WCU each");
 }
+
+#[tokio::test]
+async fn facts_expire_by_the_stores_clock() {
+    // Given facts that live 30 days, written by a store whose clock is ten days ahead,
+    let store = fresh_store(Config { memory_ttl: Some(Duration::from_secs(30 * 86_400)), ..config() }).await;
+    store.clock().advance(Duration::from_secs(10 * 86_400));
+    let session = new_session(&store, &alice()).await;
+    store.write_facts("alice", session, &[draft(session, "likes Frieren")]).await.unwrap();
+
+    // then their ttl counts from that clock,
+    let ttl: i64 = memory_items(&store, "alice").await[0]["ttl"].as_n().unwrap().parse().unwrap();
+    let expected = store.clock().now_epoch_seconds() + 30 * 86_400;
+    assert!((expected - 60..=expected).contains(&ttl), "{ttl} vs {expected}");
+    assert_eq!(store.recent_facts("alice", 20).await.unwrap().len(), 1);
+
+    // and once that clock has moved past it, no read returns them.
+    store.clock().advance(Duration::from_secs(31 * 86_400));
+    assert!(store.recent_facts("alice", 20).await.unwrap().is_empty());
+    assert!(facts(&store, &alice()).await.is_empty());
+}
