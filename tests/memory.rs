@@ -544,3 +544,28 @@ async fn facts_expire_by_the_stores_clock() {
     assert!(store.recent_facts("alice", 20).await.unwrap().is_empty());
     assert!(facts(&store, &alice()).await.is_empty());
 }
+
+#[tokio::test]
+async fn facts_never_push_a_context_past_max_tokens() {
+    // Given two facts of four tokens each, and a session of two short turns,
+    let store = fresh_store(config()).await;
+    let first = new_session(&store, &alice()).await;
+    say(&store, &alice(), first, &["I love Frieren", "I prefer digital"]).await;
+    summarise(&store, first).await;
+    let second = new_session(&store, &alice()).await;
+    say(&store, &alice(), second, &["Hello"]).await;
+
+    // when a context with memory may hold only five tokens,
+    let body = body_json(&context(&store, &alice(), second, &[("include", "memory"), ("max_tokens", "5")]).await);
+
+    // then every turn makes room first, then the oldest facts, until it fits.
+    let memory = body["customer_memory"].as_array().unwrap();
+    let tokens = |items: &[Value], field: &str| -> u64 {
+        items.iter().map(|item| (item[field].as_str().unwrap().len() as u64).div_ceil(4)).sum()
+    };
+    let turns = body["turns"].as_array().unwrap();
+    assert!(tokens(memory, "text") + tokens(turns, "content") <= 5, "{body}");
+    assert_eq!(texts(memory), ["prefers digital"], "the newest fact that fits");
+    assert!(turns.is_empty());
+    assert_eq!(body["omitted"], json!({"from_turn": 1, "to_turn": 2}));
+}

@@ -6,13 +6,14 @@
 //! newest first, at most `max_memory` (1 to 50, default 20). They come from one Query run in
 //! parallel with the context's read, under the same deadline; when that Query fails or is
 //! late the answer carries `customer_memory: []` and is otherwise as it would have been. The
-//! facts count toward `max_tokens` and the 5 MiB body: older turns make room for them. Only
-//! the owner of a signed-in session gets facts: a guest, or support reading another
-//! customer's session, gets `[]`.
+//! facts count toward `max_tokens` and the 5 MiB body: older turns make room for them, and
+//! when the facts alone exceed `max_tokens`, the oldest facts go too. Only the owner of a
+//! signed-in session gets facts: a guest, or support reading another customer's session,
+//! gets `[]`.
 use lambda_http::http::header;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
-use tidewater::memory::{DEFAULT_MAX_MEMORY, MAX_MAX_MEMORY};
+use tidewater::memory::{self, DEFAULT_MAX_MEMORY, MAX_MAX_MEMORY};
 use tidewater::metrics::Metrics;
 use tidewater::model::{envelope_len, etag, ContextRequest, IfMatch, MAX_MAX_TOKENS, MAX_MAX_TURNS};
 use tidewater::{http, Context, ContextLoader, Error, Fact, MemoryReader};
@@ -92,7 +93,8 @@ pub async fn handle<S: ContextLoader + MemoryReader>(store: &S, request: Request
                     Vec::new()
                 }
             };
-            let fact_tokens = facts.iter().map(|f| (f.text.len() as u64).div_ceil(4)).sum();
+            let facts = memory::within_tokens(facts, context_request.max_tokens);
+            let fact_tokens = facts.iter().map(Fact::tokens).sum();
             context.make_room(fact_tokens, envelope_len(&facts), context_request.max_tokens);
             http::json(200, &WithMemory { context: &context, customer_memory: &facts })
         } else {
