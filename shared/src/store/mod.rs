@@ -688,6 +688,11 @@ impl ContextLoader for DynamoStore {
                 window.push(item)?;
             }
         }
+        // An eventually consistent Query is no snapshot: it may see META ahead of its newest
+        // turn or of the latest summary. Such a body is not the one META's version names, so
+        // it gets no version (no ETag): a 304 never pins it.
+        let summary_current = summary.as_ref().map_or(0, |latest| latest.through_turn) == meta.summarized_through;
+        let version = (window.complete() && summary_current).then_some(meta.version);
         let mut session = meta.session();
         session.turn_count = window.turn_count();
         let mut context = Context {
@@ -696,7 +701,7 @@ impl ContextLoader for DynamoStore {
             omitted: None,
             turns: Vec::new(),
             degraded: false,
-            version: Some(meta.version),
+            version,
         };
         let (turns, omitted) = window.fit(
             request.max_tokens,
@@ -818,8 +823,15 @@ impl TurnWindow {
         Ok(())
     }
 
+    /// The newest turn this read vouches for: META's count when the read saw that turn (or
+    /// every turn is summarised), else the newest it saw, else the summary's end.
     fn turn_count(&self) -> u64 {
-        self.newest.unwrap_or(self.turn_count)
+        self.newest.unwrap_or(self.summarized)
+    }
+
+    /// Whether the read saw META's newest turn (or had none to see).
+    fn complete(&self) -> bool {
+        self.turn_count() == self.turn_count
     }
 
     fn oldest_index(&self) -> u64 {
