@@ -569,3 +569,27 @@ async fn facts_never_push_a_context_past_max_tokens() {
     assert!(turns.is_empty());
     assert_eq!(body["omitted"], json!({"from_turn": 1, "to_turn": 2}));
 }
+
+#[tokio::test]
+async fn a_forgotten_fact_is_never_pinned_by_a_304() {
+    // Given a context with memory, and its ETag,
+    let store = fresh_store(config()).await;
+    let first = new_session(&store, &alice()).await;
+    say(&store, &alice(), first, &["I love Frieren", "I prefer digital"]).await;
+    summarise(&store, first).await;
+    let second = new_session(&store, &alice()).await;
+    let loaded = context(&store, &alice(), second, &[("include", "memory")]).await;
+    let tag = loaded.headers()["etag"].to_str().unwrap().to_owned();
+    let digital = body_json(&loaded)["customer_memory"][0]["fact_id"].as_str().unwrap().to_owned();
+
+    // when the customer forgets a fact, which leaves the session's version as it was,
+    assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
+    let path = format!("/sessions/{second}/context");
+    let mut request = api_request(Some(&alice()), "GET", "/sessions/{id}/context", &path, &[("include", "memory")], None);
+    request.headers_mut().insert("if-none-match", tag.parse().unwrap());
+    let reloaded = load_context::handle(&*store, request).await;
+
+    // then a conditional reload with memory answers the facts as they are now.
+    assert_eq!(reloaded.status(), 200, "the facts are not part of the session's version");
+    assert_eq!(texts(body_json(&reloaded)["customer_memory"].as_array().unwrap()), ["loves Frieren"]);
+}

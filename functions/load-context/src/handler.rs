@@ -1,6 +1,7 @@
 //! `GET /sessions/{id}/context`: the session, its latest summary and the turns after it.
-//! With `If-None-Match` holding the current ETag it answers 304 from META alone. When
-//! DynamoDB fails or misses the deadline it answers 200 with `degraded: true`.
+//! With `If-None-Match` holding the current ETag it answers 304 from META alone, unless
+//! it asks for memory, which the ETag does not cover. When DynamoDB fails or misses the
+//! deadline it answers 200 with `degraded: true`.
 //!
 //! With `include=memory` it also answers `customer_memory`: the caller's long-term facts,
 //! newest first, at most `max_memory` (1 to 50, default 20). They come from one Query run in
@@ -57,7 +58,8 @@ pub async fn handle<S: ContextLoader + MemoryReader>(store: &S, request: Request
         let include = Include::parse(&http::query_param(&request, "include", String::new())?)?;
         let max_memory = optional_in_range(&request, "max_memory", MAX_MAX_MEMORY as u64)?
             .map_or(DEFAULT_MAX_MEMORY, |n| n as usize);
-        if let Some(known) = if_none_match(&request) {
+        // The facts are not part of the session's version: with memory, never a 304.
+        if let Some(known) = if_none_match(&request).filter(|_| !include.memory) {
             match store.context_version(&caller, session_id, context_request.consistent).await {
                 Ok(version) if known.allows(version) => return Ok(not_modified(version)),
                 Ok(_) | Err(Error::Unavailable(_)) => {}
