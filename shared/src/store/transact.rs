@@ -1,17 +1,21 @@
 //! Transactions: why DynamoDB cancelled one (per-item reasons), the old item a failed
-//! condition returned, an attempt's idempotency token, and the put-if-absent they share.
+//! condition returned, an attempt's idempotency token, the put-if-absent they share, and the
+//! retry of a transaction that collides with a concurrent one ([`DynamoStore::transact`]).
 use std::collections::HashMap;
 
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
 
-use super::call::from_item;
+use super::call::{backoff, from_item, within};
 use super::DynamoStore;
 
 /// Why DynamoDB cancelled a transaction, one reason per item in the order sent; none when it
@@ -66,5 +70,39 @@ impl DynamoStore {
             put = put.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         }
         put.build().map_err(Error::unavailable)
+    }
+}
+
+/// A transaction that keeps colliding with another one (on a purge's ledger, say) gives up after
+/// this many tries.
+const MAX_TRANSACTION_ATTEMPTS: u32 = 10;
+
+/// How a transaction ended, once conflicts with concurrent transactions were retried.
+pub(crate) enum Transacted {
+    Committed,
+    ConditionFailed,
+}
+
+impl DynamoStore {
+    /// Sends a transaction, retrying it while it collides with another transaction on the
+    /// same items (the ledger is shared by the sessions a purge deletes in parallel).
+    pub(crate) async fn transact(&self, transaction: TransactWriteItemsFluentBuilder) -> Result<Transacted, Error> {
+        let transaction = transaction.return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for attempt in 0..MAX_TRANSACTION_ATTEMPTS {
+            match within(self.config.write_timeout, transaction.clone().send()).await? {
+                Ok(output) => {
+                    output.consumed_capacity().iter().for_each(|c| self.record_write(Some(c)));
+                    return Ok(Transacted::Committed);
+                }
+                Err(e) => {
+                    let reasons = cancellation_reasons(e)?;
+                    if reasons.iter().any(|reason| reason.code() == Some("ConditionalCheckFailed")) {
+                        return Ok(Transacted::ConditionFailed);
+                    }
+                }
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(Error::Unavailable("a transaction kept conflicting with concurrent ones".into()))
     }
 }
