@@ -86,23 +86,7 @@ pub fn facts_from_model_json(answer: &str, session_id: Uuid, turns: &[Turn]) -> 
 mod tests {
     use super::*;
     use crate::summarizer::facts::extract;
-
-    const SESSION: Uuid = Uuid::from_u128(0x6f1c2a9e_3b4d_4c8a_9e21_5a7b8c9d0e1f);
-
-    fn turn(turn_index: u64, role: Role, content: &str) -> Turn {
-        Turn {
-            turn_index,
-            role,
-            content: content.to_owned(),
-            intent: None,
-            token_count: None,
-            created_at: format!("2026-11-26T19:00:{:02}.000Z", turn_index % 60),
-        }
-    }
-
-    fn user(turn_index: u64, content: &str) -> Turn {
-        turn(turn_index, Role::User, content)
-    }
+    use crate::summarizer::facts::tests::{turn, user, SESSION};
 
     fn window() -> Vec<Turn> {
         vec![

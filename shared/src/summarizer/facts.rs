@@ -267,13 +267,13 @@ fn capitalise(word: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::memory::MAX_FACTS_PER_WINDOW;
 
-    const SESSION: Uuid = Uuid::from_u128(0x6f1c2a9e_3b4d_4c8a_9e21_5a7b8c9d0e1f);
+    pub(crate) const SESSION: Uuid = Uuid::from_u128(0x6f1c2a9e_3b4d_4c8a_9e21_5a7b8c9d0e1f);
 
-    fn turn(turn_index: u64, role: Role, content: &str) -> Turn {
+    pub(crate) fn turn(turn_index: u64, role: Role, content: &str) -> Turn {
         Turn {
             turn_index,
             role,
@@ -284,7 +284,7 @@ mod tests {
         }
     }
 
-    fn user(turn_index: u64, content: &str) -> Turn {
+    pub(crate) fn user(turn_index: u64, content: &str) -> Turn {
         turn(turn_index, Role::User, content)
     }
 
