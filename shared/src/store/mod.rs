@@ -2,6 +2,11 @@
 //!
 //! Handlers depend on the narrow traits ([`SessionCreator`], [`TurnAppender`],
 //! [`ContextLoader`], [`SummaryWriter`]); [`DynamoStore`] implements them all.
+//!
+//! One operation a module: `create`, `append`, `context` (with the pure `turn_window`),
+//! `summary_write`, `summaries`, `update`, `page_context`, `resume`, `export`, `memory`,
+//! `purge` (`erase`, `ledger`, `sweep`); the DynamoDB helpers they share are `call` (deadline,
+//! backoff, item conversions) and `transact` (cancellation reasons, put-if-absent, retry).
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
