@@ -5,13 +5,14 @@
 //! whose sort key moves on every append: a delete and an insert there.
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use tidewater::store::RESUME_PROJECTION;
-use tidewater::{keys, Caller, DynamoStore, TurnAppender, TurnDraft};
+use tidewater::{keys, Caller, DynamoStore, NewSession, SessionCreator, TurnAppender, TurnDraft};
 use uuid::Uuid;
 
+use crate::BoxError;
 use crate::item_size::{item_size, projected_size, transactional_write_units, write_units, Item};
 use crate::load::get_item;
-use crate::BoxError;
-use crate::*;
+use crate::report::{Report, Status};
+use crate::{seed, TURN_BYTES};
 
 #[derive(Debug, Clone)]
 pub struct AppendPrice {
@@ -260,7 +261,7 @@ pub(crate) async fn append_capacity(
     let mut parts = Vec::new();
     let mut worst: f64 = 0.0;
     for (key, label, caller, session, draft) in scenarios {
-        let p = append::price(store, &caller, session, draft).await?;
+        let p = price(store, &caller, session, draft).await?;
         report.figure(
             &format!("p4.{key}.billed_wcu"),
             &format!("append, {label}: billed WCU"),
@@ -322,7 +323,7 @@ pub(crate) async fn append_capacity(
     }
 
     // The calculator against DynamoDB Local's own rounding, on the long session's items.
-    let items = append::items_of_append(
+    let items = items_of_append(
         store,
         seeded.session_id,
         &long_turn.response_id,
@@ -331,7 +332,7 @@ pub(crate) async fn append_capacity(
     .await?;
     let mut agree = true;
     for item in &items {
-        let (reported, computed) = append::plain_put_units(store, item).await?;
+        let (reported, computed) = plain_put_units(store, item).await?;
         agree &= reported == computed;
     }
     report.note(format!(
@@ -340,7 +341,7 @@ pub(crate) async fn append_capacity(
         if agree { "yes" } else { "NO (the calculator and DynamoDB Local disagree)" }
     ));
 
-    let d = append::duplicate(store, alice, seeded.session_id, long_turn).await?;
+    let d = duplicate(store, alice, seeded.session_id, long_turn).await?;
     report.figure(
         "p4.duplicate.reported_wcu",
         "duplicate retry: WCU reported",

@@ -1,10 +1,13 @@
 //! P1 (cold init), the warm-up trial, and P5's memory: release binaries under the
 //! harness's Runtime API.
+use serde_json::json;
+use tidewater::{Caller, DynamoStore, NewSession, SessionCreator};
 
-use crate::process::{status_code, Function, Running};
-use crate::stats::Samples;
 use crate::BoxError;
-use crate::*;
+use crate::{events, seed, Options, MB, TURN_BYTES};
+use crate::process::{status_code, Function, Running};
+use crate::report::{format_value, Report, Status};
+use crate::stats::Samples;
 
 pub struct ColdStarts {
     pub init: Samples,
@@ -127,7 +130,7 @@ pub(crate) async fn cold_init(
     let mut failures = Vec::new();
     for (name, _) in functions {
         let function = Function::new(&options.release_dir, name, table);
-        match lambda::cold_starts(&function, options.starts).await {
+        match cold_starts(&function, options.starts).await {
             Ok(c) => {
                 let p50 = c.init.median();
                 report.figure(
@@ -190,7 +193,7 @@ pub(crate) async fn cold_init(
 
 pub(crate) async fn warm_up(options: &Options, report: &mut Report, table: &str, load_event: &str) {
     let function = Function::new(&options.release_dir, "load-context", table);
-    match lambda::warm_up_trial(&function, load_event, options.starts).await {
+    match warm_up_trial(&function, load_event, options.starts).await {
         Ok(t) => {
             let (io, fo, ion, fon) = (
                 t.init_off.median(),
@@ -290,7 +293,7 @@ pub(crate) async fn memory(
     let mut problems = Vec::new();
     for (name, expected, event) in runs {
         let function = Function::new(&options.release_dir, name, table);
-        match lambda::warm_run(&function, options.invocations, expected, event).await {
+        match warm_run(&function, options.invocations, expected, event).await {
             Ok(w) => {
                 let peak = w.peak_rss_kib as f64 * 1024.0 / MB;
                 report.figure(

@@ -5,12 +5,13 @@ use std::time::Instant;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::{keys, DynamoStore};
 
+use crate::BoxError;
 use crate::item_size::{item_size, read_units, Item};
+use crate::report::{Report, Status};
+use crate::{seed, MAX_TURNS};
 use crate::seed::Seeded;
 use crate::silence::Silenced;
 use crate::stats::Samples;
-use crate::BoxError;
-use crate::*;
 
 pub struct LoadLatency {
     pub handler: Samples,
@@ -178,7 +179,7 @@ pub(crate) async fn capacity_of_loads(
     event: &str,
     seeded: &seed::Seeded,
 ) -> Result<(), BoxError> {
-    let c = load::capacity(store, event, seeded, MAX_TURNS).await?;
+    let c = capacity(store, event, seeded, MAX_TURNS).await?;
     report.figure("p3.reported_rcu", "load-context RCU, reported by DynamoDB Local (one Query)", c.reported_rcu, "RCU");
     report.figure("p3.computed_rcu", "load-context RCU, computed from item sizes", c.computed_rcu, "RCU");
     report.figure("p3.not_modified_rcu", "conditional load answered 304, reported", c.not_modified_rcu, "RCU");
@@ -212,7 +213,7 @@ pub(crate) async fn load_latency(
     seeded: &seed::Seeded,
     iterations: usize,
 ) -> Result<(), BoxError> {
-    let l = load::latency(store, event, seeded, MAX_TURNS, iterations, 50).await?;
+    let l = latency(store, event, seeded, MAX_TURNS, iterations, 50).await?;
     let ratio = l.handler.median() / l.bare.median();
     report.figure(
         "p2.handler_p50_ms",

@@ -35,10 +35,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use serde_json::json;
-use tidewater::{dynamodb_client, Caller, Config, DynamoStore, NewSession, Secret, SessionCreator};
+use tidewater::{dynamodb_client, Caller, Config, DynamoStore, Secret};
 
-use crate::report::{format_value, Report, Status};
+use crate::report::Report;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -8,12 +8,13 @@ use tidewater::model::Role;
 use tidewater::redact::{redact_text, Kinds, OrderNumbers};
 use tidewater::{Caller, DynamoStore, NewSession, OfflineRedactor, SessionCreator};
 
+use crate::BoxError;
+use crate::{DETECTOR_CALLS, REDACT_APPEND_ROUNDS};
 use crate::events::api_event;
+use crate::report::{Report, Status};
 use crate::seed::Chat;
 use crate::silence::Silenced;
 use crate::stats::Samples;
-use crate::BoxError;
-use crate::*;
 
 /// What one append of the bench carries besides chat text when it has personal data in it.
 pub const PERSONAL_DATA: &str = " My card is 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32, \
@@ -106,11 +107,11 @@ pub async fn append_latency(store: &DynamoStore, rounds: usize) -> Result<Append
 
 pub(crate) async fn redaction_cost(store: &DynamoStore, report: &mut Report) -> Result<(), BoxError> {
     use tidewater::redact::Kinds;
-    let clean = redaction::chat_text(17, 1_024);
-    let personal = redaction::text_with_personal_data(17, 1_024);
-    let large = redaction::chat_text(19, 64 * 1_024);
+    let clean = chat_text(17, 1_024);
+    let personal = text_with_personal_data(17, 1_024);
+    let large = chat_text(19, 64 * 1_024);
     let per_kb = |text: &str, kinds: Kinds| {
-        redaction::detector(text, kinds, DETECTOR_CALLS).median() / (text.len() as f64 / 1_024.0)
+        detector(text, kinds, DETECTOR_CALLS).median() / (text.len() as f64 / 1_024.0)
     };
     let cases = [
         ("default_chat", "offline detector, card,iban, 1 KB of chat text", &clean, Kinds::DEFAULT),
@@ -127,7 +128,7 @@ pub(crate) async fn redaction_cost(store: &DynamoStore, report: &mut Report) -> 
         }
     }
 
-    let a = redaction::append_latency(store, REDACT_APPEND_ROUNDS).await?;
+    let a = append_latency(store, REDACT_APPEND_ROUNDS).await?;
     let none = report.figure("redact.append_none_p50_ms", "append-turn handler, REDACT= (none), 1 KB, p50", a.none.median(), "ms");
     let default = report.figure("redact.append_default_p50_ms", "append-turn handler, card,iban, p50", a.default.median(), "ms");
     let all = report.figure("redact.append_all_p50_ms", "append-turn handler, every kind (adds a GetItem), p50", a.all.median(), "ms");

@@ -1,5 +1,6 @@
 //! P5 size: the arm64 `bootstrap` each function ships, as cargo lambda builds it.
-use crate::*;
+use crate::{Options, MB};
+use crate::report::{Report, Status};
 
 pub(crate) fn sizes(options: &Options, report: &mut Report, functions: &[(String, bool)]) {
     let mut worst: Option<(f64, String)> = None;

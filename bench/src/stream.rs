@@ -5,9 +5,10 @@ use std::path::Path;
 
 use tokio::process::Command;
 
-use crate::stats::Samples;
 use crate::BoxError;
-use crate::*;
+use crate::{Options, STREAM_RUNS};
+use crate::report::{format_value, Report, Status};
+use crate::stats::Samples;
 
 #[derive(Debug, Default)]
 pub struct Throughput {
@@ -174,7 +175,7 @@ mod tests {
 }
 
 pub(crate) async fn stream_throughput(options: &Options, report: &mut Report) {
-    match stream::median_of(&options.release_dir, 1_000, 5, STREAM_RUNS).await {
+    match median_of(&options.release_dir, 1_000, 5, STREAM_RUNS).await {
         Ok((t, rates)) => {
             report.figure(
                 "p6.records_per_s",
