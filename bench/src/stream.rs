@@ -147,33 +147,6 @@ pub fn parse(stdout: &str) -> Throughput {
     t
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_figures_bench_summarize_prints() {
-        let out = "set-up: 50 sessions of 20 turns (not timed)\n\
-            {\"_aws\":{}}\n\
-            records: 1000, passed the filter: 50, summaries written: 50/50, failures: 0\n\
-            filter alone:                    250000 records/s (4.00 ms)\n\
-            filter + handler:                  4000 records/s (250.00 ms)\n\
-            \x20 per summary written:             5.00 ms\n\
-            redelivery, no filter:             9000 records/s (111.00 ms)\n\
-            summary items per crossing session: 1-1\n";
-        let t = parse(out);
-        assert_eq!(
-            (t.records, t.written, t.crossing, t.failures),
-            (1000.0, 50.0, 50.0, 0.0)
-        );
-        assert_eq!(t.filter_and_handler_per_s, 4000.0);
-        assert_eq!(t.filter_alone_per_s, 250000.0);
-        assert_eq!(t.redelivery_per_s, 9000.0);
-        assert_eq!(t.per_summary_ms, 5.0);
-        assert_eq!(t.summary_items_per_session, Some((1.0, 1.0)));
-    }
-}
-
 pub(crate) async fn stream_throughput(options: &Options, report: &mut Report) {
     match median_of(&options.release_dir, 1_000, 5, STREAM_RUNS).await {
         Ok((t, rates)) => {
@@ -263,5 +236,32 @@ pub(crate) async fn stream_throughput(options: &Options, report: &mut Report) {
             Status::NotMeasured,
             String::new(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_figures_bench_summarize_prints() {
+        let out = "set-up: 50 sessions of 20 turns (not timed)\n\
+            {\"_aws\":{}}\n\
+            records: 1000, passed the filter: 50, summaries written: 50/50, failures: 0\n\
+            filter alone:                    250000 records/s (4.00 ms)\n\
+            filter + handler:                  4000 records/s (250.00 ms)\n\
+            \x20 per summary written:             5.00 ms\n\
+            redelivery, no filter:             9000 records/s (111.00 ms)\n\
+            summary items per crossing session: 1-1\n";
+        let t = parse(out);
+        assert_eq!(
+            (t.records, t.written, t.crossing, t.failures),
+            (1000.0, 50.0, 50.0, 0.0)
+        );
+        assert_eq!(t.filter_and_handler_per_s, 4000.0);
+        assert_eq!(t.filter_alone_per_s, 250000.0);
+        assert_eq!(t.redelivery_per_s, 9000.0);
+        assert_eq!(t.per_summary_ms, 5.0);
+        assert_eq!(t.summary_items_per_session, Some((1.0, 1.0)));
     }
 }

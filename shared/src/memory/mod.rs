@@ -40,8 +40,6 @@ pub use crate::config::DEFAULT_MEMORY_MAX_FACTS;
 pub const MAX_FACTS_PER_WINDOW: usize = 20;
 pub const MAX_FACT_TEXT_CHARS: usize = 160;
 pub const MAX_SUBJECT_CHARS: usize = 80;
-/// An object of more words than this is a sentence, not a thing someone likes or owns.
-
 
 /// What a fact is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
