@@ -307,23 +307,6 @@ async fn if_none_match_with_the_current_etag_is_304_until_the_session_changes() 
 
 type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
-/// Removes one item of the session's partition and returns it, so that a read sees the
-/// partition as a replica that has not applied that write yet would.
-async fn hide(store: &DynamoStore, session: Uuid, sort_key: &str) -> Item {
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key(tidewater::keys::PK, aws_sdk_dynamodb::types::AttributeValue::S(tidewater::keys::session_pk(&session)))
-        .key(tidewater::keys::SK, aws_sdk_dynamodb::types::AttributeValue::S(sort_key.to_owned()))
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .expect("the item existed")
-}
-
 /// Writes `item` back as it was: the lagging replica has caught up.
 async fn restore(store: &DynamoStore, item: Item) {
     store.client().put_item().table_name(&store.config().table_name).set_item(Some(item)).send().await.unwrap();
@@ -345,7 +328,7 @@ async fn a_context_read_before_its_newest_turn_is_visible_carries_no_etag_so_it_
     // Given META at turn 3 while the read does not see TURN#3 yet (a lagging replica).
     let store = store().await;
     let session = session_with_turns(&store, &alice(), 3).await;
-    let turn_3 = hide(&store, session, &tidewater::keys::turn_sk(3)).await;
+    let turn_3 = take_item(&store, session, &tidewater::keys::turn_sk(3)).await;
 
     // When the context is loaded,
     let stale = load(&store, &alice(), session, &[]).await;
@@ -370,10 +353,10 @@ async fn a_context_read_before_its_summary_is_visible_carries_no_etag() {
     let store = store().await;
     let session = session_with_turns(&store, &alice(), 6).await;
     assert!(store.put_summary(session, 2, "through two").await.unwrap());
-    let older = hide(&store, session, tidewater::keys::LATEST_SUMMARY).await;
+    let older = take_item(&store, session, tidewater::keys::LATEST_SUMMARY).await;
     restore(&store, older.clone()).await;
     assert!(store.put_summary(session, 4, "through four").await.unwrap());
-    let newer = hide(&store, session, tidewater::keys::LATEST_SUMMARY).await;
+    let newer = take_item(&store, session, tidewater::keys::LATEST_SUMMARY).await;
     restore(&store, older).await;
 
     let stale = load(&store, &alice(), session, &[]).await;
