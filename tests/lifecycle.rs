@@ -46,7 +46,18 @@ async fn items_of(store: &DynamoStore, session: Uuid) -> Vec<Item> {
 }
 
 async fn delete_meta_as_ttl_would(store: &DynamoStore, session: Uuid) -> Item {
-    take_item(store, session, keys::META).await
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .expect("META existed")
 }
 
 /// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.

@@ -166,28 +166,6 @@ pub async fn scan_table(
     }
 }
 
-/// Deletes one item of the session's partition, as TTL or a replica that has not applied its
-/// write yet would make it disappear, and returns it as it was.
-pub async fn take_item(
-    store: &DynamoStore,
-    session: Uuid,
-    sort_key: &str,
-) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session)))
-        .key(tidewater::keys::SK, AttributeValue::S(sort_key.to_owned()))
-        .return_values(ReturnValue::AllOld)
-        .send()
-        .await
-        .expect("a direct delete")
-        .attributes
-        .expect("the item existed")
-}
-
 /// A [`tidewater::store::BatchDeleter`] that lets `batches` batch deletes through to the
 /// real store, then fails every later one, as a Lambda cut off half-way through would.
 pub struct CutOffAfter<'a> {
@@ -218,4 +196,26 @@ pub fn newest(max_turns: usize, consistent: bool) -> tidewater::ContextRequest {
         max_tokens: None,
         consistent,
     }
+}
+
+/// Deletes one item of the session's partition, as TTL or a replica that has not applied its
+/// write yet would make it disappear, and returns it as it was.
+pub async fn take_item(
+    store: &DynamoStore,
+    session: Uuid,
+    sort_key: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session)))
+        .key(tidewater::keys::SK, AttributeValue::S(sort_key.to_owned()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("a direct delete")
+        .attributes
+        .expect("the item existed")
 }
