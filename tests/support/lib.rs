@@ -141,6 +141,28 @@ pub fn assert_error(response: &Response<Body>, status: u16, code: &str) {
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
 }
 
+/// Deletes one item of the session's partition, as TTL or a replica that has not applied its
+/// write yet would make it disappear, and returns it as it was.
+pub async fn take_item(
+    store: &DynamoStore,
+    session: Uuid,
+    sort_key: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session)))
+        .key(tidewater::keys::SK, AttributeValue::S(sort_key.to_owned()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("a direct delete")
+        .attributes
+        .expect("the item existed")
+}
+
 /// Every item of the store's table, every page, read with Scan. Only tests scan (to check
 /// that nothing is left over); the functions never do.
 pub async fn scan_table(
@@ -196,26 +218,4 @@ pub fn newest(max_turns: usize, consistent: bool) -> tidewater::ContextRequest {
         max_tokens: None,
         consistent,
     }
-}
-
-/// Deletes one item of the session's partition, as TTL or a replica that has not applied its
-/// write yet would make it disappear, and returns it as it was.
-pub async fn take_item(
-    store: &DynamoStore,
-    session: Uuid,
-    sort_key: &str,
-) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session)))
-        .key(tidewater::keys::SK, AttributeValue::S(sort_key.to_owned()))
-        .return_values(ReturnValue::AllOld)
-        .send()
-        .await
-        .expect("a direct delete")
-        .attributes
-        .expect("the item existed")
 }
