@@ -32,7 +32,9 @@ mod capacity;
 mod export;
 // Long-term customer memory (issue 14).
 mod memory;
-pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
+pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter};
+mod janitor;
+pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS};
 mod page_context;
 mod resume;
 mod purge;

@@ -1,21 +1,28 @@
 //! Deleting sessions, purging customers, and the receipts that prove a purge.
 //!
 //! # One procedure deletes a session, whoever asks
-//! 1. A pending marker `PRIVACY#<customer_hash> / PENDING#<session_id>` is written first, so
-//!    that a deletion cut off half-way is found again by the customer's next purge (once
-//!    META is gone the session is no longer in the customer index).
-//! 2. META is deleted, on condition that the customer owns it. Every write to a session
-//!    (append, summary, metadata update) conditions on META existing, so from here on
-//!    nothing can add an item to the session.
-//! 3. The keys of everything else under the session's partition are read
-//!    with a strongly consistent Query and deleted with BatchWriteItem, 25 at a time,
-//!    every `UnprocessedItems` retried. The Query is repeated until it comes back empty,
-//!    which also catches items that committed just before META went away.
-//! 4. The marker is retired.
+//! 1. A work item for the janitor (`store::janitor`) is written first, then a pending marker
+//!    `PRIVACY#<customer_hash> / PENDING#<session_id>` (kept, with what earlier attempts
+//!    recorded on it, when there is one), so that a deletion cut off half-way is finished by
+//!    the janitor once overdue, or by the customer's next purge.
+//! 2. META is deleted, on condition that the caller owns it (read first, to tell another
+//!    owner's session from none), in one transaction with `meta_deleted` on the marker. Every
+//!    write to a session (append, summary, metadata update) conditions on META existing, so
+//!    from here on nothing can add an item to the session. When META is already gone, the
+//!    session is claimed only through the caller's registry entry for it, or their own earlier
+//!    deletion of its META (the marker): anyone else's DELETE deletes and counts nothing.
+//! 3. The keys of everything else under the session's partition are read with a strongly
+//!    consistent Query, newest first, their number recorded on the marker (unless an earlier
+//!    attempt did), and deleted with BatchWriteItem, 25 at a time, every `UnprocessedItems`
+//!    retried. The Query is repeated until it comes back empty, or finds a META: the id was
+//!    created again, and what follows is the new session's.
+//! 4. The registry entry goes, in a transaction that checks that no META exists (a create of
+//!    the same id writes the entry again); then the marker, then the work item.
 //!
 //! # A purge
-//! 1. opens the customer's ledger (`PRIVACY#<customer_hash> / LEDGER`), or reopens the one a
-//!    cut-off purge left: it keeps the receipt id, `requested_at`, `request_id` and the counts;
+//! 1. writes its work item, then opens the customer's ledger (`PRIVACY#<customer_hash> /
+//!    LEDGER`), or reopens the one a cut-off purge left: it keeps the receipt id,
+//!    `requested_at`, `request_id`, the counts and its work item;
 //! 2. lists the customer's sessions from their registry (`PRIVACY#<customer_hash> /
 //!    SESSION#<id>`, written with META, removed only after every item of the session is
 //!    gone), so sessions whose META expired or was removed by TTL are found too, and marks
@@ -23,33 +30,37 @@
 //!    the ledger is open no session of the customer can be created;
 //! 3. runs the procedure above on every pending marker, a few sessions at a time; markers a
 //!    cut-off purge or delete left behind are among them. Retiring a marker and adding its
-//!    counts to the ledger is one transaction, so each session is counted once;
+//!    recorded counts to the ledger is one transaction, so each session is counted once, with
+//!    every item its deletion removed, in whichever attempt;
 //! 4. deletes the customer's long-term memory (`MEMORY#<customer_hash>`), each transaction of
 //!    deletes also adding its count to the ledger's `memory_items_deleted`. Every session's
 //!    META is gone by then, and a window's facts are written only while its META exists, so
 //!    no fact can arrive after this step;
-//! 5. writes the receipt and deletes the ledger in one transaction.
+//! 5. writes the receipt, points `PRIVACY#<customer_hash> / RECEIPT` at it, deletes the ledger
+//!    and the work item, in one transaction.
 //!
-//! Repeating a purge is safe at any point: a cut-off purge's repeat finishes the job and
-//! answers with the same receipt id; a repeat after a finished purge starts a new purge,
-//! which finds nothing and answers with a new receipt that counts zero.
+//! Repeating a purge is safe at any point: a cut-off purge's repeat (or the janitor) finishes
+//! the job and answers with the same receipt id and exact counts; a repeat that finds nothing
+//! left to delete answers the customer's last receipt, so a caller whose answer was lost gets
+//! the receipt it missed. Only a purge that deletes something writes a new receipt.
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, PutRequest, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+    WriteRequest,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::janitor::Task;
 use super::{from_item, n, s, to_item, within, DynamoStore};
 use crate::model::{Caller, Receipt};
 use crate::{clock, keys, Error};
@@ -82,7 +93,7 @@ pub trait ExpiredSessionSweeper {
 
 impl ExpiredSessionSweeper for DynamoStore {
     async fn sweep_expired_session(&self, session_id: &Uuid, owner: Option<&str>) -> Result<u64, Error> {
-        self.sweep_expired(session_id, owner).await
+        self.sweep_expired_with(self, session_id, owner).await
     }
 }
 
@@ -137,9 +148,22 @@ struct PendingItem {
     #[serde(rename = "SK")]
     sk: String,
     session_id: Uuid,
-    /// Written by a purge that found the session in the customer index: the session is
+    /// Written by a purge that found the session in the customer's registry: the session is
     /// counted even when a cut-off attempt already deleted all of it.
+    #[serde(default)]
     listed: bool,
+    /// Set in the transaction that deleted the session's META: that deletion is counted, and
+    /// claims the session for this customer, however often the deletion is cut off.
+    #[serde(default)]
+    meta_deleted: bool,
+    /// The items left under the session's partition once its META was gone, recorded before
+    /// the first of them was deleted: the count stays exact however often it is cut off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    children: Option<u64>,
+    /// The work item of the first DELETE that began this deletion: whoever finishes it
+    /// retires that item too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    work_sk: Option<String>,
 }
 
 /// `PRIVACY#<customer_hash> / LEDGER`: a purge in progress.
@@ -153,6 +177,15 @@ struct LedgerItem {
     items_deleted: u64,
     #[serde(default)]
     memory_items_deleted: u64,
+    /// The janitor's work item for this purge, retired with the ledger.
+    #[serde(default)]
+    work_sk: Option<String>,
+}
+
+/// `PRIVACY#<customer_hash> / RECEIPT`: the customer's last receipt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LastReceiptItem {
+    receipt_id: Uuid,
 }
 
 /// `RECEIPT#<receipt_id> / RECEIPT`: a finished purge. No ttl: receipts are kept.
@@ -196,6 +229,10 @@ enum MetaOutcome {
     Absent,
     /// Someone else's session: nothing was deleted.
     OtherOwner,
+    /// No META, and nothing shows the session was the caller's (neither their registry nor
+    /// their own earlier deletion of its META): nothing was deleted; what is left is the
+    /// owner's, the TTL sweep's or the janitor's to delete.
+    Unclaimed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -262,13 +299,19 @@ impl DynamoStore {
         session_id: Uuid,
     ) -> Result<(), Error> {
         let hash = self.customer_hash(&caller.customer_id)?;
-        self.put_pending(&hash, &session_id).await?;
-        let erased = self.erase_session(deleter, &caller.customer_id, &session_id).await?;
+        let work = self.schedule(&Task::Session { session_id, customer_hash: Some(hash.clone()) }).await?;
+        let marker = self.mark_pending(&hash, &session_id, Some(&work)).await?;
+        let erased = self.erase_session(deleter, &hash, &session_id, Some(&marker)).await?;
         self.delete_pending(&hash, &session_id).await?;
+        self.unschedule(&work).await?;
+        if let Some(first) = marker.work_sk.as_deref().filter(|first| *first != work) {
+            // A cut-off attempt's work item: this attempt finished its job.
+            self.unschedule(first).await?;
+        }
         tracing::info!(%session_id, meta = ?erased.meta, items_deleted = erased.items, "session deleted");
         match erased.meta {
             MetaOutcome::OtherOwner => Err(Error::NotFound),
-            MetaOutcome::Deleted | MetaOutcome::Absent => Ok(()),
+            MetaOutcome::Deleted | MetaOutcome::Absent | MetaOutcome::Unclaimed => Ok(()),
         }
     }
 
@@ -280,16 +323,34 @@ impl DynamoStore {
         request_id: &str,
     ) -> Result<Receipt, Error> {
         let hash = self.customer_hash(customer_id)?;
-        let ledger = self.open_ledger(&hash, request_id).await?;
-        let listed = self.registered_sessions(&hash).await?;
-        self.mark_listed(&hash, &listed).await?;
+        self.purge_by_hash(deleter, &hash, request_id).await
+    }
 
-        let hash = &hash;
+    /// Runs an abandoned purge of the customer to its end (the janitor): `None` when no purge
+    /// of theirs is open.
+    pub(crate) async fn finish_purge(&self, hash: &str) -> Result<Option<Receipt>, Error> {
+        match self.ledger(hash).await? {
+            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The purge of the customer whose hash is `hash`.
+    async fn purge_by_hash<D: BatchDeleter>(&self, deleter: &D, hash: &str, request_id: &str) -> Result<Receipt, Error> {
+        let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }).await?;
+        let ledger = self.open_ledger(hash, request_id, &work).await?;
+        if ledger.work_sk.as_deref() != Some(work.as_str()) {
+            // An earlier run of this purge left its own work item, which the ledger names.
+            self.unschedule(&work).await?;
+        }
+        let listed = self.registered_sessions(hash).await?;
+        self.mark_listed(hash, &listed).await?;
+
         for _ in 0..MAX_PURGE_ROUNDS {
             let pending = self.pending(hash).await?;
             if pending.is_empty() {
                 self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
-                let receipt = self.close_ledger(hash, &ledger.receipt_id).await?;
+                let receipt = self.close_ledger(hash, &ledger).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
                     sessions_deleted = receipt.sessions_deleted,
@@ -307,7 +368,7 @@ impl DynamoStore {
                     if failed.load(Ordering::Relaxed) {
                         return Ok(());
                     }
-                    let outcome = match self.erase_session(deleter, customer_id, &marker.session_id).await {
+                    let outcome = match self.erase_session(deleter, hash, &marker.session_id, Some(&marker)).await {
                         Ok(erased) => self.retire_into_ledger(hash, &marker, erased).await,
                         Err(e) => Err(e),
                     };
@@ -324,46 +385,114 @@ impl DynamoStore {
         Err(Error::Unavailable("sessions kept appearing while the purge ran; repeat it".into()))
     }
 
-    /// Steps 2 and 3 of the procedure: META, then everything else under the partition, then
-    /// the session's entry in the owner's registry.
-    async fn erase_session<D: BatchDeleter>(&self, deleter: &D, owner: &str, session_id: &Uuid) -> Result<Erased, Error> {
-        let meta = self.delete_meta(session_id, owner).await?;
-        if meta == MetaOutcome::OtherOwner {
-            return Ok(Erased { meta, items: 0 });
+    /// Steps 2 and 3 of the procedure for the customer whose hash is `hash`: META (only if it
+    /// is theirs), then everything else under the partition (only if the session is provably
+    /// theirs), then the session's entry in their registry. With the session's pending
+    /// `marker`, the deletion of META and the number of other items are recorded on it before
+    /// anything is deleted, so that the counts stay exact across cut-off attempts.
+    async fn erase_session<D: BatchDeleter>(
+        &self,
+        deleter: &D,
+        hash: &str,
+        session_id: &Uuid,
+        marker: Option<&PendingItem>,
+    ) -> Result<Erased, Error> {
+        let meta = self.take_meta(hash, session_id, marker.is_some()).await?;
+        let deleted_earlier = marker.is_some_and(|m| m.meta_deleted);
+        match meta {
+            MetaOutcome::OtherOwner | MetaOutcome::Unclaimed => return Ok(Erased { meta, items: 0 }),
+            MetaOutcome::Absent if !deleted_earlier && !self.is_registered(hash, session_id).await? => {
+                return Ok(Erased { meta: MetaOutcome::Unclaimed, items: 0 });
+            }
+            MetaOutcome::Absent | MetaOutcome::Deleted => {}
         }
-        let children = self.sweep(deleter, session_id).await?;
-        self.unregister(&self.customer_hash(owner)?, session_id).await?;
-        Ok(Erased { meta, items: children + u64::from(meta == MetaOutcome::Deleted) })
+        let recorder = marker.map(|_| hash);
+        let children = self.sweep(deleter, session_id, recorder).await?;
+        self.unregister(hash, session_id).await?;
+        let meta_counted = meta == MetaOutcome::Deleted || deleted_earlier;
+        Ok(Erased { meta, items: children + u64::from(meta_counted) })
     }
 
     /// What the TTL of a session's META leaves behind: every other item of the session, then
-    /// its registry entry (for a signed-in owner). Safe to repeat. Returns the items deleted.
-    async fn sweep_expired(&self, session_id: &Uuid, owner: Option<&str>) -> Result<u64, Error> {
+    /// its registry entry (for a signed-in owner), deleting through `deleter`. Safe to repeat.
+    /// Returns the items deleted.
+    pub async fn sweep_expired_with<D: BatchDeleter>(
+        &self,
+        deleter: &D,
+        session_id: &Uuid,
+        owner: Option<&str>,
+    ) -> Result<u64, Error> {
         if self.read_meta(session_id, true, self.config.write_timeout).await?.is_some() {
             // The session lives (its META is back, or was never removed): nothing to sweep.
             return Ok(0);
         }
-        let deleted = self.sweep(self, session_id).await?;
-        if let Some(owner) = owner {
-            self.unregister(&self.customer_hash(owner)?, session_id).await?;
+        let hash = owner.map(|owner| self.customer_hash(owner)).transpose()?;
+        let work = self.schedule(&Task::Session { session_id: *session_id, customer_hash: hash.clone() }).await?;
+        let deleted = self.sweep(deleter, session_id, None).await?;
+        if let Some(hash) = &hash {
+            self.unregister(hash, session_id).await?;
         }
+        self.unschedule(&work).await?;
         tracing::info!(%session_id, items_deleted = deleted, "expired session swept");
         Ok(deleted)
     }
 
-    /// Removes a session from its owner's registry, once nothing of it is left.
+    /// Finishes a deletion or sweep that was cut off (the janitor): when the session's META is
+    /// gone, every item left of it, its registry entry, and the pending marker `hash`'s
+    /// deletion left (unless a purge of that customer is open: the purge retires and counts
+    /// it). Returns the items deleted.
+    pub(crate) async fn finish_session(&self, hash: Option<&str>, session_id: &Uuid) -> Result<u64, Error> {
+        if self.read_meta(session_id, true, self.config.write_timeout).await?.is_some() {
+            // Alive: the cut-off deletion never removed it, it was someone else's, or the id
+            // was created again. An expired one is TTL's, whose removal starts a sweep.
+            return Ok(0);
+        }
+        let deleted = self.sweep(self, session_id, None).await?;
+        if let Some(hash) = hash {
+            self.unregister(hash, session_id).await?;
+            if self.ledger(hash).await?.is_none() {
+                self.delete_pending(hash, session_id).await?;
+            }
+        }
+        tracing::info!(%session_id, items_deleted = deleted, "the janitor finished a session's deletion");
+        Ok(deleted)
+    }
+
+    /// Removes a session from its owner's registry, once nothing of it is left, and only while
+    /// no META exists: an entry that a create of the same id wrote again is the new session's.
     async fn unregister(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
-        let delete = self
-            .client
-            .delete_item()
+        let no_session = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::session_pk(session_id)))
+            .key(keys::SK, s(keys::META))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(Error::unavailable)?;
+        let delete = Delete::builder()
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::registry_sk(session_id)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
-        self.record_write(output.consumed_capacity());
-        Ok(())
+            .build()
+            .map_err(Error::unavailable)?;
+        let transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(no_session).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build());
+        match self.transact(transaction).await? {
+            Transacted::Committed => Ok(()),
+            Transacted::ConditionFailed => {
+                tracing::info!(%session_id, "a session with this id exists again; its registry entry stays");
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the customer's registry holds the session.
+    async fn is_registered(&self, hash: &str, session_id: &Uuid) -> Result<bool, Error> {
+        let entry: Option<ItemKey> =
+            self.get_item(keys::privacy_pk(hash), &keys::registry_sk(session_id), true, self.config.write_timeout).await?;
+        Ok(entry.is_some())
     }
 
     /// Every session in the customer's registry: live, expired, or with only leftovers.
@@ -412,63 +541,135 @@ impl DynamoStore {
         }
     }
 
-    async fn delete_meta(&self, session_id: &Uuid, owner: &str) -> Result<MetaOutcome, Error> {
-        let delete = self
-            .client
-            .delete_item()
+    /// Deletes the session's META if it belongs to the customer whose hash is `hash`; with
+    /// `marked`, in one transaction with `meta_deleted` on the session's pending marker.
+    async fn take_meta(&self, hash: &str, session_id: &Uuid, marked: bool) -> Result<MetaOutcome, Error> {
+        for _ in 0..MAX_TRANSACTION_ATTEMPTS {
+            let Some(meta) = self.read_meta(session_id, true, self.config.write_timeout).await? else {
+                return Ok(MetaOutcome::Absent);
+            };
+            if self.customer_hash(&meta.owner_id)? != hash {
+                return Ok(MetaOutcome::OtherOwner);
+            }
+            if self.delete_meta(hash, session_id, &meta.owner_id, marked).await? {
+                return Ok(MetaOutcome::Deleted);
+            }
+            // META went away or changed hands since it was read: read it again.
+        }
+        Err(Error::Unavailable("the session's record kept changing while it was deleted".into()))
+    }
+
+    /// Deletes META on condition that `owner` owns it; `false` when that condition failed.
+    async fn delete_meta(&self, hash: &str, session_id: &Uuid, owner: &str, marked: bool) -> Result<bool, Error> {
+        let delete = Delete::builder()
             .table_name(self.table())
             .key(keys::PK, s(keys::session_pk(session_id)))
             .key(keys::SK, s(keys::META))
-            .condition_expression("attribute_not_exists(PK) OR owner_id = :owner")
+            .condition_expression("owner_id = :owner")
             .expression_attribute_values(":owner", s(owner))
-            .return_values(ReturnValue::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        match within(self.config.write_timeout, delete).await? {
-            Ok(output) => {
-                self.record_write(output.consumed_capacity());
-                Ok(if output.attributes.is_some() { MetaOutcome::Deleted } else { MetaOutcome::Absent })
-            }
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {
-                Ok(MetaOutcome::OtherOwner)
-            }
-            Err(e) => Err(Error::from_store(e)),
+            .build()
+            .map_err(Error::unavailable)?;
+        let mut transaction = self.client.transact_write_items().transact_items(TransactWriteItem::builder().delete(delete).build());
+        if marked {
+            let record = Update::builder()
+                .table_name(self.table())
+                .key(keys::PK, s(keys::privacy_pk(hash)))
+                .key(keys::SK, s(keys::pending_sk(session_id)))
+                .update_expression("SET meta_deleted = :deleted")
+                .expression_attribute_values(":deleted", AttributeValue::Bool(true))
+                .build()
+                .map_err(Error::unavailable)?;
+            transaction = transaction.transact_items(TransactWriteItem::builder().update(record).build());
         }
+        Ok(matches!(self.transact(transaction).await?, Transacted::Committed))
     }
 
     /// Deletes every item left under the session's partition, until a strongly consistent
-    /// read finds none.
-    /// Each read starts from the top: what was deleted is gone, so it reads only what is left.
-    async fn sweep<D: BatchDeleter>(&self, deleter: &D, session_id: &Uuid) -> Result<u64, Error> {
+    /// read finds none, or finds a META: a session created again with the same id, whose items
+    /// are not this deletion's. With `recorder` (the customer hash of the session's pending
+    /// marker), the number of items is recorded on the marker before the first is deleted, and
+    /// the recorded number (an earlier, cut-off attempt's, if any) is returned; otherwise the
+    /// number this call deleted.
+    async fn sweep<D: BatchDeleter>(&self, deleter: &D, session_id: &Uuid, recorder: Option<&str>) -> Result<u64, Error> {
         let pk = keys::session_pk(session_id);
+        let Some(mut keys) = self.keys_left(&pk).await? else {
+            return Ok(0);
+        };
+        let recorded = match recorder {
+            Some(hash) => Some(self.record_children(hash, session_id, keys.len() as u64).await?),
+            None => None,
+        };
         let mut deleted = 0;
-        loop {
-            let keys = self.child_keys(&pk).await?;
-            if keys.is_empty() {
-                return Ok(deleted);
-            }
+        while !keys.is_empty() {
             for batch in keys.chunks(BATCH_LIMIT) {
                 deleter.delete_batch(batch).await?;
                 deleted += batch.len() as u64;
             }
+            // What was deleted is gone, so each read returns only what is left.
+            keys = self.keys_left(&pk).await?.unwrap_or_default();
+        }
+        Ok(recorded.unwrap_or(deleted))
+    }
+
+    /// The keys of every item under `pk`, every page, strongly consistent; `None` when a META
+    /// is among them. Read newest first, so the head (`~SUMMARY`, `~META`) comes first.
+    async fn keys_left(&self, pk: &str) -> Result<Option<Vec<ItemKey>>, Error> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let query = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .projection_expression("PK, SK")
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
+            self.record_read(output.consumed_capacity());
+            for item in output.items.unwrap_or_default() {
+                let key: ItemKey = from_item(item)?;
+                if key.sk == keys::META {
+                    return Ok(None);
+                }
+                keys.push(key);
+            }
+            start = output.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(Some(keys));
+            }
         }
     }
 
-    /// One page (up to 1 MB) of the keys under `pk`.
-    async fn child_keys(&self, pk: &str) -> Result<Vec<ItemKey>, Error> {
-        let query = self
+    /// Records on the session's pending marker how many items its deletion finds once META is
+    /// gone, unless an earlier attempt did; returns the recorded number.
+    async fn record_children(&self, hash: &str, session_id: &Uuid, found: u64) -> Result<u64, Error> {
+        let update = self
             .client
-            .query()
+            .update_item()
             .table_name(self.table())
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(pk))
-            .projection_expression("PK, SK")
-            .consistent_read(true)
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::pending_sk(session_id)))
+            .update_expression("SET children = if_not_exists(children, :found)")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":found", n(found))
+            .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
-        self.record_read(output.consumed_capacity());
-        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+        match within(self.config.write_timeout, update).await? {
+            Ok(output) => {
+                self.record_write(output.consumed_capacity());
+                let marker: PendingItem = from_item(output.attributes.unwrap_or_default())?;
+                Ok(marker.children.unwrap_or(found))
+            }
+            // A concurrent run retired the marker: it has counted the session.
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => Ok(0),
+            Err(e) => Err(Error::from_store(e)),
+        }
     }
 
     /// One BatchWriteItem of up to 25 requests, then its `UnprocessedItems` again, with
@@ -502,28 +703,30 @@ impl DynamoStore {
         ))
     }
 
-    fn pending_item(hash: &str, session_id: &Uuid, listed: bool) -> PendingItem {
-        PendingItem { pk: keys::privacy_pk(hash), sk: keys::pending_sk(session_id), session_id: *session_id, listed }
-    }
-
-    /// The marker of a single deletion. One already there (a purge's) is left as it is.
-    async fn put_pending(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
-        let put = self
+    /// Writes the session's pending marker, keeping what earlier attempts recorded on it: for a
+    /// DELETE, with the work item of the first attempt (`work_sk` unless one is there); for a
+    /// purge (`None`), marked as listed. Returns the marker as it now is.
+    async fn mark_pending(&self, hash: &str, session_id: &Uuid, work_sk: Option<&str>) -> Result<PendingItem, Error> {
+        let mut update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(self.table())
-            .set_item(Some(to_item(&Self::pending_item(hash, session_id, false))?))
-            .condition_expression("attribute_not_exists(PK)")
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        match within(self.config.write_timeout, put).await? {
-            Ok(output) => {
-                self.record_write(output.consumed_capacity());
-                Ok(())
-            }
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
-            Err(e) => Err(Error::from_store(e)),
-        }
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::pending_sk(session_id)))
+            .expression_attribute_values(":id", s(session_id.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        update = match work_sk {
+            Some(work_sk) => update
+                .update_expression("SET session_id = :id, work_sk = if_not_exists(work_sk, :work_sk)")
+                .expression_attribute_values(":work_sk", s(work_sk)),
+            None => update
+                .update_expression("SET session_id = :id, listed = :listed")
+                .expression_attribute_values(":listed", AttributeValue::Bool(true)),
+        };
+        let output = within(self.config.write_timeout, update.send()).await?.map_err(Error::from_store)?;
+        self.record_write(output.consumed_capacity());
+        from_item(output.attributes.unwrap_or_default())
     }
 
     async fn delete_pending(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
@@ -540,20 +743,14 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Marks the sessions a purge found in the customer index, 25 to a batch.
+    /// Marks the sessions a purge found in the customer's registry, a few at a time.
     async fn mark_listed(&self, hash: &str, sessions: &[Uuid]) -> Result<(), Error> {
-        for batch in sessions.chunks(BATCH_LIMIT) {
-            let requests = batch
-                .iter()
-                .map(|session_id| {
-                    let item = to_item(&Self::pending_item(hash, session_id, true))?;
-                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(Error::unavailable)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
-            self.write_batch(requests).await?;
-        }
-        Ok(())
+        let marked: Vec<Result<PendingItem, Error>> = futures::stream::iter(sessions.iter().copied())
+            .map(|session_id| async move { self.mark_pending(hash, &session_id, None).await })
+            .buffer_unordered(SESSIONS_IN_PARALLEL)
+            .collect()
+            .await;
+        marked.into_iter().map(|m| m.map(|_| ())).collect()
     }
 
     /// Every pending marker of the customer.
@@ -562,7 +759,7 @@ impl DynamoStore {
     }
 
     /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
-    async fn open_ledger(&self, hash: &str, request_id: &str) -> Result<LedgerItem, Error> {
+    async fn open_ledger(&self, hash: &str, request_id: &str, work_sk: &str) -> Result<LedgerItem, Error> {
         let update = self
             .client
             .update_item()
@@ -571,13 +768,15 @@ impl DynamoStore {
             .key(keys::SK, s(keys::PURGE_LEDGER))
             .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
-                 requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id) \
+                 requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
+                 work_sk = if_not_exists(work_sk, :work_sk) \
                  ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
             )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
-            .expression_attribute_values(":now", s(clock::format(clock::now())))
+            .expression_attribute_values(":now", s(clock::format(self.clock.now())))
             .expression_attribute_values(":request_id", s(request_id))
+            .expression_attribute_values(":work_sk", s(work_sk))
             .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -591,8 +790,12 @@ impl DynamoStore {
     /// session, in one transaction, so that a session is counted once however many purges
     /// run over it. A marker someone else retired first is not counted again.
     async fn retire_into_ledger(&self, hash: &str, marker: &PendingItem, erased: Erased) -> Result<(), Error> {
-        if erased.meta == MetaOutcome::OtherOwner {
-            // A marker a single deletion left for a session that is not the customer's.
+        if let Some(work_sk) = &marker.work_sk {
+            // The work item of a DELETE that was cut off: the purge finishes its job.
+            self.unschedule(work_sk).await?;
+        }
+        if matches!(erased.meta, MetaOutcome::OtherOwner | MetaOutcome::Unclaimed) {
+            // A marker a single deletion left for a session that is not provably the customer's.
             return self.delete_pending(hash, &marker.session_id).await;
         }
         let counted = marker.listed || erased.items > 0;
@@ -638,47 +841,85 @@ impl DynamoStore {
             .map_err(Error::unavailable)
     }
 
-    /// Writes the receipt from the ledger and deletes the ledger, in one transaction. When
-    /// a concurrent run of the same purge did it first, answers with that run's receipt.
-    async fn close_ledger(&self, hash: &str, receipt_id: &Uuid) -> Result<Receipt, Error> {
-        let ledger_key = || {
-            HashMap::from([(keys::PK.to_owned(), s(keys::privacy_pk(hash))), (keys::SK.to_owned(), s(keys::PURGE_LEDGER))])
-        };
-        let ledger: Option<LedgerItem> =
-            self.get_item(keys::privacy_pk(hash), keys::PURGE_LEDGER, true, self.config.write_timeout).await?;
+    /// The customer's open ledger, if any.
+    async fn ledger(&self, hash: &str) -> Result<Option<LedgerItem>, Error> {
+        self.get_item(keys::privacy_pk(hash), keys::PURGE_LEDGER, true, self.config.write_timeout).await
+    }
 
-        if let Some(ledger) = ledger.filter(|l| l.receipt_id == *receipt_id) {
-            let receipt = ReceiptItem {
-                pk: keys::receipt_pk(receipt_id),
-                sk: keys::RECEIPT.to_owned(),
-                receipt_id: *receipt_id,
-                customer_hash: ledger.customer_hash,
-                requested_at: ledger.requested_at,
-                completed_at: clock::format(clock::now()),
-                sessions_deleted: ledger.sessions_deleted,
-                items_deleted: ledger.items_deleted,
-                memory_items_deleted: ledger.memory_items_deleted,
-                request_id: ledger.request_id,
-            };
+    /// Closes the ledger: writes the receipt, points the customer's last receipt at it,
+    /// deletes the ledger and retires the purge's work item, in one transaction. A purge that
+    /// deleted nothing writes no receipt when the customer has one: it answers that one, so a
+    /// repeat of a purge whose answer was lost gets its receipt, with its counts. When a
+    /// concurrent run of the same purge closed the ledger first, answers with that run's receipt.
+    async fn close_ledger(&self, hash: &str, opened: &LedgerItem) -> Result<Receipt, Error> {
+        let receipt_id = opened.receipt_id;
+        let last: Option<LastReceiptItem> =
+            self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
+        if let Some(ledger) = self.ledger(hash).await?.filter(|l| l.receipt_id == receipt_id) {
             let close = Delete::builder()
                 .table_name(self.table())
-                .set_key(Some(ledger_key()))
+                .key(keys::PK, s(keys::privacy_pk(hash)))
+                .key(keys::SK, s(keys::PURGE_LEDGER))
                 .condition_expression("receipt_id = :receipt_id")
                 .expression_attribute_values(":receipt_id", s(receipt_id.to_string()))
                 .build()
                 .map_err(Error::unavailable)?;
-            let transaction = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&receipt)?, false)?).build())
-                .transact_items(TransactWriteItem::builder().delete(close).build());
+            let mut transaction =
+                self.client.transact_write_items().transact_items(TransactWriteItem::builder().delete(close).build());
+            if let Some(work_sk) = &ledger.work_sk {
+                let retire = Delete::builder()
+                    .table_name(self.table())
+                    .key(keys::PK, s(keys::WORK_PK))
+                    .key(keys::SK, s(work_sk))
+                    .build()
+                    .map_err(Error::unavailable)?;
+                transaction = transaction.transact_items(TransactWriteItem::builder().delete(retire).build());
+            }
+            let nothing_deleted = ledger.sessions_deleted == 0 && ledger.items_deleted == 0 && ledger.memory_items_deleted == 0;
+            let answered = match &last {
+                Some(last) if nothing_deleted => last.receipt_id,
+                _ => {
+                    let receipt = ReceiptItem {
+                        pk: keys::receipt_pk(&receipt_id),
+                        sk: keys::RECEIPT.to_owned(),
+                        receipt_id,
+                        customer_hash: ledger.customer_hash,
+                        requested_at: ledger.requested_at,
+                        completed_at: clock::format(self.clock.now()),
+                        sessions_deleted: ledger.sessions_deleted,
+                        items_deleted: ledger.items_deleted,
+                        memory_items_deleted: ledger.memory_items_deleted,
+                        request_id: ledger.request_id,
+                    };
+                    let pointer = HashMap::from([
+                        (keys::PK.to_owned(), s(keys::privacy_pk(hash))),
+                        (keys::SK.to_owned(), s(keys::LAST_RECEIPT)),
+                        ("receipt_id".to_owned(), s(receipt_id.to_string())),
+                    ]);
+                    let pointer = Put::builder().table_name(self.table()).set_item(Some(pointer)).build().map_err(Error::unavailable)?;
+                    transaction = transaction
+                        .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&receipt)?, false)?).build())
+                        .transact_items(TransactWriteItem::builder().put(pointer).build());
+                    receipt_id
+                }
+            };
             if let Transacted::Committed = self.transact(transaction).await? {
-                return Ok(receipt.into());
+                if let Some(receipt) = self.get_receipt(&answered).await? {
+                    return Ok(receipt);
+                }
             }
         }
-        self.get_receipt(receipt_id)
-            .await?
-            .ok_or_else(|| Error::Unavailable("the purge's ledger changed under it; repeat the purge".into()))
+        // Closed by a concurrent run (or by this one, whose answer was lost): its receipt, or
+        // the last one when it found nothing to delete.
+        if let Some(receipt) = self.get_receipt(&receipt_id).await? {
+            return Ok(receipt);
+        }
+        let last: Option<LastReceiptItem> =
+            self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
+        match last {
+            Some(last) => self.get_receipt(&last.receipt_id).await?.ok_or_else(|| Error::Corrupt("the last receipt is missing".into())),
+            None => Err(Error::Unavailable("the purge's ledger changed under it; repeat the purge".into())),
+        }
     }
 
     async fn get_receipt(&self, receipt_id: &Uuid) -> Result<Option<Receipt>, Error> {
