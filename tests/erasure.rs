@@ -21,7 +21,7 @@ async fn append(store: &DynamoStore, caller: &Caller, session_id: Uuid, response
 }
 
 /// A session of `caller`'s with the id `session_id` and `turns` turns.
-async fn session_with_turns(store: &DynamoStore, caller: &Caller, session_id: Uuid, turns: usize) {
+async fn session_with_id(store: &DynamoStore, caller: &Caller, session_id: Uuid, turns: usize) {
     let request = NewSession { session_id: Some(session_id), page_context: None };
     store.create_session(caller, request).await.unwrap();
     for i in 0..turns {
@@ -29,30 +29,11 @@ async fn session_with_turns(store: &DynamoStore, caller: &Caller, session_id: Uu
     }
 }
 
-/// The items under the session's partition.
-async fn items_of(store: &DynamoStore, session_id: Uuid) -> usize {
-    let pk = tidewater::keys::session_pk(&session_id);
-    scan_table(store).await.iter().filter(|item| item["PK"].as_s().is_ok_and(|p| *p == pk)).count()
-}
-
 /// Whether `customer`'s registry holds the session.
 async fn registered(store: &DynamoStore, customer: &str, session_id: Uuid) -> bool {
     let pk = tidewater::keys::privacy_pk(&customer_hash(TEST_RECEIPT_SALT, customer));
     let sk = tidewater::keys::registry_sk(&session_id);
     scan_table(store).await.iter().any(|item| item["PK"].as_s().is_ok_and(|p| *p == pk) && item["SK"].as_s().is_ok_and(|s| *s == sk))
-}
-
-/// Removes the session's `~META` as DynamoDB's TTL does, leaving everything else.
-async fn remove_meta_as_ttl_does(store: &DynamoStore, session_id: Uuid) {
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(tidewater::keys::session_pk(&session_id)))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(tidewater::keys::META.into()))
-        .send()
-        .await
-        .unwrap();
 }
 
 /// Lets every batch through; right after the first, the customer creates a session with the
@@ -68,7 +49,7 @@ impl BatchDeleter for CreateAfterFirstBatch<'_> {
     async fn delete_batch(&self, keys: &[ItemKey]) -> Result<(), tidewater::Error> {
         BatchDeleter::delete_batch(self.store, keys).await?;
         if !self.done.swap(true, Ordering::SeqCst) {
-            session_with_turns(self.store, &self.caller, self.session_id, 0).await;
+            session_with_id(self.store, &self.caller, self.session_id, 0).await;
             append(self.store, &self.caller, self.session_id, "new-1").await;
         }
         Ok(())
@@ -79,7 +60,7 @@ impl BatchDeleter for CreateAfterFirstBatch<'_> {
 async fn a_delete_racing_a_create_of_the_same_id_leaves_the_new_session_whole() {
     let store = store().await;
     let session_id = Uuid::new_v4();
-    session_with_turns(&store, &alice(), session_id, 3).await;
+    session_with_id(&store, &alice(), session_id, 3).await;
     let racer = CreateAfterFirstBatch { store: &store, caller: alice(), session_id, done: AtomicBool::new(false) };
 
     store.delete_session_with(&racer, &alice(), session_id).await.unwrap();
@@ -97,8 +78,8 @@ async fn a_delete_racing_a_create_of_the_same_id_leaves_the_new_session_whole() 
 async fn a_ttl_sweep_racing_a_create_of_the_same_id_leaves_the_new_session_whole() {
     let store = store().await;
     let session_id = Uuid::new_v4();
-    session_with_turns(&store, &alice(), session_id, 3).await;
-    remove_meta_as_ttl_does(&store, session_id).await;
+    session_with_id(&store, &alice(), session_id, 3).await;
+    delete_meta_as_ttl_would(&store, session_id).await;
     let racer = CreateAfterFirstBatch { store: &store, caller: alice(), session_id, done: AtomicBool::new(false) };
 
     store.sweep_expired_with(&racer, &session_id, Some("alice")).await.unwrap();
@@ -106,7 +87,7 @@ async fn a_ttl_sweep_racing_a_create_of_the_same_id_leaves_the_new_session_whole
     assert!(racer.done.load(Ordering::SeqCst));
     let context = store.load_context(&alice(), session_id, newest(10, true)).await.expect("the new session lives");
     assert_eq!(context.turns.len(), 1);
-    assert_eq!(items_of(&store, session_id).await, 3, "META, its turn and the turn's idempotency record");
+    assert_eq!(session_item_count(&store, session_id).await, 3, "META, its turn and the turn's idempotency record");
     assert!(registered(&store, "alice", session_id).await, "the new session stays in its owner's registry");
 }
 
@@ -114,20 +95,20 @@ async fn a_ttl_sweep_racing_a_create_of_the_same_id_leaves_the_new_session_whole
 async fn a_delete_by_someone_else_of_a_session_whose_record_is_gone_deletes_and_counts_nothing() {
     let store = store().await;
     let session_id = Uuid::new_v4();
-    session_with_turns(&store, &alice(), session_id, 3).await;
-    remove_meta_as_ttl_does(&store, session_id).await;
+    session_with_id(&store, &alice(), session_id, 3).await;
+    delete_meta_as_ttl_would(&store, session_id).await;
 
     let by_bob = store.delete_session_with(&CutOffAfter::new(&store, 100), &bob(), session_id).await;
     let bobs_receipt = store.purge_customer("bob", "req-bob").await.unwrap();
 
     assert!(by_bob.is_ok(), "{by_bob:?}");
-    assert_eq!(items_of(&store, session_id).await, 6, "alice's turns are left to her registry and the sweep");
+    assert_eq!(session_item_count(&store, session_id).await, 6, "alice's turns are left to her registry and the sweep");
     assert_eq!((bobs_receipt.sessions_deleted, bobs_receipt.items_deleted), (0, 0));
     assert!(registered(&store, "alice", session_id).await);
 
     // Her own DELETE claims it through her registry.
     store.delete_session_with(&CutOffAfter::new(&store, 100), &alice(), session_id).await.unwrap();
-    assert_eq!(items_of(&store, session_id).await, 0);
+    assert_eq!(session_item_count(&store, session_id).await, 0);
     assert!(!registered(&store, "alice", session_id).await);
 }
 
@@ -135,8 +116,8 @@ async fn a_delete_by_someone_else_of_a_session_whose_record_is_gone_deletes_and_
 async fn a_cut_off_delete_by_someone_else_never_lands_in_their_receipt() {
     let store = store().await;
     let session_id = Uuid::new_v4();
-    session_with_turns(&store, &alice(), session_id, 30).await;
-    remove_meta_as_ttl_does(&store, session_id).await;
+    session_with_id(&store, &alice(), session_id, 30).await;
+    delete_meta_as_ttl_would(&store, session_id).await;
 
     let cut_off = store.delete_session_with(&CutOffAfter::new(&store, 1), &bob(), session_id).await;
     let bobs_receipt = store.purge_customer("bob", "req-bob").await.unwrap();

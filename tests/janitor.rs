@@ -3,45 +3,11 @@
 use std::time::Duration;
 
 use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS};
-use tidewater::{Caller, CustomerPurger, DynamoStore, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{Caller, CustomerPurger, DynamoStore, NewSession, SessionCreator};
 use tidewater_tests::*;
-use uuid::Uuid;
 
 fn alice_as_guest() -> Caller {
     Caller::new("alice", ["guest"])
-}
-
-async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usize) -> Uuid {
-    let session_id = store.create_session(caller, NewSession::default()).await.unwrap().session_id;
-    for i in 0..turns {
-        let turn = NewTurn {
-            response_id: format!("r{i}"),
-            role: "user".into(),
-            content: format!("turn {i}: is volume {i} of Frieren in stock?"),
-            intent: None,
-            token_count: None,
-        };
-        store.append_turn(caller, session_id, turn.validate(store.config()).unwrap()).await.unwrap();
-    }
-    session_id
-}
-
-/// The items under the session's partition.
-async fn items_of(store: &DynamoStore, session_id: Uuid) -> usize {
-    let pk = tidewater::keys::session_pk(&session_id);
-    scan_table(store).await.iter().filter(|item| item["PK"].as_s().is_ok_and(|p| *p == pk)).count()
-}
-
-async fn remove_meta_as_ttl_does(store: &DynamoStore, session_id: Uuid) {
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(tidewater::keys::session_pk(&session_id)))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(tidewater::keys::META.into()))
-        .send()
-        .await
-        .unwrap();
 }
 
 /// Moves the store's clock just past the janitor's grace.
@@ -56,11 +22,11 @@ async fn a_guest_delete_cut_off_after_the_record_went_is_finished_by_the_janitor
 
     let cut_off = store.delete_session_with(&CutOffAfter::new(&store, 1), &alice_as_guest(), session).await;
     assert!(matches!(cut_off, Err(tidewater::Error::Unavailable(_))), "{cut_off:?}");
-    let left = items_of(&store, session).await;
+    let left = session_item_count(&store, session).await;
     assert!(left > 0 && left < 61, "{left}");
 
     let early = store.janitor_pass(store.clock().now()).await.unwrap();
-    assert_eq!(items_of(&store, session).await, left, "nothing is touched while the delete may still run: {early:?}");
+    assert_eq!(session_item_count(&store, session).await, left, "nothing is touched while the delete may still run: {early:?}");
 
     let_the_grace_pass(&store);
     let report = store.janitor_pass(store.clock().now()).await.unwrap();
@@ -74,11 +40,11 @@ async fn a_guest_delete_cut_off_after_the_record_went_is_finished_by_the_janitor
 async fn a_ttl_sweep_cut_off_half_way_is_finished_by_the_janitor() {
     let store = store().await;
     let session = session_with_turns(&store, &alice(), 30).await;
-    remove_meta_as_ttl_does(&store, session).await;
+    delete_meta_as_ttl_would(&store, session).await;
 
     let cut_off = store.sweep_expired_with(&CutOffAfter::new(&store, 1), &session, Some("alice")).await;
     assert!(cut_off.is_err());
-    assert!(items_of(&store, session).await > 0);
+    assert!(session_item_count(&store, session).await > 0);
 
     let_the_grace_pass(&store);
     let report = store.janitor_pass(store.clock().now()).await.unwrap();
@@ -137,5 +103,5 @@ async fn the_scheduled_sample_runs_through_the_handler() {
     let report = janitor::handle(&*store, event).await.unwrap();
 
     assert_eq!(report.sessions_finished, 1);
-    assert_eq!(items_of(&store, session).await, 0);
+    assert_eq!(session_item_count(&store, session).await, 0);
 }

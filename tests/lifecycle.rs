@@ -45,21 +45,6 @@ async fn items_of(store: &DynamoStore, session: Uuid) -> Vec<Item> {
         .collect()
 }
 
-async fn delete_meta_as_ttl_would(store: &DynamoStore, session: Uuid) -> Item {
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
-        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .expect("META existed")
-}
-
 /// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
 fn ttl_removal(old_image: &Item, by_ttl: bool) -> Value {
     let image: serde_json::Map<String, Value> = old_image

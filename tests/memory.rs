@@ -219,14 +219,21 @@ async fn a_guest_gets_no_long_term_memory() {
     assert_eq!(body["session"]["session_id"], session.to_string());
 }
 
+/// Alice states two facts in one window of a session; returns the session, the window's
+/// drafts and the id of the newest fact ("prefers digital").
+async fn alice_states_two_facts(store: &DynamoStore) -> (Uuid, Vec<FactDraft>, String) {
+    let session = new_session(store, &alice()).await;
+    say(store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
+    let window = drafts_of(store, session, 0, 4).await;
+    store.write_facts("alice", session, &window).await.unwrap();
+    let digital = facts(store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    (session, window, digital)
+}
+
 #[tokio::test]
 async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back() {
     let store = fresh_store(config()).await;
-    let session = new_session(&store, &alice()).await;
-    say(&store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
-    let window = drafts_of(&store, session, 0, 4).await;
-    store.write_facts("alice", session, &window).await.unwrap();
-    let digital = facts(&store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    let (session, window, digital) = alice_states_two_facts(&store).await;
 
     let forgotten = forget(&store, &alice(), "me", &digital).await;
     let again = forget(&store, &alice(), "me", &digital).await;
@@ -263,11 +270,7 @@ async fn expire_memory_as_ttl_would(store: &DynamoStore, customer_id: &str, epoc
 #[tokio::test]
 async fn a_forgotten_fact_stays_forgotten_however_late_a_window_that_stated_it_arrives() {
     let store = fresh_store(config()).await;
-    let session = new_session(&store, &alice()).await;
-    say(&store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
-    let window = drafts_of(&store, session, 0, 4).await;
-    store.write_facts("alice", session, &window).await.unwrap();
-    let digital = facts(&store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    let (session, window, digital) = alice_states_two_facts(&store).await;
     assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
 
     // A year on, the session kept alive by its appends, the window is summarised again

@@ -468,12 +468,7 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(Error::unavailable)?;
-        let delete = Delete::builder()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::registry_sk(session_id)))
-            .build()
-            .map_err(Error::unavailable)?;
+        let delete = self.delete_of(keys::privacy_pk(hash), &keys::registry_sk(session_id)).build().map_err(Error::unavailable)?;
         let transaction = self
             .client
             .transact_write_items()
@@ -561,10 +556,8 @@ impl DynamoStore {
 
     /// Deletes META on condition that `owner` owns it; `false` when that condition failed.
     async fn delete_meta(&self, hash: &str, session_id: &Uuid, owner: &str, marked: bool) -> Result<bool, Error> {
-        let delete = Delete::builder()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::session_pk(session_id)))
-            .key(keys::SK, s(keys::META))
+        let delete = self
+            .delete_of(keys::session_pk(session_id), keys::META)
             .condition_expression("owner_id = :owner")
             .expression_attribute_values(":owner", s(owner))
             .build()
@@ -750,7 +743,7 @@ impl DynamoStore {
             .buffer_unordered(SESSIONS_IN_PARALLEL)
             .collect()
             .await;
-        marked.into_iter().map(|m| m.map(|_| ())).collect()
+        marked.into_iter().try_for_each(|m| m.map(|_| ()))
     }
 
     /// Every pending marker of the customer.
@@ -809,10 +802,8 @@ impl DynamoStore {
             .expression_attribute_values(":items", n(erased.items))
             .build()
             .map_err(Error::unavailable)?;
-        let retire = Delete::builder()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::pending_sk(&marker.session_id)))
+        let retire = self
+            .delete_of(keys::privacy_pk(hash), &keys::pending_sk(&marker.session_id))
             .condition_expression("attribute_exists(PK)")
             .build()
             .map_err(Error::unavailable)?;
@@ -856,10 +847,8 @@ impl DynamoStore {
         let last: Option<LastReceiptItem> =
             self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
         if let Some(ledger) = self.ledger(hash).await?.filter(|l| l.receipt_id == receipt_id) {
-            let close = Delete::builder()
-                .table_name(self.table())
-                .key(keys::PK, s(keys::privacy_pk(hash)))
-                .key(keys::SK, s(keys::PURGE_LEDGER))
+            let close = self
+                .delete_of(keys::privacy_pk(hash), keys::PURGE_LEDGER)
                 .condition_expression("receipt_id = :receipt_id")
                 .expression_attribute_values(":receipt_id", s(receipt_id.to_string()))
                 .build()
@@ -867,12 +856,7 @@ impl DynamoStore {
             let mut transaction =
                 self.client.transact_write_items().transact_items(TransactWriteItem::builder().delete(close).build());
             if let Some(work_sk) = &ledger.work_sk {
-                let retire = Delete::builder()
-                    .table_name(self.table())
-                    .key(keys::PK, s(keys::WORK_PK))
-                    .key(keys::SK, s(work_sk))
-                    .build()
-                    .map_err(Error::unavailable)?;
+                let retire = self.delete_of(keys::WORK_PK.to_owned(), work_sk).build().map_err(Error::unavailable)?;
                 transaction = transaction.transact_items(TransactWriteItem::builder().delete(retire).build());
             }
             let nothing_deleted = ledger.sessions_deleted == 0 && ledger.items_deleted == 0 && ledger.memory_items_deleted == 0;
@@ -920,6 +904,11 @@ impl DynamoStore {
             Some(last) => self.get_receipt(&last.receipt_id).await?.ok_or_else(|| Error::Corrupt("the last receipt is missing".into())),
             None => Err(Error::Unavailable("the purge's ledger changed under it; repeat the purge".into())),
         }
+    }
+
+    /// A transaction's delete of the item `pk` / `sk`, to which conditions may be added.
+    fn delete_of(&self, pk: String, sk: &str) -> aws_sdk_dynamodb::types::builders::DeleteBuilder {
+        Delete::builder().table_name(self.table()).key(keys::PK, s(pk)).key(keys::SK, s(sk))
     }
 
     async fn get_receipt(&self, receipt_id: &Uuid) -> Result<Option<Receipt>, Error> {
