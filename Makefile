@@ -78,9 +78,11 @@ chaos: tools
 	CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_REPORT=$(CHAOS_REPORT) ./scripts/chaos.sh
 
 # Runbook: re-arm every session whose summary is due but unwritten (records in the summarize
-# DLQ, or lost). Defaults to make run's DynamoDB Local; set AWS_ENDPOINT_URL_DYNAMODB= and
-# TABLE_NAME (with AWS credentials) for a deployed table.
+# DLQ, or lost), then one janitor pass (records in the sweep DLQ, cut-off deletes and purges).
+# Defaults to make run's DynamoDB Local and salt; set AWS_ENDPOINT_URL_DYNAMODB=, TABLE_NAME
+# and RECEIPT_SALT (with AWS credentials) for a deployed table.
 redrive:
+	RECEIPT_SALT=$${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy} \
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin redrive

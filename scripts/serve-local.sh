@@ -2,8 +2,8 @@
 # Serves the API on $API_PORT against the DynamoDB endpoint in $AWS_ENDPOINT_URL_DYNAMODB
 # (DynamoDB Local from scripts/with-dynamodb.sh) or, when that is unset, $DYNAMODB_ENDPOINT:
 # creates the table if it is missing, runs the functions under `cargo lambda watch`, the
-# stream runner and the gateway, and says how long it took to be ready. Logs and the stream
-# checkpoint go to $RUN_DIR (default .run).
+# stream runners, the janitor's scheduler and the gateway, and says how long it took to be
+# ready. Logs and the stream checkpoint go to $RUN_DIR (default .run).
 # Ctrl-C, SIGTERM, or any of the services ending, stops them all within a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +73,10 @@ STREAM_FUNCTION=sweep-expired CHECKPOINT_FILE="$RUN_DIR/sweep-checkpoint.json" \
   ./target/debug/stream-runner >"$RUN_DIR/sweep-runner.log" 2>&1 &
 children+=($!)
 
+# The janitor, as the template's schedule runs it (every minute here).
+./target/debug/scheduler >"$RUN_DIR/scheduler.log" 2>&1 &
+children+=($!)
+
 ./target/debug/gateway &
 children+=($!)
 wait_for_port "$API_PORT"
@@ -83,6 +87,7 @@ tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) 
   DynamoDB   $AWS_ENDPOINT_URL_DYNAMODB   table $TABLE_NAME
   functions  $LAMBDA_INVOKE_URL   log $RUN_DIR/functions.log
   stream     log $RUN_DIR/stream-runner.log
+  janitor    every ${JANITOR_INTERVAL_SECONDS:-60} s, log $RUN_DIR/scheduler.log
 Ctrl-C stops everything.
 MSG
 # Until Ctrl-C, or until one of them ends: then the others are stopped too.
