@@ -6,11 +6,13 @@
 //! - [`filter`]: a function's stream event source mapping and its `FilterCriteria`, evaluated as Lambda does.
 //! - [`stream`]: the stream runner, which drives the summarize function from DynamoDB Local's stream.
 //! - [`fault`]: a proxy in front of DynamoDB that injects throttling, errors, latency and lost answers.
+//! - [`mesh`]: multi-region replication (DynamoDB global tables, MREC) as pure state.
 //! - [`shutdown`]: the Ctrl-C handling every long-running tool shares.
 pub mod apigw;
 pub mod fault;
 pub mod filter;
 pub mod gateway;
+pub mod mesh;
 pub mod shutdown;
 pub mod stream;
 pub mod template;
