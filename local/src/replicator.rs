@@ -1,0 +1,486 @@
+//! The local multi-region replicator: DynamoDB global tables (MREC) over one DynamoDB Local
+//! per region, following the semantics of [`crate::mesh`].
+//!
+//! **How it learns of writes.** Each region's DynamoDB endpoint is a proxy in front of that
+//! region's DynamoDB Local. The proxy forwards every request; a write (`PutItem`,
+//! `UpdateItem`, `DeleteItem`, `TransactWriteItems`, `BatchWriteItem`) is forwarded under the
+//! region's write lock, and when DynamoDB answers 200 the proxy records each item it wrote
+//! with the item's new state: the `Item` a put sent, a tombstone for a delete, and for an
+//! update the item read back (consistently) before the lock is released. Holding the lock
+//! makes the write, the read-back and the hidden stamp one step, so no other write to that
+//! region (local or replicated) falls in between. A write DynamoDB refused (4xx) wrote
+//! nothing; a 5xx from DynamoDB Local on loopback is taken as nothing written. PartiQL writes
+//! (`ExecuteStatement`, `ExecuteTransaction`, `BatchExecuteStatement`) are refused with a 400,
+//! since the proxy cannot see which items they write; tidewater uses none. Table changes
+//! (`CreateTable`, TTL) are not replicated: every region creates its own table, as each
+//! replica of a global table exists per region.
+//!
+//! **How it applies them.** Every few milliseconds the deliveries that are due are written
+//! into their regions, under that region's write lock: a `PutItem` of the whole image or a
+//! `DeleteItem`, only when the change's stamp beats the item's stamp there. So each region's
+//! stream carries the replicated writes it applied, and its stream runner sees them. The
+//! stamps live in the replicator, never in the items: the application cannot see them.
+//!
+//! **Faults.** [`Replicator::control`] serves `GET /status`, `POST /pause` and `/resume`
+//! (optionally `?from=<region>&to=<region>`), `POST /regions/<region>/down` and `/up`, and
+//! `GET /regions/<region>` (`{"region","down"}`, which the region's gateway asks before each
+//! request). While a region is down its proxy answers every request with DynamoDB's 500
+//! `InternalServerError`, and nothing replicates to or from it.
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Json;
+use http_body_util::Full;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tidewater::clock::Clock;
+use tokio::net::TcpListener;
+
+use crate::fault::Fault;
+use crate::forward::{answer, forward};
+use crate::mesh::{Delivery, ItemKey, Mesh, Micros, Region};
+
+/// How often due deliveries are looked for.
+const TICK: Duration = Duration::from_millis(5);
+/// How long a delivery that failed to write waits before it is tried again.
+const RETRY: Micros = 200_000;
+/// The operations whose written items the proxy cannot tell, refused rather than left
+/// unreplicated.
+const UNREPLICATED: [&str; 3] = ["ExecuteStatement", "ExecuteTransaction", "BatchExecuteStatement"];
+/// DynamoDB Local wants a SigV4 header but checks no signature: the replicator's own calls
+/// carry this one.
+const AUTHORIZATION: &str =
+    "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=00";
+
+/// One region: its name and its DynamoDB Local.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub name: String,
+    pub upstream: String,
+}
+
+/// The replicator: see the module docs.
+pub struct Replicator {
+    replicas: Vec<Replica>,
+    mesh: Mutex<Mesh>,
+    /// One per region: held for each write into that region, local or replicated.
+    write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Table name → its key attribute names, read once with DescribeTable.
+    key_names: Mutex<HashMap<String, Vec<String>>>,
+    client: reqwest::Client,
+    clock: Clock,
+}
+
+/// A replicator call to DynamoDB that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("DynamoDB Local did not answer")]
+    Transport(#[source] reqwest::Error),
+    #[error("DynamoDB answered {status}: {body}")]
+    Refused { status: StatusCode, body: String },
+    #[error("{0}")]
+    Malformed(&'static str),
+}
+
+impl Replicator {
+    /// `mesh`'s regions are `replicas`' names, in the same order.
+    pub fn new(replicas: Vec<Replica>, mesh: Mesh, clock: Clock) -> Arc<Replicator> {
+        let write_locks = replicas.iter().map(|_| tokio::sync::Mutex::new(())).collect();
+        let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let replicas = replicas
+            .into_iter()
+            .map(|replica| Replica { upstream: replica.upstream.trim_end_matches('/').to_owned(), ..replica })
+            .collect();
+        Arc::new(Replicator {
+            replicas,
+            mesh: Mutex::new(mesh),
+            write_locks,
+            key_names: Mutex::new(HashMap::new()),
+            client,
+            clock,
+        })
+    }
+
+    fn mesh(&self) -> MutexGuard<'_, Mesh> {
+        // A panic while holding it cannot leave the mesh half-changed in a way that matters
+        // more than stopping would: keep serving.
+        self.mesh.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> Micros {
+        (self.clock.now().unix_timestamp_nanos() / 1_000) as Micros
+    }
+
+    /// Region `region`'s DynamoDB endpoint, served from `listener` until `stop` completes.
+    pub async fn serve_region(
+        self: Arc<Self>,
+        region: Region,
+        listener: TcpListener,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let router = axum::Router::new().fallback(move |request: Request| {
+            let replicator = Arc::clone(&self);
+            async move { replicator.proxy(region, request).await }
+        });
+        axum::serve(listener, router).with_graceful_shutdown(stop).await
+    }
+
+    async fn proxy(&self, region: Region, request: Request) -> Response<Full<Bytes>> {
+        if self.mesh().is_down(region) {
+            return dynamodb_error(Fault::InternalError);
+        }
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return answer(StatusCode::BAD_REQUEST, Bytes::new());
+        };
+        let operation = operation(&parts.headers);
+        if UNREPLICATED.contains(&operation) {
+            let message = "the local replicator cannot see which items PartiQL writes; use the item API";
+            let body = json!({"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": message});
+            return answer(StatusCode::BAD_REQUEST, Bytes::from(body.to_string()));
+        }
+        let upstream = &self.replicas[region].upstream;
+        let path = parts.uri.path();
+        if !written_items_of(operation) {
+            return forward(&self.client, upstream, &parts.method, path, &parts.headers, body)
+                .await
+                .unwrap_or_else(|_| dynamodb_error(Fault::InternalError));
+        }
+        let _lock = self.write_locks[region].lock().await;
+        let Ok(response) = forward(&self.client, upstream, &parts.method, path, &parts.headers, body.clone()).await
+        else {
+            return dynamodb_error(Fault::InternalError);
+        };
+        if response.status() == StatusCode::OK {
+            let answered = response.body().clone();
+            if let Err(error) = self.record(region, operation, &body, answered).await {
+                // The write stands in this region; only its replication is lost. Say so loudly.
+                eprintln!("replicator: a {operation} in {} was not recorded: {error}", self.replicas[region].name);
+            }
+        }
+        response
+    }
+
+    /// Records the items a successful write of `operation` wrote in `region`.
+    async fn record(&self, region: Region, operation: &str, request: &[u8], answer: Full<Bytes>) -> Result<(), CallError> {
+        use http_body_util::BodyExt;
+        let request: Value = serde_json::from_slice(request).map_err(|_| CallError::Malformed("a write that is not JSON"))?;
+        let answer = answer.collect().await.map(|body| body.to_bytes()).unwrap_or_default();
+        let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        let mut states = Vec::new();
+        for write in writes(operation, &request, &answer) {
+            let key = match &write {
+                Write::Put { table, item } => self.key_of(region, table, item).await?,
+                Write::Update { key, .. } | Write::Delete { key, .. } => key.clone(),
+            };
+            let image = match &write {
+                Write::Put { item, .. } => Some(Value::Object(item.clone())),
+                Write::Update { table, .. } => self.read(region, table, &key).await?,
+                Write::Delete { .. } => None,
+            };
+            states.push((ItemKey::new(write.table(), &key), image));
+        }
+        let now = self.now();
+        let mut mesh = self.mesh();
+        for (key, image) in states {
+            mesh.local_write(region, key, image, now);
+        }
+        Ok(())
+    }
+
+    /// The key attributes of `item` in `table`.
+    async fn key_of(&self, region: Region, table: &str, item: &Map<String, Value>) -> Result<Map<String, Value>, CallError> {
+        let known = self.key_names.lock().ok().and_then(|names| names.get(table).cloned());
+        let names = match known {
+            Some(names) => names,
+            None => {
+                let described = self.call(region, "DescribeTable", json!({"TableName": table})).await?;
+                let names: Vec<String> = described["Table"]["KeySchema"]
+                    .as_array()
+                    .ok_or(CallError::Malformed("DescribeTable without a KeySchema"))?
+                    .iter()
+                    .filter_map(|element| element["AttributeName"].as_str().map(str::to_owned))
+                    .collect();
+                if let Ok(mut known) = self.key_names.lock() {
+                    known.insert(table.to_owned(), names.clone());
+                }
+                names
+            }
+        };
+        names
+            .iter()
+            .map(|name| item.get(name).map(|value| (name.clone(), value.clone())))
+            .collect::<Option<Map<String, Value>>>()
+            .ok_or(CallError::Malformed("an item without its key"))
+    }
+
+    /// The item's state in `region`, read consistently: `None` when it does not exist.
+    async fn read(&self, region: Region, table: &str, key: &Map<String, Value>) -> Result<Option<Value>, CallError> {
+        let got = self.call(region, "GetItem", json!({"TableName": table, "Key": key, "ConsistentRead": true})).await?;
+        Ok(got.get("Item").cloned())
+    }
+
+    /// One call of DynamoDB's JSON protocol to `region`'s DynamoDB Local.
+    async fn call(&self, region: Region, operation: &str, body: Value) -> Result<Value, CallError> {
+        let response = self
+            .client
+            .post(format!("{}/", self.replicas[region].upstream))
+            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("authorization", AUTHORIZATION)
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(CallError::Transport)?;
+        let status = response.status();
+        let text = response.text().await.map_err(CallError::Transport)?;
+        if status != StatusCode::OK {
+            return Err(CallError::Refused { status, body: text });
+        }
+        serde_json::from_str(&text).map_err(|_| CallError::Malformed("an answer that is not JSON"))
+    }
+
+    /// Writes the deliveries that are due, every [`TICK`], until `stop` completes.
+    pub async fn deliver(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            self.deliver_due().await;
+        }
+    }
+
+    /// Writes every delivery due now, the regions side by side, each region's in order.
+    pub async fn deliver_due(&self) {
+        let due = self.mesh().due(self.now());
+        let mut by_region: Vec<Vec<Delivery>> = self.replicas.iter().map(|_| Vec::new()).collect();
+        for delivery in due {
+            by_region[delivery.to].push(delivery);
+        }
+        let writes = by_region.into_iter().map(|deliveries| async move {
+            for delivery in deliveries {
+                self.apply(&delivery).await;
+            }
+        });
+        futures::future::join_all(writes).await;
+    }
+
+    async fn apply(&self, delivery: &Delivery) {
+        let _lock = self.write_locks[delivery.to].lock().await;
+        if !self.mesh().wins(delivery) {
+            self.mesh().applied(delivery);
+            return;
+        }
+        let change = &delivery.change;
+        let written = match serde_json::from_str::<Value>(&change.key.key) {
+            Err(_) => Err(CallError::Malformed("a stored key that is not JSON")),
+            Ok(key) => match &change.image {
+                Some(item) => self.call(delivery.to, "PutItem", json!({"TableName": change.key.table, "Item": item})).await,
+                None => self.call(delivery.to, "DeleteItem", json!({"TableName": change.key.table, "Key": key})).await,
+            },
+        };
+        match written {
+            Ok(_) => self.mesh().applied(delivery),
+            Err(error) => {
+                eprintln!("replicator: a write into {} failed, retrying: {error}", self.replicas[delivery.to].name);
+                let now = self.now();
+                self.mesh().failed(delivery, now, RETRY);
+            }
+        }
+    }
+
+    /// The control API: see the module docs.
+    pub fn control(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/status", get(status))
+            .route("/pause", post(pause))
+            .route("/resume", post(resume))
+            .route("/regions/{region}", get(region_status))
+            .route("/regions/{region}/{state}", post(region_state))
+            .fallback(|| async { control_error(StatusCode::NOT_FOUND, "not_found", "no such control route") })
+            .with_state(self)
+    }
+}
+
+type Shared = State<Arc<Replicator>>;
+
+#[derive(Debug, Deserialize)]
+struct Directions {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn status(State(replicator): Shared) -> impl IntoResponse {
+    Json(replicator.mesh().status())
+}
+
+async fn pause(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
+    set_paused(&replicator, directions, true)
+}
+
+async fn resume(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
+    set_paused(&replicator, directions, false)
+}
+
+fn set_paused(replicator: &Replicator, directions: Directions, on: bool) -> Response<Body> {
+    let mut mesh = replicator.mesh();
+    let region = |name: Option<String>| match name {
+        None => Ok(None),
+        Some(name) => mesh.region(&name).map(Some).ok_or(name),
+    };
+    let (from, to) = match (region(directions.from), region(directions.to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(name), _) | (_, Err(name)) => {
+            return control_error(StatusCode::BAD_REQUEST, "unknown_region", &format!("no region {name:?}"))
+        }
+    };
+    mesh.pause(from, to, on);
+    Json(mesh.status()).into_response()
+}
+
+async fn region_status(State(replicator): Shared, Path(name): Path<String>) -> Response<Body> {
+    let mesh = replicator.mesh();
+    match mesh.region(&name) {
+        Some(region) => Json(json!({"region": name, "down": mesh.is_down(region)})).into_response(),
+        None => control_error(StatusCode::NOT_FOUND, "unknown_region", &format!("no region {name:?}")),
+    }
+}
+
+async fn region_state(State(replicator): Shared, Path((name, state)): Path<(String, String)>) -> Response<Body> {
+    let down = match state.as_str() {
+        "down" => true,
+        "up" => false,
+        _ => return control_error(StatusCode::NOT_FOUND, "not_found", "POST /regions/<region>/down or /up"),
+    };
+    let mut mesh = replicator.mesh();
+    let Some(region) = mesh.region(&name) else {
+        return control_error(StatusCode::NOT_FOUND, "unknown_region", &format!("no region {name:?}"));
+    };
+    mesh.set_down(region, down);
+    Json(mesh.status()).into_response()
+}
+
+fn control_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
+fn dynamodb_error(fault: Fault) -> Response<Full<Bytes>> {
+    let (status, error_type, message) = fault.error_answer().unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, "", ""));
+    answer(status, Bytes::from(json!({"__type": error_type, "message": message}).to_string()))
+}
+
+/// The operation in `X-Amz-Target`: `DynamoDB_20120810.PutItem` is `PutItem`.
+fn operation(headers: &HeaderMap) -> &str {
+    let target = headers.get("x-amz-target").and_then(|target| target.to_str().ok()).unwrap_or_default();
+    target.rsplit('.').next().unwrap_or(target)
+}
+
+fn written_items_of(operation: &str) -> bool {
+    matches!(operation, "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem")
+}
+
+/// One item a successful write wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Put { table: String, item: Map<String, Value> },
+    Update { table: String, key: Map<String, Value> },
+    Delete { table: String, key: Map<String, Value> },
+}
+
+impl Write {
+    fn table(&self) -> &str {
+        match self {
+            Write::Put { table, .. } | Write::Update { table, .. } | Write::Delete { table, .. } => table,
+        }
+    }
+}
+
+/// The items a write of `operation` wrote, given its request and DynamoDB's 200 answer (a
+/// batch's `UnprocessedItems` were not written). A `ConditionCheck` writes nothing.
+pub fn writes(operation: &str, request: &Value, answer: &Value) -> Vec<Write> {
+    let table = |value: &Value| value["TableName"].as_str().unwrap_or_default().to_owned();
+    let map = |value: &Value| value.as_object().cloned();
+    let mut writes = Vec::new();
+    match operation {
+        "PutItem" => writes.extend(map(&request["Item"]).map(|item| Write::Put { table: table(request), item })),
+        "UpdateItem" => writes.extend(map(&request["Key"]).map(|key| Write::Update { table: table(request), key })),
+        "DeleteItem" => writes.extend(map(&request["Key"]).map(|key| Write::Delete { table: table(request), key })),
+        "TransactWriteItems" => {
+            for element in request["TransactItems"].as_array().into_iter().flatten() {
+                if let Some(put) = element.get("Put") {
+                    writes.extend(map(&put["Item"]).map(|item| Write::Put { table: table(put), item }));
+                } else if let Some(update) = element.get("Update") {
+                    writes.extend(map(&update["Key"]).map(|key| Write::Update { table: table(update), key }));
+                } else if let Some(delete) = element.get("Delete") {
+                    writes.extend(map(&delete["Key"]).map(|key| Write::Delete { table: table(delete), key }));
+                }
+            }
+        }
+        "BatchWriteItem" => {
+            for (name, requests) in request["RequestItems"].as_object().into_iter().flatten() {
+                let unprocessed = answer["UnprocessedItems"][name].as_array().cloned().unwrap_or_default();
+                for element in requests.as_array().into_iter().flatten().filter(|element| !unprocessed.contains(element)) {
+                    let table = name.clone();
+                    if let Some(item) = map(&element["PutRequest"]["Item"]) {
+                        writes.push(Write::Put { table, item });
+                    } else if let Some(key) = map(&element["DeleteRequest"]["Key"]) {
+                        writes.push(Write::Delete { table, key });
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    writes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sort_key: &str) -> Map<String, Value> {
+        json!({"PK": {"S": "S#1"}, "SK": {"S": sort_key}}).as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_transaction_writes_its_puts_updates_and_deletes_but_not_its_condition_checks() {
+        let request = json!({"TransactItems": [
+            {"Put": {"TableName": "t", "Item": {"PK": {"S": "S#1"}, "SK": {"S": "TURN#1"}, "v": {"S": "x"}}}},
+            {"ConditionCheck": {"TableName": "t", "Key": key("LEDGER")}},
+            {"Update": {"TableName": "t", "Key": key("META")}},
+            {"Delete": {"TableName": "t", "Key": key("OLD")}},
+        ]});
+        let writes = writes("TransactWriteItems", &request, &json!({}));
+        assert_eq!(writes.len(), 3);
+        assert!(matches!(&writes[0], Write::Put { item, .. } if item["v"] == json!({"S": "x"})));
+        assert_eq!(writes[1], Write::Update { table: "t".into(), key: key("META") });
+        assert_eq!(writes[2], Write::Delete { table: "t".into(), key: key("OLD") });
+    }
+
+    #[test]
+    fn a_batchs_unprocessed_items_were_not_written() {
+        let put = json!({"PutRequest": {"Item": {"PK": {"S": "S#1"}, "SK": {"S": "A"}}}});
+        let delete = json!({"DeleteRequest": {"Key": key("B")}});
+        let request = json!({"RequestItems": {"t": [put.clone(), delete.clone()]}});
+        let answer = json!({"UnprocessedItems": {"t": [delete]}});
+        let writes = writes("BatchWriteItem", &request, &answer);
+        assert_eq!(writes.len(), 1);
+        assert!(matches!(&writes[0], Write::Put { table, .. } if table == "t"));
+    }
+
+    #[test]
+    fn reads_write_nothing() {
+        assert!(writes("GetItem", &json!({"TableName": "t", "Key": key("META")}), &json!({})).is_empty());
+        assert!(!written_items_of("Query") && written_items_of("UpdateItem"));
+    }
+}
