@@ -109,6 +109,11 @@ impl Replicator {
         })
     }
 
+    /// Changes the replication state directly, as the control API does (tests, tools).
+    pub fn with_mesh<R>(&self, change: impl FnOnce(&mut Mesh) -> R) -> R {
+        change(&mut self.mesh())
+    }
+
     fn mesh(&self) -> MutexGuard<'_, Mesh> {
         // A panic while holding it cannot leave the mesh half-changed in a way that matters
         // more than stopping would: keep serving.
@@ -450,6 +455,40 @@ mod tests {
 
     fn key(sort_key: &str) -> Map<String, Value> {
         json!({"PK": {"S": "S#1"}, "SK": {"S": sort_key}}).as_object().cloned().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_control_api_pauses_directions_and_takes_regions_down_by_name() {
+        // Given a replicator of two regions serving its control API,
+        let names = vec!["us-east-1".to_owned(), "eu-west-1".to_owned()];
+        let replicas = names.iter().map(|name| Replica { name: name.clone(), upstream: "http://127.0.0.1:1".into() });
+        let replicator = Replicator::new(replicas.collect(), Mesh::new(names, Default::default(), 1), Clock::system());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, replicator.control()).await });
+        let client = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str| client.request(method, format!("{base}{path}")).send();
+
+        // when one direction is paused and a region taken down, then status shows both,
+        call(reqwest::Method::POST, "/pause?from=us-east-1&to=eu-west-1").await.unwrap();
+        call(reqwest::Method::POST, "/regions/eu-west-1/down").await.unwrap();
+        let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
+        assert_eq!(
+            status,
+            json!({"pending": 0, "paused": [{"from": "us-east-1", "to": "eu-west-1"}], "down": ["eu-west-1"]})
+        );
+        let region: Value = call(reqwest::Method::GET, "/regions/eu-west-1").await.unwrap().json().await.unwrap();
+        assert_eq!(region, json!({"region": "eu-west-1", "down": true}));
+        // and resuming everything and bringing it up clears them;
+        call(reqwest::Method::POST, "/resume").await.unwrap();
+        call(reqwest::Method::POST, "/regions/eu-west-1/up").await.unwrap();
+        let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
+        assert_eq!(status, json!({"pending": 0, "paused": [], "down": []}));
+        // an unknown region is a JSON 4xx.
+        let unknown = call(reqwest::Method::POST, "/pause?from=mars").await.unwrap();
+        assert_eq!(unknown.status(), 400);
+        assert_eq!(unknown.json::<Value>().await.unwrap()["code"], "unknown_region");
+        assert_eq!(call(reqwest::Method::POST, "/regions/mars/down").await.unwrap().status(), 404);
     }
 
     #[test]
