@@ -23,24 +23,7 @@ if [ "$started" -lt "${#regions[@]}" ]; then
     DDB_LOG=".run/${regions[$started]}/dynamodb.log" exec ./scripts/with-dynamodb.sh "$0"
 fi
 
-children=()
-stop() {
-  trap '' INT TERM
-  trap - EXIT
-  [ ${#children[@]} -eq 0 ] || ./scripts/stop-processes.sh $(./scripts/descendants.sh "${children[@]}")
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-wait_for_port() {
-  for _ in $(seq 1 1500); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "${children[@]}" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "nothing is listening on port $1" >&2
-  return 1
-}
+. ./scripts/supervise.sh
 
 echo "building the functions and local tools (cargo build)..."
 cargo build --locked --workspace --bins
@@ -60,7 +43,7 @@ for n in "${!regions[@]}"; do
     ./scripts/serve-local.sh >".run/$region/stack.log" 2>&1 &
   children+=($!)
   # One at a time, so that only the first stack's build does any work.
-  wait_for_port $((API_PORT + n))
+  WAIT_FOR_PORT_TRIES=1500 wait_for_port $((API_PORT + n))
   echo "$region: API http://127.0.0.1:$((API_PORT + n)), DynamoDB http://127.0.0.1:$((REGIONS_DDB_PORT + n)), functions :$((LAMBDA_PORT + n)), logs .run/$region/"
 done
 cat <<MSG
@@ -70,7 +53,4 @@ tidewater is running in ${#regions[@]} regions (ready in $(( ($(date +%s%N) - ${
                POST /pause, /resume (?from=&to=), /regions/<region>/down, /up
 Ctrl-C stops everything.
 MSG
-status=0
-wait -n "${children[@]}" || status=$?
-echo "a local service ended (status $status); stopping the others" >&2
-exit "$status"
+wait_for_any_child
