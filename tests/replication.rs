@@ -13,7 +13,8 @@ use tidewater::clock::Clock;
 use tidewater::{Config, DynamoStore};
 use tidewater_local::mesh::{Mesh, Settings};
 use tidewater_local::replicator::{Replica, Replicator};
-use tidewater_tests::test_config;
+use tidewater::{NewSession, SessionCreator, ContextLoader};
+use tidewater_tests::{alice, api_request, body_json, default_redactor, newest, test_config, test_receipt_salt};
 use uuid::Uuid;
 
 const LAG: Duration = Duration::from_secs(1);
@@ -68,6 +69,8 @@ struct Regions {
     clock: Clock,
     clients: [Client; 2],
     upstreams: [Client; 2],
+    /// The regions' DynamoDB endpoints (the replicator's proxies).
+    endpoints: Vec<String>,
     table: String,
     _west: SecondDynamoDb,
 }
@@ -98,17 +101,25 @@ async fn regions(settings: Settings) -> Regions {
         let store = DynamoStore::new(client(endpoint).await, Config { table_name: table.clone(), ..test_config() });
         store.create_table().await.expect("create the table in the region");
     }
+    let clients = [client(&endpoints[EAST]).await, client(&endpoints[WEST]).await];
     Regions {
         replicator,
         clock,
-        clients: [client(&endpoints[EAST]).await, client(&endpoints[WEST]).await],
+        clients,
         upstreams: [client(&east).await, client(&west.url).await],
+        endpoints,
         table,
         _west: west,
     }
 }
 
 impl Regions {
+    /// The tidewater store of `region`, on its endpoint.
+    async fn store(&self, region: usize) -> DynamoStore {
+        let config = Config { table_name: self.table.clone(), ..test_config() };
+        DynamoStore::new(client(&self.endpoints[region]).await, config.with_receipt_salt(test_receipt_salt()))
+    }
+
     /// Moves the replicator's clock by `by` and writes whatever is then due.
     async fn after(&self, by: Duration) {
         self.clock.advance(by);
@@ -255,4 +266,33 @@ async fn a_region_that_is_down_answers_errors_and_receives_its_queue_when_it_is_
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, false));
     regions.after(Duration::ZERO).await;
     assert_eq!(regions.items(WEST).await, regions.items(EAST).await);
+}
+
+#[tokio::test]
+async fn two_regions_appending_to_one_session_lose_an_acknowledged_turn_to_last_writer_wins() {
+    // Given a session created in the east and replicated to the west,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let stores = [regions.store(EAST).await, regions.store(WEST).await];
+    let session = stores[EAST].create_session(&alice(), NewSession::default()).await.unwrap().session_id;
+    regions.after(LAG).await;
+    // when each region acknowledges an append before the other's has arrived,
+    let mut acknowledged = Vec::new();
+    for (region, response_id) in [(EAST, "from-east"), (WEST, "from-west")] {
+        let body = serde_json::json!({"response_id": response_id, "role": "user", "content": response_id}).to_string();
+        let path = format!("/sessions/{session}/turns");
+        let request = api_request(Some(&alice()), "POST", "/sessions/{id}/turns", &path, &[], Some(&body));
+        let store = &stores[region];
+        acknowledged.push(body_json(&append_turn::handle(store, &default_redactor(), store.config(), request).await));
+        regions.clock.advance(Duration::from_millis(1));
+    }
+    assert_eq!(acknowledged[0]["turn_index"], 1);
+    assert_eq!(acknowledged[1]["turn_index"], 1, "each region's conditions saw only its own replica");
+    regions.after(LAG).await;
+    // then both regions converge on the later write: the east's acknowledged turn is gone.
+    // This is why every write of a session must happen in one home region (issue 21).
+    for store in &stores {
+        let context = store.load_context(&alice(), session, newest(10, true)).await.unwrap();
+        let contents: Vec<&str> = context.turns.iter().map(|turn| turn.content.as_str()).collect();
+        assert_eq!(contents, ["from-west"]);
+    }
 }
