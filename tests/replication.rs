@@ -296,3 +296,30 @@ async fn two_regions_appending_to_one_session_lose_an_acknowledged_turn_to_last_
         assert_eq!(contents, ["from-west"]);
     }
 }
+
+#[tokio::test]
+async fn an_append_of_a_1_kb_turn_is_billed_again_in_the_other_region_as_replicated_writes() {
+    // Given a guest's and a customer's session, created in the east and replicated,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let east = regions.store(EAST).await;
+    let guest = tidewater::Caller::new("guest-7", ["guest"]);
+    let mut replicated = Vec::new();
+    for caller in [guest, alice()] {
+        let session = east.create_session(&caller, NewSession::default()).await.unwrap().session_id;
+        regions.after(LAG).await;
+        let before = regions.replicator.replicated_write_units()["eu-west-1"];
+        // when a 1 KB turn (1,000 bytes of random hex, stored gzipped) is appended in the east
+        // and replicated,
+        let content: String = (0..32).map(|_| Uuid::new_v4().simple().to_string()).collect::<String>()[..1000].to_owned();
+        let body = serde_json::json!({"response_id": "r1", "role": "user", "content": content}).to_string();
+        let path = format!("/sessions/{session}/turns");
+        let request = api_request(Some(&caller), "POST", "/sessions/{id}/turns", &path, &[], Some(&body));
+        let appended = append_turn::handle(&east, &default_redactor(), east.config(), request).await;
+        assert_eq!(appended.status(), 201);
+        regions.after(LAG).await;
+        replicated.push(regions.replicator.replicated_write_units()["eu-west-1"] - before);
+    }
+    // then the west consumed one write unit for each of its three items (idempotency record,
+    // turn, META), for a guest as for a customer: 9 write units in all with the east's 6.
+    assert_eq!(replicated, [3.0, 3.0]);
+}

@@ -24,9 +24,10 @@
 //! **Faults.** [`Replicator::control`] serves `GET /status`, `POST /pause` and `/resume`
 //! (optionally `?from=<region>&to=<region>`), `POST /regions/<region>/down` and `/up`, and
 //! `GET /regions/<region>` (`{"region","down"}`, which the region's gateway asks before each
-//! request). While a region is down its proxy answers every request with DynamoDB's 500
+//! request). `GET /status` also shows `replicated_write_units`, by region: the write capacity
+//! the replicated writes consumed there. While a region is down its proxy answers every request with DynamoDB's 500
 //! `InternalServerError`, and nothing replicates to or from it.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,6 +76,10 @@ pub struct Replicator {
     write_locks: Vec<tokio::sync::Mutex<()>>,
     /// Table name → its key attribute names, read once with DescribeTable.
     key_names: Mutex<HashMap<String, Vec<String>>>,
+    /// Per region, the write capacity its replicated writes consumed, as DynamoDB Local
+    /// reports it (`ReturnConsumedCapacity: TOTAL`, indexes included): what AWS bills as
+    /// replicated write units (and index writes) in that region.
+    replicated_units: Mutex<Vec<f64>>,
     client: reqwest::Client,
     clock: Clock,
 }
@@ -94,6 +99,7 @@ impl Replicator {
     /// `mesh`'s regions are `replicas`' names, in the same order.
     pub fn new(replicas: Vec<Replica>, mesh: Mesh, clock: Clock) -> Arc<Replicator> {
         let write_locks = replicas.iter().map(|_| tokio::sync::Mutex::new(())).collect();
+        let replicated_units = Mutex::new(vec![0.0; replicas.len()]);
         let client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build().unwrap_or_default();
         let replicas = replicas
             .into_iter()
@@ -104,6 +110,7 @@ impl Replicator {
             mesh: Mutex::new(mesh),
             write_locks,
             key_names: Mutex::new(HashMap::new()),
+            replicated_units,
             client,
             clock,
         })
@@ -112,6 +119,12 @@ impl Replicator {
     /// Changes the replication state directly, as the control API does (tests, tools).
     pub fn with_mesh<R>(&self, change: impl FnOnce(&mut Mesh) -> R) -> R {
         change(&mut self.mesh())
+    }
+
+    /// The write units the replicated writes applied so far consumed, by region name.
+    pub fn replicated_write_units(&self) -> BTreeMap<String, f64> {
+        let units = self.replicated_units.lock().map(|units| units.clone()).unwrap_or_default();
+        self.replicas.iter().map(|replica| replica.name.clone()).zip(units).collect()
     }
 
     fn mesh(&self) -> MutexGuard<'_, Mesh> {
@@ -289,13 +302,24 @@ impl Replicator {
         let change = &delivery.change;
         let written = match serde_json::from_str::<Value>(&change.key.key) {
             Err(_) => Err(CallError::Malformed("a stored key that is not JSON")),
-            Ok(key) => match &change.image {
-                Some(item) => self.call(delivery.to, "PutItem", json!({"TableName": change.key.table, "Item": item})).await,
-                None => self.call(delivery.to, "DeleteItem", json!({"TableName": change.key.table, "Key": key})).await,
-            },
+            Ok(key) => {
+                let (operation, request) = match &change.image {
+                    Some(item) => ("PutItem", json!({"TableName": change.key.table, "Item": item})),
+                    None => ("DeleteItem", json!({"TableName": change.key.table, "Key": key})),
+                };
+                let mut request = request;
+                request["ReturnConsumedCapacity"] = json!("TOTAL");
+                self.call(delivery.to, operation, request).await
+            }
         };
         match written {
-            Ok(_) => self.mesh().applied(delivery),
+            Ok(answer) => {
+                let units = answer["ConsumedCapacity"]["CapacityUnits"].as_f64().unwrap_or_default();
+                if let Ok(mut replicated) = self.replicated_units.lock() {
+                    replicated[delivery.to] += units;
+                }
+                self.mesh().applied(delivery);
+            }
             Err(error) => {
                 eprintln!("replicator: a write into {} failed, retrying: {error}", self.replicas[delivery.to].name);
                 let now = self.now();
@@ -326,7 +350,9 @@ struct Directions {
 }
 
 async fn status(State(replicator): Shared) -> impl IntoResponse {
-    Json(replicator.mesh().status())
+    let mut status = serde_json::to_value(replicator.mesh().status()).unwrap_or_default();
+    status["replicated_write_units"] = json!(replicator.replicated_write_units());
+    Json(status)
 }
 
 async fn pause(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
@@ -473,17 +499,16 @@ mod tests {
         call(reqwest::Method::POST, "/pause?from=us-east-1&to=eu-west-1").await.unwrap();
         call(reqwest::Method::POST, "/regions/eu-west-1/down").await.unwrap();
         let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
-        assert_eq!(
-            status,
-            json!({"pending": 0, "paused": [{"from": "us-east-1", "to": "eu-west-1"}], "down": ["eu-west-1"]})
-        );
+        assert_eq!(status["paused"], json!([{"from": "us-east-1", "to": "eu-west-1"}]));
+        assert_eq!(status["down"], json!(["eu-west-1"]));
+        assert_eq!(status["replicated_write_units"], json!({"us-east-1": 0.0, "eu-west-1": 0.0}));
         let region: Value = call(reqwest::Method::GET, "/regions/eu-west-1").await.unwrap().json().await.unwrap();
         assert_eq!(region, json!({"region": "eu-west-1", "down": true}));
         // and resuming everything and bringing it up clears them;
         call(reqwest::Method::POST, "/resume").await.unwrap();
         call(reqwest::Method::POST, "/regions/eu-west-1/up").await.unwrap();
         let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
-        assert_eq!(status, json!({"pending": 0, "paused": [], "down": []}));
+        assert_eq!((&status["pending"], &status["paused"], &status["down"]), (&json!(0), &json!([]), &json!([])));
         // an unknown region is a JSON 4xx.
         let unknown = call(reqwest::Method::POST, "/pause?from=mars").await.unwrap();
         assert_eq!(unknown.status(), 400);
