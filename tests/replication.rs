@@ -45,13 +45,16 @@ impl SecondDynamoDb {
             .stderr(Stdio::null())
             .spawn()
             .expect("java starts");
-        for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                break;
+        let started = SecondDynamoDb { child, url: format!("http://127.0.0.1:{port}") };
+        // Ready when it answers a call; a JVM starting beside others on a busy machine is slow.
+        let probe = client(&started.url).await;
+        for _ in 0..600 {
+            if probe.list_tables().send().await.is_ok() {
+                return started;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        SecondDynamoDb { child, url: format!("http://127.0.0.1:{port}") }
+        panic!("the second DynamoDB Local did not answer within 60 s");
     }
 }
 

@@ -151,7 +151,7 @@ impl Replicator {
         axum::serve(listener, router).with_graceful_shutdown(stop).await
     }
 
-    async fn proxy(&self, region: Region, request: Request) -> Response<Full<Bytes>> {
+    async fn proxy(self: Arc<Self>, region: Region, request: Request) -> Response<Full<Bytes>> {
         if self.mesh().is_down(region) {
             return dynamodb_error(Fault::InternalError);
         }
@@ -172,19 +172,26 @@ impl Replicator {
                 .await
                 .unwrap_or_else(|_| dynamodb_error(Fault::InternalError));
         }
-        let _lock = self.write_locks[region].lock().await;
-        let Ok(response) = forward(&self.client, upstream, &parts.method, path, &parts.headers, body.clone()).await
-        else {
-            return dynamodb_error(Fault::InternalError);
-        };
-        if response.status() == StatusCode::OK {
-            let answered = response.body().clone();
-            if let Err(error) = self.record(region, operation, &body, answered).await {
-                // The write stands in this region; only its replication is lost. Say so loudly.
-                eprintln!("replicator: a {operation} in {} was not recorded: {error}", self.replicas[region].name);
+        // The write and its record run to the end in a task of their own, also when the caller
+        // hangs up (an SDK timeout): a write DynamoDB applied is always recorded.
+        let operation = operation.to_owned();
+        let write = tokio::spawn(async move {
+            let _lock = self.write_locks[region].lock().await;
+            let upstream = &self.replicas[region].upstream;
+            let forwarded = forward(&self.client, upstream, &parts.method, parts.uri.path(), &parts.headers, body.clone());
+            let Ok(response) = forwarded.await else {
+                return dynamodb_error(Fault::InternalError);
+            };
+            if response.status() == StatusCode::OK {
+                let answered = response.body().clone();
+                if let Err(error) = self.record(region, &operation, &body, answered).await {
+                    // The write stands in this region; only its replication is lost. Say so loudly.
+                    eprintln!("replicator: a {operation} in {} was not recorded: {error}", self.replicas[region].name);
+                }
             }
-        }
-        response
+            response
+        });
+        write.await.unwrap_or_else(|_| dynamodb_error(Fault::InternalError))
     }
 
     /// Records the items a successful write of `operation` wrote in `region`.
