@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run REGIONS=us-east-1,eu-west-1`: one DynamoDB Local per region, the replicator in
-# front of them (local/src/replicator.rs), and one stack per region exactly as `make run`
+# front of them (local/src/replicator/), and one stack per region exactly as `make run`
 # starts it (scripts/serve-local.sh), the Nth region (0-based) on API_PORT+N, DDB_PORT+N and
 # LAMBDA_PORT+N, all with the same secrets. DDB_PORT+N is the region's DynamoDB endpoint (the
 # replicator's proxy); its DynamoDB Local listens on REPLICATION_PORT+1+N, and the control API

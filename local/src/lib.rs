@@ -8,7 +8,7 @@
 //! - [`fault`]: a proxy in front of DynamoDB that injects throttling, errors, latency and lost answers.
 //! - [`forward`]: passing a request on to DynamoDB and its answer back, for the proxies.
 //! - [`mesh`]: multi-region replication (DynamoDB global tables, MREC) as pure state.
-//! - [`replicator`]: the local multi-region replicator: a proxy per region and the control API.
+//! - [`replicator`]: the local multi-region replicator: a proxy per region, deliveries and the control API.
 //! - [`shutdown`]: the Ctrl-C handling every long-running tool shares.
 pub mod apigw;
 pub mod fault;

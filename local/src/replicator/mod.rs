@@ -33,14 +33,10 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, Response, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tidewater::clock::Clock;
 use tokio::net::TcpListener;
@@ -48,6 +44,11 @@ use tokio::net::TcpListener;
 use crate::fault::Fault;
 use crate::forward::{answer, forward};
 use crate::mesh::{Delivery, ItemKey, Mesh, Micros, Region};
+
+mod control;
+pub mod writes;
+
+use writes::{operation, written_items_of, writes, Write};
 
 /// How often due deliveries are looked for.
 const TICK: Duration = Duration::from_millis(5);
@@ -334,224 +335,9 @@ impl Replicator {
             }
         }
     }
-
-    /// The control API: see the module docs.
-    pub fn control(self: Arc<Self>) -> axum::Router {
-        axum::Router::new()
-            .route("/status", get(status))
-            .route("/pause", post(pause))
-            .route("/resume", post(resume))
-            .route("/regions/{region}", get(region_status))
-            .route("/regions/{region}/{state}", post(region_state))
-            .fallback(|| async { control_error(StatusCode::NOT_FOUND, "not_found", "no such control route") })
-            .with_state(self)
-    }
-}
-
-type Shared = State<Arc<Replicator>>;
-
-#[derive(Debug, Deserialize)]
-struct Directions {
-    from: Option<String>,
-    to: Option<String>,
-}
-
-async fn status(State(replicator): Shared) -> impl IntoResponse {
-    let mut status = serde_json::to_value(replicator.mesh().status()).unwrap_or_default();
-    status["replicated_write_units"] = json!(replicator.replicated_write_units());
-    Json(status)
-}
-
-async fn pause(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
-    set_paused(&replicator, directions, true)
-}
-
-async fn resume(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
-    set_paused(&replicator, directions, false)
-}
-
-fn set_paused(replicator: &Replicator, directions: Directions, on: bool) -> Response<Body> {
-    let mut mesh = replicator.mesh();
-    let region = |name: Option<String>| match name {
-        None => Ok(None),
-        Some(name) => mesh.region(&name).map(Some).ok_or(name),
-    };
-    let (from, to) = match (region(directions.from), region(directions.to)) {
-        (Ok(from), Ok(to)) => (from, to),
-        (Err(name), _) | (_, Err(name)) => {
-            return control_error(StatusCode::BAD_REQUEST, "unknown_region", &format!("no region {name:?}"))
-        }
-    };
-    mesh.pause(from, to, on);
-    Json(mesh.status()).into_response()
-}
-
-async fn region_status(State(replicator): Shared, Path(name): Path<String>) -> Response<Body> {
-    let mesh = replicator.mesh();
-    match mesh.region(&name) {
-        Some(region) => Json(json!({"region": name, "down": mesh.is_down(region)})).into_response(),
-        None => control_error(StatusCode::NOT_FOUND, "unknown_region", &format!("no region {name:?}")),
-    }
-}
-
-async fn region_state(State(replicator): Shared, Path((name, state)): Path<(String, String)>) -> Response<Body> {
-    let down = match state.as_str() {
-        "down" => true,
-        "up" => false,
-        _ => return control_error(StatusCode::NOT_FOUND, "not_found", "POST /regions/<region>/down or /up"),
-    };
-    let mut mesh = replicator.mesh();
-    let Some(region) = mesh.region(&name) else {
-        return control_error(StatusCode::NOT_FOUND, "unknown_region", &format!("no region {name:?}"));
-    };
-    mesh.set_down(region, down);
-    Json(mesh.status()).into_response()
-}
-
-fn control_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    (status, Json(json!({"code": code, "message": message}))).into_response()
 }
 
 fn dynamodb_error(fault: Fault) -> Response<Full<Bytes>> {
     let (status, error_type, message) = fault.error_answer().unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, "", ""));
     answer(status, Bytes::from(json!({"__type": error_type, "message": message}).to_string()))
-}
-
-/// The operation in `X-Amz-Target`: `DynamoDB_20120810.PutItem` is `PutItem`.
-fn operation(headers: &HeaderMap) -> &str {
-    let target = headers.get("x-amz-target").and_then(|target| target.to_str().ok()).unwrap_or_default();
-    target.rsplit('.').next().unwrap_or(target)
-}
-
-fn written_items_of(operation: &str) -> bool {
-    matches!(operation, "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems" | "BatchWriteItem")
-}
-
-/// One item a successful write wrote.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    Put { table: String, item: Map<String, Value> },
-    Update { table: String, key: Map<String, Value> },
-    Delete { table: String, key: Map<String, Value> },
-}
-
-impl Write {
-    fn table(&self) -> &str {
-        match self {
-            Write::Put { table, .. } | Write::Update { table, .. } | Write::Delete { table, .. } => table,
-        }
-    }
-}
-
-/// The items a write of `operation` wrote, given its request and DynamoDB's 200 answer (a
-/// batch's `UnprocessedItems` were not written). A `ConditionCheck` writes nothing.
-pub fn writes(operation: &str, request: &Value, answer: &Value) -> Vec<Write> {
-    let table = |value: &Value| value["TableName"].as_str().unwrap_or_default().to_owned();
-    let map = |value: &Value| value.as_object().cloned();
-    let mut writes = Vec::new();
-    match operation {
-        "PutItem" => writes.extend(map(&request["Item"]).map(|item| Write::Put { table: table(request), item })),
-        "UpdateItem" => writes.extend(map(&request["Key"]).map(|key| Write::Update { table: table(request), key })),
-        "DeleteItem" => writes.extend(map(&request["Key"]).map(|key| Write::Delete { table: table(request), key })),
-        "TransactWriteItems" => {
-            for element in request["TransactItems"].as_array().into_iter().flatten() {
-                if let Some(put) = element.get("Put") {
-                    writes.extend(map(&put["Item"]).map(|item| Write::Put { table: table(put), item }));
-                } else if let Some(update) = element.get("Update") {
-                    writes.extend(map(&update["Key"]).map(|key| Write::Update { table: table(update), key }));
-                } else if let Some(delete) = element.get("Delete") {
-                    writes.extend(map(&delete["Key"]).map(|key| Write::Delete { table: table(delete), key }));
-                }
-            }
-        }
-        "BatchWriteItem" => {
-            for (name, requests) in request["RequestItems"].as_object().into_iter().flatten() {
-                let unprocessed = answer["UnprocessedItems"][name].as_array().cloned().unwrap_or_default();
-                for element in requests.as_array().into_iter().flatten().filter(|element| !unprocessed.contains(element)) {
-                    let table = name.clone();
-                    if let Some(item) = map(&element["PutRequest"]["Item"]) {
-                        writes.push(Write::Put { table, item });
-                    } else if let Some(key) = map(&element["DeleteRequest"]["Key"]) {
-                        writes.push(Write::Delete { table, key });
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-    writes
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(sort_key: &str) -> Map<String, Value> {
-        json!({"PK": {"S": "S#1"}, "SK": {"S": sort_key}}).as_object().cloned().unwrap()
-    }
-
-    #[tokio::test]
-    async fn the_control_api_pauses_directions_and_takes_regions_down_by_name() {
-        // Given a replicator of two regions serving its control API,
-        let names = vec!["us-east-1".to_owned(), "eu-west-1".to_owned()];
-        let replicas = names.iter().map(|name| Replica { name: name.clone(), upstream: "http://127.0.0.1:1".into() });
-        let replicator = Replicator::new(replicas.collect(), Mesh::new(names, Default::default(), 1), Clock::system());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, replicator.control()).await });
-        let client = reqwest::Client::new();
-        let call = |method: reqwest::Method, path: &str| client.request(method, format!("{base}{path}")).send();
-
-        // when one direction is paused and a region taken down, then status shows both,
-        call(reqwest::Method::POST, "/pause?from=us-east-1&to=eu-west-1").await.unwrap();
-        call(reqwest::Method::POST, "/regions/eu-west-1/down").await.unwrap();
-        let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
-        assert_eq!(status["paused"], json!([{"from": "us-east-1", "to": "eu-west-1"}]));
-        assert_eq!(status["down"], json!(["eu-west-1"]));
-        assert_eq!(status["replicated_write_units"], json!({"us-east-1": 0.0, "eu-west-1": 0.0}));
-        let region: Value = call(reqwest::Method::GET, "/regions/eu-west-1").await.unwrap().json().await.unwrap();
-        assert_eq!(region, json!({"region": "eu-west-1", "down": true}));
-        // and resuming everything and bringing it up clears them;
-        call(reqwest::Method::POST, "/resume").await.unwrap();
-        call(reqwest::Method::POST, "/regions/eu-west-1/up").await.unwrap();
-        let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
-        assert_eq!((&status["pending"], &status["paused"], &status["down"]), (&json!(0), &json!([]), &json!([])));
-        // an unknown region is a JSON 4xx.
-        let unknown = call(reqwest::Method::POST, "/pause?from=mars").await.unwrap();
-        assert_eq!(unknown.status(), 400);
-        assert_eq!(unknown.json::<Value>().await.unwrap()["code"], "unknown_region");
-        assert_eq!(call(reqwest::Method::POST, "/regions/mars/down").await.unwrap().status(), 404);
-    }
-
-    #[test]
-    fn a_transaction_writes_its_puts_updates_and_deletes_but_not_its_condition_checks() {
-        let request = json!({"TransactItems": [
-            {"Put": {"TableName": "t", "Item": {"PK": {"S": "S#1"}, "SK": {"S": "TURN#1"}, "v": {"S": "x"}}}},
-            {"ConditionCheck": {"TableName": "t", "Key": key("LEDGER")}},
-            {"Update": {"TableName": "t", "Key": key("META")}},
-            {"Delete": {"TableName": "t", "Key": key("OLD")}},
-        ]});
-        let writes = writes("TransactWriteItems", &request, &json!({}));
-        assert_eq!(writes.len(), 3);
-        assert!(matches!(&writes[0], Write::Put { item, .. } if item["v"] == json!({"S": "x"})));
-        assert_eq!(writes[1], Write::Update { table: "t".into(), key: key("META") });
-        assert_eq!(writes[2], Write::Delete { table: "t".into(), key: key("OLD") });
-    }
-
-    #[test]
-    fn a_batchs_unprocessed_items_were_not_written() {
-        let put = json!({"PutRequest": {"Item": {"PK": {"S": "S#1"}, "SK": {"S": "A"}}}});
-        let delete = json!({"DeleteRequest": {"Key": key("B")}});
-        let request = json!({"RequestItems": {"t": [put.clone(), delete.clone()]}});
-        let answer = json!({"UnprocessedItems": {"t": [delete]}});
-        let writes = writes("BatchWriteItem", &request, &answer);
-        assert_eq!(writes.len(), 1);
-        assert!(matches!(&writes[0], Write::Put { table, .. } if table == "t"));
-    }
-
-    #[test]
-    fn reads_write_nothing() {
-        assert!(writes("GetItem", &json!({"TableName": "t", "Key": key("META")}), &json!({})).is_empty());
-        assert!(!written_items_of("Query") && written_items_of("UpdateItem"));
-    }
 }
