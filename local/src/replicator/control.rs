@@ -37,10 +37,15 @@ struct Directions {
     to: Option<String>,
 }
 
-async fn status(State(replicator): Shared) -> impl IntoResponse {
+async fn status(State(replicator): Shared) -> Response<Body> {
+    status_of(&replicator)
+}
+
+/// What `GET /status` answers, and every call that changes the state answers after it.
+fn status_of(replicator: &Replicator) -> Response<Body> {
     let mut status = serde_json::to_value(replicator.mesh().status()).unwrap_or_default();
     status["replicated_write_units"] = json!(replicator.replicated_write_units());
-    Json(status)
+    Json(status).into_response()
 }
 
 async fn pause(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
@@ -64,7 +69,8 @@ fn set_paused(replicator: &Replicator, directions: Directions, on: bool) -> Resp
         }
     };
     mesh.pause(from, to, on);
-    Json(mesh.status()).into_response()
+    drop(mesh);
+    status_of(replicator)
 }
 
 async fn region_status(State(replicator): Shared, Path(name): Path<String>) -> Response<Body> {
@@ -86,7 +92,8 @@ async fn region_state(State(replicator): Shared, Path((name, state)): Path<(Stri
         return control_error(StatusCode::NOT_FOUND, "unknown_region", &format!("no region {name:?}"));
     };
     mesh.set_down(region, down);
-    Json(mesh.status()).into_response()
+    drop(mesh);
+    status_of(&replicator)
 }
 
 fn control_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
@@ -116,7 +123,9 @@ mod tests {
         let call = |method: reqwest::Method, path: &str| client.request(method, format!("{base}{path}")).send();
 
         // when one direction is paused and a region taken down, then status shows both,
-        call(reqwest::Method::POST, "/pause?from=us-east-1&to=eu-west-1").await.unwrap();
+        let paused: Value =
+            call(reqwest::Method::POST, "/pause?from=us-east-1&to=eu-west-1").await.unwrap().json().await.unwrap();
+        assert_eq!(paused["paused"], json!([{"from": "us-east-1", "to": "eu-west-1"}]), "a change answers the status");
         call(reqwest::Method::POST, "/regions/eu-west-1/down").await.unwrap();
         let status: Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
         assert_eq!(status["paused"], json!([{"from": "us-east-1", "to": "eu-west-1"}]));
