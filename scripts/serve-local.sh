@@ -36,25 +36,7 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
 fi
 mkdir -p "$RUN_DIR"
 
-children=()
-stop() {
-  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
-  trap - EXIT
-  [ ${#children[@]} -eq 0 ] || ./scripts/stop-processes.sh $(./scripts/descendants.sh "${children[@]}")
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-wait_for_port() {
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "${children[@]}" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "nothing is listening on port $1" >&2
-  return 1
-}
+. ./scripts/supervise.sh
 
 echo "building the functions and local tools (cargo build)..."
 cargo build --locked --workspace --bins
@@ -90,8 +72,4 @@ tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) 
   janitor    every ${JANITOR_INTERVAL_SECONDS:-60} s, log $RUN_DIR/scheduler.log
 Ctrl-C stops everything.
 MSG
-# Until Ctrl-C, or until one of them ends: then the others are stopped too.
-status=0
-wait -n "${children[@]}" || status=$?
-echo "a local service ended (status $status); stopping the others" >&2
-exit "$status"
+wait_for_any_child

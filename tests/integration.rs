@@ -18,6 +18,7 @@ mod memory;
 mod openapi;
 mod purge;
 mod redaction;
+mod replication;
 mod secrets;
 mod summarize;
 mod template;
