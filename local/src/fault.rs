@@ -36,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -47,6 +47,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tidewater::clock::Clock;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::forward::{answer, forward};
 use crate::stale::{self, History};
 
 /// The kinds of fault the proxy injects.
@@ -263,8 +264,6 @@ impl std::fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 const ADMIN_PREFIX: &str = "/_fault-proxy/";
-/// Headers that belong to one connection, never forwarded.
-const HOP_BY_HOP: [&str; 6] = ["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length"];
 
 impl FaultProxy {
     pub fn new(plan: Plan, upstream: &str, seed: u64) -> Arc<FaultProxy> {
@@ -400,7 +399,7 @@ impl FaultProxy {
             self.forward_keeping_history(&plan, &operation, &parts.method, parts.uri.path(), &parts.headers, body.clone())
                 .await
         } else {
-            self.forward(&parts.method, parts.uri.path(), &parts.headers, body.clone()).await
+            forward(&self.client, &self.upstream, &parts.method, parts.uri.path(), &parts.headers, body.clone()).await
         };
         match (fault, forwarded) {
             (Some(Fault::LostAnswer), _) | (_, Err(_)) => Err(Dropped),
@@ -421,20 +420,20 @@ impl FaultProxy {
     ) -> Result<Response<Full<Bytes>>, reqwest::Error> {
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let Some(items) = stale::written_items(operation, &request).filter(|items| !items.is_empty()) else {
-            return self.forward(method, path, headers, body).await;
+            return forward(&self.client, &self.upstream, method, path, headers, body).await;
         };
         let _writing = self.writing.lock().await;
         let read = stale::before_images_request(&items).to_string();
         let mut read_headers = headers.clone();
         read_headers.insert("x-amz-target", HeaderValue::from_static("DynamoDB_20120810.BatchGetItem"));
-        let images = match self.forward(method, path, &read_headers, Bytes::from(read)).await {
+        let images = match forward(&self.client, &self.upstream, method, path, &read_headers, Bytes::from(read)).await {
             Ok(response) if response.status() == StatusCode::OK => {
                 let answer = response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
                 serde_json::from_slice(&answer).ok().and_then(|answer: Value| stale::before_images(&answer))
             }
             _ => None,
         };
-        let forwarded = self.forward(method, path, headers, body).await;
+        let forwarded = forward(&self.client, &self.upstream, method, path, headers, body).await;
         let at_ms = self.now_ms();
         let bound_ms = plan.stale_bound.as_millis() as u64;
         if let Ok(mut history) = self.history.lock() {
@@ -506,37 +505,6 @@ impl FaultProxy {
         }
     }
 
-    async fn forward(
-        &self,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Full<Bytes>>, reqwest::Error> {
-        let mut outgoing = HeaderMap::new();
-        for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str())) {
-            outgoing.append(name.clone(), value.clone());
-        }
-        let upstream = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.upstream))
-            .headers(outgoing)
-            .body(body)
-            .send()
-            .await?;
-        let status = upstream.status();
-        let headers: Vec<(HeaderName, HeaderValue)> = upstream
-            .headers()
-            .iter()
-            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        let body = upstream.bytes().await?;
-        let mut response = answer(status, body);
-        response.headers_mut().extend(headers);
-        Ok(response)
-    }
-
     fn admin(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         let switch = |on: bool| {
             self.enabled.store(on, Ordering::SeqCst);
@@ -551,13 +519,6 @@ impl FaultProxy {
             _ => answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{\"message\":\"GET log, POST on or off\"}")),
         }
     }
-}
-
-fn answer(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
-    response
 }
 
 /// The string values a request addresses items by: under `Key` and `ExpressionAttributeValues`,
