@@ -134,7 +134,7 @@ async fn run_era(seed: u64, steps: &[Step], known: &[u8], mut report: Option<&mu
     let mut world = World::new(seed).await;
     for (index, step) in steps.iter().enumerate() {
         let started = Instant::now();
-        let mut found = world.step(*step).await;
+        let mut found = Box::pin(world.step(*step)).await;
         if let Some(report) = report.as_deref_mut() {
             let entry = report.by_kind.entry(kind(step)).or_default();
             entry.0 += 1;
@@ -142,7 +142,7 @@ async fn run_era(seed: u64, steps: &[Step], known: &[u8], mut report: Option<&mu
         }
         if index + 1 == steps.len() {
             let mut settled = Vec::new();
-            world.settle(&mut settled).await;
+            Box::pin(world.settle(&mut settled)).await;
             found.extend(settled);
         }
         for violation in found {

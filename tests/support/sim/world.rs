@@ -230,26 +230,27 @@ impl World {
         s.expires_at_ms = now + ttl;
     }
 
-    /// Runs one step and checks what it touched. Returns every broken guarantee.
+    /// Runs one step and checks what it touched. Returns every broken guarantee. Each kind of
+    /// step is boxed: inline, their futures together overflow a test thread's stack.
     pub async fn step(&mut self, step: Step) -> Vec<Violation> {
         let mut found = Vec::new();
         let touched = match step {
-            Step::Create { customer, id } => self.create(customer as usize, id, &mut found).await,
-            Step::Append { session, lost } => self.append(session, lost, &mut found).await,
-            Step::RetryAppend { session, turn } => self.retry_append(session, turn, &mut found).await,
-            Step::Load { session, consistent, if_none_match } => self.load(session, consistent, if_none_match, &mut found).await,
-            Step::Patch { session, if_match, lost } => self.patch(session, if_match, lost, &mut found).await,
-            Step::Delete { session, cut_after, retry } => self.delete(session, cut_after, retry, &mut found).await,
+            Step::Create { customer, id } => Box::pin(self.create(customer as usize, id, &mut found)).await,
+            Step::Append { session, lost } => Box::pin(self.append(session, lost, &mut found)).await,
+            Step::RetryAppend { session, turn } => Box::pin(self.retry_append(session, turn, &mut found)).await,
+            Step::Load { session, consistent, if_none_match } => Box::pin(self.load(session, consistent, if_none_match, &mut found)).await,
+            Step::Patch { session, if_match, lost } => Box::pin(self.patch(session, if_match, lost, &mut found)).await,
+            Step::Delete { session, cut_after, retry } => Box::pin(self.delete(session, cut_after, retry, &mut found)).await,
             Step::Purge { customer, cut_after, retry } => {
-                self.purge(customer as usize, cut_after, retry, &mut found).await;
+                Box::pin(self.purge(customer as usize, cut_after, retry, &mut found)).await;
                 None
             }
             Step::Advance { millis } => {
                 self.clock.advance(Duration::from_millis(millis));
                 None
             }
-            Step::TtlRemove { session } => self.ttl_remove(session, &mut found).await,
-            Step::DeliverSweep { pick, cut } => self.deliver_sweep(pick, cut, &mut found).await,
+            Step::TtlRemove { session } => Box::pin(self.ttl_remove(session, &mut found)).await,
+            Step::DeliverSweep { pick, cut } => Box::pin(self.deliver_sweep(pick, cut, &mut found)).await,
             Step::DropSweep { pick } => {
                 if !self.sweeps.is_empty() {
                     let index = pick as usize % self.sweeps.len();
@@ -257,7 +258,7 @@ impl World {
                 }
                 None
             }
-            Step::DeliverWindow { pick, twice } => self.deliver_window(pick, twice, &mut found).await,
+            Step::DeliverWindow { pick, twice } => Box::pin(self.deliver_window(pick, twice, &mut found)).await,
             Step::DropWindow { pick } => {
                 if !self.windows.is_empty() {
                     let index = pick as usize % self.windows.len();
@@ -266,27 +267,27 @@ impl World {
                 None
             }
             Step::Redrive => {
-                self.redrive(&mut found).await;
+                Box::pin(self.redrive(&mut found)).await;
                 None
             }
-            Step::SweepRacingCreate { pick } => self.sweep_racing_create(pick, &mut found).await,
-            Step::DeleteRacingCreate { session } => self.delete_racing_create(session, &mut found).await,
-            Step::WindowRacingAppend { pick } => self.window_racing_append(pick, &mut found).await,
+            Step::SweepRacingCreate { pick } => Box::pin(self.sweep_racing_create(pick, &mut found)).await,
+            Step::DeleteRacingCreate { session } => Box::pin(self.delete_racing_create(session, &mut found)).await,
+            Step::WindowRacingAppend { pick } => Box::pin(self.window_racing_append(pick, &mut found)).await,
             Step::ForgetFact { customer, pick } => {
-                self.forget_fact(customer as usize, pick, &mut found).await;
+                Box::pin(self.forget_fact(customer as usize, pick, &mut found)).await;
                 None
             }
             Step::TtlMemory => {
-                self.ttl_memory().await;
+                Box::pin(self.ttl_memory()).await;
                 None
             }
             Step::Settle => {
-                self.settle(&mut found).await;
+                Box::pin(self.settle(&mut found)).await;
                 None
             }
         };
         if let Some(index) = touched {
-            self.check_session(index, &mut found).await;
+            Box::pin(self.check_session(index, &mut found)).await;
         }
         found
     }
