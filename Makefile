@@ -25,7 +25,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
-.PHONY: tools run test lint build token bench chaos redrive fuzz
+.PHONY: tools run test lint build token bench chaos sim redrive fuzz
 
 tools:
 	@./scripts/install-tools.sh
@@ -81,6 +81,15 @@ bench: tools
 chaos: tools
 	cargo build --workspace --bins --locked
 	CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_REPORT=$(CHAOS_REPORT) ./scripts/chaos.sh
+
+# The lifecycle simulation, long: SEED and STEPS (tests/support/sim; `make test` runs 400 steps).
+# SIM_KNOWN=none also fails on the defects it lists as known. Prints its report and any shrunk failure.
+SEED ?= 20261207
+STEPS ?= 100000
+SIM_DDB_PORT ?= 8768
+sim:
+	SIM_SEED=$(SEED) SIM_STEPS=$(STEPS) DDB_PORT=$(SIM_DDB_PORT) ./scripts/with-dynamodb.sh \
+	  cargo test --locked --test integration simulation -- --nocapture 2>&1 | grep -v '^{"'; exit $${PIPESTATUS[0]}
 
 # Runbook: re-arm every session whose summary is due but unwritten (records in the summarize
 # DLQ, or lost), then one janitor pass (records in the sweep DLQ, cut-off deletes and purges).
