@@ -30,11 +30,9 @@ mod settings;
 pub use bedrock::BedrockSummarizer;
 pub use settings::{AnySummarizer, SummarizerKind, SummarizerSettings};
 
-/// Customers of one batch whose sessions are summarised at the same time. The template's
-/// batch size is lower, so a batch runs in one round. One customer's sessions run one after
-/// another: their facts go to one memory partition, where concurrent transactions conflict
-/// and back off (`make bench`, P6).
-const CONCURRENT_CUSTOMERS: usize = 16;
+/// Sessions of one batch summarised at the same time. The template's batch size is lower,
+/// so a batch runs in one round.
+const CONCURRENT_SESSIONS: usize = 16;
 
 /// The keys of any item of the table.
 #[derive(Debug, Deserialize)]
@@ -50,8 +48,6 @@ struct RecordKeys {
 #[allow(dead_code)] // turn_count and summarized_through are parsed to reject broken images.
 struct MetaImage {
     session_id: Uuid,
-    #[serde(default)]
-    owner_id: String,
     turn_count: u64,
     #[serde(default)]
     summarized_through: u64,
@@ -65,7 +61,7 @@ pub enum Trigger {
     /// Not a META item whose flag is set: nothing to do.
     Skip,
     /// The session may need a summary.
-    Session { session_id: Uuid, owner_id: String },
+    Session(Uuid),
 }
 
 /// A record whose image cannot be parsed. It is reported, never retried forever in-process.
@@ -94,11 +90,7 @@ pub fn classify(record: &EventRecord) -> Result<Trigger, Poison> {
             source: <serde_dynamo::Error as serde::de::Error>::custom("the image's session_id does not match its key"),
         });
     }
-    Ok(if image.needs_summary {
-        Trigger::Session { session_id: image.session_id, owner_id: image.owner_id }
-    } else {
-        Trigger::Skip
-    })
+    Ok(if image.needs_summary { Trigger::Session(image.session_id) } else { Trigger::Skip })
 }
 
 /// What summarising one session did.
@@ -121,28 +113,20 @@ where
     let started = std::time::Instant::now();
     let records = event.records.len();
     let mut failed: Vec<(usize, String)> = Vec::new();
-    // Owners in order of first appearance, each with its sessions in order of first
-    // appearance, each with the records that asked for it.
-    let mut owners: Vec<Vec<(Uuid, Vec<(usize, String)>)>> = Vec::new();
-    let mut owner_slots: HashMap<String, usize> = HashMap::new();
-    let mut positions: HashMap<Uuid, (usize, usize)> = HashMap::new();
-    let mut session_count = 0;
+    // Sessions in order of first appearance, each with the records that asked for it.
+    let mut sessions: Vec<(Uuid, Vec<(usize, String)>)> = Vec::new();
+    let mut positions: HashMap<Uuid, usize> = HashMap::new();
 
     for (position, record) in event.records.iter().enumerate() {
         let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
         match classify(record) {
             Ok(Trigger::Skip) => {}
-            Ok(Trigger::Session { session_id, owner_id }) => {
-                let (owner, slot) = *positions.entry(session_id).or_insert_with(|| {
-                    let owner = *owner_slots.entry(owner_id).or_insert_with(|| {
-                        owners.push(Vec::new());
-                        owners.len() - 1
-                    });
-                    owners[owner].push((session_id, Vec::new()));
-                    session_count += 1;
-                    (owner, owners[owner].len() - 1)
+            Ok(Trigger::Session(session_id)) => {
+                let slot = *positions.entry(session_id).or_insert_with(|| {
+                    sessions.push((session_id, Vec::new()));
+                    sessions.len() - 1
                 });
-                owners[owner][slot].1.push((position, sequence_number));
+                sessions[slot].1.push((position, sequence_number));
             }
             Err(poison) => {
                 tracing::error!(
@@ -157,28 +141,27 @@ where
         }
     }
 
+    let session_count = sessions.len();
     let mut written = 0;
     let mut facts_written = 0;
-    let mut outcomes = stream::iter(owners)
-        .map(|sessions| async move {
-            let mut done = Vec::with_capacity(sessions.len());
-            for (session_id, records) in sessions {
-                done.push((summarize_session(store, summarizer, config, session_id).await, session_id, records));
-            }
-            done
+    let mut outcomes = stream::iter(sessions)
+        .map(|(session_id, records)| async move {
+            (
+                summarize_session(store, summarizer, config, session_id).await,
+                session_id,
+                records,
+            )
         })
-        .buffer_unordered(CONCURRENT_CUSTOMERS);
-    while let Some(done) = outcomes.next().await {
-        for (outcome, session_id, records) in done {
-            match outcome {
-                Ok(outcome) => {
-                    written += outcome.written;
-                    facts_written += outcome.facts_written;
-                }
-                Err(error) => {
-                    tracing::warn!(%session_id, error = %chain(&error), "summary failed; reporting its records");
-                    failed.extend(records);
-                }
+        .buffer_unordered(CONCURRENT_SESSIONS);
+    while let Some((outcome, session_id, records)) = outcomes.next().await {
+        match outcome {
+            Ok(outcome) => {
+                written += outcome.written;
+                facts_written += outcome.facts_written;
+            }
+            Err(error) => {
+                tracing::warn!(%session_id, error = %chain(&error), "summary failed; reporting its records");
+                failed.extend(records);
             }
         }
     }
