@@ -36,12 +36,13 @@ run: tools
 	@mkdir -p .run && if [ -n "$(DYNAMODB_ENDPOINT)" ]; then ./scripts/serve-local.sh; \
 	else DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh; fi
 
-# After the cargo tests: Ctrl-C stops all of `make run`, a short seeded chaos run and a
-# short fuzz run against a local stack of its own.
+# After the cargo tests: Ctrl-C stops all of `make run`, every listener of the local stack is
+# on loopback, a short seeded chaos run and a short fuzz run against a local stack of its own.
 test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
 	./scripts/test-ctrl-c.sh
+	./scripts/test-loopback.sh
 	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh
 	API_PORT=$(TEST_API_PORT) DDB_PORT=$(TEST_STACK_DDB_PORT) LAMBDA_PORT=$(TEST_LAMBDA_PORT) FUZZ_OWN_STACK=1 \
 	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh
@@ -87,4 +88,4 @@ redrive:
 
 token:
 	@# No -p: the workspace-wide feature set, so it reuses what `cargo build --workspace` built.
-	@cargo run --quiet --locked --bin token -- "$(SUB)" "$(GROUPS)"
+	@API_PORT=$(API_PORT) cargo run --quiet --locked --bin token -- "$(SUB)" "$(GROUPS)"

@@ -3,7 +3,9 @@
 # (DynamoDB Local from scripts/with-dynamodb.sh) or, when that is unset, $DYNAMODB_ENDPOINT:
 # creates the table if it is missing, runs the functions under `cargo lambda watch`, the
 # stream runner and the gateway, and says how long it took to be ready. Logs and the stream
-# checkpoint go to $RUN_DIR (default .run).
+# checkpoint go to $RUN_DIR (default .run). Every listener binds to loopback only: the
+# functions' invoke endpoint trusts the claims in the events it is given, so nothing of this
+# stack may be reachable from another machine (scripts/test-loopback.sh checks it).
 # Ctrl-C, SIGTERM, or any of the services ending, stops them all within a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +63,7 @@ cargo build --locked --workspace --bins
 ./target/debug/create-table
 
 # FUNCTION_CONCURRENCY: instances per function; RELOAD_ON_CHANGE=0: no rebuild when code changes.
-watch_flags=(--quiet --invoke-port "$LAMBDA_PORT" --concurrency "${FUNCTION_CONCURRENCY:-8}")
+watch_flags=(--quiet --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --concurrency "${FUNCTION_CONCURRENCY:-8}")
 [ "${RELOAD_ON_CHANGE:-1}" = 1 ] || watch_flags+=(--ignore-changes)
 cargo lambda watch "${watch_flags[@]}" >"$RUN_DIR/functions.log" 2>&1 &
 children+=($!)
@@ -83,7 +85,7 @@ tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) 
   DynamoDB   $AWS_ENDPOINT_URL_DYNAMODB   table $TABLE_NAME
   functions  $LAMBDA_INVOKE_URL   log $RUN_DIR/functions.log
   stream     log $RUN_DIR/stream-runner.log
-Ctrl-C stops everything.
+Every port listens on 127.0.0.1 only. Ctrl-C stops everything.
 MSG
 # Until Ctrl-C, or until one of them ends: then the others are stopped too.
 status=0

@@ -46,7 +46,7 @@ for _ in $(seq 1 900); do
   sleep 0.2
 done
 listening "$api_port" || fail "the API did not answer within 180 s"
-token=$(./target/debug/token ctrl-c-test "")
+token=$(API_PORT="$api_port" ./target/debug/token ctrl-c-test "")
 status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$api_port/sessions" \
   -H "authorization: Bearer $token" -d '{}')
 [ "$status" = 201 ] || fail "POST /sessions answered $status, not 201"

@@ -1,8 +1,11 @@
-//! `make run`'s HTTP API on `API_PORT` (default 3000). See `tidewater_local::gateway`.
+//! `make run`'s HTTP API on 127.0.0.1:`API_PORT` (default 3000). See `tidewater_local::gateway`;
+//! its signing secret is `LOCAL_JWT_SECRET` or a new random one (`tidewater_local::run_secret`).
 //! Ctrl-C (SIGINT) or SIGTERM stops it; requests still in flight get [`GRACE`] to finish.
 use std::time::Duration;
 
-use tidewater_local::{gateway, shutdown, template};
+use std::path::Path;
+
+use tidewater_local::{gateway, run_secret, shutdown, template};
 
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -13,11 +16,11 @@ async fn main() -> Result<(), String> {
     let template_path = env("TEMPLATE", "template.yaml");
     let routes = template::http_routes(&template::load(&template_path)?);
     let port = env("API_PORT", "3000");
-    let gateway = gateway::Gateway::new(
-        routes,
-        env("LOCAL_JWT_SECRET", gateway::DEFAULT_SECRET),
-        env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"),
-    );
+    let secret = match run_secret::from_env() {
+        Some(secret) => secret,
+        None => run_secret::create(Path::new(run_secret::DIR), &port)?,
+    };
+    let gateway = gateway::Gateway::new(routes, secret, env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"));
     for route in &gateway.routes {
         println!("gateway: {:<6} {:<32} -> {}", route.method, route.path, route.function);
     }
