@@ -9,6 +9,7 @@ mod create_session;
 mod delete_session;
 mod export_turns;
 mod fault_proxy;
+mod guest_purge;
 mod lifecycle;
 mod list_sessions;
 mod load_context;

@@ -215,6 +215,7 @@ pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Validation(_) | Error::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::NotFound => StatusCode::NOT_FOUND,
