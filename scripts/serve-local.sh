@@ -20,6 +20,7 @@ export RUST_LOG="${RUST_LOG:-info}"
 # them from Secrets Manager); these are the documented local values, never deployed.
 export CURSOR_SECRET="${CURSOR_SECRET:-tidewater-local-cursor-secret-do-not-deploy}"
 export RECEIPT_SALT="${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy}"
+export HASH_KEY="${HASH_KEY:-tidewater-local-hash-key-do-not-deploy-anywhere}"
 # Locally a session moves up the resume list on every second of newer activity.
 export RESUME_ORDER_STEP_SECONDS="${RESUME_ORDER_STEP_SECONDS:-1}"
 RUN_DIR="${RUN_DIR:-.run}"

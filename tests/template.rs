@@ -108,7 +108,8 @@ fn the_redacting_functions_get_the_redaction_settings() {
 }
 
 /// The Secrets Manager secret each function reads at init, as (variable, secret logical id).
-const SECRETS: &[(&str, &str)] = &[("CURSOR_SECRET_ARN", "CursorSecret"), ("RECEIPT_SALT_ARN", "ReceiptSalt")];
+const SECRETS: &[(&str, &str)] =
+    &[("CURSOR_SECRET_ARN", "CursorSecret"), ("RECEIPT_SALT_ARN", "ReceiptSalt"), ("HASH_KEY_ARN", "HashKey")];
 
 #[test]
 fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {

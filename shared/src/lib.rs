@@ -8,8 +8,9 @@
 //! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`).
 //! - [`memory`]: long-term customer facts, their extraction and their identity.
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
-//! - [`secret`]: the cursor key and receipt salt, read once at init, with no defaults
-//!   (feature `secrets` reads them from Secrets Manager).
+//! - [`secret`]: the cursor key, receipt salt and hash key, read once at init, with no
+//!   defaults (feature `secrets` reads them from Secrets Manager).
+//! - [`keyed_hash`]: the HMACs the table keeps of customer text (idempotency, fact ids).
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
 pub mod clock;
@@ -18,6 +19,7 @@ mod config;
 pub mod cursor;
 mod error;
 pub mod items;
+pub mod keyed_hash;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
@@ -33,6 +35,7 @@ pub mod http;
 
 pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
+pub use keyed_hash::HashKey;
 pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
