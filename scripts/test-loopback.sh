@@ -87,7 +87,7 @@ for entry in found:
     print(f"test-loopback: loopback only: {entry}")
 for entry in exposed:
     print(f"test-loopback: REACHABLE FROM THE NETWORK: {entry}", file=sys.stderr)
-if not found:
+if not found and not exposed:
     sys.exit("test-loopback: no listening socket found; the check saw nothing")
 sys.exit(1 if exposed else 0)
 PY

@@ -10,6 +10,7 @@ mod delete_session;
 mod export_turns;
 mod fault_proxy;
 mod guest_purge;
+mod keyed_hashes;
 mod lifecycle;
 mod list_sessions;
 mod load_context;

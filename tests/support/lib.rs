@@ -11,6 +11,19 @@ use uuid::Uuid;
 pub const TEST_RECEIPT_SALT: &str = "tidewater-test-receipt-salt-not-deployed";
 /// The tests' key of stored hashes of customer text.
 pub const TEST_HASH_KEY: &str = "tidewater-test-hash-key-not-deployed-anywhere";
+/// The receipt salt and hash key `make run` uses (scripts/serve-local.sh): a sample event
+/// that names a fact (`events/delete-memory.json`) names its id under these, so that it works
+/// with `cargo lambda invoke` against `make run` as well as in its test.
+pub const LOCAL_RECEIPT_SALT: &str = "tidewater-local-receipt-salt-do-not-deploy";
+pub const LOCAL_HASH_KEY: &str = "tidewater-local-hash-key-do-not-deploy-anywhere";
+
+/// The configuration of `make run`'s secrets, for the samples that depend on them.
+pub fn with_local_secrets(config: Config) -> Config {
+    let salt = Secret::new("RECEIPT_SALT", LOCAL_RECEIPT_SALT).expect("the local salt is long enough");
+    let key = Secret::new("HASH_KEY", LOCAL_HASH_KEY).expect("the local key is long enough");
+    config.with_receipt_salt(salt).with_hash_key(HashKey::new(&key).expect("a usable key"))
+}
+
 /// The tests' cursor key.
 pub const TEST_CURSOR_SECRET: &str = "tidewater-test-cursor-secret-not-deployed";
 
