@@ -1,8 +1,12 @@
+//! The configuration: every setting, read once from the environment at start-up.
 use std::time::Duration;
 
 use crate::keyed_hash::HashKey;
 use crate::secret::Secret;
 use crate::Error;
+
+/// `MEMORY_MAX_FACTS` when unset: live facts kept per customer.
+pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 
 /// Settings read once from the environment at start-up. Every setting has a default; the
 /// secrets have none: the receipt salt is added with [`Config::with_receipt_salt`], the hash
@@ -73,7 +77,7 @@ impl Default for Config {
             hash_key: None,
             metrics_function: None,
             warm_up: false,
-            memory_max_facts: crate::memory::DEFAULT_MEMORY_MAX_FACTS,
+            memory_max_facts: DEFAULT_MEMORY_MAX_FACTS,
             memory_ttl: None,
         }
     }
@@ -164,12 +168,6 @@ impl Config {
             .ok_or_else(|| Error::Config("HASH_KEY was not loaded at init, so customer text cannot be hashed".to_owned()))
     }
 
-    /// The turn count at which the window after `summarized_through` becomes due: the window
-    /// is complete and `summary_keep_recent` newer turns follow it.
-    pub fn summary_due_at(&self, summarized_through: u64) -> u64 {
-        crate::summarizer::due_at(summarized_through, self.summary_threshold)
-            .saturating_add(self.summary_keep_recent)
-    }
 }
 
 fn number_from(value: &str, name: &str) -> Result<u64, Error> {
