@@ -31,13 +31,7 @@ stop() {
 trap stop EXIT
 fail() { echo "test-loopback: $*" >&2; echo "--- $log" >&2; tail -n 30 "$log" >&2; exit 1; }
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 1 900); do
-  listening "$api_port" && break
-  kill -0 "$group" 2>/dev/null || fail "make run ended before the API answered"
-  sleep 0.2
-done
-listening "$api_port" || fail "the API did not answer within 180 s"
+./scripts/wait-for-api.sh "$api_port" "$group" || fail "no API"
 token=$(API_PORT="$api_port" ./target/debug/token loopback-test "")
 status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$api_port/sessions" \
   -H "authorization: Bearer $token" -d '{}')
