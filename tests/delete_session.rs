@@ -98,7 +98,7 @@ async fn deleting_someone_elses_session_answers_204_as_for_a_missing_one_and_del
 async fn the_owner_may_delete_an_expired_session() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
-    tokio::time::sleep(Duration::from_millis(7_100)).await;
+    store.clock().advance(Duration::from_millis(7_100));
 
     let response = delete(&store, &alice(), session).await;
 

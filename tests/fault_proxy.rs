@@ -1,32 +1,11 @@
 //! The fault proxy of `make chaos` in front of DynamoDB Local: the SDK reads its errors as
 //! DynamoDB's own, a lost answer leaves the write applied, and a reset never reaches DynamoDB.
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_dynamodb::Client;
 use tidewater::keys;
-use tidewater_local::fault::{FaultProxy, Plan};
-use tidewater_tests::store;
-
-/// A client whose requests pass the proxy with `plan`, with the SDK's retries off so that each
-/// fault shows; and the proxy, for its log.
-async fn through_proxy(plan: &str) -> (Client, Arc<FaultProxy>) {
-    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with `make test`");
-    let proxy = FaultProxy::new(Plan::parse(plan, Duration::from_millis(5)).expect("a valid plan"), &upstream, 1);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    let address = listener.local_addr().expect("its address");
-    tokio::spawn(Arc::clone(&proxy).serve(listener, std::future::pending()));
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://{address}"))
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await;
-    (Client::new(&shared), proxy)
-}
+use tidewater_tests::{client_through_proxy, store};
 
 fn key(sort_key: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
@@ -40,7 +19,7 @@ async fn throttling_and_server_errors_reach_the_sdk_as_dynamodbs_own() {
     let store = store().await;
     let table = &store.config().table_name;
     let (client, proxy) =
-        through_proxy("throughput_exceeded@GetItem=1, throttling@Query=1, internal_error@Scan=1").await;
+        client_through_proxy("throughput_exceeded@GetItem=1, throttling@Query=1, internal_error@Scan=1").await;
 
     let get = client.get_item().table_name(table).set_key(Some(key("a"))).send().await;
     let query = client
@@ -65,7 +44,7 @@ async fn throttling_and_server_errors_reach_the_sdk_as_dynamodbs_own() {
 async fn a_lost_answer_leaves_the_write_applied() {
     let store = store().await;
     let table = &store.config().table_name;
-    let (client, proxy) = through_proxy("lost_answer@PutItem=1").await;
+    let (client, proxy) = client_through_proxy("lost_answer@PutItem=1").await;
 
     let put = client.put_item().table_name(table).set_item(Some(key("lost"))).send().await;
 
@@ -80,7 +59,7 @@ async fn a_lost_answer_leaves_the_write_applied() {
 async fn a_reset_never_reaches_dynamodb() {
     let store = store().await;
     let table = &store.config().table_name;
-    let (client, _proxy) = through_proxy("reset@PutItem=1").await;
+    let (client, _proxy) = client_through_proxy("reset@PutItem=1").await;
 
     let put = client.put_item().table_name(table).set_item(Some(key("reset"))).send().await;
 

@@ -286,3 +286,56 @@ async fn a_summary_already_written_is_told_apart_from_a_refused_one() {
     assert!(!store.put_summary(session, 10, "older").await.unwrap(), "a summary this far exists");
     assert!(matches!(store.put_summary(session, 40, "ahead").await, Err(Error::Conflict(_))), "past the turn count");
 }
+
+/// Appends turns `from..=to`, and the indices whose META change passes the summarize filter.
+async fn append_and_trigger(store: &DynamoStore, session: Uuid, turns: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+    let filter = StreamMapping::load(TEMPLATE, "summarize").unwrap().filter;
+    let mut triggers = Vec::new();
+    for i in turns {
+        let before = meta(store, session).await;
+        store.append_turn(&alice(), session, turn(i)).await.unwrap();
+        if filter.matches_record(&meta_change(&before, &meta(store, session).await)) {
+            triggers.push(i);
+        }
+    }
+    triggers
+}
+
+#[tokio::test]
+async fn a_summary_that_lands_when_the_next_window_is_already_due_leaves_it_due() {
+    // Given a session whose second window became due before the first summary landed,
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 0).await;
+    let next_due = store.config().summary_due_at(20);
+    append_and_trigger(&store, session, 1..=next_due + 5).await;
+
+    // when the first window's summary lands,
+    assert!(store.put_summary(session, 20, "the first window").await.unwrap());
+
+    // then the session is still flagged: ten appends after the window became due the trigger
+    // fires again, and `make redrive` finds it.
+    assert_eq!(meta(&store, session).await["needs_summary"], AttributeValue::Bool(true));
+    let triggers = append_and_trigger(&store, session, next_due + 6..=next_due + 10).await;
+    assert_eq!(triggers, vec![next_due + 10]);
+    assert_eq!(store.rearm_due_summaries().await.unwrap(), 1, "make redrive re-arms the due window");
+}
+
+#[tokio::test]
+async fn after_a_summary_lands_the_rearm_starts_afresh() {
+    // Given a session whose re-arm flag was flipped while its first summary was late,
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 0).await;
+    let due = store.config().summary_due_at(0);
+    assert_eq!(append_and_trigger(&store, session, 1..=due + 15).await, vec![due, due + 10]);
+    assert_eq!(meta(&store, session).await["summary_rearm"], AttributeValue::Bool(true));
+
+    // when the summary lands,
+    assert!(store.put_summary(session, 20, "the first window").await.unwrap());
+
+    // then the flag is reset, so the next window's trigger and its first re-arm both fire.
+    let meta_now = meta(&store, session).await;
+    assert_eq!((meta_now["needs_summary"].clone(), meta_now["summary_rearm"].clone()), (AttributeValue::Bool(false), AttributeValue::Bool(false)));
+    let next_due = store.config().summary_due_at(20);
+    let triggers = append_and_trigger(&store, session, due + 16..=next_due + 10).await;
+    assert_eq!(triggers, vec![next_due, next_due + 10]);
+}

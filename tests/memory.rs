@@ -525,3 +525,72 @@ async fn capacity_of_reading_memory_and_of_a_window_with_facts() {
     assert!(read_20 <= 1.0 && read_50 <= 2.0, "{read_20} / {read_50} RCU");
     assert_eq!(priced, 8.0, "three facts and META, each under 1 KB, at 2 WCU each");
 }
+
+#[tokio::test]
+async fn facts_expire_by_the_stores_clock() {
+    // Given facts that live 30 days, written by a store whose clock is ten days ahead,
+    let store = fresh_store(Config { memory_ttl: Some(Duration::from_secs(30 * 86_400)), ..config() }).await;
+    store.clock().advance(Duration::from_secs(10 * 86_400));
+    let session = new_session(&store, &alice()).await;
+    store.write_facts("alice", session, &[draft(session, "likes Frieren")]).await.unwrap();
+
+    // then their ttl counts from that clock,
+    let ttl: i64 = memory_items(&store, "alice").await[0]["ttl"].as_n().unwrap().parse().unwrap();
+    let expected = store.clock().now_epoch_seconds() + 30 * 86_400;
+    assert!((expected - 60..=expected).contains(&ttl), "{ttl} vs {expected}");
+    assert_eq!(store.recent_facts("alice", 20).await.unwrap().len(), 1);
+
+    // and once that clock has moved past it, no read returns them.
+    store.clock().advance(Duration::from_secs(31 * 86_400));
+    assert!(store.recent_facts("alice", 20).await.unwrap().is_empty());
+    assert!(facts(&store, &alice()).await.is_empty());
+}
+
+#[tokio::test]
+async fn facts_never_push_a_context_past_max_tokens() {
+    // Given two facts of four tokens each, and a session of two short turns,
+    let store = fresh_store(config()).await;
+    let first = new_session(&store, &alice()).await;
+    say(&store, &alice(), first, &["I love Frieren", "I prefer digital"]).await;
+    summarise(&store, first).await;
+    let second = new_session(&store, &alice()).await;
+    say(&store, &alice(), second, &["Hello"]).await;
+
+    // when a context with memory may hold only five tokens,
+    let body = body_json(&context(&store, &alice(), second, &[("include", "memory"), ("max_tokens", "5")]).await);
+
+    // then every turn makes room first, then the oldest facts, until it fits.
+    let memory = body["customer_memory"].as_array().unwrap();
+    let tokens = |items: &[Value], field: &str| -> u64 {
+        items.iter().map(|item| (item[field].as_str().unwrap().len() as u64).div_ceil(4)).sum()
+    };
+    let turns = body["turns"].as_array().unwrap();
+    assert!(tokens(memory, "text") + tokens(turns, "content") <= 5, "{body}");
+    assert_eq!(texts(memory), ["prefers digital"], "the newest fact that fits");
+    assert!(turns.is_empty());
+    assert_eq!(body["omitted"], json!({"from_turn": 1, "to_turn": 2}));
+}
+
+#[tokio::test]
+async fn a_forgotten_fact_is_never_pinned_by_a_304() {
+    // Given a context with memory, and its ETag,
+    let store = fresh_store(config()).await;
+    let first = new_session(&store, &alice()).await;
+    say(&store, &alice(), first, &["I love Frieren", "I prefer digital"]).await;
+    summarise(&store, first).await;
+    let second = new_session(&store, &alice()).await;
+    let loaded = context(&store, &alice(), second, &[("include", "memory")]).await;
+    let tag = loaded.headers()["etag"].to_str().unwrap().to_owned();
+    let digital = body_json(&loaded)["customer_memory"][0]["fact_id"].as_str().unwrap().to_owned();
+
+    // when the customer forgets a fact, which leaves the session's version as it was,
+    assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
+    let path = format!("/sessions/{second}/context");
+    let mut request = api_request(Some(&alice()), "GET", "/sessions/{id}/context", &path, &[("include", "memory")], None);
+    request.headers_mut().insert("if-none-match", tag.parse().unwrap());
+    let reloaded = load_context::handle(&*store, request).await;
+
+    // then a conditional reload with memory answers the facts as they are now.
+    assert_eq!(reloaded.status(), 200, "the facts are not part of the session's version");
+    assert_eq!(texts(body_json(&reloaded)["customer_memory"].as_array().unwrap()), ["loves Frieren"]);
+}

@@ -103,7 +103,7 @@ async fn purging_deletes_every_session_of_the_customer_and_spares_guest_and_othe
 async fn expired_sessions_are_purged_too() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
-    tokio::time::sleep(Duration::from_millis(7_100)).await;
+    store.clock().advance(Duration::from_millis(7_100));
 
     let receipt = body_json(&purge(&store, &alice(), "me").await);
 
@@ -308,4 +308,21 @@ async fn capacity_of_purging_three_sessions_of_fifty_turns() {
     assert_eq!((receipt.sessions_deleted, receipt.items_deleted), (3, 3 * 101));
     assert!(consumed.write_units >= 303.0, "every deleted item is a write: {consumed:?}");
     assert!(consumed.read_units > 0.0, "{consumed:?}");
+}
+
+#[tokio::test]
+async fn a_receipt_is_stamped_by_the_stores_clock() {
+    // Given a store whose clock runs ten days ahead of the system's,
+    let store = store().await;
+    store.clock().advance(Duration::from_secs(10 * 86_400));
+    let started = tidewater::clock::format(store.clock().now());
+    session_with_turns(&store, &alice(), 1).await;
+
+    // when the customer is purged,
+    let receipt = body_json(&purge(&store, &alice(), "me").await);
+
+    // then the receipt's times are that clock's.
+    let (requested, completed) = (receipt["requested_at"].as_str().unwrap(), receipt["completed_at"].as_str().unwrap());
+    assert!(started.as_str() <= requested && requested <= completed, "{started} {receipt}");
+    assert!(completed <= tidewater::clock::format(store.clock().now()).as_str(), "{receipt}");
 }

@@ -68,6 +68,29 @@ pub async fn unreachable_store() -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default().with_receipt_salt(test_receipt_salt()))
 }
 
+/// A client whose requests pass a fault proxy (`make chaos`'s) running `plan` in front of
+/// DynamoDB Local, with the SDK's retries off so that each fault shows; and the proxy, for its log.
+pub async fn client_through_proxy(plan: &str) -> (aws_sdk_dynamodb::Client, Arc<tidewater_local::fault::FaultProxy>) {
+    use tidewater_local::fault::{FaultProxy, Plan};
+    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with `make test`");
+    let proxy = FaultProxy::new(Plan::parse(plan, std::time::Duration::from_millis(5)).expect("a valid plan"), &upstream, 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(Arc::clone(&proxy).serve(listener, std::future::pending()));
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{address}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    (aws_sdk_dynamodb::Client::new(&shared), proxy)
+}
+
+/// `store`'s table and clock, reached through a fault proxy running `plan`.
+pub async fn store_through_proxy(store: &DynamoStore, plan: &str) -> DynamoStore {
+    let (client, _proxy) = client_through_proxy(plan).await;
+    DynamoStore::new(client, store.config().clone()).with_clock(store.clock().clone())
+}
+
 pub async fn store() -> Arc<DynamoStore> {
     fresh_store(test_config()).await
 }
@@ -136,6 +159,28 @@ pub fn assert_error(response: &Response<Body>, status: u16, code: &str) {
     assert_eq!(response.status(), status, "body: {body}");
     assert_eq!(body["code"], code, "body: {body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+}
+
+/// Deletes one item of the session's partition, as TTL or a replica that has not applied its
+/// write yet would make it disappear, and returns it as it was.
+pub async fn take_item(
+    store: &DynamoStore,
+    session: Uuid,
+    sort_key: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session)))
+        .key(tidewater::keys::SK, AttributeValue::S(sort_key.to_owned()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("a direct delete")
+        .attributes
+        .expect("the item existed")
 }
 
 /// Every item of the store's table, every page, read with Scan. Only tests scan (to check

@@ -261,6 +261,7 @@ fn meta(session: Uuid, turn_count: u64, needs_summary: bool) -> MetaItem {
         gsi1pk: Some(keys::customer_pk("bench")),
         gsi1sk: Some("2026-11-26T19:20:00Z".to_owned()),
         listed_turn_count: Some(0),
+        patched_from: None,
     }
 }
 

@@ -154,7 +154,7 @@ impl MemoryWriter for DynamoStore {
         let customer_hash = self.customer_hash(customer_id)?;
         let pk = keys::memory_pk(&customer_hash);
         let key = self.config.hash_key()?;
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let ttl = self.config.memory_ttl.map(|ttl| now_secs.saturating_add(ttl.as_secs() as i64));
         let mut pending: Vec<FactItem> = memory::merge_window(facts.to_vec())
             .into_iter()
@@ -209,7 +209,7 @@ impl MemoryReader for DynamoStore {
         if more {
             tracing::warn!("a customer's memory is larger than one page; the newest facts may be missing");
         }
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let mut facts: Vec<Fact> = items.into_iter().filter_map(|item| item.into_fact(now_secs)).collect();
         memory::sort_newest_first(&mut facts);
         facts.truncate(max);
@@ -219,7 +219,7 @@ impl MemoryReader for DynamoStore {
     async fn list_facts(&self, customer_id: &str, limit: usize, after: Option<MemoryPosition>) -> Result<FactPage, Error> {
         let pk = keys::memory_pk(&self.customer_hash(customer_id)?);
         let items: Vec<FactItem> = self.all_memory(&pk, false, None).await?;
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let mut facts: Vec<Fact> = items.into_iter().filter_map(|item| item.into_fact(now_secs)).collect();
         memory::sort_newest_first(&mut facts);
         Ok(memory::page_after(facts, after.as_ref(), limit))
@@ -231,7 +231,7 @@ impl MemoryDeleter for DynamoStore {
         if !memory::is_fact_id(fact_id) {
             return Err(Error::BadRequest(format!("{fact_id:?} is not a fact id")));
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let tombstone = FactItem {
             pk: keys::memory_pk(&self.customer_hash(customer_id)?),
             sk: keys::fact_sk(fact_id),
@@ -339,7 +339,7 @@ impl DynamoStore {
     /// consistent: what it misses, the next window's trim finds. Returns how many it deleted.
     async fn trim(&self, pk: &str) -> Result<u64, Error> {
         let stamps: Vec<FactStamp> = self.all_memory(pk, false, Some("SK, stated_key, deleted, #ttl")).await?;
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let mut live: Vec<FactStamp> =
             stamps.into_iter().filter(|s| !s.deleted && s.ttl.is_none_or(|ttl| ttl > now_secs)).collect();
         if live.len() <= self.config.memory_max_facts {

@@ -101,6 +101,8 @@ pub trait ContextLoader {
 pub trait SummaryWriter {
     /// Stores the summary of turns 1..=`through_turn`. The watermark only moves forward:
     /// returns `false`, and writes nothing, when a summary that far along already exists.
+    /// It clears `needs_summary` unless the next window is already due, and resets
+    /// `summary_rearm`, so the next window's trigger and re-arms fire as for the first.
     fn put_summary(
         &self,
         session_id: Uuid,

@@ -100,7 +100,7 @@ impl DynamoStore {
             .collect()
     }
 
-    /// Marks the sessions a purge found in the customer index, 25 to a batch.
+    /// Marks the sessions a purge found in the customer's registry, 25 to a batch.
     pub(super) async fn mark_listed(&self, hash: &str, sessions: &[Uuid]) -> Result<(), Error> {
         for batch in sessions.chunks(BATCH_LIMIT) {
             let requests = batch
@@ -136,7 +136,7 @@ impl DynamoStore {
             )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
-            .expression_attribute_values(":now", s(clock::format(clock::now())))
+            .expression_attribute_values(":now", s(clock::format(self.clock.now())))
             .expression_attribute_values(":request_id", s(request_id))
             .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllNew)
@@ -214,7 +214,7 @@ impl DynamoStore {
                 receipt_id: *receipt_id,
                 customer_hash: ledger.customer_hash,
                 requested_at: ledger.requested_at,
-                completed_at: clock::format(clock::now()),
+                completed_at: clock::format(self.clock.now()),
                 sessions_deleted: ledger.sessions_deleted,
                 items_deleted: ledger.items_deleted,
                 memory_items_deleted: ledger.memory_items_deleted,

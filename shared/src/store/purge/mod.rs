@@ -125,8 +125,8 @@ struct PendingItem {
     #[serde(rename = "SK")]
     sk: String,
     session_id: Uuid,
-    /// Written by a purge that found the session in the customer index: the session is
-    /// counted even when a cut-off attempt already deleted all of it.
+    /// Written by a purge that found the session in the customer's registry (`REGISTRY#`):
+    /// the session is counted even when a cut-off attempt already deleted all of it.
     listed: bool,
 }
 
