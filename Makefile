@@ -7,6 +7,8 @@ export SAM_CLI_TELEMETRY := 0
 API_PORT ?= 3000
 DDB_PORT ?= 8000
 LAMBDA_PORT ?= 9000
+# `make run REGIONS=...`: the replicator's control API; each region's DynamoDB Local on the ports after it.
+REPLICATION_PORT ?= 8400
 TEST_DDB_PORT ?= 8765
 BENCH_DDB_PORT ?= 8766
 # `make chaos`: seed, the workload's time limit and where its report goes (bench/README.md).
@@ -29,11 +31,14 @@ tools:
 	@./scripts/install-tools.sh
 
 # With DYNAMODB_ENDPOINT set, no DynamoDB Local is started: the stack uses that endpoint.
+# With REGIONS=a,b one stack per region and the replicator (scripts/serve-regions.sh).
 run: export RUN_STARTED_NS := $(shell date +%s%N)
 run: export API_PORT := $(API_PORT)
 run: export LAMBDA_PORT := $(LAMBDA_PORT)
+run: export REPLICATION_PORT := $(REPLICATION_PORT)
 run: tools
-	@mkdir -p .run && if [ -n "$(DYNAMODB_ENDPOINT)" ]; then ./scripts/serve-local.sh; \
+	@mkdir -p .run && if [ -n "$(REGIONS)" ]; then REGIONS=$(REGIONS) DDB_PORT=$(DDB_PORT) ./scripts/serve-regions.sh; \
+	elif [ -n "$(DYNAMODB_ENDPOINT)" ]; then ./scripts/serve-local.sh; \
 	else DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh; fi
 
 # After the cargo tests: Ctrl-C stops all of `make run`, every listener of the local stack is
@@ -79,9 +84,11 @@ chaos: tools
 	CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_REPORT=$(CHAOS_REPORT) ./scripts/chaos.sh
 
 # Runbook: re-arm every session whose summary is due but unwritten (records in the summarize
-# DLQ, or lost). Defaults to make run's DynamoDB Local; set AWS_ENDPOINT_URL_DYNAMODB= and
-# TABLE_NAME (with AWS credentials) for a deployed table.
+# DLQ, or lost), then one janitor pass (records in the sweep DLQ, cut-off deletes and purges).
+# Defaults to make run's DynamoDB Local and salt; set AWS_ENDPOINT_URL_DYNAMODB=, TABLE_NAME
+# and RECEIPT_SALT (with AWS credentials) for a deployed table.
 redrive:
+	RECEIPT_SALT=$${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy} \
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin redrive

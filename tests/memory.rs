@@ -219,14 +219,21 @@ async fn a_guest_gets_no_long_term_memory() {
     assert_eq!(body["session"]["session_id"], session.to_string());
 }
 
+/// Alice states two facts in one window of a session; returns the session, the window's
+/// drafts and the id of the newest fact ("prefers digital").
+async fn alice_states_two_facts(store: &DynamoStore) -> (Uuid, Vec<FactDraft>, String) {
+    let session = new_session(store, &alice()).await;
+    say(store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
+    let window = drafts_of(store, session, 0, 4).await;
+    store.write_facts("alice", session, &window).await.unwrap();
+    let digital = facts(store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    (session, window, digital)
+}
+
 #[tokio::test]
 async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back() {
     let store = fresh_store(config()).await;
-    let session = new_session(&store, &alice()).await;
-    say(&store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
-    let window = drafts_of(&store, session, 0, 4).await;
-    store.write_facts("alice", session, &window).await.unwrap();
-    let digital = facts(&store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    let (session, window, digital) = alice_states_two_facts(&store).await;
 
     let forgotten = forget(&store, &alice(), "me", &digital).await;
     let again = forget(&store, &alice(), "me", &digital).await;
@@ -239,7 +246,7 @@ async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back
     assert_eq!(texts(&facts(&store, &alice()).await), ["loves Frieren"]);
     let sk = tidewater::keys::fact_sk(&digital);
     let tombstone = memory_items(&store, "alice").await.into_iter().find(|i| i["SK"].as_s().unwrap() == &sk).unwrap();
-    assert!(!tombstone.contains_key("text") && tombstone.contains_key("ttl"), "no text, and it expires: {tombstone:?}");
+    assert!(!tombstone.contains_key("text"), "no text: {tombstone:?}");
 
     // A new statement brings it back.
     say(&store, &alice(), session, &["I prefer digital, really", "Thanks"]).await;
@@ -247,6 +254,33 @@ async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back
     let now = facts(&store, &alice()).await;
     assert_eq!(texts(&now), ["prefers digital", "loves Frieren"]);
     assert_eq!(now[0]["source"]["from_turn"], 5);
+}
+
+/// Deletes what DynamoDB's TTL would have deleted of the customer's memory by `epoch_seconds`.
+async fn expire_memory_as_ttl_would(store: &DynamoStore, customer_id: &str, epoch_seconds: i64) {
+    for item in memory_items(store, customer_id).await {
+        let ttl = item.get("ttl").and_then(|ttl| ttl.as_n().ok()).and_then(|ttl| ttl.parse::<i64>().ok());
+        if ttl.is_some_and(|ttl| ttl <= epoch_seconds) {
+            let key = HashMap::from([("PK".to_owned(), item["PK"].clone()), ("SK".to_owned(), item["SK"].clone())]);
+            store.client().delete_item().table_name(&store.config().table_name).set_key(Some(key)).send().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_forgotten_fact_stays_forgotten_however_late_a_window_that_stated_it_arrives() {
+    let store = fresh_store(config()).await;
+    let (session, window, digital) = alice_states_two_facts(&store).await;
+    assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
+
+    // A year on, the session kept alive by its appends, the window is summarised again
+    // (a re-arm or `make redrive`), after whatever DynamoDB's TTL removed in between.
+    let a_year_on = tidewater::clock::now().unix_timestamp() + 365 * 86_400;
+    expire_memory_as_ttl_would(&store, "alice", a_year_on).await;
+    let replayed = store.write_facts("alice", session, &window).await.unwrap();
+
+    assert_eq!(replayed, 0, "the deletion wins over every earlier statement");
+    assert_eq!(texts(&facts(&store, &alice()).await), ["loves Frieren"]);
 }
 
 #[tokio::test]
@@ -297,7 +331,8 @@ async fn the_purge_removes_every_fact_and_the_receipt_counts_them() {
     assert_eq!(receipt["sessions_deleted"], 2);
     assert!(memory_items(&store, "alice").await.is_empty(), "a Scan finds none of her facts");
     assert_eq!(memory_items(&store, "bob").await, bobs_memory, "another customer's memory stays");
-    assert_eq!(repeat.memory_items_deleted, 0);
+    assert_eq!(repeat.receipt_id.to_string(), receipt["receipt_id"].as_str().unwrap(), "a repeat answers the same receipt");
+    assert_eq!(repeat.memory_items_deleted, alices_items);
     assert!(facts(&store, &alice()).await.is_empty());
 
     // A window of a purged session summarised late writes nothing: its META is gone.

@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use axum::http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::forward::{answer, forward};
 
 /// The kinds of fault the proxy injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -227,8 +229,6 @@ impl std::fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 const ADMIN_PREFIX: &str = "/_fault-proxy/";
-/// Headers that belong to one connection, never forwarded.
-const HOP_BY_HOP: [&str; 6] = ["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length"];
 
 impl FaultProxy {
     pub fn new(plan: Plan, upstream: &str, seed: u64) -> Arc<FaultProxy> {
@@ -304,7 +304,7 @@ impl FaultProxy {
             Some(Fault::Latency) => tokio::time::sleep(self.plan.latency).await,
             _ => {}
         }
-        let forwarded = self.forward(&parts.method, parts.uri.path(), &parts.headers, body).await;
+        let forwarded = forward(&self.client, &self.upstream, &parts.method, parts.uri.path(), &parts.headers, body).await;
         match (fault, forwarded) {
             (Some(Fault::LostAnswer), _) | (_, Err(_)) => Err(Dropped),
             (_, Ok(response)) => Ok(response),
@@ -334,37 +334,6 @@ impl FaultProxy {
         }
     }
 
-    async fn forward(
-        &self,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Full<Bytes>>, reqwest::Error> {
-        let mut outgoing = HeaderMap::new();
-        for (name, value) in headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str())) {
-            outgoing.append(name.clone(), value.clone());
-        }
-        let upstream = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.upstream))
-            .headers(outgoing)
-            .body(body)
-            .send()
-            .await?;
-        let status = upstream.status();
-        let headers: Vec<(HeaderName, HeaderValue)> = upstream
-            .headers()
-            .iter()
-            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        let body = upstream.bytes().await?;
-        let mut response = answer(status, body);
-        response.headers_mut().extend(headers);
-        Ok(response)
-    }
-
     fn admin(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         let switch = |on: bool| {
             self.enabled.store(on, Ordering::SeqCst);
@@ -379,13 +348,6 @@ impl FaultProxy {
             _ => answer(StatusCode::NOT_FOUND, Bytes::from_static(b"{\"message\":\"GET log, POST on or off\"}")),
         }
     }
-}
-
-fn answer(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
-    response
 }
 
 /// The string values a request addresses items by: under `Key` and `ExpressionAttributeValues`,

@@ -5,7 +5,7 @@
 //! - [`model`]: what callers send and get back ([`NewSession`], [`NewTurn`], [`Context`], ...).
 //! - [`store`]: the narrow store traits and [`DynamoStore`], the one place that knows DynamoDB.
 //! - [`redact`]: card numbers, IBANs, e-mail addresses and phone numbers replaced before a write.
-//! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`).
+//! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`, `JANITOR`).
 //! - [`memory`]: long-term customer facts, their extraction and their identity.
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
 //! - [`secret`]: the cursor key, receipt salt and hash key, read once at init, with no
@@ -45,7 +45,7 @@ pub use model::{
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 pub use store::{
-    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, MemoryDeleter,
+    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, Janitor, JanitorReport, MemoryDeleter,
     MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
     SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
 };

@@ -208,6 +208,49 @@ pub async fn scan_table(
     }
 }
 
+/// A session of `caller`'s with `turns` user turns (response ids `r0`, `r1`, ...).
+pub async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usize) -> Uuid {
+    use tidewater::{NewSession, SessionCreator, TurnAppender};
+    let session_id = store.create_session(caller, NewSession::default()).await.expect("a new session").session_id;
+    for i in 0..turns {
+        let turn = tidewater::NewTurn {
+            response_id: format!("r{i}"),
+            role: "user".into(),
+            content: format!("turn {i}: is volume {i} of Frieren in stock?"),
+            intent: None,
+            token_count: None,
+        };
+        store.append_turn(caller, session_id, turn.validate(store.config()).expect("a valid turn")).await.expect("appended");
+    }
+    session_id
+}
+
+/// How many items are under the session's partition, by Scan.
+pub async fn session_item_count(store: &DynamoStore, session_id: Uuid) -> usize {
+    let pk = tidewater::keys::session_pk(&session_id);
+    scan_table(store).await.iter().filter(|item| item["PK"].as_s().is_ok_and(|p| *p == pk)).count()
+}
+
+/// Removes the session's `~META` as DynamoDB's TTL does, leaving every other item; returns it.
+pub async fn delete_meta_as_ttl_would(
+    store: &DynamoStore,
+    session_id: Uuid,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session_id)))
+        .key(tidewater::keys::SK, AttributeValue::S(tidewater::keys::META.to_owned()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("delete META")
+        .attributes
+        .expect("META existed")
+}
+
 /// A [`tidewater::store::BatchDeleter`] that lets `batches` batch deletes through to the
 /// real store, then fails every later one, as a Lambda cut off half-way through would.
 pub struct CutOffAfter<'a> {

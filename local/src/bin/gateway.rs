@@ -26,7 +26,8 @@ async fn main() -> Result<(), String> {
             (run_secret::create(dir, &port)?, Some(run_secret::file(dir, &port)))
         }
     };
-    let gateway = gateway::Gateway::new(routes, secret, env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"));
+    let gateway = gateway::Gateway::new(routes, secret, env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"))
+        .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()));
     for route in &gateway.routes {
         println!("gateway: {:<6} {:<32} -> {}", route.method, route.path, route.function);
     }

@@ -14,9 +14,11 @@
 //! live facts are trimmed to `MEMORY_MAX_FACTS`, the least recently confirmed first.
 //!
 //! # Deleting one fact (the customer)
-//! The fact becomes a tombstone: no text, a stated key of the deletion time, and a `ttl` of
-//! [`TOMBSTONE_TTL_SECONDS`], so that a window stated before the deletion but delivered after
-//! it cannot bring the fact back, while a new statement can.
+//! The fact becomes a tombstone: no text, a stated key of the deletion time, and no `ttl`, so
+//! that a window stated before the deletion cannot bring the fact back however late it is
+//! summarised, while a new statement can. No time bound would do: a session kept alive by
+//! its appends can be summarised (a re-arm, `make redrive`) any time later. The purge removes
+//! tombstones with the rest of the customer's memory.
 //!
 //! # Reading
 //! A customer has at most `MEMORY_MAX_FACTS` live facts of about 270 bytes each, so one Query
@@ -39,9 +41,6 @@ use super::{backoff, cancellation_reasons, condition_failed, from_item, s, to_it
 use crate::memory::{self, Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 use crate::{clock, keys, Error};
 
-/// A deleted fact's tombstone outlives every delivery of the window that stated it: a
-/// stream record is retried for at most an hour, and its DLQ keeps it 14 days.
-pub const TOMBSTONE_TTL_SECONDS: i64 = 15 * 86_400;
 /// Attempts of a window's fact transaction that lose to concurrent transactions.
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 /// Rounds of "read the keys, delete them" before a memory purge gives up.
@@ -241,7 +240,8 @@ impl MemoryDeleter for DynamoStore {
             kind: None,
             text: None,
             from_turn: None,
-            ttl: Some(now.unix_timestamp() + TOMBSTONE_TTL_SECONDS),
+            // Kept until the purge: see the module's comment.
+            ttl: None,
         };
         let put = self
             .client

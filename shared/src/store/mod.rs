@@ -5,8 +5,9 @@
 //!
 //! One operation a module: `create`, `append`, `context` (with the pure `turn_window`),
 //! `summary_write`, `summaries`, `update`, `page_context`, `resume`, `export`, `memory`,
-//! `purge` (`erase`, `ledger`, `sweep`); the DynamoDB helpers they share are `call` (deadline,
-//! backoff, item conversions) and `transact` (cancellation reasons, put-if-absent, retry).
+//! `purge` (`erase`, `ledger`, `sweep`), `janitor` (finishes what they left when cut off);
+//! the DynamoDB helpers they share are `call` (deadline, backoff, item conversions) and
+//! `transact` (cancellation reasons, put-if-absent, retry).
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -41,7 +42,9 @@ pub use append::SUMMARY_REARM_TURNS;
 mod export;
 // Long-term customer memory (issue 14).
 mod memory;
-pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
+pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter};
+mod janitor;
+pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS};
 mod page_context;
 mod resume;
 mod purge;
