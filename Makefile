@@ -43,12 +43,14 @@ run:
 	elif [ -n "$(DYNAMODB_ENDPOINT)" ]; then ./scripts/serve-local.sh; \
 	else DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh; fi
 
-# After the cargo tests: Ctrl-C stops all of `make run`, then a short seeded chaos run and,
-# beside it, a short fuzz run against a local stack of its own.
+# After the cargo tests: Ctrl-C stops all of `make run`, every listener of the local stack is
+# on loopback, then a short seeded chaos run and, beside it, a short fuzz run against a local
+# stack of its own.
 test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
 	./scripts/test-ctrl-c.sh
+	./scripts/test-loopback.sh
 	@# The chaos run and the fuzz run, each with a stack of its own, at the same time; the fuzz
 	@# run's output follows the chaos run's, and either failing fails the target.
 	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh & chaos=$$!; \
@@ -109,4 +111,4 @@ redrive:
 
 token:
 	@# No -p: the workspace-wide feature set, so it reuses what `cargo build --workspace` built.
-	@cargo run --quiet --locked --bin token -- "$(SUB)" "$(GROUPS)"
+	@API_PORT=$(API_PORT) cargo run --quiet --locked --bin token -- "$(SUB)" "$(GROUPS)"

@@ -68,6 +68,6 @@ for _ in $(seq 1 1500); do
 done
 listening "$api_port" || { echo "chaos: the API did not come up" >&2; exit 1; }
 
-CHAOS_API="http://127.0.0.1:$api_port" CHAOS_PROXY="http://127.0.0.1:$proxy_port" \
+API_PORT="$api_port" CHAOS_API="http://127.0.0.1:$api_port" CHAOS_PROXY="http://127.0.0.1:$proxy_port" \
   CHAOS_LOGS="$run_dir/functions.log $run_dir/stream-runner.log $run_dir/stack.log" \
   ./target/debug/chaos

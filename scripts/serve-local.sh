@@ -4,6 +4,9 @@
 # creates the table if it is missing, runs the functions under `cargo lambda watch`, the
 # stream runners, the janitor's scheduler and the gateway, and says how long it took to be
 # ready. Logs and the stream checkpoint go to $RUN_DIR (default .run).
+# Every listener binds to loopback only: the functions' invoke endpoint trusts the claims in
+# the events it is given, so nothing of this stack may be reachable from another machine
+# (scripts/test-loopback.sh checks it).
 # Ctrl-C, SIGTERM, or any of the services ending, stops them all within a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ export RUST_LOG="${RUST_LOG:-info}"
 # them from Secrets Manager); these are the documented local values, never deployed.
 export CURSOR_SECRET="${CURSOR_SECRET:-tidewater-local-cursor-secret-do-not-deploy}"
 export RECEIPT_SALT="${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy}"
+export HASH_KEY="${HASH_KEY:-tidewater-local-hash-key-do-not-deploy-anywhere}"
 # Locally a session moves up the resume list on every second of newer activity.
 export RESUME_ORDER_STEP_SECONDS="${RESUME_ORDER_STEP_SECONDS:-1}"
 RUN_DIR="${RUN_DIR:-.run}"
@@ -43,7 +47,7 @@ echo "building the functions and local tools (cargo build)..."
 ./target/debug/create-table
 
 # FUNCTION_CONCURRENCY: instances per function; RELOAD_ON_CHANGE=0: no rebuild when code changes.
-watch_flags=(--quiet --invoke-port "$LAMBDA_PORT" --concurrency "${FUNCTION_CONCURRENCY:-8}")
+watch_flags=(--quiet --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --concurrency "${FUNCTION_CONCURRENCY:-8}")
 [ "${RELOAD_ON_CHANGE:-1}" = 1 ] || watch_flags+=(--ignore-changes)
 cargo lambda watch "${watch_flags[@]}" >"$RUN_DIR/functions.log" 2>&1 &
 children+=($!)
@@ -70,6 +74,6 @@ tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) 
   functions  $LAMBDA_INVOKE_URL   log $RUN_DIR/functions.log
   stream     log $RUN_DIR/stream-runner.log
   janitor    every ${JANITOR_INTERVAL_SECONDS:-60} s, log $RUN_DIR/scheduler.log
-Ctrl-C stops everything.
+Every port listens on 127.0.0.1 only. Ctrl-C stops everything.
 MSG
 wait_for_any_child

@@ -40,13 +40,8 @@ fail() {
   exit 1
 }
 
-for _ in $(seq 1 900); do
-  listening "$api_port" && break
-  kill -0 "$group" 2>/dev/null || fail "make run ended before the API answered"
-  sleep 0.2
-done
-listening "$api_port" || fail "the API did not answer within 180 s"
-token=$(./target/debug/token ctrl-c-test "")
+./scripts/wait-for-api.sh "$api_port" "$group" || fail "no API"
+token=$(API_PORT="$api_port" ./target/debug/token ctrl-c-test "")
 status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$api_port/sessions" \
   -H "authorization: Bearer $token" -d '{}')
 [ "$status" = 201 ] || fail "POST /sessions answered $status, not 201"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command with DynamoDB Local listening on $DDB_PORT, then stops it, also when the
+# Runs a command with DynamoDB Local listening on 127.0.0.1:$DDB_PORT (loopback only, through
+# local/java/LoopbackDynamoDB.java, compiled once into target/), then stops it, also when the
 # command is interrupted. The command sees AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION and dummy
 # credentials.
 set -euo pipefail
@@ -15,8 +16,21 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$DDB_PORT") 2>/dev/null; then
   exit 1
 fi
 
+# DynamoDB Local's own command line would listen on every interface: the launcher binds it to
+# loopback. Without a JDK to compile it, nothing starts (no fallback to every interface).
+class_path="$lib_dir/DynamoDBLocal.jar:$lib_dir/DynamoDBLocal_lib/*"
+launcher_src=local/java/LoopbackDynamoDB.java
+launcher_dir=target/loopback-dynamodb
+if [ ! -f "$launcher_dir/LoopbackDynamoDB.class" ] || [ "$launcher_src" -nt "$launcher_dir/LoopbackDynamoDB.class" ]; then
+  command -v javac >/dev/null || { echo "javac (a JDK, 11 or later) is needed to keep DynamoDB Local on loopback" >&2; exit 1; }
+  mkdir -p target
+  building=$(mktemp -d target/loopback-dynamodb.XXXXXX)
+  javac -nowarn -d "$building" -cp "$class_path" "$launcher_src"
+  rm -rf "$launcher_dir" && mv "$building" "$launcher_dir" 2>/dev/null || rm -rf "$building"
+fi
+
 # Started in the background, DynamoDB Local ignores SIGINT: it is stopped here, on the way out.
-java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -jar "$lib_dir/DynamoDBLocal.jar" \
+java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -cp "$launcher_dir:$class_path" LoopbackDynamoDB \
   -port "$DDB_PORT" -inMemory -sharedDb -disableTelemetry >"${DDB_LOG:-/dev/null}" 2>&1 &
 ddb_pid=$!
 stop_dynamodb() { ./scripts/stop-processes.sh "$ddb_pid"; }
@@ -24,7 +38,7 @@ trap stop_dynamodb EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   (exec 3<>"/dev/tcp/127.0.0.1/$DDB_PORT") 2>/dev/null && break
   kill -0 $ddb_pid 2>/dev/null || { echo "DynamoDB Local failed to start" >&2; exit 1; }
   sleep 0.1

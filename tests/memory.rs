@@ -478,7 +478,8 @@ async fn facts_expire_only_when_memory_ttl_days_is_set() {
 
 #[tokio::test]
 async fn memory_samples_run_through_their_handlers() {
-    let store = fresh_store(config()).await;
+    // The sample's fact id is the one `make run` gives alice's format preference.
+    let store = fresh_store(with_local_secrets(config())).await;
     create_session::handle(&*store, &default_redactor(), event_request(include_str!("../events/create-session.json"))).await;
     let session = Uuid::parse_str(SAMPLE_SESSION).unwrap();
     say(&store, &alice(), session, &["I already read Frieren", "I prefer digital"]).await;

@@ -148,9 +148,9 @@ async fn a_card_number_reaches_no_item_and_shows_redacted_in_context_export_and_
         assert!(!body.to_string().contains(PAN) && !body.to_string().contains(PAN_SPACED));
     }
 
-    // And the idempotency record hashes the redacted payload
-    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: redacted.into(), intent: None, token_count: None };
-    let expected_hash = turn.validate(store.config()).unwrap().payload_hash();
+    // And the idempotency record keeps the keyed digest of the payload as sent
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content, intent: None, token_count: None };
+    let expected_hash = turn.validate(store.config()).unwrap().payload_hash(&test_hash_key(), &session);
     let hashes: Vec<String> = items.iter().filter_map(|i| i.get("payload_hash")?.as_s().ok().cloned()).collect();
     assert!(hashes.contains(&expected_hash), "{hashes:?}");
 }
@@ -336,8 +336,8 @@ async fn what_comprehend_finds_is_redacted_too_and_a_retry_during_an_outage_is_s
     let unreachable = comprehend_at(&format!("http://127.0.0.1:{}", closed_port()), Kinds::ALL, Duration::from_secs(5));
     let retried = append(&store, &unreachable, session, "r1", "user", content).await;
 
-    // Then both kinds are replaced, and the retry is a duplicate: the hash is over the
-    // offline redaction, which does not depend on the service
+    // Then both kinds are replaced, and the retry is a duplicate: the digest is over the
+    // content as sent, which does not depend on the service
     assert_eq!(body_json(&appended), json!({"turn_index": 1, "duplicate": false, "redactions": {"card": 1, "phone": 1}}));
     assert_eq!(retried.status(), 200, "{}", body_json(&retried));
     assert_eq!(body_json(&retried)["duplicate"], true);

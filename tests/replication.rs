@@ -14,7 +14,7 @@ use tidewater::{Config, DynamoStore};
 use tidewater_local::mesh::{Mesh, Settings};
 use tidewater_local::replicator::{Replica, Replicator};
 use tidewater::{NewSession, SessionCreator, ContextLoader};
-use tidewater_tests::{alice, api_request, body_json, default_redactor, newest, test_config, test_receipt_salt};
+use tidewater_tests::{alice, api_request, body_json, default_redactor, newest, test_config, test_hash_key, test_receipt_salt};
 use uuid::Uuid;
 
 const LAG: Duration = Duration::from_secs(1);
@@ -120,7 +120,8 @@ impl Regions {
     /// The tidewater store of `region`, on its endpoint.
     async fn store(&self, region: usize) -> DynamoStore {
         let config = Config { table_name: self.table.clone(), ..test_config() };
-        DynamoStore::new(client(&self.endpoints[region]).await, config.with_receipt_salt(test_receipt_salt()))
+        let config = config.with_receipt_salt(test_receipt_salt()).with_hash_key(test_hash_key());
+        DynamoStore::new(client(&self.endpoints[region]).await, config)
     }
 
     /// Moves the replicator's clock by `by` and writes whatever is then due.

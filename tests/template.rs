@@ -108,7 +108,8 @@ fn the_redacting_functions_get_the_redaction_settings() {
 }
 
 /// The Secrets Manager secret each function reads at init, as (variable, secret logical id).
-const SECRETS: &[(&str, &str)] = &[("CURSOR_SECRET_ARN", "CursorSecret"), ("RECEIPT_SALT_ARN", "ReceiptSalt")];
+const SECRETS: &[(&str, &str)] =
+    &[("CURSOR_SECRET_ARN", "CursorSecret"), ("RECEIPT_SALT_ARN", "ReceiptSalt"), ("HASH_KEY_ARN", "HashKey")];
 
 #[test]
 fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {
@@ -146,5 +147,160 @@ fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {
 
         let manifest = std::fs::read_to_string(root().join("functions").join(&binary).join("Cargo.toml")).unwrap();
         assert_eq!(manifest.contains("\"secrets\""), !held.is_empty(), "{id}: links the Secrets Manager client iff it holds a secret");
+    }
+}
+
+/// A value as the template spells it, tags included (`!Ref X`), on one line.
+fn spelled(value: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(value).unwrap().trim().to_owned()
+}
+
+/// Every statement of a function's policies, the ones inside `!If` included.
+fn statements(properties: &serde_yaml::Value) -> Vec<&serde_yaml::Value> {
+    fn walk<'a>(value: &'a serde_yaml::Value, found: &mut Vec<&'a serde_yaml::Value>) {
+        match value {
+            serde_yaml::Value::Mapping(map) if map.contains_key("Effect") => found.push(value),
+            serde_yaml::Value::Mapping(map) => map.values().for_each(|v| walk(v, found)),
+            serde_yaml::Value::Sequence(list) => list.iter().for_each(|v| walk(v, found)),
+            serde_yaml::Value::Tagged(tagged) => walk(&tagged.value, found),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(&properties["Policies"], &mut found);
+    found
+}
+
+fn resource<'a>(template: &'a serde_yaml::Value, id: &str) -> &'a serde_yaml::Value {
+    template["Resources"].get(id).unwrap_or_else(|| panic!("no resource {id}"))
+}
+
+/// The key prefixes (or, as `JANITOR`, exact keys) each function works in
+/// (shared/src/keys.rs); for list-sessions, the customer index's.
+const PARTITIONS: &[(&str, &[&str])] = &[
+    ("create-session", &["SESSION#*", "PRIVACY#*"]),
+    ("append-turn", &["SESSION#*"]),
+    ("load-context", &["SESSION#*", "MEMORY#*"]),
+    ("summarize", &["SESSION#*", "MEMORY#*"]),
+    ("sweep-expired", &["SESSION#*", "PRIVACY#*", "JANITOR"]),
+    ("janitor", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR"]),
+    ("update-session", &["SESSION#*"]),
+    ("list-sessions", &["CUSTOMER#*"]),
+    ("export-turns", &["SESSION#*"]),
+    ("delete-session", &["SESSION#*", "PRIVACY#*", "JANITOR"]),
+    ("purge-customer", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR"]),
+    ("list-memory", &["MEMORY#*"]),
+    ("delete-memory", &["MEMORY#*"]),
+    ("get-receipt", &["RECEIPT#*"]),
+];
+
+#[test]
+fn every_function_reaches_only_the_partitions_it_uses() {
+    let template = project_template();
+    for (id, properties, binary) in template::functions(&template) {
+        let mut reached: Vec<String> = Vec::new();
+        for statement in statements(properties) {
+            if !spelled(&statement["Action"]).contains("dynamodb:") {
+                continue;
+            }
+            let leading = statement
+                .get("Condition")
+                .and_then(|c| c.get("ForAllValues:StringLike"))
+                .and_then(|c| c.get("dynamodb:LeadingKeys"))
+                .and_then(|keys| keys.as_sequence())
+                .unwrap_or_else(|| panic!("{id}: a DynamoDB statement without a LeadingKeys condition"));
+            for prefix in leading {
+                let prefix = prefix.as_str().unwrap().to_owned();
+                let exact_key = !prefix.contains('*');
+                assert!(exact_key || (prefix.ends_with("#*") && !prefix[..prefix.len() - 2].contains('*')), "{id}: {prefix}");
+                if !reached.contains(&prefix) {
+                    reached.push(prefix);
+                }
+            }
+        }
+        if let Some((_, expected)) = PARTITIONS.iter().find(|(name, _)| *name == binary) {
+            reached.sort();
+            let mut expected: Vec<String> = expected.iter().map(|p| p.to_string()).collect();
+            expected.sort();
+            assert_eq!(reached, expected, "{id}");
+        }
+    }
+}
+
+#[test]
+fn the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() {
+    let template = project_template();
+    let topic = resource(&template, "AlarmTopic");
+    let key_ref = spelled(&topic["Properties"]["KmsMasterKeyId"]);
+    let key_id = key_ref.strip_prefix("!Ref ").unwrap_or_else(|| panic!("the topic's key is {key_ref}, not a key of ours"));
+    let key = resource(&template, key_id);
+    assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+    let grants = key["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap().iter().any(|statement| {
+        let actions = spelled(&statement["Action"]);
+        statement["Effect"].as_str() == Some("Allow")
+            && statement["Principal"]["Service"].as_str() == Some("cloudwatch.amazonaws.com")
+            && actions.contains("kms:Decrypt")
+            && actions.contains("kms:GenerateDataKey")
+    });
+    assert!(grants, "the key's policy must let CloudWatch encrypt to the topic");
+    let alarms = template["Resources"].as_mapping().unwrap().iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"));
+    for (id, alarm) in alarms {
+        assert_eq!(spelled(&alarm["Properties"]["AlarmActions"]), "- !Ref AlarmTopic", "{id:?}");
+    }
+}
+
+#[test]
+fn every_log_group_keeps_logs_for_the_retention_parameter() {
+    let template = project_template();
+    let functions_log_to = spelled(&template["Globals"]["Function"]["LoggingConfig"]["LogGroup"]);
+    let groups: Vec<(String, &serde_yaml::Value)> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Logs::LogGroup"))
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r))
+        .collect();
+    assert!(groups.iter().any(|(id, _)| functions_log_to == format!("!Ref {id}")), "functions log to {functions_log_to}");
+    for (id, group) in &groups {
+        assert_eq!(spelled(&group["Properties"]["RetentionInDays"]), "!Ref LogRetentionDays", "{id}");
+    }
+    for (id, properties, _) in template::functions(&template) {
+        assert!(properties.get("LoggingConfig").is_none(), "{id} must log where the others do");
+    }
+}
+
+#[test]
+fn the_table_cannot_be_deleted_by_accident() {
+    let template = project_template();
+    let table = resource(&template, "SessionsTable");
+    assert_eq!(table["Properties"]["DeletionProtectionEnabled"].as_bool(), Some(true));
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+}
+
+#[test]
+fn the_api_is_throttled_and_the_stream_consumers_have_concurrency_of_their_own() {
+    let template = project_template();
+    let api = &resource(&template, "HttpApi")["Properties"];
+    let default = &api["DefaultRouteSettings"];
+    assert_eq!(spelled(&default["ThrottlingRateLimit"]), "!Ref ApiRateLimit");
+    assert_eq!(spelled(&default["ThrottlingBurstLimit"]), "!Ref ApiBurstLimit");
+    // The routes that run Comprehend or a purge, or lead to Bedrock, have limits of their own.
+    for (route, rate, burst) in [
+        ("POST /sessions", "WriteRateLimit", "WriteBurstLimit"),
+        ("PATCH /sessions/{id}", "WriteRateLimit", "WriteBurstLimit"),
+        ("POST /sessions/{id}/turns", "WriteRateLimit", "WriteBurstLimit"),
+        ("DELETE /customers/me", "PurgeRateLimit", "PurgeBurstLimit"),
+        ("DELETE /customers/{id}", "PurgeRateLimit", "PurgeBurstLimit"),
+    ] {
+        let settings = &api["RouteSettings"][route];
+        assert_eq!(spelled(&settings["ThrottlingRateLimit"]), format!("!Ref {rate}"), "{route}");
+        assert_eq!(spelled(&settings["ThrottlingBurstLimit"]), format!("!Ref {burst}"), "{route}");
+        let (method, path) = route.split_once(' ').unwrap();
+        assert!(template::http_routes(&template).iter().any(|r| r.method == method && r.path == path), "{route} is not a route");
+    }
+    for (id, parameter) in [("SummarizeFunction", "SummarizeReservedConcurrency"), ("SweepExpiredFunction", "SweepReservedConcurrency")] {
+        let reserved = spelled(&resource(&template, id)["Properties"]["ReservedConcurrentExecutions"]);
+        assert!(reserved.contains(&format!("!Ref {parameter}")), "{id}: {reserved}");
+        assert!(template["Parameters"].get(parameter).is_some(), "{parameter}");
     }
 }

@@ -139,7 +139,8 @@ async fn main() -> ExitCode {
     };
 
     let salt = Secret::new("RECEIPT_SALT", process::BENCH_RECEIPT_SALT);
-    let config = match salt.and_then(|salt| Ok(Config::from_env()?.with_receipt_salt(salt))) {
+    let hash_key = Secret::new("HASH_KEY", process::BENCH_HASH_KEY).and_then(|key| tidewater::HashKey::new(&key));
+    let config = match salt.and_then(|salt| Ok(Config::from_env()?.with_receipt_salt(salt).with_hash_key(hash_key?))) {
         Ok(config) => Config {
             table_name: format!("bench-{}", uuid::Uuid::new_v4().simple()),
             ..config

@@ -26,8 +26,12 @@ const PASSED_THROUGH: &[&str] = &[
 /// values in the environment, so no Secrets Manager call at init. The harness's own store
 /// names customers with the same salt.
 pub const BENCH_RECEIPT_SALT: &str = "tidewater-bench-receipt-salt-not-deployed";
-pub const BENCH_SECRETS: &[(&str, &str)] =
-    &[("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"), ("RECEIPT_SALT", BENCH_RECEIPT_SALT)];
+pub const BENCH_HASH_KEY: &str = "tidewater-bench-hash-key-not-deployed-anywhere";
+pub const BENCH_SECRETS: &[(&str, &str)] = &[
+    ("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"),
+    ("RECEIPT_SALT", BENCH_RECEIPT_SALT),
+    ("HASH_KEY", BENCH_HASH_KEY),
+];
 
 #[derive(Debug, Clone)]
 pub struct Function {

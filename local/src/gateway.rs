@@ -1,10 +1,12 @@
 //! The local HTTP API: routes from `template.yaml`, a JWT authorizer like the deployed
-//! HttpApi's (HS256 with `LOCAL_JWT_SECRET`, issuer `tidewater-local`, audience `tidewater`,
-//! `exp` and `nbf` checked, the `Bearer` scheme in any case), path parameters percent-decoded
-//! as API Gateway decodes them, and each request handed to its function through
-//! `cargo lambda watch`. Every answer of its own is `{"code","message"}` JSON: 404 for an
-//! unknown path, 405 with `Allow` for a method the path lacks (API Gateway answers that 404),
-//! 401 for a missing or invalid token, 413 for a body over Lambda's 6 MiB.
+//! HttpApi's (HS256 with the run's secret, see [`crate::run_secret`], issuer `tidewater-local`,
+//! audience `tidewater`, `exp` and `nbf` checked, the `Bearer` scheme in any case), path
+//! parameters percent-decoded as API Gateway decodes them, and each request handed to its
+//! function through `cargo lambda watch`. Every answer of its own is `{"code","message"}` JSON:
+//! 421 for a `Host` that is not a loopback name (so a web page cannot reach it through DNS
+//! rebinding), 404 for an unknown path, 405 with `Allow` for a method the path lacks (API
+//! Gateway answers that 404), 401 for a missing or invalid token, 413 for a body over
+//! Lambda's 6 MiB.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +25,6 @@ use crate::template::{find_route, Route};
 
 pub const ISSUER: &str = "tidewater-local";
 pub const AUDIENCE: &str = "tidewater";
-/// The secret local tokens are signed with when `LOCAL_JWT_SECRET` is unset.
-pub const DEFAULT_SECRET: &str = "tidewater-local-secret";
 /// The largest request body: Lambda's limit on a synchronous invocation's payload.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
@@ -64,6 +64,13 @@ impl Gateway {
             let gateway = Arc::clone(&gateway);
             async move {
                 let (parts, body) = request.into_parts();
+                if !loopback_host(&parts.headers) {
+                    return error(
+                        StatusCode::MISDIRECTED_REQUEST,
+                        "misdirected_request",
+                        "the local API answers only to localhost, 127.0.0.1 or [::1]",
+                    );
+                }
                 let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
                 if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
                     return too_large();
@@ -195,6 +202,37 @@ fn into_http(response: ApiGatewayV2httpResponse) -> Response {
     let mut http = Response::builder().status(status).body(body).unwrap_or_default();
     http.headers_mut().extend(response.headers);
     http
+}
+
+/// Whether the request names this machine by a loopback name in `Host`: `localhost`, an
+/// address in 127.0.0.0/8 or `[::1]`, with or without a port. A missing `Host` is refused too.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((name, rest)) if rest.is_empty() || port(rest) => name,
+            _ => return false,
+        },
+        None => match host.split_once(':') {
+            Some((name, rest)) if port(&format!(":{rest}")) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match name.parse::<std::net::IpAddr>() {
+        Ok(address) => address.is_loopback(),
+        Err(_) => false,
+    }
+}
+
+/// `:<digits>`, as a port follows a host name.
+fn port(text: &str) -> bool {
+    text.strip_prefix(':').is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A path parameter as API Gateway's HTTP API passes it: percent-decoded once. A value that
@@ -350,6 +388,25 @@ mod served {
         assert_eq!(answer.status(), 404);
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["code"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_not_a_loopback_name_is_refused() {
+        let url = gateway().await;
+        let token = issue_token("alice", &[], "s3cret", Duration::from_secs(60)).unwrap();
+        for host in ["evil.example", "evil.example:3000", "10.0.0.7", "localhost.evil.example", "[::2]:3000", "127.0.0.1:x"] {
+            let answer =
+                reqwest::Client::new().post(&url).bearer_auth(&token).header("host", host).send().await.unwrap();
+            assert_eq!(answer.status(), 421, "{host}");
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["code"], "misdirected_request");
+        }
+        for host in ["localhost", "LOCALHOST:3000", "127.0.0.1:3000", "127.1.2.3", "[::1]:3000", "[::1]"] {
+            let answer =
+                reqwest::Client::new().post(&url).bearer_auth(&token).header("host", host).send().await.unwrap();
+            // Past the host check and the authorizer, the (absent) function: 502.
+            assert_eq!(answer.status(), 502, "{host}");
+        }
     }
 
     #[test]

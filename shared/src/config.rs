@@ -1,6 +1,7 @@
 //! The configuration: every setting, read once from the environment at start-up.
 use std::time::Duration;
 
+use crate::keyed_hash::HashKey;
 use crate::secret::Secret;
 use crate::Error;
 
@@ -8,7 +9,8 @@ use crate::Error;
 pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 
 /// Settings read once from the environment at start-up. Every setting has a default; the
-/// one secret, the receipt salt, has none and is added with [`Config::with_receipt_salt`].
+/// secrets have none: the receipt salt is added with [`Config::with_receipt_salt`], the hash
+/// key with [`Config::with_hash_key`].
 ///
 /// | variable | default | meaning |
 /// |---|---|---|
@@ -44,6 +46,10 @@ pub struct Config {
     /// customers load it (`RECEIPT_SALT`, [`crate::secret`]); a store without it refuses
     /// those calls rather than hash with a guessable salt.
     pub receipt_salt: Option<Secret>,
+    /// The key of every stored hash of customer text ([`crate::keyed_hash`]): idempotency
+    /// records and fact ids. Only append-turn and summarize load it (`HASH_KEY`); a store
+    /// without it refuses those writes rather than store an unkeyed hash.
+    pub hash_key: Option<HashKey>,
     /// Emit consumed capacity as EMF metrics under this function name (`AWS_LAMBDA_FUNCTION_NAME`,
     /// set by Lambda); off when unset.
     pub metrics_function: Option<String>,
@@ -68,6 +74,7 @@ impl Default for Config {
             summary_keep_recent: 10,
             resume_order_step: Duration::from_secs(3_600),
             receipt_salt: None,
+            hash_key: None,
             metrics_function: None,
             warm_up: false,
             memory_max_facts: DEFAULT_MEMORY_MAX_FACTS,
@@ -102,6 +109,7 @@ impl Config {
                 defaults.resume_order_step.as_secs(),
             )?),
             receipt_salt: None,
+            hash_key: None,
             metrics_function: lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|f| !f.is_empty()),
             warm_up: lookup("WARM_UP").is_some_and(|v| matches!(v.trim(), "1" | "true")),
             memory_max_facts: number("MEMORY_MAX_FACTS", defaults.memory_max_facts as u64)? as usize,
@@ -147,6 +155,19 @@ impl Config {
             .as_ref()
             .ok_or_else(|| Error::Config("RECEIPT_SALT was not loaded at init, so customers cannot be named".to_owned()))
     }
+
+    /// The same settings, with the key of stored hashes of customer text.
+    pub fn with_hash_key(self, key: HashKey) -> Config {
+        Config { hash_key: Some(key), ..self }
+    }
+
+    /// The key of stored hashes; an error for a configuration loaded without it.
+    pub fn hash_key(&self) -> Result<&HashKey, Error> {
+        self.hash_key
+            .as_ref()
+            .ok_or_else(|| Error::Config("HASH_KEY was not loaded at init, so customer text cannot be hashed".to_owned()))
+    }
+
 }
 
 fn number_from(value: &str, name: &str) -> Result<u64, Error> {

@@ -18,6 +18,10 @@ pub enum Error {
     /// The request carries no verified identity.
     #[error("missing or invalid identity")]
     Unauthorized,
+    /// The caller is known, and the request is theirs to make, but their kind of account may
+    /// not make it (a guest asking for a purge).
+    #[error("{0}")]
+    Forbidden(String),
     /// The session does not exist, has expired, or belongs to someone else.
     #[error("not found")]
     NotFound,
@@ -57,6 +61,7 @@ impl Error {
             Error::Validation(_) => "validation_failed",
             Error::TooLarge(_) => "too_large",
             Error::Unauthorized => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound => "not_found",
             Error::Conflict(_) => "conflict",
             Error::SessionIdUnavailable => "session_id_unavailable",

@@ -97,15 +97,14 @@ pub fn caller(request: &Request) -> Result<Caller, Error> {
     Ok(Caller::new(customer_id.clone(), roles))
 }
 
-/// The caller's groups, from `cognito:groups` as the JWT authorizer renders it: `[a b]`, the
-/// names space-separated inside brackets (Cognito group names cannot hold whitespace, but
-/// may hold commas, so `[acme,privacy]` is the one group `acme,privacy`), or a JSON array of
-/// strings. A value in neither form is one group name, taken whole. Roles are granted only
-/// on an exact match of a name ([`Caller::has_role`]).
+/// The caller's groups, from `cognito:groups` in the one form the HTTP API's JWT authorizer
+/// delivers it: a string, an array claim rendered `[a b]` (the names space-separated inside
+/// brackets; Cognito group names cannot hold whitespace, but may hold commas and quotes, so
+/// `[acme,privacy]` is the one group `acme,privacy`). The text is never read as JSON: a group
+/// named `"privacy"` (quotes included) arrives as `["privacy"]`, and must stay that name.
+/// A value without brackets is one group name, taken whole. Roles are granted only on an
+/// exact match of a name ([`Caller::has_role`]).
 pub fn parse_groups(rendered: &str) -> Vec<String> {
-    if let Ok(list) = serde_json::from_str::<Vec<String>>(rendered) {
-        return list;
-    }
     match rendered.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
         Some(inner) => inner.split_whitespace().map(str::to_owned).collect(),
         None if rendered.is_empty() => Vec::new(),
@@ -216,6 +215,7 @@ pub fn status_of(error: &Error) -> StatusCode {
     match error {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::Validation(_) | Error::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::NotFound => StatusCode::NOT_FOUND,
@@ -253,7 +253,6 @@ mod tests {
     fn groups_are_read_as_api_gateway_renders_them() {
         assert_eq!(parse_groups("[support privacy]"), ["support", "privacy"]);
         assert_eq!(parse_groups("[guest]"), ["guest"]);
-        assert_eq!(parse_groups("[\"support\",\"privacy\"]"), ["support", "privacy"]);
         assert_eq!(parse_groups("support"), ["support"]);
         assert!(parse_groups("[]").is_empty());
         assert!(parse_groups("").is_empty());
@@ -263,7 +262,7 @@ mod tests {
     fn a_comma_never_splits_a_group_name() {
         assert_eq!(parse_groups("acme,privacy"), ["acme,privacy"]);
         assert_eq!(parse_groups("[acme,privacy]"), ["acme,privacy"]);
-        assert_eq!(parse_groups("[\"acme,privacy\"]"), ["acme,privacy"]);
+        assert_eq!(parse_groups("[\"acme,privacy\"]"), ["\"acme,privacy\""]);
         assert_eq!(parse_groups("[acme,privacy support]"), ["acme,privacy", "support"]);
     }
 
@@ -277,9 +276,17 @@ mod tests {
         assert_eq!(roles("[acme,privacy]"), (false, false));
         assert_eq!(roles("[\"acme,privacy\"]"), (false, false));
         assert_eq!(roles("[support privacy]"), (true, true));
-        assert_eq!(roles("[\"support\",\"privacy\"]"), (true, true));
+        assert_eq!(roles("[\"support\",\"privacy\"]"), (false, false));
         assert_eq!(roles("[Privacy privacy-team \"privacy\"]"), (false, false));
         assert_eq!(roles("[support"), (false, false));
+    }
+
+    #[test]
+    fn a_group_named_with_quotes_is_that_name_and_grants_no_role() {
+        // Cognito group `"privacy"`, quotes included, as the authorizer renders it.
+        assert_eq!(parse_groups("[\"privacy\"]"), ["\"privacy\""]);
+        assert!(!Caller::new("mallory", parse_groups("[\"privacy\"]")).is_privacy());
+        assert!(!Caller::new("mallory", parse_groups("[\"support\" \"privacy\"]")).is_support());
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`, `JANITOR`).
 //! - [`memory`]: long-term customer facts, their extraction and their identity.
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
-//! - [`secret`]: the cursor key and receipt salt, read once at init, with no defaults
-//!   (feature `secrets` reads them from Secrets Manager).
+//! - [`secret`]: the cursor key, receipt salt and hash key, read once at init, with no
+//!   defaults (feature `secrets` reads them from Secrets Manager).
+//! - [`keyed_hash`]: the HMACs the table keeps of customer text (idempotency, fact ids).
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
 pub mod aws;
@@ -20,6 +21,7 @@ pub mod cursor;
 pub mod deferred;
 mod error;
 pub mod items;
+pub mod keyed_hash;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
@@ -36,6 +38,7 @@ pub mod http;
 pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
 pub use deferred::Deferred;
+pub use keyed_hash::HashKey;
 pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
@@ -45,7 +48,7 @@ pub use model::{
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 pub use store::{
-    dynamodb_client, dynamodb_client_with, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, Janitor,
+    dynamodb_client, dynamodb_client_with, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, Janitor, StoreSecret,
     JanitorReport, MemoryDeleter,
     MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
     SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,

@@ -2,9 +2,9 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::keyed_hash::HashKey;
 use crate::{Config, Error};
 
 /// Who is calling, as the API's JWT authorizer verified it.
@@ -169,8 +169,8 @@ pub struct TurnDraft {
     pub content: String,
     pub intent: Option<String>,
     pub token_count: Option<u32>,
-    /// The content the idempotency hash is taken over, when it is not `content`: the stable
-    /// form of a redaction that depended on a service ([`crate::redact::Redacted::stable_text`]).
+    /// The content as the client sent it, when redaction changed `content`: the idempotency
+    /// digest is taken over it ([`TurnDraft::payload_hash`]). It is never stored.
     pub hashed_content: Option<String>,
 }
 
@@ -222,20 +222,12 @@ fn valid_response_id(id: &str) -> bool {
 }
 
 impl TurnDraft {
-    /// A digest of everything but the response id: a retry must carry the same payload.
-    pub fn payload_hash(&self) -> String {
-        let mut hasher = Sha256::new();
-        for part in [
-            self.role.as_str(),
-            self.hashed_content.as_deref().unwrap_or(&self.content),
-            self.intent.as_deref().unwrap_or("\u{0}"),
-            &self.token_count.map(|n| n.to_string()).unwrap_or_default(),
-        ] {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part.as_bytes());
-        }
-        let digest = hasher.finalize();
-        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    /// The keyed digest of everything but the response id, as the client sent it (before
+    /// redaction), for the idempotency record of `session_id`: a retry must carry the same
+    /// payload, and is recognised whatever the redaction of either attempt saw.
+    pub fn payload_hash(&self, key: &HashKey, session_id: &Uuid) -> String {
+        let content = self.hashed_content.as_deref().unwrap_or(&self.content);
+        key.payload(session_id, self.role.as_str(), content, self.intent.as_deref(), self.token_count)
     }
 }
 
@@ -602,11 +594,25 @@ mod tests {
     #[test]
     fn payload_hash_ignores_the_response_id_but_not_the_content() {
         let config = Config::default();
+        let key = HashKey::new(&crate::Secret::new("HASH_KEY", "a-test-hash-key-of-at-least-32-bytes!").unwrap()).unwrap();
+        let session = Uuid::nil();
         let a = turn("r1", "user", "hi", None).validate(&config).unwrap();
         let b = turn("r2", "user", "hi", None).validate(&config).unwrap();
         let c = turn("r1", "user", "hi!", None).validate(&config).unwrap();
-        assert_eq!(a.payload_hash(), b.payload_hash());
-        assert_ne!(a.payload_hash(), c.payload_hash());
+        assert_eq!(a.payload_hash(&key, &session), b.payload_hash(&key, &session));
+        assert_ne!(a.payload_hash(&key, &session), c.payload_hash(&key, &session));
+    }
+
+    #[test]
+    fn payload_hash_is_taken_over_the_content_as_sent() {
+        let key = HashKey::new(&crate::Secret::new("HASH_KEY", "a-test-hash-key-of-at-least-32-bytes!").unwrap()).unwrap();
+        let sent = turn("r1", "user", "call 06 12 34 56 78", None).validate(&Config::default()).unwrap();
+        let redacted = TurnDraft {
+            content: "call [phone]".into(),
+            hashed_content: Some("call 06 12 34 56 78".into()),
+            ..sent.clone()
+        };
+        assert_eq!(sent.payload_hash(&key, &Uuid::nil()), redacted.payload_hash(&key, &Uuid::nil()));
     }
 
     #[test]

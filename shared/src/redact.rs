@@ -210,9 +210,6 @@ pub struct Redacted {
     pub text: String,
     /// What was replaced.
     pub counts: Redactions,
-    /// Set when `text` depends on a service's answer: the offline redaction of the same text,
-    /// which a retry reproduces exactly. The idempotency hash is taken over it.
-    pub stable_text: Option<String>,
 }
 
 /// Replaces personal data in text. Never fails: a redactor that calls a service falls back
@@ -237,7 +234,7 @@ impl OfflineRedactor {
 
     pub fn redact_now(&self, text: &str, orders: &OrderNumbers) -> Redacted {
         let (redacted, counts) = redact_text(text, self.kinds, orders);
-        Redacted { text: redacted.into_owned(), counts, stable_text: None }
+        Redacted { text: redacted.into_owned(), counts }
     }
 }
 
@@ -368,9 +365,10 @@ pub fn needs_order_numbers<R: Redactor>(redactor: &R) -> bool {
     redactor.kinds().contains(Kind::Phone)
 }
 
-/// Redacts a turn's content before it is appended. The idempotency hash is then taken over
-/// the redacted content (its stable form), so no hash of a card number is stored and a retry
-/// of the same original is still a duplicate. `orders` are the numbers the session's page
+/// Redacts a turn's content before it is appended. The idempotency digest is taken over the
+/// content as sent (kept in `hashed_content`, never stored), under the hash key: a retry of
+/// the same original is a duplicate whatever this redaction saw, and the digest cannot be
+/// tested against guesses of what was redacted. `orders` are the numbers the session's page
 /// context declares ([`OrderNumbers::declared_in`]); see [`needs_order_numbers`].
 pub async fn redact_turn<R: Redactor>(redactor: &R, orders: &OrderNumbers, mut turn: TurnDraft) -> (TurnDraft, Redactions) {
     if redactor.kinds().is_empty() {
@@ -378,8 +376,10 @@ pub async fn redact_turn<R: Redactor>(redactor: &R, orders: &OrderNumbers, mut t
     }
     let redacted = redactor.redact(&turn.content, orders).await;
     redacted.counts.log("turn content");
-    turn.content = redacted.text;
-    turn.hashed_content = redacted.stable_text;
+    let sent = std::mem::replace(&mut turn.content, redacted.text);
+    if sent != turn.content {
+        turn.hashed_content = Some(sent);
+    }
     (turn, redacted.counts)
 }
 

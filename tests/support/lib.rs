@@ -5,18 +5,37 @@ use std::sync::Arc;
 use lambda_http::{Body, Request, Response};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
-use tidewater::{keys, Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
+use tidewater::{keys, Caller, Config, CursorKey, DynamoStore, HashKey, OfflineRedactor, Secret};
 use uuid::Uuid;
 
 pub mod sim;
 
 /// The tests' receipt salt. The functions have no default and read theirs at init.
 pub const TEST_RECEIPT_SALT: &str = "tidewater-test-receipt-salt-not-deployed";
+/// The tests' key of stored hashes of customer text.
+pub const TEST_HASH_KEY: &str = "tidewater-test-hash-key-not-deployed-anywhere";
+/// The receipt salt and hash key `make run` uses (scripts/serve-local.sh): a sample event
+/// that names a fact (`events/delete-memory.json`) names its id under these, so that it works
+/// with `cargo lambda invoke` against `make run` as well as in its test.
+pub const LOCAL_RECEIPT_SALT: &str = "tidewater-local-receipt-salt-do-not-deploy";
+pub const LOCAL_HASH_KEY: &str = "tidewater-local-hash-key-do-not-deploy-anywhere";
+
+/// The configuration of `make run`'s secrets, for the samples that depend on them.
+pub fn with_local_secrets(config: Config) -> Config {
+    let salt = Secret::new("RECEIPT_SALT", LOCAL_RECEIPT_SALT).expect("the local salt is long enough");
+    let key = Secret::new("HASH_KEY", LOCAL_HASH_KEY).expect("the local key is long enough");
+    config.with_receipt_salt(salt).with_hash_key(HashKey::new(&key).expect("a usable key"))
+}
+
 /// The tests' cursor key.
 pub const TEST_CURSOR_SECRET: &str = "tidewater-test-cursor-secret-not-deployed";
 
 pub fn test_receipt_salt() -> Secret {
     Secret::new("RECEIPT_SALT", TEST_RECEIPT_SALT).expect("the test salt is long enough")
+}
+
+pub fn test_hash_key() -> HashKey {
+    HashKey::new(&Secret::new("HASH_KEY", TEST_HASH_KEY).expect("the test key is long enough")).expect("a usable test key")
 }
 
 pub fn test_cursor_key() -> CursorKey {
@@ -25,7 +44,7 @@ pub fn test_cursor_key() -> CursorKey {
 }
 
 /// A store on a table of its own, so tests run in parallel without seeing each other. It
-/// holds [`TEST_RECEIPT_SALT`] unless `config` brings a salt of its own.
+/// holds [`TEST_RECEIPT_SALT`] and [`TEST_HASH_KEY`] unless `config` brings its own.
 pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
@@ -34,6 +53,7 @@ pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
     let config = Config {
         table_name: format!("test-{}", Uuid::new_v4()),
         receipt_salt: config.receipt_salt.or_else(|| Some(test_receipt_salt())),
+        hash_key: config.hash_key.or_else(|| Some(test_hash_key())),
         ..config
     };
     let store = DynamoStore::new(tidewater::dynamodb_client().await, config);

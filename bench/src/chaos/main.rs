@@ -54,6 +54,12 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
+/// The secret of the gateway on `API_PORT` (which chaos.sh sets), or `LOCAL_JWT_SECRET`.
+fn jwt_secret() -> Result<String, String> {
+    use tidewater_local::run_secret;
+    run_secret::from_env().map_or_else(|| run_secret::read(std::path::Path::new(run_secret::DIR), &env_or("API_PORT", "3000")), Ok)
+}
+
 fn number(name: &str, default: u64) -> Result<u64, String> {
     env_or(name, &default.to_string()).parse().map_err(|_| format!("{name} must be a whole number"))
 }
@@ -69,7 +75,7 @@ async fn run() -> Result<bool, String> {
         appends,
         workers: number("CHAOS_WORKERS", 24)? as usize,
         deadline: Duration::from_secs(number("CHAOS_SECONDS", 210)?),
-        jwt_secret: env_or("LOCAL_JWT_SECRET", tidewater_local::gateway::DEFAULT_SECRET),
+        jwt_secret: jwt_secret()?,
         stale_lag: Duration::from_millis(number("FAULT_STALE_MS", 0)?),
     };
     let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
@@ -113,8 +119,7 @@ async fn run() -> Result<bool, String> {
     let reader = Api::new(&api_url);
     let mut exports = HashMap::new();
     for record in outcome.sessions.iter().filter(|s| !s.deleted) {
-        let secret = env_or("LOCAL_JWT_SECRET", tidewater_local::gateway::DEFAULT_SECRET);
-        let token = tidewater_local::gateway::issue_token(&record.owner, &[], &secret, Duration::from_secs(600))?;
+        let token = tidewater_local::gateway::issue_token(&record.owner, &[], &jwt_secret()?, Duration::from_secs(600))?;
         exports.insert(record.id, export(&reader, &token, record.id).await?);
     }
     let log_figures = logs::read(&log_files);

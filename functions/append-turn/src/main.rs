@@ -1,13 +1,15 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, telemetry, AnyRedactor, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, AnyRedactor, Config, DynamoStore, StoreSecret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
+    let aws = sdk_config().await;
+    let store = DynamoStore::with_secrets(&aws, config.clone(), &[StoreSecret::HashKey]);
     let redactor = AnyRedactor::from_env().await?;
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
-    store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(append_turn::handle(&store, &redactor, &config, request).await) }))
-        .await
+    run(service_fn(|request| async {
+        Ok::<_, Error>(append_turn::handle(&*store.get().await?, &redactor, &config, request).await)
+    }))
+    .await
 }

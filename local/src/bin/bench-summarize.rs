@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tidewater::items::{MetaItem, ResponseItem, TurnItem};
 use tidewater::{
-    codec, dynamodb_client, keys, Caller, Config, DynamoStore, Error, ExtractiveSummarizer, NewSession, NewTurn, Role, Secret,
+    codec, dynamodb_client, keys, Caller, Config, DynamoStore, Error, ExtractiveSummarizer, HashKey, NewSession, NewTurn, Role, Secret,
     SessionCreator, SummarySource, TurnAppender,
 };
 use tidewater_local::filter::StreamMapping;
@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 /// The bench's own salt: its sessions and facts are named under it, like the tests'.
 const BENCH_RECEIPT_SALT: &str = "tidewater-bench-receipt-salt-not-deployed";
+const BENCH_HASH_KEY: &str = "tidewater-bench-hash-key-not-deployed-anywhere";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -42,7 +43,8 @@ async fn main() -> Result<(), Error> {
     let template = std::env::var("TEMPLATE").unwrap_or_else(|_| "template.yaml".to_owned());
     let mapping = StreamMapping::load(&template, "summarize")?;
     let config = Config { table_name: format!("bench-summarize-{}", Uuid::new_v4().simple()), ..Config::from_env()? }
-        .with_receipt_salt(Secret::new("RECEIPT_SALT", BENCH_RECEIPT_SALT)?);
+        .with_receipt_salt(Secret::new("RECEIPT_SALT", BENCH_RECEIPT_SALT)?)
+        .with_hash_key(HashKey::new(&Secret::new("HASH_KEY", BENCH_HASH_KEY)?)?);
     let threshold = config.summary_threshold;
     let due = config.summary_due_at(0);
     let store = DynamoStore::new(dynamodb_client().await, config.clone());

@@ -1,8 +1,12 @@
-//! `make run`'s HTTP API on `API_PORT` (default 3000). See `tidewater_local::gateway`.
+//! `make run`'s HTTP API on 127.0.0.1:`API_PORT` (default 3000). See `tidewater_local::gateway`;
+//! its signing secret is `LOCAL_JWT_SECRET` or a new random one (`tidewater_local::run_secret`),
+//! whose file it removes when it stops.
 //! Ctrl-C (SIGINT) or SIGTERM stops it; requests still in flight get [`GRACE`] to finish.
 use std::time::Duration;
 
-use tidewater_local::{gateway, shutdown, template};
+use std::path::Path;
+
+use tidewater_local::{gateway, run_secret, shutdown, template};
 
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -13,16 +17,20 @@ async fn main() -> Result<(), String> {
     let template_path = env("TEMPLATE", "template.yaml");
     let routes = template::http_routes(&template::load(&template_path)?);
     let port = env("API_PORT", "3000");
-    let gateway = gateway::Gateway::new(
-        routes,
-        env("LOCAL_JWT_SECRET", gateway::DEFAULT_SECRET),
-        env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"),
-    )
-    .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()));
+    // The port first: a second gateway on a taken port must not replace the first's secret.
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;
+    let (secret, secret_file) = match run_secret::from_env() {
+        Some(secret) => (secret, None),
+        None => {
+            let dir = Path::new(run_secret::DIR);
+            (run_secret::create(dir, &port)?, Some(run_secret::file(dir, &port)))
+        }
+    };
+    let gateway = gateway::Gateway::new(routes, secret, env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"))
+        .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()));
     for route in &gateway.routes {
         println!("gateway: {:<6} {:<32} -> {}", route.method, route.path, route.function);
     }
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;
     println!("gateway: listening on http://127.0.0.1:{port}");
 
     let (drain, drained) = tokio::sync::oneshot::channel::<()>();
@@ -32,7 +40,11 @@ async fn main() -> Result<(), String> {
     let server = tokio::spawn(async move { server.await });
     stop.await;
     let _ = drain.send(());
-    match tokio::time::timeout(GRACE, server).await {
+    let stopped = tokio::time::timeout(GRACE, server).await;
+    if let Some(file) = secret_file {
+        let _ = std::fs::remove_file(file); // its tokens are no use to anyone now
+    }
+    match stopped {
         Ok(Ok(result)) => result.map_err(|e| e.to_string()),
         Ok(Err(join)) => Err(join.to_string()),
         Err(_) => Ok(()), // requests still running are cut off

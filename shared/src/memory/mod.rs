@@ -1,8 +1,9 @@
 //! Long-term customer memory: durable facts a customer stated, kept across sessions.
 //!
 //! A fact has a kind ([`FactKind`]), a short text and its provenance ([`FactSource`]: the
-//! session and the turns that stated it). Its id is derived from its kind and its normalised
-//! *subject*, so that
+//! session and the turns that stated it). Its id is a keyed hash ([`FactDraft::fact_id`], an
+//! HMAC under the hash key, scoped to the customer) of its kind and its normalised *subject*,
+//! so that
 //! - a restatement lands on the same item (facts are deduplicated on kind and subject);
 //! - a newer statement about the same subject replaces the older one: "prefers digital" and
 //!   "prefers paperback" share the subject `format`, "loves Frieren" and "dislikes Frieren"
@@ -21,8 +22,9 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+use crate::keyed_hash::HashKey;
 
 
 mod model_answer;
@@ -147,28 +149,22 @@ impl FactDraft {
         })
     }
 
-    pub fn fact_id(&self) -> String {
-        fact_id(self.kind, &self.subject)
+    /// The id the fact is stored under for the customer whose salted hash is `customer_hash`:
+    /// an HMAC of kind and subject ([`HashKey::fact_id`]), so it differs between customers
+    /// and a tombstone does not say what was forgotten.
+    pub fn fact_id(&self, key: &HashKey, customer_hash: &str) -> String {
+        key.fact_id(customer_hash, self.kind.as_str(), &self.subject)
+    }
+
+    /// What makes two drafts one fact, whatever the customer: the kind and the normalised
+    /// subject. Kept in memory only; the table holds [`FactDraft::fact_id`].
+    pub fn identity(&self) -> (FactKind, &str) {
+        (self.kind, &self.subject)
     }
 
     pub fn stated_key(&self) -> String {
         stated_key(&self.stated_at, &self.source)
     }
-
-    pub fn into_fact(self) -> Fact {
-        Fact { fact_id: self.fact_id(), kind: self.kind, text: self.text, source: self.source, updated_at: self.stated_at }
-    }
-}
-
-/// `hex(SHA-256(kind, subject))`, first 16 bytes: the same for every statement of one
-/// subject, and the same whichever summariser extracted it.
-pub fn fact_id(kind: FactKind, normalised_subject: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [kind.as_str(), normalised_subject] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether `id` has the shape of a fact id: 32 lowercase hex digits.
@@ -258,13 +254,14 @@ pub fn page_after(facts: Vec<Fact>, after: Option<&MemoryPosition>, limit: usize
     FactPage { facts: rest, next }
 }
 
-/// One window's drafts, one per fact id: the latest statement of each subject wins, and a
-/// restatement of the same text widens its turn range. Newest statements first, at most
-/// [`MAX_FACTS_PER_WINDOW`].
+/// One window's drafts, one per fact ([`FactDraft::identity`]): the latest statement of each
+/// subject wins, and a restatement of the same text widens its turn range. Newest statements
+/// first, at most [`MAX_FACTS_PER_WINDOW`].
 pub fn merge_window(drafts: Vec<FactDraft>) -> Vec<FactDraft> {
-    let mut by_id: HashMap<String, FactDraft> = HashMap::new();
+    let mut by_id: HashMap<(FactKind, String), FactDraft> = HashMap::new();
     for draft in drafts {
-        match by_id.get_mut(&draft.fact_id()) {
+        let identity = (draft.kind, draft.subject.clone());
+        match by_id.get_mut(&identity) {
             Some(held) if held.stated_key() >= draft.stated_key() => {
                 if normalise(&held.text) == normalise(&draft.text) {
                     held.source.from_turn = held.source.from_turn.min(draft.source.from_turn);
@@ -279,12 +276,12 @@ pub fn merge_window(drafts: Vec<FactDraft>) -> Vec<FactDraft> {
                 *held = FactDraft { source: FactSource { from_turn, ..draft.source }, ..draft };
             }
             None => {
-                by_id.insert(draft.fact_id(), draft);
+                by_id.insert(identity, draft);
             }
         }
     }
     let mut merged: Vec<FactDraft> = by_id.into_values().collect();
-    merged.sort_by_cached_key(|d| std::cmp::Reverse((d.stated_key(), d.fact_id())));
+    merged.sort_by_cached_key(|d| std::cmp::Reverse((d.stated_key(), d.kind.as_str(), d.subject.clone())));
     merged.truncate(MAX_FACTS_PER_WINDOW);
     merged
 }
@@ -316,9 +313,11 @@ mod tests {
         let a = FactDraft::new(FactKind::Preference, "The Frieren series", "loves Frieren", source(1), "t").unwrap();
         let b = FactDraft::new(FactKind::Preference, "frieren", "dislikes frieren", source(2), "t").unwrap();
         let c = FactDraft::new(FactKind::Owns, "frieren", "owns frieren", source(2), "t").unwrap();
-        assert_eq!(a.fact_id(), b.fact_id());
-        assert_ne!(a.fact_id(), c.fact_id(), "the kind is part of the id");
-        assert!(is_fact_id(&a.fact_id()));
+        assert_eq!(a.identity(), b.identity());
+        assert_ne!(a.identity(), c.identity(), "the kind is part of the identity");
+        let key = HashKey::new(&crate::Secret::new("HASH_KEY", "a-test-hash-key-of-at-least-32-bytes!").unwrap()).unwrap();
+        assert_eq!(a.fact_id(&key, "customer"), b.fact_id(&key, "customer"));
+        assert!(is_fact_id(&a.fact_id(&key, "customer")));
     }
 
     fn source(turn: u64) -> FactSource {
@@ -327,7 +326,7 @@ mod tests {
 
     #[test]
     fn fact_ids_have_one_shape() {
-        assert!(is_fact_id(&fact_id(FactKind::Owns, "x")));
+        assert!(is_fact_id("0123456789abcdef0123456789abcdef"));
         for bad in ["", "ABCDEF0123456789abcdef0123456789", "zz", &"a".repeat(33), "../../etc/passwd"] {
             assert!(!is_fact_id(bad), "{bad}");
         }

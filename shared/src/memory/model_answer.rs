@@ -51,7 +51,8 @@ struct ModelFact {
 /// Reads a model's answer against [`FACTS_JSON_SCHEMA`] and the window it was given. Any
 /// breach (bad JSON, an unknown kind, an empty or over-long text, a turn outside the window
 /// or not the customer's, too many facts) rejects the whole answer, so that the caller falls
-/// back to [`extract`].
+/// back to [`extract`]. The error says what was wrong and where, never what the model wrote:
+/// it is logged, and the model's text carries what customers said.
 pub fn facts_from_model_json(answer: &str, session_id: Uuid, turns: &[Turn]) -> Result<Vec<FactDraft>, String> {
     let answer = answer.trim();
     // Some models wrap JSON in a Markdown fence even when asked not to.
@@ -60,13 +61,16 @@ pub fn facts_from_model_json(answer: &str, session_id: Uuid, turns: &[Turn]) -> 
         .or_else(|| answer.strip_prefix("```"))
         .and_then(|a| a.strip_suffix("```"))
         .unwrap_or(answer);
-    let parsed: ModelFacts = serde_json::from_str(answer).map_err(|e| format!("not the facts schema: {e}"))?;
+    // serde_json's own message quotes the values it met: only its kind and position are kept.
+    let parsed: ModelFacts = serde_json::from_str(answer).map_err(|e| {
+        format!("not the facts schema ({:?} error at line {}, column {})", e.classify(), e.line(), e.column())
+    })?;
     if parsed.facts.len() > MAX_FACTS_PER_WINDOW {
         return Err(format!("{} facts; at most {MAX_FACTS_PER_WINDOW}", parsed.facts.len()));
     }
     let mut drafts = Vec::with_capacity(parsed.facts.len());
     for fact in parsed.facts {
-        let kind = FactKind::parse(&fact.kind).ok_or_else(|| format!("unknown kind {:?}", fact.kind))?;
+        let kind = FactKind::parse(&fact.kind).ok_or("a fact of an unknown kind")?;
         let stating = turns
             .iter()
             .find(|t| t.turn_index == fact.to_turn && t.role == Role::User)
@@ -108,7 +112,7 @@ mod tests {
         assert_eq!(drafts.len(), 2);
         assert_eq!(drafts[0].text, "prefers digital");
         assert_eq!(drafts[0].stated_at, window()[2].created_at);
-        assert_eq!(drafts[0].fact_id(), extract(SESSION, &[user(1, "I prefer paperback")])[0].fact_id());
+        assert_eq!(drafts[0].identity(), extract(SESSION, &[user(1, "I prefer paperback")])[0].identity());
         let fenced = format!("```json\n{answer}\n```");
         assert_eq!(facts_from_model_json(&fenced, SESSION, &window()).unwrap().len(), 2);
     }
@@ -135,6 +139,23 @@ mod tests {
             too_many,
         ] {
             assert!(facts_from_model_json(&bad, SESSION, &window()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_refused_answer_is_described_without_what_the_model_wrote() {
+        let secret = "Alice Example 555-0100";
+        for answer in [
+            format!(r#"{{"facts": [{{"kind": "{secret}", "subject": "s", "text": "t", "from_turn": 21, "to_turn": 21}}]}}"#),
+            format!(r#"{{"facts": [{{"kind": "owns", "subject": "s", "text": "t", "from_turn": "{secret}", "to_turn": 21}}]}}"#),
+            format!(r#"{{"facts": [], "{secret}": 1}}"#),
+            format!(r#"{{"facts": [{{"kind": "owns", "subject": "{secret}", "text": 7, "from_turn": 21, "to_turn": 21}}]}}"#),
+            format!("{secret} is not JSON"),
+        ] {
+            let error = facts_from_model_json(&answer, SESSION, &window()).unwrap_err();
+            for word in secret.split(' ') {
+                assert!(!error.contains(word), "{error}");
+            }
         }
     }
 

@@ -66,7 +66,7 @@ impl TurnAppender for DynamoStore {
             .ok_or(Error::NotFound)?;
         let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
         let content = codec::compress(&turn.content);
-        let payload_hash = turn.payload_hash();
+        let payload_hash = turn.payload_hash(self.config.hash_key()?, &session_id);
 
         for attempt in 0..MAX_APPEND_ATTEMPTS {
             let transaction = self.append_transaction(caller, &session_id, &turn, &content, &payload_hash, &base)?;

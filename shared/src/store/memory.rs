@@ -107,10 +107,10 @@ struct FactItem {
 }
 
 impl FactItem {
-    fn of(pk: &str, draft: FactDraft, ttl: Option<i64>) -> FactItem {
+    fn of(pk: &str, fact_id: &str, draft: FactDraft, ttl: Option<i64>) -> FactItem {
         FactItem {
             pk: pk.to_owned(),
-            sk: keys::fact_sk(&draft.fact_id()),
+            sk: keys::fact_sk(fact_id),
             stated_key: draft.stated_key(),
             deleted: false,
             kind: Some(draft.kind),
@@ -150,11 +150,15 @@ struct FactStamp {
 
 impl MemoryWriter for DynamoStore {
     async fn write_facts(&self, customer_id: &str, session_id: Uuid, facts: &[FactDraft]) -> Result<u64, Error> {
-        let pk = keys::memory_pk(&self.customer_hash(customer_id)?);
+        let customer_hash = self.customer_hash(customer_id)?;
+        let pk = keys::memory_pk(&customer_hash);
+        let key = self.config.hash_key()?;
         let now_secs = self.clock.now_epoch_seconds();
         let ttl = self.config.memory_ttl.map(|ttl| now_secs.saturating_add(ttl.as_secs() as i64));
-        let mut pending: Vec<FactItem> =
-            memory::merge_window(facts.to_vec()).into_iter().map(|draft| FactItem::of(&pk, draft, ttl)).collect();
+        let mut pending: Vec<FactItem> = memory::merge_window(facts.to_vec())
+            .into_iter()
+            .map(|draft| FactItem::of(&pk, &draft.fact_id(key, &customer_hash), draft, ttl))
+            .collect();
 
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             if pending.is_empty() {

@@ -165,6 +165,15 @@ pub fn dynamodb_client_with(shared: &aws_config::SdkConfig) -> Client {
     Client::new(shared)
 }
 
+/// A secret a store's configuration can be given at init ([`DynamoStore::with_secrets`]).
+#[derive(Debug, Clone, Copy)]
+pub enum StoreSecret {
+    /// `RECEIPT_SALT`: names customers by hash.
+    ReceiptSalt,
+    /// `HASH_KEY`: keys the stored hashes of customer text.
+    HashKey,
+}
+
 impl DynamoStore {
     pub fn new(client: Client, config: Config) -> Self {
         DynamoStore {
@@ -176,16 +185,34 @@ impl DynamoStore {
     }
 
     /// A store whose configuration gets the receipt salt (`RECEIPT_SALT`, [`crate::secret`]),
-    /// fetched beside the rest of init; its warm-up ([`DynamoStore::warm_up`]) follows the
-    /// salt. The DynamoDB client is built now, so init still loads its TLS roots.
+    /// fetched beside the rest of init; see [`DynamoStore::with_secrets`].
     #[cfg(feature = "secrets")]
     pub fn salted(shared: &aws_config::SdkConfig, config: Config) -> crate::Deferred<DynamoStore> {
+        Self::with_secrets(shared, config, &[StoreSecret::ReceiptSalt])
+    }
+
+    /// A store whose configuration gets `secrets` ([`crate::secret`]), fetched beside the rest
+    /// of init; its warm-up ([`DynamoStore::warm_up`]) follows them. The DynamoDB client is
+    /// built now, so init still loads its TLS roots.
+    #[cfg(feature = "secrets")]
+    pub fn with_secrets(
+        shared: &aws_config::SdkConfig,
+        config: Config,
+        secrets: &'static [StoreSecret],
+    ) -> crate::Deferred<DynamoStore> {
         let (shared, client) = (shared.clone(), dynamodb_client_with(shared));
         crate::Deferred::start(move || {
-            let (shared, client, config) = (shared.clone(), client.clone(), config.clone());
+            let (shared, client, mut config) = (shared.clone(), client.clone(), config.clone());
             async move {
-                let salt = crate::secret::load(&shared, "RECEIPT_SALT").await?;
-                let store = DynamoStore::new(client, config.with_receipt_salt(salt));
+                for secret in secrets {
+                    config = match secret {
+                        StoreSecret::ReceiptSalt => config.with_receipt_salt(crate::secret::load(&shared, "RECEIPT_SALT").await?),
+                        StoreSecret::HashKey => {
+                            config.with_hash_key(crate::HashKey::new(&crate::secret::load(&shared, "HASH_KEY").await?)?)
+                        }
+                    };
+                }
+                let store = DynamoStore::new(client, config);
                 store.warm_up().await;
                 Ok(store)
             }

@@ -333,7 +333,7 @@ pub(crate) mod tests {
         assert_eq!(texts_of("I prefer English translations"), ["reads in English"]);
         let digital = extract(SESSION, &[user(1, "I prefer digital")]);
         let paperback = extract(SESSION, &[user(1, "I love paperbacks")]);
-        assert_eq!(digital[0].fact_id(), paperback[0].fact_id(), "one subject: the format");
+        assert_eq!(digital[0].identity(), paperback[0].identity(), "one subject: the format");
     }
 
     #[test]
