@@ -6,6 +6,7 @@
 #
 #   PY_API_PORT, PY_DDB_PORT, PY_PROXY_PORT, PY_LAMBDA_PORT   the stack's ports
 #   PYTEST_ARGS                                             extra pytest arguments (-k ...)
+#   PY_RUN=bench            runs clients/python/bench/compare.py instead of the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run_dir="$PWD/.run/python-client"
@@ -65,5 +66,9 @@ listening "$api_port" || { echo "python client tests: the API did not come up" >
   cd clients/python
   TIDEWATER_API="http://127.0.0.1:$api_port" TIDEWATER_FAULT_PROXY="http://127.0.0.1:$proxy_port" \
     TIDEWATER_DYNAMODB="$direct" TIDEWATER_TOKEN_BIN="$OLDPWD/target/debug/token" \
-    "$PY/pytest" -q -p no:cacheprovider ${PYTEST_ARGS:-}
+    if [ "${PY_RUN:-test}" = bench ]; then
+      PYTHONPATH=src "$PY/python" bench/compare.py
+    else
+      "$PY/pytest" -q -p no:cacheprovider ${PYTEST_ARGS:-}
+    fi
 )

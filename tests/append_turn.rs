@@ -205,7 +205,7 @@ async fn turns_are_stored_gzip_compressed() {
     let store = store().await;
     let session = session_of(&store, &alice()).await;
     let content = "Do you have the deluxe edition of Vinland Saga? ".repeat(10);
-    let draft = NewTurn { response_id: "r1".into(), role: "user".into(), content: content.clone(), intent: None, token_count: Some(12) }
+    let draft = NewTurn { response_id: "r1".into(), role: "user".into(), content: content.clone(), intent: None, token_count: Some(12), item: None }
         .validate(store.config())
         .unwrap();
     store.append_turn(&alice(), session, draft).await.unwrap();

@@ -16,6 +16,7 @@ mod memory;
 mod openapi;
 mod purge;
 mod redaction;
+mod retract_turn;
 mod secrets;
 mod summarize;
 mod template;

@@ -37,14 +37,14 @@ pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
     AppendAnswer, Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
-    ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
+    ResumableSession, Retracted, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
     TurnDraft, TurnPage,
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 pub use store::{
     dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, MemoryDeleter,
     MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
-    SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
+    SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter, TurnRetractor,
 };
 pub use redact::{AnyRedactor, OfflineRedactor, Redactions, Redactor};
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

@@ -392,7 +392,8 @@ impl Redactor for AnyRedactor {
     }
 }
 
-/// Redacts a turn's content before it is appended. The idempotency hash is then taken over
+/// Redacts a turn's content, and every string of its `item` as [`redact_page_context`] does,
+/// before it is appended. The idempotency hash is then taken over
 /// the redacted content (its stable form), so no hash of a card number is stored and a retry
 /// of the same original is still a duplicate. With `phone` enabled it reads the session's
 /// page context for its order numbers ([`PageContextReader`]: one eventually consistent
@@ -416,7 +417,13 @@ pub async fn redact_turn<S: PageContextReader, R: Redactor>(
     redacted.counts.log("turn content");
     turn.content = redacted.text;
     turn.hashed_content = redacted.stable_text;
-    Ok((turn, redacted.counts))
+    let mut counts = redacted.counts;
+    if let Some(item) = turn.item.as_mut() {
+        let in_item = redact_json(redactor, item, &orders).await;
+        in_item.log("turn item");
+        counts += in_item;
+    }
+    Ok((turn, counts))
 }
 
 /// Joins a page context's strings for one redaction call. No detector matches across it.
@@ -430,8 +437,15 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
         return Redactions::default();
     }
     let orders = OrderNumbers::declared_in(page_context);
+    let counts = redact_json(redactor, page_context, &orders).await;
+    counts.log("page context");
+    counts
+}
+
+/// Redacts a JSON object as [`redact_page_context`] does, with the order numbers given.
+async fn redact_json<R: Redactor>(redactor: &R, object: &mut Map<String, Value>, orders: &OrderNumbers) -> Redactions {
     let mut slots = Vec::new();
-    page_context.values_mut().for_each(|v| text_slots(v, &mut slots));
+    object.values_mut().for_each(|v| text_slots(v, &mut slots));
     let texts: Vec<String> = slots.iter().map(|slot| slot_text(slot)).collect();
     if texts.is_empty() {
         return Redactions::default();
@@ -442,7 +456,7 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
     let mut redacted_texts = Vec::with_capacity(texts.len());
     let mut counts = Redactions::default();
     if texts.iter().all(|t| !t.contains('\u{1f}')) {
-        let redacted = redactor.redact(&texts.join(JOIN), &orders).await;
+        let redacted = redactor.redact(&texts.join(JOIN), orders).await;
         if redacted.text.split(JOIN).count() == texts.len() {
             redacted_texts.extend(redacted.text.split(JOIN).map(str::to_owned));
             counts = redacted.counts;
@@ -450,7 +464,7 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
     }
     if redacted_texts.is_empty() {
         for text in &texts {
-            let redacted = redactor.redact(text, &orders).await;
+            let redacted = redactor.redact(text, orders).await;
             counts += redacted.counts;
             redacted_texts.push(redacted.text);
         }
@@ -460,7 +474,6 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
             *slot = Value::String(after);
         }
     }
-    counts.log("page context");
     counts
 }
 

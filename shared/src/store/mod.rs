@@ -35,12 +35,14 @@ mod memory;
 pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
 mod page_context;
 mod resume;
+mod retract;
 mod purge;
 mod schema;
 mod update;
 pub use export::TurnExporter;
 pub use page_context::PageContextReader;
 pub use resume::SessionLister;
+pub use retract::{TurnRetractor, MAX_RETRACTED_TAIL};
 pub use purge::{
     customer_hash, BatchDeleter, CustomerPurger, ExpiredSessionSweeper, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT,
 };
@@ -127,7 +129,7 @@ const MAX_APPEND_ATTEMPTS: u32 = 60;
 ///     content: "Is volume 3 in stock?".into(),
 ///     intent: None,
 ///     token_count: None,
-/// };
+///, item: None };
 /// store.append_turn(&alice, session.session_id, turn.validate(&config)?).await?;
 /// let context = store.load_context(&alice, session.session_id, ContextRequest::default()).await?;
 /// assert_eq!(context.turns.len(), 1);
@@ -291,6 +293,7 @@ impl SessionCreator for DynamoStore {
             turn_count: 0,
             summarized_through: 0,
             needs_summary: false,
+            retracted_turns: 0,
             summary_rearm: false,
             created_at: now.clone(),
             updated_at: now.clone(),
@@ -548,6 +551,8 @@ impl DynamoStore {
             intent: turn.intent.clone(),
             token_count: turn.token_count,
             created_at: now.clone(),
+            item: turn.item.as_ref().map(codec::compress_json),
+            retracted_at: None,
         };
 
         let mut set = vec![
