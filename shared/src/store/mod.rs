@@ -683,8 +683,10 @@ impl ContextLoader for DynamoStore {
         if window.wants_older() && more_below {
             // Turns below the first read were committed before it, so a consistent read sees them all.
             let (from, to) = (summarized + 1, window.oldest_index() - 1);
+            // Every retracted turn could lie below: read that many more.
+            let limit = window.room() + (meta.retracted_turns as usize).min(MAX_MAX_TURNS);
             let older = self
-                .turns_newest_first(&pk, from, to, window.room(), deadline)
+                .turns_newest_first(&pk, from, to, limit, deadline)
                 .await?;
             for item in older {
                 window.push(item)?;
@@ -756,7 +758,7 @@ impl DynamoStore {
             .expression_attribute_values(":from", s(keys::turn_sk(from)))
             .expression_attribute_values(":to", s(keys::turn_sk(to)))
             .scan_index_forward(false)
-            .limit(limit.min(MAX_MAX_TURNS) as i32)
+            .limit(limit.min(2 * MAX_MAX_TURNS) as i32)
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
@@ -782,7 +784,11 @@ struct TurnWindow {
     /// The newest turn this read can vouch for; lower than `turn_count` only when META's
     /// newest turn was not yet visible to the read.
     newest: Option<u64>,
+    /// The oldest turn read so far, retracted or not: the next one must be just below it.
+    oldest_read: Option<u64>,
     turns: Vec<Turn>,
+    /// Retracted turns read: never in `turns` (nor counted against `wanted`), nor in `omitted`.
+    retracted: Vec<u64>,
     closed: bool,
 }
 
@@ -793,7 +799,9 @@ impl TurnWindow {
             summarized,
             wanted,
             newest: None,
+            oldest_read: None,
             turns: Vec::new(),
+            retracted: Vec::new(),
             closed: false,
         }
     }
@@ -807,16 +815,18 @@ impl TurnWindow {
         {
             return Ok(());
         }
-        let expected = self
-            .turns
-            .last()
-            .map_or(self.turn_count, |t| t.turn_index - 1);
-        if index != expected && !(self.turns.is_empty() && index < expected) {
+        let expected = self.oldest_read.map_or(self.turn_count, |oldest| oldest - 1);
+        if index != expected && !(self.oldest_read.is_none() && index < expected) {
             self.closed = true;
             return Ok(());
         }
         self.newest.get_or_insert(index);
-        self.turns.push(item.into_turn()?);
+        self.oldest_read = Some(index);
+        if item.retracted_at.is_some() {
+            self.retracted.push(index);
+        } else {
+            self.turns.push(item.into_turn()?);
+        }
         Ok(())
     }
 
@@ -825,9 +835,7 @@ impl TurnWindow {
     }
 
     fn oldest_index(&self) -> u64 {
-        self.turns
-            .last()
-            .map_or(self.turn_count + 1, |t| t.turn_index)
+        self.oldest_read.unwrap_or(self.turn_count + 1)
     }
 
     fn room(&self) -> usize {
@@ -854,9 +862,14 @@ impl TurnWindow {
         }
         kept.reverse();
         let first_kept = kept.first().map_or(newest + 1, |t| t.turn_index);
-        let omitted = (first_kept > self.summarized + 1).then(|| Omitted {
+        // A retracted turn is in no context: `omitted` does not end on one this read saw.
+        let mut to_turn = first_kept - 1;
+        while self.retracted.contains(&to_turn) {
+            to_turn -= 1;
+        }
+        let omitted = (to_turn > self.summarized).then(|| Omitted {
             from_turn: self.summarized + 1,
-            to_turn: first_kept - 1,
+            to_turn,
         });
         (kept, omitted)
     }
