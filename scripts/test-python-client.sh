@@ -22,19 +22,7 @@ fi
 
 proxy_port="${PY_PROXY_PORT:-8769}" api_port="${PY_API_PORT:-3766}" lambda_port="${PY_LAMBDA_PORT:-9766}"
 direct="$AWS_ENDPOINT_URL_DYNAMODB"
-pids=()
-stop() {
-  trap '' INT TERM
-  trap - EXIT
-  local index
-  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do
-    STOP_GRACE_SECONDS=8 ./scripts/stop-processes.sh "${pids[index]}"
-  done
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+source ./scripts/children.sh
 for port in "$proxy_port" "$api_port" "$lambda_port"; do
   if listening "$port"; then echo "python client tests: port $port is already in use" >&2; exit 1; fi
 done
@@ -62,13 +50,14 @@ done
 listening "$api_port" || { echo "python client tests: the API did not come up" >&2; exit 1; }
 ./scripts/warm-functions.sh "http://127.0.0.1:$api_port"
 
-(
-  cd clients/python
-  TIDEWATER_API="http://127.0.0.1:$api_port" TIDEWATER_FAULT_PROXY="http://127.0.0.1:$proxy_port" \
-    TIDEWATER_DYNAMODB="$direct" TIDEWATER_TOKEN_BIN="$OLDPWD/target/debug/token" \
-    if [ "${PY_RUN:-test}" = bench ]; then
-      PYTHONPATH=src "$PY/python" bench/compare.py
-    else
-      "$PY/pytest" -q -p no:cacheprovider ${PYTEST_ARGS:-}
-    fi
-)
+cd clients/python
+export TIDEWATER_API="http://127.0.0.1:$api_port" TIDEWATER_FAULT_PROXY="http://127.0.0.1:$proxy_port" \
+  TIDEWATER_DYNAMODB="$direct" TIDEWATER_TOKEN_BIN="$OLDPWD/target/debug/token"
+status=0
+if [ "${PY_RUN:-test}" = bench ]; then
+  PYTHONPATH=src "$PY/python" bench/compare.py || status=$?
+else
+  "$PY/pytest" -q -p no:cacheprovider ${PYTEST_ARGS:-} || status=$?
+fi
+cd "$OLDPWD"
+exit "$status"

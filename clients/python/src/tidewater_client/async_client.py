@@ -30,6 +30,7 @@ from .models import (
     Turn,
     TurnPage,
 )
+from .paging import every_item_async
 from .retry import RetryPolicy, retryable_exception
 
 T = TypeVar("T")
@@ -118,15 +119,8 @@ class AsyncClient:
     async def list_sessions(self, *, limit: int | None = None, cursor: str | None = None) -> SessionPage:
         return await self.send(calls.list_sessions(limit, cursor))
 
-    async def iter_sessions(self, *, page_size: int | None = None) -> AsyncIterator[ResumableSession]:
-        cursor: str | None = None
-        while True:
-            page = await self.list_sessions(limit=page_size, cursor=cursor)
-            for session in page.sessions:
-                yield session
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+    def iter_sessions(self, *, page_size: int | None = None) -> AsyncIterator[ResumableSession]:
+        return every_item_async(lambda cursor: self.list_sessions(limit=page_size, cursor=cursor), lambda p: p.sessions)
 
     async def append_turn(
         self,
@@ -164,30 +158,20 @@ class AsyncClient:
     async def export_turns(self, session_id: str, *, limit: int | None = None, cursor: str | None = None) -> TurnPage:
         return await self.send(calls.export_turns(session_id, limit, cursor))
 
-    async def iter_turns(self, session_id: str, *, page_size: int | None = None) -> AsyncIterator[Turn]:
-        cursor: str | None = None
-        while True:
-            page = await self.export_turns(session_id, limit=page_size, cursor=cursor)
-            for turn in page.turns:
-                yield turn
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+    def iter_turns(self, session_id: str, *, page_size: int | None = None) -> AsyncIterator[Turn]:
+        return every_item_async(
+            lambda cursor: self.export_turns(session_id, limit=page_size, cursor=cursor), lambda p: p.turns
+        )
 
     async def list_memory(
         self, *, customer_id: str | None = None, limit: int | None = None, cursor: str | None = None
     ) -> FactPage:
         return await self.send(calls.list_memory(customer_id, limit, cursor))
 
-    async def iter_memory(self, *, customer_id: str | None = None, page_size: int | None = None) -> AsyncIterator[Fact]:
-        cursor: str | None = None
-        while True:
-            page = await self.list_memory(customer_id=customer_id, limit=page_size, cursor=cursor)
-            for fact in page.facts:
-                yield fact
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+    def iter_memory(self, *, customer_id: str | None = None, page_size: int | None = None) -> AsyncIterator[Fact]:
+        return every_item_async(
+            lambda cursor: self.list_memory(customer_id=customer_id, limit=page_size, cursor=cursor), lambda p: p.facts
+        )
 
     async def forget_fact(self, fact_id: str, *, customer_id: str | None = None) -> None:
         await self.send(calls.forget_fact(fact_id, customer_id))

@@ -27,6 +27,7 @@ from .models import (
     Turn,
     TurnPage,
 )
+from .paging import every_item
 from .retry import RetryPolicy, retryable_exception
 
 T = TypeVar("T")
@@ -123,13 +124,7 @@ class Client:
 
     def iter_sessions(self, *, page_size: int | None = None) -> Iterator[ResumableSession]:
         """Every live session of the caller, newest activity first, following `next_cursor`."""
-        cursor: str | None = None
-        while True:
-            page = self.list_sessions(limit=page_size, cursor=cursor)
-            yield from page.sessions
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return every_item(lambda cursor: self.list_sessions(limit=page_size, cursor=cursor), lambda p: p.sessions)
 
     # Turns
 
@@ -177,13 +172,9 @@ class Client:
 
     def iter_turns(self, session_id: str, *, page_size: int | None = None) -> Iterator[Turn]:
         """Every turn of the session in order (retracted ones included, marked), page by page."""
-        cursor: str | None = None
-        while True:
-            page = self.export_turns(session_id, limit=page_size, cursor=cursor)
-            yield from page.turns
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return every_item(
+            lambda cursor: self.export_turns(session_id, limit=page_size, cursor=cursor), lambda p: p.turns
+        )
 
     # Memory and privacy
 
@@ -193,13 +184,9 @@ class Client:
         return self.send(calls.list_memory(customer_id, limit, cursor))
 
     def iter_memory(self, *, customer_id: str | None = None, page_size: int | None = None) -> Iterator[Fact]:
-        cursor: str | None = None
-        while True:
-            page = self.list_memory(customer_id=customer_id, limit=page_size, cursor=cursor)
-            yield from page.facts
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return every_item(
+            lambda cursor: self.list_memory(customer_id=customer_id, limit=page_size, cursor=cursor), lambda p: p.facts
+        )
 
     def forget_fact(self, fact_id: str, *, customer_id: str | None = None) -> None:
         self.send(calls.forget_fact(fact_id, customer_id))
