@@ -133,7 +133,7 @@ async fn invalid_turns_get_422_and_write_nothing() {
 
     for body in [
         json!({"response_id": "r1", "role": "user", "content": ""}),
-        json!({"response_id": "r1", "role": "system", "content": "hi"}),
+        json!({"response_id": "r1", "role": "bot", "content": "hi"}),
         json!({"response_id": "bad id!", "role": "user", "content": "hi"}),
         json!({"response_id": "x".repeat(129), "role": "user", "content": "hi"}),
         json!({"response_id": "r1", "role": "user", "content": "hi", "token_count": -1}),

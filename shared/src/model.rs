@@ -595,7 +595,7 @@ mod tests {
             turn("", "user", "hi", None),
             turn("has space", "user", "hi", None),
             turn(&"x".repeat(129), "user", "hi", None),
-            turn("r1", "system", "hi", None),
+            turn("r1", "bot", "hi", None),
             turn("r1", "user", "", None),
             turn("r1", "user", "   ", None),
             turn("r1", "user", "hi", Some(-1)),
