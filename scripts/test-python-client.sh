@@ -31,7 +31,7 @@ done
 # (applied, but the client's 1 s timeout drops the answer), or failed outright often enough
 # that the function's own retries give up and answer 503.
 FAULT_PROXY_PORT="$proxy_port" FAULT_UPSTREAM="$direct" FAULT_SEED=7 FAULT_LATENCY_MS=3000 \
-  FAULT_PLAN="latency@TransactWriteItems=0.25, internal_error@TransactWriteItems=0.45" \
+  FAULT_PLAN="latency@TransactWriteItems=0.2, internal_error@TransactWriteItems=0.6" \
   ./target/debug/fault-proxy >"$run_dir/fault-proxy.log" 2>&1 &
 pids+=($!)
 until listening "$proxy_port"; do kill -0 "${pids[0]}" || exit 1; sleep 0.1; done
