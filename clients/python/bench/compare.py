@@ -110,6 +110,7 @@ def concurrent_writers(make: Callable[[], Any], count: Callable[[], int]) -> dic
 
 
 def main() -> None:
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     api = os.environ["TIDEWATER_API"]
     token = subprocess.run(
         [os.environ["TIDEWATER_TOKEN_BIN"], f"bench-{uuid.uuid4().hex[:8]}"], check=True, capture_output=True, text=True
