@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, RequestExt, Response};
 use serde_json::{json, Value};
-use tidewater::memory::{self, FactDraft, FactKind, FactSource};
+use tidewater::memory::{FactDraft, FactKind, FactSource};
 use tidewater::store::customer_hash;
 use tidewater::{
     Caller, Config, CursorKey, DynamoStore, ExtractiveSummarizer, MemoryReader, MemoryWriter, NewSession, NewTurn,
@@ -74,7 +74,7 @@ async fn summarise(store: &DynamoStore, session: Uuid) -> summarize::Outcome {
 
 /// The drafts the offline extraction makes of the session's turns `after + 1 ..= through`.
 async fn drafts_of(store: &DynamoStore, session: Uuid, after: u64, through: u64) -> Vec<FactDraft> {
-    memory::extract(session, &store.turns_between(session, after, through).await.unwrap())
+    tidewater::summarizer::facts::extract(session, &store.turns_between(session, after, through).await.unwrap())
 }
 
 async fn list(store: &DynamoStore, caller: &Caller, whose: &str, query: &[(&str, &str)]) -> Response<Body> {

@@ -1,7 +1,11 @@
+//! The configuration: every setting, read once from the environment at start-up.
 use std::time::Duration;
 
 use crate::secret::Secret;
 use crate::Error;
+
+/// `MEMORY_MAX_FACTS` when unset: live facts kept per customer.
+pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 
 /// Settings read once from the environment at start-up. Every setting has a default; the
 /// one secret, the receipt salt, has none and is added with [`Config::with_receipt_salt`].
@@ -66,7 +70,7 @@ impl Default for Config {
             receipt_salt: None,
             metrics_function: None,
             warm_up: false,
-            memory_max_facts: crate::memory::DEFAULT_MEMORY_MAX_FACTS,
+            memory_max_facts: DEFAULT_MEMORY_MAX_FACTS,
             memory_ttl: None,
         }
     }
@@ -142,13 +146,6 @@ impl Config {
         self.receipt_salt
             .as_ref()
             .ok_or_else(|| Error::Config("RECEIPT_SALT was not loaded at init, so customers cannot be named".to_owned()))
-    }
-
-    /// The turn count at which the window after `summarized_through` becomes due: the window
-    /// is complete and `summary_keep_recent` newer turns follow it.
-    pub fn summary_due_at(&self, summarized_through: u64) -> u64 {
-        crate::summarizer::due_at(summarized_through, self.summary_threshold)
-            .saturating_add(self.summary_keep_recent)
     }
 }
 

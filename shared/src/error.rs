@@ -1,3 +1,4 @@
+//! The one error type of the crate: what went wrong, in terms the HTTP adapter maps to a status.
 use std::error::Error as StdError;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;

@@ -37,7 +37,7 @@ pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
     AppendAnswer, Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
-    ResumableSession, Retracted, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
+    Redactions, ResumableSession, Retracted, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
     TurnDraft, TurnPage,
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
@@ -46,5 +46,5 @@ pub use store::{
     MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
     SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter, TurnRetractor,
 };
-pub use redact::{AnyRedactor, OfflineRedactor, Redactions, Redactor};
+pub use redact::{AnyRedactor, OfflineRedactor, Redactor};
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::redact::Redactions;
 use crate::{Config, Error};
 
 /// Who is calling, as the API's JWT authorizer verified it.
@@ -564,6 +563,39 @@ pub struct TurnPage {
 pub fn envelope_len<T: Serialize>(value: &T) -> usize {
     let json = serde_json::to_string(value).unwrap_or_default();
     json.len() + json.bytes().filter(|b| matches!(b, b'"' | b'\\')).count()
+}
+
+/// How many of each kind a redaction replaced ([`crate::redact`]); serialised with the
+/// non-zero kinds only (`{"card": 1}`, or `{}` when nothing was found).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Redactions {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub card: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub iban: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub email: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub phone: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Redactions {
+    pub fn is_empty(&self) -> bool {
+        *self == Redactions::default()
+    }
+}
+
+impl std::ops::AddAssign for Redactions {
+    fn add_assign(&mut self, other: Redactions) {
+        self.card += other.card;
+        self.iban += other.iban;
+        self.email += other.email;
+        self.phone += other.phone;
+    }
 }
 
 #[cfg(test)]

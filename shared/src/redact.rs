@@ -13,15 +13,11 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
-use std::ops::AddAssign;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use crate::model::{Caller, TurnDraft};
-use crate::store::PageContextReader;
+use crate::model::TurnDraft;
 use crate::{positive_number, Error};
 
 #[cfg(feature = "comprehend")]
@@ -31,6 +27,7 @@ pub mod offline;
 #[cfg(feature = "comprehend")]
 pub use comprehend::ComprehendRedactor;
 pub use offline::redact_text;
+pub use crate::model::Redactions;
 
 /// A kind of personal data the redactors replace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,29 +102,8 @@ impl fmt::Display for Kinds {
     }
 }
 
-/// How many of each kind a redaction replaced; serialised with the non-zero kinds only
-/// (`{"card": 1}`, or `{}` when nothing was found).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Redactions {
-    #[serde(skip_serializing_if = "is_zero")]
-    pub card: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub iban: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub email: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub phone: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
+/// The counts a redaction reports ([`Redactions`], a wire type of [`crate::model`]), by kind.
 impl Redactions {
-    pub fn is_empty(&self) -> bool {
-        *self == Redactions::default()
-    }
-
     pub fn add(&mut self, kind: Kind) {
         *self.count_mut(kind) += 1;
     }
@@ -154,14 +130,6 @@ impl Redactions {
     fn log(&self, what: &'static str) {
         if !self.is_empty() {
             tracing::info!(what, card = self.card, iban = self.iban, email = self.email, phone = self.phone, "redacted");
-        }
-    }
-}
-
-impl AddAssign for Redactions {
-    fn add_assign(&mut self, other: Redactions) {
-        for kind in Kind::ALL {
-            *self.count_mut(kind) += other.of(kind);
         }
     }
 }
@@ -392,38 +360,34 @@ impl Redactor for AnyRedactor {
     }
 }
 
+/// Whether [`redact_turn`] needs the session's declared order numbers: only with `phone`
+/// enabled. The append handler then reads the page context ([`crate::PageContextReader`]:
+/// one eventually consistent GetItem, 0.5 RCU) and passes its [`OrderNumbers`]; a failed
+/// read is the append's 503.
+pub fn needs_order_numbers<R: Redactor>(redactor: &R) -> bool {
+    redactor.kinds().contains(Kind::Phone)
+}
+
 /// Redacts a turn's content, and every string of its `item` as [`redact_page_context`] does,
 /// before it is appended. The idempotency hash is then taken over
 /// the redacted content (its stable form), so no hash of a card number is stored and a retry
-/// of the same original is still a duplicate. With `phone` enabled it reads the session's
-/// page context for its order numbers ([`PageContextReader`]: one eventually consistent
-/// GetItem, 0.5 RCU); a failed read is the append's 503.
-pub async fn redact_turn<S: PageContextReader, R: Redactor>(
-    store: &S,
-    redactor: &R,
-    caller: &Caller,
-    session_id: Uuid,
-    mut turn: TurnDraft,
-) -> Result<(TurnDraft, Redactions), Error> {
+/// of the same original is still a duplicate. `orders` are the numbers the session's page
+/// context declares ([`OrderNumbers::declared_in`]); see [`needs_order_numbers`].
+pub async fn redact_turn<R: Redactor>(redactor: &R, orders: &OrderNumbers, mut turn: TurnDraft) -> (TurnDraft, Redactions) {
     if redactor.kinds().is_empty() {
-        return Ok((turn, Redactions::default()));
+        return (turn, Redactions::default());
     }
-    let orders = if redactor.kinds().contains(Kind::Phone) {
-        store.page_context(caller, session_id).await?.map(|p| OrderNumbers::declared_in(&p)).unwrap_or_default()
-    } else {
-        OrderNumbers::default()
-    };
-    let redacted = redactor.redact(&turn.content, &orders).await;
+    let redacted = redactor.redact(&turn.content, orders).await;
     redacted.counts.log("turn content");
     turn.content = redacted.text;
     turn.hashed_content = redacted.stable_text;
     let mut counts = redacted.counts;
     if let Some(item) = turn.item.as_mut() {
-        let in_item = redact_json(redactor, item, &orders).await;
+        let in_item = redact_json(redactor, item, orders).await;
         in_item.log("turn item");
         counts += in_item;
     }
-    Ok((turn, counts))
+    (turn, counts)
 }
 
 /// Joins a page context's strings for one redaction call. No detector matches across it.

@@ -36,7 +36,7 @@ impl BedrockSummarizer {
             Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
         };
         tracing::warn!(model_id = %self.model_id, error = %failure, "bedrock fact extraction failed; used the offline extraction");
-        memory::extract(session_id, turns)
+        tidewater::summarizer::facts::extract(session_id, turns)
     }
 
     async fn converse_facts(&self, session_id: Uuid, turns: &[Turn]) -> Result<Vec<FactDraft>, String> {
@@ -168,7 +168,7 @@ mod tests {
 
         let facts = bedrock_at(&url).extract_facts_with_model(SESSION, &window()).await;
 
-        assert_eq!(facts, memory::extract(SESSION, &window()));
+        assert_eq!(facts, tidewater::summarizer::facts::extract(SESSION, &window()));
         assert_eq!(facts.len(), 2);
     }
 
@@ -178,6 +178,6 @@ mod tests {
 
         let facts = bedrock_at(&format!("http://127.0.0.1:{port}")).extract_facts_with_model(SESSION, &window()).await;
 
-        assert_eq!(facts, memory::extract(SESSION, &window()));
+        assert_eq!(facts, tidewater::summarizer::facts::extract(SESSION, &window()));
     }
 }

@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::purge::Transacted;
+use super::transact::Transacted;
 use super::{backoff, cancellation_reasons, condition_failed, from_item, s, to_item, within, DynamoStore, ItemKey, BATCH_LIMIT};
 use crate::memory::{self, Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 use crate::{clock, keys, Error};

@@ -1,4 +1,5 @@
-//! Rolling summaries: fixed windows, the [`Summarizer`] trait and its offline default.
+//! Rolling summaries: the [`Summarizer`] trait and its offline default, the extractive
+//! summariser; its windows are in [`window`] and the offline fact extractor in [`facts`].
 //!
 //! A session is summarised in fixed windows of `threshold` turns (1–20, 21–40, ... at the
 //! default of 20). Each summary is made from the previous summary plus the turns of one
@@ -7,31 +8,16 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use crate::memory::{self, FactDraft};
+use crate::memory::FactDraft;
 use crate::model::{Role, Turn};
 use crate::Error;
 
+pub mod facts;
+pub mod window;
+pub use window::{due_at, next_window_end};
+
 /// The longest summary the extractive summariser writes, in characters.
 pub const DEFAULT_SUMMARY_MAX_CHARS: usize = 2_000;
-
-/// The last turn of the next window after `summarized_through`, once `turn_count` has passed
-/// its end by `keep_recent` turns; `None` until then, so the newest `keep_recent` turns are
-/// never summarised.
-pub fn next_window_end(
-    summarized_through: u64,
-    turn_count: u64,
-    threshold: u64,
-    keep_recent: u64,
-) -> Option<u64> {
-    let end = due_at(summarized_through, threshold);
-    (end.saturating_add(keep_recent) <= turn_count).then_some(end)
-}
-
-/// The last turn of the next window after `summarized_through`.
-pub fn due_at(summarized_through: u64, threshold: u64) -> u64 {
-    let threshold = threshold.max(1);
-    (summarized_through / threshold + 1).saturating_mul(threshold)
-}
 
 /// What one summary is made from: the previous summary, and the turns after it, oldest first.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +33,7 @@ pub trait Summarizer {
     /// The durable customer facts the window's turns state (long-term memory). Infallible:
     /// a summariser that asks a model falls back to this offline extraction on any error.
     fn extract_facts(&self, session_id: Uuid, turns: &[Turn]) -> impl Future<Output = Vec<FactDraft>> + Send {
-        let facts = memory::extract(session_id, turns);
+        let facts = facts::extract(session_id, turns);
         async move { facts }
     }
 }
@@ -355,37 +341,6 @@ mod tests {
             turn(3, Role::User, "Great. Do you also have \"Spy x Family\"? I like comedy.", Some("browse")),
             turn(4, Role::Assistant, "We have Spy x Family volumes 1 to 12.", None),
         ]
-    }
-
-    #[test]
-    fn windows_are_fixed_multiples_of_the_threshold() {
-        assert_eq!(next_window_end(0, 19, 20, 0), None);
-        assert_eq!(next_window_end(0, 20, 20, 0), Some(20));
-        assert_eq!(next_window_end(0, 45, 20, 0), Some(20));
-        assert_eq!(next_window_end(20, 39, 20, 0), None);
-        assert_eq!(next_window_end(20, 40, 20, 0), Some(40));
-        // A watermark off the grid (the threshold changed) goes to the next boundary.
-        assert_eq!(next_window_end(15, 20, 10, 0), Some(20));
-        assert_eq!(due_at(40, 20), 60);
-    }
-
-    #[test]
-    fn the_newest_turns_are_never_summarised() {
-        assert_eq!(next_window_end(0, 29, 20, 10), None);
-        assert_eq!(next_window_end(0, 30, 20, 10), Some(20));
-        assert_eq!(next_window_end(20, 49, 20, 10), None);
-        assert_eq!(next_window_end(20, 50, 20, 10), Some(40));
-        // Settled, the watermark S keeps T - 30 < S <= T - 10 at the defaults.
-        for turn_count in 0..300u64 {
-            let mut settled = 0;
-            while let Some(end) = next_window_end(settled, turn_count, 20, 10) {
-                settled = end;
-            }
-            assert!(
-                turn_count < 30 || (turn_count - 30 < settled && settled + 10 <= turn_count),
-                "{turn_count}"
-            );
-        }
     }
 
     #[test]

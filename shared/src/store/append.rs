@@ -1,0 +1,208 @@
+//! Appending a turn: exactly once per `response_id`, at the next gap-free index, in one
+//! transaction with META's counter.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use uuid::Uuid;
+
+use crate::clock;
+use crate::items::{MetaItem, ResponseItem, TurnItem};
+use crate::model::{Appended, Caller, TurnDraft};
+use crate::{codec, keys, Error};
+
+use super::{backoff, cancellation_reasons, condition_failed, failed_item, n, request_token, s, to_item, within};
+use super::{DynamoStore, TurnAppender};
+
+
+/// How many times an append retries after losing a race for the next turn index.
+const MAX_APPEND_ATTEMPTS: u32 = 60;
+
+
+/// The positions of an append transaction, as `CancellationReasons` lists them.
+mod append_position {
+    pub const RESPONSE: usize = 0;
+    pub const TURN: usize = 1;
+    pub const META: usize = 2;
+}
+
+/// While a due summary has not landed, every this many appends flip META's `summary_rearm`,
+/// which the stream filter matches, so the summariser is asked again.
+pub const SUMMARY_REARM_TURNS: u64 = 10;
+
+/// The fields of META that an append needs to decide the next index.
+struct AppendBase {
+    turn_count: u64,
+    summarized_through: u64,
+    /// The customer index's sort key; `None` for guests, who are not in the index.
+    listed_at: Option<String>,
+}
+
+impl AppendBase {
+    fn from_meta(meta: MetaItem, caller: &Caller, now_secs: i64) -> Result<Self, Error> {
+        if meta.owner_id != caller.customer_id || meta.is_expired(now_secs) {
+            return Err(Error::NotFound);
+        }
+        Ok(AppendBase {
+            turn_count: meta.turn_count,
+            summarized_through: meta.summarized_through,
+            listed_at: if meta.guest { None } else { meta.gsi1sk },
+        })
+    }
+}
+
+impl TurnAppender for DynamoStore {
+    async fn append_turn(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        turn: TurnDraft,
+    ) -> Result<Appended, Error> {
+        let meta = self
+            .read_meta(&session_id, true, self.config.write_timeout)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+        let content = codec::compress(&turn.content);
+        let payload_hash = turn.payload_hash();
+
+        for attempt in 0..MAX_APPEND_ATTEMPTS {
+            let transaction = self.append_transaction(caller, &session_id, &turn, &content, &payload_hash, &base)?;
+            let index = base.turn_count + 1;
+            let sent = within(self.config.write_timeout, transaction.send()).await?;
+            let reasons = match sent {
+                Ok(output) => {
+                    self.record(output.consumed_capacity());
+                    tracing::info!(%session_id, turn_index = index, attempt, "turn appended");
+                    return Ok(Appended { turn_index: index, duplicate: false });
+                }
+                Err(e) => cancellation_reasons(e)?,
+            };
+
+            if let Some(existing) = failed_item::<ResponseItem>(&reasons, append_position::RESPONSE)? {
+                return if existing.payload_hash == payload_hash {
+                    tracing::info!(%session_id, turn_index = existing.turn_index, "duplicate append");
+                    Ok(Appended { turn_index: existing.turn_index, duplicate: true })
+                } else {
+                    Err(Error::Conflict("this response_id was already used with a different payload".to_owned()))
+                };
+            }
+            if condition_failed(&reasons, append_position::META) {
+                // Someone else took the index, or the session went away: the old META says which.
+                let meta: MetaItem = failed_item(&reasons, append_position::META)?.ok_or(Error::NotFound)?;
+                base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+                continue;
+            }
+            let turn_taken = condition_failed(&reasons, append_position::TURN);
+            if !turn_taken {
+                // A transaction conflict: another append is in flight. Back off first.
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?;
+            let fresh = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+            if turn_taken && fresh.turn_count == base.turn_count {
+                // TURN#n exists although META counts n-1: an item no append of this session wrote.
+                tracing::error!(%session_id, turn_index = index, "a turn item exists beyond the session's count");
+                return Err(Error::SessionIdUnavailable);
+            }
+            base = fresh;
+        }
+        Err(Error::Unavailable("too many concurrent appends to this session".into()))
+    }
+}
+
+impl DynamoStore {
+    /// One transaction: claim the response id, write the turn, and move META's counter from
+    /// `turn_count` to `turn_count + 1`. Any concurrent append to the same session breaks the
+    /// last condition, so indices stay gap-free, and a reused response id breaks the first.
+    fn append_transaction(
+        &self,
+        caller: &Caller,
+        session_id: &Uuid,
+        turn: &TurnDraft,
+        content: &[u8],
+        payload_hash: &str,
+        base: &AppendBase,
+    ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder, Error>
+    {
+        let (now, now_secs, ttl) = self.now_with_expiry();
+        let index = base.turn_count + 1;
+        let pk = keys::session_pk(session_id);
+
+        let response = ResponseItem {
+            pk: pk.clone(),
+            sk: keys::response_sk(&turn.response_id),
+            turn_index: index,
+            payload_hash: payload_hash.to_owned(),
+        };
+        let turn_item = TurnItem {
+            pk: pk.clone(),
+            sk: keys::turn_sk(index),
+            role: turn.role,
+            content: content.to_vec(),
+            intent: turn.intent.clone(),
+            token_count: turn.token_count,
+            created_at: now.clone(),
+            item: turn.item.as_ref().map(codec::compress_json),
+            retracted_at: None,
+        };
+
+        let mut set = vec![
+            "turn_count = :index",
+            "updated_at = :now",
+            "#ttl = :ttl",
+            "version = version + :one",
+        ];
+        let mut values = HashMap::from([
+            (":index".to_owned(), n(index)),
+            (":previous".to_owned(), n(base.turn_count)),
+            (":now".to_owned(), s(&now)),
+            (":now_secs".to_owned(), n(now_secs)),
+            (":ttl".to_owned(), n(ttl)),
+            (":one".to_owned(), n(1)),
+            (":owner".to_owned(), s(&caller.customer_id)),
+        ]);
+        if let Some(listed_at) = &base.listed_at {
+            // The index entry is rewritten only when the activity has moved a full step.
+            let listed_secs = clock::parse_epoch_seconds(listed_at).unwrap_or(i64::MIN);
+            if now_secs.saturating_sub(listed_secs)
+                >= self.config.resume_order_step.as_secs() as i64
+            {
+                set.push("GSI1SK = :now");
+                set.push("listed_turn_count = :index");
+            }
+        }
+        let due_at = self.config.summary_due_at(base.summarized_through);
+        if index >= due_at {
+            set.push("needs_summary = :due");
+            values.insert(":due".to_owned(), AttributeValue::Bool(true));
+        }
+        if index >= due_at + SUMMARY_REARM_TURNS {
+            set.push("summary_rearm = :rearm");
+            let flipped = ((index - due_at) / SUMMARY_REARM_TURNS) % 2 == 1;
+            values.insert(":rearm".to_owned(), AttributeValue::Bool(flipped));
+        }
+        let meta_update = Update::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(keys::META))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression("turn_count = :previous AND owner_id = :owner AND #ttl > :now_secs")
+            .expression_attribute_names("#ttl", "ttl")
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(Error::unavailable)?;
+
+        Ok(self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&response)?, true)?).build())
+            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&turn_item)?, false)?).build())
+            .transact_items(TransactWriteItem::builder().update(meta_update).build())
+            .client_request_token(request_token(&[&pk, &turn.response_id, &index.to_string(), &now]))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total))
+    }
+}

@@ -1,0 +1,165 @@
+//! Loading a context: META and the latest summary, then the unsummarised turns newest first,
+//! fitted to the caller's budget; and the version a conditional load compares.
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use uuid::Uuid;
+
+use crate::items::TurnItem;
+use crate::model::{envelope_len, Caller, Context, ContextRequest, CONTEXT_BODY_BUDGET_BYTES, MAX_MAX_TURNS};
+use crate::{keys, Error};
+
+use super::turn_window::TurnWindow;
+
+use super::{from_item, s, within_deadline};
+use super::{ContextLoader, DynamoStore, SessionItems};
+
+impl ContextLoader for DynamoStore {
+    async fn load_context(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        request: ContextRequest,
+    ) -> Result<Context, Error> {
+        let deadline = tokio::time::Instant::now() + self.config.load_deadline;
+        let wanted = request
+            .max_turns
+            .unwrap_or(MAX_MAX_TURNS)
+            .clamp(1, MAX_MAX_TURNS);
+        // Without max_turns, the first read covers a settled backlog (at most threshold +
+        // keep_recent - 1 turns after the summary); a longer backlog takes a second read.
+        let first_read = if request.max_turns.is_some() {
+            wanted
+        } else {
+            wanted.min(self.settled_backlog())
+        };
+        let pk = keys::session_pk(&session_id);
+        let head = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :head")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":first", s(keys::turn_sk(1)))
+            .expression_attribute_values(":head", s(keys::LATEST_SUMMARY))
+            .scan_index_forward(false)
+            .limit((first_read + 2) as i32)
+            .consistent_read(request.consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let head = within_deadline(deadline, head)
+            .await?
+            .map_err(Error::from_store)?;
+        self.record_read(head.consumed_capacity());
+        let more_below = head
+            .last_evaluated_key
+            .as_ref()
+            .is_some_and(|k| !k.is_empty());
+
+        let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(head.items.unwrap_or_default())?;
+        let meta = meta.ok_or(Error::NotFound)?;
+        let readable = meta.owner_id == caller.customer_id || caller.is_support();
+        if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
+            return Err(Error::NotFound);
+        }
+        let summarized = summary
+            .as_ref()
+            .map_or(0, |latest| latest.through_turn)
+            .min(meta.turn_count);
+        let mut window = TurnWindow::new(meta.turn_count, summarized, wanted);
+        for item in newest_first {
+            window.push(item)?;
+        }
+        if window.wants_older() && more_below {
+            // Turns below the first read were committed before it, so a consistent read sees them all.
+            let (from, to) = (summarized + 1, window.oldest_index() - 1);
+            // Every retracted turn could lie below: read that many more.
+            let limit = window.room() + (meta.retracted_turns as usize).min(MAX_MAX_TURNS);
+            let older = self
+                .turns_newest_first(&pk, from, to, limit, deadline)
+                .await?;
+            for item in older {
+                window.push(item)?;
+            }
+        }
+        let mut session = meta.session();
+        session.turn_count = window.turn_count();
+        let mut context = Context {
+            session: Some(session),
+            summary,
+            omitted: None,
+            turns: Vec::new(),
+            degraded: false,
+            version: Some(meta.version),
+        };
+        let (turns, omitted) = window.fit(
+            request.max_tokens,
+            CONTEXT_BODY_BUDGET_BYTES - envelope_len(&context),
+        );
+        context.turns = turns;
+        context.omitted = omitted;
+        Ok(context)
+    }
+
+    async fn context_version(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        consistent: bool,
+    ) -> Result<u64, Error> {
+        let meta = self
+            .read_meta(&session_id, consistent, self.config.load_deadline)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let readable = meta.owner_id == caller.customer_id || caller.is_support();
+        if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
+            return Err(Error::NotFound);
+        }
+        Ok(meta.version)
+    }
+}
+
+impl DynamoStore {
+    /// The most unsummarised turns a settled session has: the summary trails the newest turn
+    /// by fewer than a window plus the kept turns.
+    fn settled_backlog(&self) -> usize {
+        (self.config.summary_threshold + self.config.summary_keep_recent)
+            .clamp(1, MAX_MAX_TURNS as u64) as usize
+    }
+
+    /// Turns `from..=to`, newest first, at most `limit`, strongly consistent.
+    async fn turns_newest_first(
+        &self,
+        pk: &str,
+        from: u64,
+        to: u64,
+        limit: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<TurnItem>, Error> {
+        if to < from || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(keys::turn_sk(from)))
+            .expression_attribute_values(":to", s(keys::turn_sk(to)))
+            .scan_index_forward(false)
+            .limit(limit.min(2 * MAX_MAX_TURNS) as i32)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within_deadline(deadline, query)
+            .await?
+            .map_err(Error::from_store)?;
+        self.record_read(output.consumed_capacity());
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}

@@ -1,0 +1,249 @@
+//! A customer's purge: the ledger that survives a cut-off purge, the sessions it marks
+//! and erases, the counts it adds up, and the receipt that closes it.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_dynamodb::types::{Delete, PutRequest, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update, WriteRequest};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::model::{Caller, Receipt};
+use crate::store::transact::Transacted;
+use crate::store::{from_item, n, s, to_item, within, DynamoStore};
+use crate::{clock, keys, Error};
+
+use super::{BatchDeleter, CustomerPurger, Erased, LedgerItem, MetaOutcome, PendingItem, ReceiptItem, ReceiptReader};
+use super::{BATCH_LIMIT, MAX_PURGE_ROUNDS, SESSIONS_IN_PARALLEL};
+
+
+impl CustomerPurger for DynamoStore {
+    async fn purge_customer(&self, customer_id: &str, request_id: &str) -> Result<Receipt, Error> {
+        self.purge_customer_with(self, customer_id, request_id).await
+    }
+}
+
+impl ReceiptReader for DynamoStore {
+    async fn read_receipt(&self, caller: &Caller, receipt_id: Uuid) -> Result<Receipt, Error> {
+        let callers_hash = self.customer_hash(&caller.customer_id)?;
+        let receipt = self.get_receipt(&receipt_id).await?.ok_or(Error::NotFound)?;
+        if caller.is_privacy() || receipt.customer_hash == callers_hash {
+            Ok(receipt)
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+}
+
+impl DynamoStore {
+    /// [`CustomerPurger::purge_customer`], deleting through `deleter`.
+    pub async fn purge_customer_with<D: BatchDeleter>(
+        &self,
+        deleter: &D,
+        customer_id: &str,
+        request_id: &str,
+    ) -> Result<Receipt, Error> {
+        let hash = self.customer_hash(customer_id)?;
+        let ledger = self.open_ledger(&hash, request_id).await?;
+        let listed = self.registered_sessions(&hash).await?;
+        self.mark_listed(&hash, &listed).await?;
+
+        let hash = &hash;
+        for _ in 0..MAX_PURGE_ROUNDS {
+            let pending = self.pending(hash).await?;
+            if pending.is_empty() {
+                self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
+                let receipt = self.close_ledger(hash, &ledger.receipt_id).await?;
+                tracing::info!(
+                    receipt_id = %receipt.receipt_id,
+                    sessions_deleted = receipt.sessions_deleted,
+                    items_deleted = receipt.items_deleted,
+                    memory_items_deleted = receipt.memory_items_deleted,
+                    "customer purged"
+                );
+                return Ok(receipt);
+            }
+            // After a failure no new session starts, but those under way finish and are
+            // counted, rather than being dropped with their requests in flight.
+            let failed = &AtomicBool::new(false);
+            let outcomes: Vec<Result<(), Error>> = futures::stream::iter(pending)
+                .map(|marker| async move {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let outcome = match self.erase_session(deleter, customer_id, &marker.session_id).await {
+                        Ok(erased) => self.retire_into_ledger(hash, &marker, erased).await,
+                        Err(e) => Err(e),
+                    };
+                    if outcome.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    outcome
+                })
+                .buffer_unordered(SESSIONS_IN_PARALLEL)
+                .collect()
+                .await;
+            outcomes.into_iter().collect::<Result<(), Error>>()?;
+        }
+        Err(Error::Unavailable("sessions kept appearing while the purge ran; repeat it".into()))
+    }
+
+    /// Every session in the customer's registry: live, expired, or with only leftovers.
+    pub(super) async fn registered_sessions(&self, hash: &str) -> Result<Vec<Uuid>, Error> {
+        let items = self.privacy_items(hash, keys::REGISTRY_PREFIX, Some("SK")).await?;
+        items
+            .iter()
+            .map(|item| {
+                let sk = item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str).unwrap_or_default();
+                let id = sk.strip_prefix(keys::REGISTRY_PREFIX).and_then(|id| Uuid::parse_str(id).ok());
+                id.ok_or_else(|| Error::Corrupt(format!("bad registry key {sk:?}").into()))
+            })
+            .collect()
+    }
+
+    /// Marks the sessions a purge found in the customer index, 25 to a batch.
+    pub(super) async fn mark_listed(&self, hash: &str, sessions: &[Uuid]) -> Result<(), Error> {
+        for batch in sessions.chunks(BATCH_LIMIT) {
+            let requests = batch
+                .iter()
+                .map(|session_id| {
+                    let item = to_item(&Self::pending_item(hash, session_id, true))?;
+                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(Error::unavailable)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            self.write_batch(requests).await?;
+        }
+        Ok(())
+    }
+
+    /// Every pending marker of the customer.
+    pub(super) async fn pending(&self, hash: &str) -> Result<Vec<PendingItem>, Error> {
+        self.privacy_items(hash, keys::PENDING_PREFIX, None).await?.into_iter().map(from_item).collect()
+    }
+
+    /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
+    pub(super) async fn open_ledger(&self, hash: &str, request_id: &str) -> Result<LedgerItem, Error> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .update_expression(
+                "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
+                 requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id) \
+                 ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
+            )
+            .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
+            .expression_attribute_values(":hash", s(hash))
+            .expression_attribute_values(":now", s(clock::format(clock::now())))
+            .expression_attribute_values(":request_id", s(request_id))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(self.config.write_timeout, update).await?.map_err(Error::from_store)?;
+        self.record_write(output.consumed_capacity());
+        from_item(output.attributes.unwrap_or_default())
+    }
+
+    /// Step 4 of the procedure for a purge: the marker goes, and the ledger counts the
+    /// session, in one transaction, so that a session is counted once however many purges
+    /// run over it. A marker someone else retired first is not counted again.
+    pub(super) async fn retire_into_ledger(&self, hash: &str, marker: &PendingItem, erased: Erased) -> Result<(), Error> {
+        if erased.meta == MetaOutcome::OtherOwner {
+            // A marker a single deletion left for a session that is not the customer's.
+            return self.delete_pending(hash, &marker.session_id).await;
+        }
+        let counted = marker.listed || erased.items > 0;
+        let add = Update::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .update_expression("ADD sessions_deleted :sessions, items_deleted :items")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":sessions", n(u64::from(counted)))
+            .expression_attribute_values(":items", n(erased.items))
+            .build()
+            .map_err(Error::unavailable)?;
+        let retire = Delete::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::pending_sk(&marker.session_id)))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .map_err(Error::unavailable)?;
+        let transaction = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(add).build())
+            .transact_items(TransactWriteItem::builder().delete(retire).build());
+        match self.transact(transaction).await? {
+            Transacted::Committed => Ok(()),
+            // The marker or the ledger is already gone: a concurrent run finished first.
+            Transacted::ConditionFailed => self.delete_pending(hash, &marker.session_id).await,
+        }
+    }
+
+    /// Step 4's ledger update: `deleted` more memory items, while the ledger exists.
+    pub(super) fn count_memory_into_ledger(&self, hash: &str, deleted: u64) -> Result<Update, Error> {
+        Update::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .update_expression("ADD memory_items_deleted :deleted")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":deleted", n(deleted))
+            .build()
+            .map_err(Error::unavailable)
+    }
+
+    /// Writes the receipt from the ledger and deletes the ledger, in one transaction. When
+    /// a concurrent run of the same purge did it first, answers with that run's receipt.
+    pub(super) async fn close_ledger(&self, hash: &str, receipt_id: &Uuid) -> Result<Receipt, Error> {
+        let ledger_key = || {
+            HashMap::from([(keys::PK.to_owned(), s(keys::privacy_pk(hash))), (keys::SK.to_owned(), s(keys::PURGE_LEDGER))])
+        };
+        let ledger: Option<LedgerItem> =
+            self.get_item(keys::privacy_pk(hash), keys::PURGE_LEDGER, true, self.config.write_timeout).await?;
+
+        if let Some(ledger) = ledger.filter(|l| l.receipt_id == *receipt_id) {
+            let receipt = ReceiptItem {
+                pk: keys::receipt_pk(receipt_id),
+                sk: keys::RECEIPT.to_owned(),
+                receipt_id: *receipt_id,
+                customer_hash: ledger.customer_hash,
+                requested_at: ledger.requested_at,
+                completed_at: clock::format(clock::now()),
+                sessions_deleted: ledger.sessions_deleted,
+                items_deleted: ledger.items_deleted,
+                memory_items_deleted: ledger.memory_items_deleted,
+                request_id: ledger.request_id,
+            };
+            let close = Delete::builder()
+                .table_name(self.table())
+                .set_key(Some(ledger_key()))
+                .condition_expression("receipt_id = :receipt_id")
+                .expression_attribute_values(":receipt_id", s(receipt_id.to_string()))
+                .build()
+                .map_err(Error::unavailable)?;
+            let transaction = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&receipt)?, false)?).build())
+                .transact_items(TransactWriteItem::builder().delete(close).build());
+            if let Transacted::Committed = self.transact(transaction).await? {
+                return Ok(receipt.into());
+            }
+        }
+        self.get_receipt(receipt_id)
+            .await?
+            .ok_or_else(|| Error::Unavailable("the purge's ledger changed under it; repeat the purge".into()))
+    }
+
+    pub(super) async fn get_receipt(&self, receipt_id: &Uuid) -> Result<Option<Receipt>, Error> {
+        let receipt: Option<ReceiptItem> =
+            self.get_item(keys::receipt_pk(receipt_id), keys::RECEIPT, true, self.config.write_timeout).await?;
+        Ok(receipt.map(Receipt::from))
+    }
+}
