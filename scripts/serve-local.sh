@@ -2,8 +2,8 @@
 # Serves the API on $API_PORT against the DynamoDB endpoint in $AWS_ENDPOINT_URL_DYNAMODB
 # (DynamoDB Local from scripts/with-dynamodb.sh) or, when that is unset, $DYNAMODB_ENDPOINT:
 # creates the table if it is missing, runs the functions under `cargo lambda watch`, the
-# stream runner and the gateway, and says how long it took to be ready. Logs and the stream
-# checkpoint go to $RUN_DIR (default .run).
+# stream runners, the janitor's scheduler and the gateway, and says how long it took to be
+# ready. Logs and the stream checkpoint go to $RUN_DIR (default .run).
 # Ctrl-C, SIGTERM, or any of the services ending, stops them all within a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,28 +36,10 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
 fi
 mkdir -p "$RUN_DIR"
 
-children=()
-stop() {
-  trap '' INT TERM # a second Ctrl-C must not cut the clean-up short
-  trap - EXIT
-  [ ${#children[@]} -eq 0 ] || ./scripts/stop-processes.sh $(./scripts/descendants.sh "${children[@]}")
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-wait_for_port() {
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "${children[@]}" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "nothing is listening on port $1" >&2
-  return 1
-}
+. ./scripts/supervise.sh
 
 echo "building the functions and local tools (cargo build)..."
-cargo build --locked --workspace --bins
+./scripts/build-local.sh
 ./target/debug/create-table
 
 # FUNCTION_CONCURRENCY: instances per function; RELOAD_ON_CHANGE=0: no rebuild when code changes.
@@ -73,6 +55,10 @@ STREAM_FUNCTION=sweep-expired CHECKPOINT_FILE="$RUN_DIR/sweep-checkpoint.json" \
   ./target/debug/stream-runner >"$RUN_DIR/sweep-runner.log" 2>&1 &
 children+=($!)
 
+# The janitor, as the template's schedule runs it (every minute here).
+./target/debug/scheduler >"$RUN_DIR/scheduler.log" 2>&1 &
+children+=($!)
+
 ./target/debug/gateway &
 children+=($!)
 wait_for_port "$API_PORT"
@@ -83,10 +69,7 @@ tidewater is running (ready in $(( ($(date +%s%N) - started_ns) / 1000000000 )) 
   DynamoDB   $AWS_ENDPOINT_URL_DYNAMODB   table $TABLE_NAME
   functions  $LAMBDA_INVOKE_URL   log $RUN_DIR/functions.log
   stream     log $RUN_DIR/stream-runner.log
+  janitor    every ${JANITOR_INTERVAL_SECONDS:-60} s, log $RUN_DIR/scheduler.log
 Ctrl-C stops everything.
 MSG
-# Until Ctrl-C, or until one of them ends: then the others are stopped too.
-status=0
-wait -n "${children[@]}" || status=$?
-echo "a local service ended (status $status); stopping the others" >&2
-exit "$status"
+wait_for_any_child

@@ -186,7 +186,7 @@ async fn appending_to_an_unknown_or_foreign_session_gets_404() {
 async fn appending_to_an_expired_session_gets_404() {
     let store = fresh_store(Config { session_ttl: std::time::Duration::from_secs(1), ..test_config() }).await;
     let session = session_of(&store, &alice()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    store.clock().advance(std::time::Duration::from_millis(2100));
 
     assert_error(&append(&store, &alice(), session, &append_body("r1", "hi")).await, 404, "not_found");
 }

@@ -218,7 +218,7 @@ async fn the_owner_and_support_may_export_anyone_else_gets_404() {
 async fn an_expired_session_is_404_even_for_support() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..test_config() }).await;
     let session = session_with(&store, &alice(), numbered(2)).await;
-    tokio::time::sleep(Duration::from_millis(7_100)).await;
+    store.clock().advance(Duration::from_millis(7_100));
 
     assert_error(&export(&store, &alice(), session, &[]).await, 404, "not_found");
     assert_error(&export(&store, &Caller::new("carol", ["support"]), session, &[]).await, 404, "not_found");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{json, Value};
+use serde_json::json;
 use tidewater::store::{BatchDeleter, ItemKey};
 use tidewater::{
     keys, Caller, DynamoStore, Error, NewSession, NewTurn, SessionCreator, SummaryWriter, TurnAppender,
@@ -43,55 +43,6 @@ async fn items_of(store: &DynamoStore, session: Uuid) -> Vec<Item> {
             [keys::PK, keys::SK].iter().any(|k| item.get(*k).and_then(|v| v.as_s().ok()).is_some_and(|v| v.contains(&id)))
         })
         .collect()
-}
-
-async fn delete_meta_as_ttl_would(store: &DynamoStore, session: Uuid) -> Item {
-    store
-        .client()
-        .delete_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
-        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .expect("META existed")
-}
-
-/// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
-fn ttl_removal(old_image: &Item, by_ttl: bool) -> Value {
-    let image: serde_json::Map<String, Value> = old_image
-        .iter()
-        .map(|(name, value)| {
-            let json = match value {
-                AttributeValue::S(s) => json!({"S": s}),
-                AttributeValue::N(n) => json!({"N": n}),
-                AttributeValue::Bool(b) => json!({"BOOL": b}),
-                _ => json!({"NULL": true}),
-            };
-            (name.clone(), json)
-        })
-        .collect();
-    let mut record = json!({
-        "eventID": Uuid::new_v4().simple().to_string(),
-        "eventName": "REMOVE",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": {"PK": image["PK"], "SK": image["SK"]},
-            "OldImage": image,
-            "SequenceNumber": "900",
-            "SizeBytes": 200,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    });
-    if by_ttl {
-        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
-    }
-    record
 }
 
 #[tokio::test]
@@ -187,8 +138,9 @@ async fn a_purge_leaves_nothing_of_expired_removed_live_or_racing_sessions() {
         .await
         .into_iter()
         .filter(|i| i[keys::PK].as_s().unwrap() == &keys::privacy_pk(&hash))
+        .filter(|i| i[keys::SK].as_s().unwrap() != keys::LAST_RECEIPT)
         .collect();
-    assert_eq!(privacy_items, Vec::<Item>::new(), "no registry entry, marker or ledger is left");
+    assert_eq!(privacy_items, Vec::<Item>::new(), "no registry entry, marker or ledger is left, only the receipt's id");
     assert_eq!(receipt.sessions_deleted, 3);
     assert!(!items_of(&store, guest).await.is_empty(), "guest sessions stay out of purges");
 }
@@ -285,4 +237,57 @@ async fn a_summary_already_written_is_told_apart_from_a_refused_one() {
     assert!(!store.put_summary(session, 20, "again").await.unwrap(), "already written");
     assert!(!store.put_summary(session, 10, "older").await.unwrap(), "a summary this far exists");
     assert!(matches!(store.put_summary(session, 40, "ahead").await, Err(Error::Conflict(_))), "past the turn count");
+}
+
+/// Appends turns `from..=to`, and the indices whose META change passes the summarize filter.
+async fn append_and_trigger(store: &DynamoStore, session: Uuid, turns: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+    let filter = StreamMapping::load(TEMPLATE, "summarize").unwrap().filter;
+    let mut triggers = Vec::new();
+    for i in turns {
+        let before = meta(store, session).await;
+        store.append_turn(&alice(), session, turn(i)).await.unwrap();
+        if filter.matches_record(&meta_change(&before, &meta(store, session).await)) {
+            triggers.push(i);
+        }
+    }
+    triggers
+}
+
+#[tokio::test]
+async fn a_summary_that_lands_when_the_next_window_is_already_due_leaves_it_due() {
+    // Given a session whose second window became due before the first summary landed,
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 0).await;
+    let next_due = store.config().summary_due_at(20);
+    append_and_trigger(&store, session, 1..=next_due + 5).await;
+
+    // when the first window's summary lands,
+    assert!(store.put_summary(session, 20, "the first window").await.unwrap());
+
+    // then the session is still flagged: ten appends after the window became due the trigger
+    // fires again, and `make redrive` finds it.
+    assert_eq!(meta(&store, session).await["needs_summary"], AttributeValue::Bool(true));
+    let triggers = append_and_trigger(&store, session, next_due + 6..=next_due + 10).await;
+    assert_eq!(triggers, vec![next_due + 10]);
+    assert_eq!(store.rearm_due_summaries().await.unwrap(), 1, "make redrive re-arms the due window");
+}
+
+#[tokio::test]
+async fn after_a_summary_lands_the_rearm_starts_afresh() {
+    // Given a session whose re-arm flag was flipped while its first summary was late,
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 0).await;
+    let due = store.config().summary_due_at(0);
+    assert_eq!(append_and_trigger(&store, session, 1..=due + 15).await, vec![due, due + 10]);
+    assert_eq!(meta(&store, session).await["summary_rearm"], AttributeValue::Bool(true));
+
+    // when the summary lands,
+    assert!(store.put_summary(session, 20, "the first window").await.unwrap());
+
+    // then the flag is reset, so the next window's trigger and its first re-arm both fire.
+    let meta_now = meta(&store, session).await;
+    assert_eq!((meta_now["needs_summary"].clone(), meta_now["summary_rearm"].clone()), (AttributeValue::Bool(false), AttributeValue::Bool(false)));
+    let next_due = store.config().summary_due_at(20);
+    let triggers = append_and_trigger(&store, session, due + 16..=next_due + 10).await;
+    assert_eq!(triggers, vec![next_due, next_due + 10]);
 }

@@ -91,7 +91,7 @@ async fn an_expired_session_is_404_before_dynamodb_deletes_it() {
     let session = session_with_turns(&store, &alice(), 1).await;
     assert_eq!(load(&store, &alice(), session, &[]).await.status(), 200);
 
-    tokio::time::sleep(Duration::from_millis(6100)).await;
+    store.clock().advance(Duration::from_millis(6100));
 
     assert_error(&load(&store, &alice(), session, &[]).await, 404, "not_found");
 }
@@ -304,4 +304,72 @@ async fn if_none_match_with_the_current_etag_is_304_until_the_session_changes() 
         load_context::handle(&*store, request).await
     };
     assert_error(&foreign, 404, "not_found");
+}
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// Writes `item` back as it was: the lagging replica has caught up.
+async fn restore(store: &DynamoStore, item: Item) {
+    store.client().put_item().table_name(&store.config().table_name).set_item(Some(item)).send().await.unwrap();
+}
+
+async fn load_if_none_match(store: &DynamoStore, session: Uuid, tag: &str) -> lambda_http::Response<lambda_http::Body> {
+    let path = format!("/sessions/{session}/context");
+    let mut request = api_request(Some(&alice()), "GET", "/sessions/{id}/context", &path, &[], None);
+    request.headers_mut().insert("if-none-match", tag.parse().unwrap());
+    load_context::handle(store, request).await
+}
+
+fn turn_indices(response: &lambda_http::Response<lambda_http::Body>) -> Vec<u64> {
+    body_json(response)["turns"].as_array().unwrap().iter().map(|t| t["turn_index"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_context_read_before_its_newest_turn_is_visible_carries_no_etag_so_it_is_never_pinned() {
+    // Given META at turn 3 while the read does not see TURN#3 yet (a lagging replica).
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 3).await;
+    let turn_3 = take_item(&store, session, &tidewater::keys::turn_sk(3)).await;
+
+    // When the context is loaded,
+    let stale = load(&store, &alice(), session, &[]).await;
+
+    // then it answers what it saw, with no ETag that would vouch for turn 3.
+    assert_eq!(stale.status(), 200);
+    assert_eq!(turn_indices(&stale), [1, 2]);
+    assert_eq!(body_json(&stale)["session"]["turn_count"], 2, "the newest turn the read can vouch for");
+    assert!(stale.headers().get("etag").is_none(), "an ETag names version 4, whose body has turn 3");
+
+    // Once the turn is visible, the reload shows it, and that complete body may be cached.
+    restore(&store, turn_3).await;
+    let fresh = load(&store, &alice(), session, &[]).await;
+    assert_eq!(turn_indices(&fresh), [1, 2, 3]);
+    assert_eq!(fresh.headers()["etag"].to_str().unwrap(), "\"4\"");
+    assert_eq!(load_if_none_match(&store, session, "\"4\"").await.status(), 304);
+}
+
+#[tokio::test]
+async fn a_context_read_before_its_summary_is_visible_carries_no_etag() {
+    // Given META with a summary through turn 4 while the read still sees the summary through 2.
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 6).await;
+    assert!(store.put_summary(session, 2, "through two").await.unwrap());
+    let older = take_item(&store, session, tidewater::keys::LATEST_SUMMARY).await;
+    restore(&store, older.clone()).await;
+    assert!(store.put_summary(session, 4, "through four").await.unwrap());
+    let newer = take_item(&store, session, tidewater::keys::LATEST_SUMMARY).await;
+    restore(&store, older).await;
+
+    let stale = load(&store, &alice(), session, &[]).await;
+
+    assert_eq!(stale.status(), 200);
+    assert_eq!(body_json(&stale)["summary"]["through_turn"], 2);
+    assert_eq!(turn_indices(&stale), [3, 4, 5, 6], "every turn is still accounted for");
+    assert!(stale.headers().get("etag").is_none(), "version 9 names the body with the summary through 4");
+
+    restore(&store, newer).await;
+    let fresh = load(&store, &alice(), session, &[]).await;
+    assert_eq!(body_json(&fresh)["summary"]["through_turn"], 4);
+    assert_eq!(turn_indices(&fresh), [5, 6]);
+    assert_eq!(fresh.headers()["etag"].to_str().unwrap(), "\"9\"");
 }

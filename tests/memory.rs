@@ -220,14 +220,21 @@ async fn a_guest_gets_no_long_term_memory() {
     assert_eq!(body["session"]["session_id"], session.to_string());
 }
 
+/// Alice states two facts in one window of a session; returns the session, the window's
+/// drafts and the id of the newest fact ("prefers digital").
+async fn alice_states_two_facts(store: &DynamoStore) -> (Uuid, Vec<FactDraft>, String) {
+    let session = new_session(store, &alice()).await;
+    say(store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
+    let window = drafts_of(store, session, 0, 4).await;
+    store.write_facts("alice", session, &window).await.unwrap();
+    let digital = facts(store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    (session, window, digital)
+}
+
 #[tokio::test]
 async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back() {
     let store = fresh_store(config()).await;
-    let session = new_session(&store, &alice()).await;
-    say(&store, &alice(), session, &["I love Frieren", "I prefer digital"]).await;
-    let window = drafts_of(&store, session, 0, 4).await;
-    store.write_facts("alice", session, &window).await.unwrap();
-    let digital = facts(&store, &alice()).await[0]["fact_id"].as_str().unwrap().to_owned();
+    let (session, window, digital) = alice_states_two_facts(&store).await;
 
     let forgotten = forget(&store, &alice(), "me", &digital).await;
     let again = forget(&store, &alice(), "me", &digital).await;
@@ -240,7 +247,7 @@ async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back
     assert_eq!(texts(&facts(&store, &alice()).await), ["loves Frieren"]);
     let sk = tidewater::keys::fact_sk(&digital);
     let tombstone = memory_items(&store, "alice").await.into_iter().find(|i| i["SK"].as_s().unwrap() == &sk).unwrap();
-    assert!(!tombstone.contains_key("text") && tombstone.contains_key("ttl"), "no text, and it expires: {tombstone:?}");
+    assert!(!tombstone.contains_key("text"), "no text: {tombstone:?}");
 
     // A new statement brings it back.
     say(&store, &alice(), session, &["I prefer digital, really", "Thanks"]).await;
@@ -248,6 +255,33 @@ async fn a_customer_forgets_a_fact_and_an_earlier_statement_cannot_bring_it_back
     let now = facts(&store, &alice()).await;
     assert_eq!(texts(&now), ["prefers digital", "loves Frieren"]);
     assert_eq!(now[0]["source"]["from_turn"], 5);
+}
+
+/// Deletes what DynamoDB's TTL would have deleted of the customer's memory by `epoch_seconds`.
+async fn expire_memory_as_ttl_would(store: &DynamoStore, customer_id: &str, epoch_seconds: i64) {
+    for item in memory_items(store, customer_id).await {
+        let ttl = item.get("ttl").and_then(|ttl| ttl.as_n().ok()).and_then(|ttl| ttl.parse::<i64>().ok());
+        if ttl.is_some_and(|ttl| ttl <= epoch_seconds) {
+            let key = HashMap::from([("PK".to_owned(), item["PK"].clone()), ("SK".to_owned(), item["SK"].clone())]);
+            store.client().delete_item().table_name(&store.config().table_name).set_key(Some(key)).send().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_forgotten_fact_stays_forgotten_however_late_a_window_that_stated_it_arrives() {
+    let store = fresh_store(config()).await;
+    let (session, window, digital) = alice_states_two_facts(&store).await;
+    assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
+
+    // A year on, the session kept alive by its appends, the window is summarised again
+    // (a re-arm or `make redrive`), after whatever DynamoDB's TTL removed in between.
+    let a_year_on = tidewater::clock::now().unix_timestamp() + 365 * 86_400;
+    expire_memory_as_ttl_would(&store, "alice", a_year_on).await;
+    let replayed = store.write_facts("alice", session, &window).await.unwrap();
+
+    assert_eq!(replayed, 0, "the deletion wins over every earlier statement");
+    assert_eq!(texts(&facts(&store, &alice()).await), ["loves Frieren"]);
 }
 
 #[tokio::test]
@@ -298,7 +332,8 @@ async fn the_purge_removes_every_fact_and_the_receipt_counts_them() {
     assert_eq!(receipt["sessions_deleted"], 2);
     assert!(memory_items(&store, "alice").await.is_empty(), "a Scan finds none of her facts");
     assert_eq!(memory_items(&store, "bob").await, bobs_memory, "another customer's memory stays");
-    assert_eq!(repeat.memory_items_deleted, 0);
+    assert_eq!(repeat.receipt_id.to_string(), receipt["receipt_id"].as_str().unwrap(), "a repeat answers the same receipt");
+    assert_eq!(repeat.memory_items_deleted, alices_items);
     assert!(facts(&store, &alice()).await.is_empty());
 
     // A window of a purged session summarised late writes nothing: its META is gone.
@@ -524,4 +559,73 @@ async fn capacity_of_reading_memory_and_of_a_window_with_facts() {
     assert_eq!(read_50, query_of(&sizes), "one eventually consistent Query of every fact");
     assert!(read_20 <= 1.0 && read_50 <= 2.0, "{read_20} / {read_50} RCU");
     assert_eq!(priced, 8.0, "three facts and META, each under 1 KB, at 2 WCU each");
+}
+
+#[tokio::test]
+async fn facts_expire_by_the_stores_clock() {
+    // Given facts that live 30 days, written by a store whose clock is ten days ahead,
+    let store = fresh_store(Config { memory_ttl: Some(Duration::from_secs(30 * 86_400)), ..config() }).await;
+    store.clock().advance(Duration::from_secs(10 * 86_400));
+    let session = new_session(&store, &alice()).await;
+    store.write_facts("alice", session, &[draft(session, "likes Frieren")]).await.unwrap();
+
+    // then their ttl counts from that clock,
+    let ttl: i64 = memory_items(&store, "alice").await[0]["ttl"].as_n().unwrap().parse().unwrap();
+    let expected = store.clock().now_epoch_seconds() + 30 * 86_400;
+    assert!((expected - 60..=expected).contains(&ttl), "{ttl} vs {expected}");
+    assert_eq!(store.recent_facts("alice", 20).await.unwrap().len(), 1);
+
+    // and once that clock has moved past it, no read returns them.
+    store.clock().advance(Duration::from_secs(31 * 86_400));
+    assert!(store.recent_facts("alice", 20).await.unwrap().is_empty());
+    assert!(facts(&store, &alice()).await.is_empty());
+}
+
+#[tokio::test]
+async fn facts_never_push_a_context_past_max_tokens() {
+    // Given two facts of four tokens each, and a session of two short turns,
+    let store = fresh_store(config()).await;
+    let first = new_session(&store, &alice()).await;
+    say(&store, &alice(), first, &["I love Frieren", "I prefer digital"]).await;
+    summarise(&store, first).await;
+    let second = new_session(&store, &alice()).await;
+    say(&store, &alice(), second, &["Hello"]).await;
+
+    // when a context with memory may hold only five tokens,
+    let body = body_json(&context(&store, &alice(), second, &[("include", "memory"), ("max_tokens", "5")]).await);
+
+    // then every turn makes room first, then the oldest facts, until it fits.
+    let memory = body["customer_memory"].as_array().unwrap();
+    let tokens = |items: &[Value], field: &str| -> u64 {
+        items.iter().map(|item| (item[field].as_str().unwrap().len() as u64).div_ceil(4)).sum()
+    };
+    let turns = body["turns"].as_array().unwrap();
+    assert!(tokens(memory, "text") + tokens(turns, "content") <= 5, "{body}");
+    assert_eq!(texts(memory), ["prefers digital"], "the newest fact that fits");
+    assert!(turns.is_empty());
+    assert_eq!(body["omitted"], json!({"from_turn": 1, "to_turn": 2}));
+}
+
+#[tokio::test]
+async fn a_forgotten_fact_is_never_pinned_by_a_304() {
+    // Given a context with memory, and its ETag,
+    let store = fresh_store(config()).await;
+    let first = new_session(&store, &alice()).await;
+    say(&store, &alice(), first, &["I love Frieren", "I prefer digital"]).await;
+    summarise(&store, first).await;
+    let second = new_session(&store, &alice()).await;
+    let loaded = context(&store, &alice(), second, &[("include", "memory")]).await;
+    let tag = loaded.headers()["etag"].to_str().unwrap().to_owned();
+    let digital = body_json(&loaded)["customer_memory"][0]["fact_id"].as_str().unwrap().to_owned();
+
+    // when the customer forgets a fact, which leaves the session's version as it was,
+    assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
+    let path = format!("/sessions/{second}/context");
+    let mut request = api_request(Some(&alice()), "GET", "/sessions/{id}/context", &path, &[("include", "memory")], None);
+    request.headers_mut().insert("if-none-match", tag.parse().unwrap());
+    let reloaded = load_context::handle(&*store, request).await;
+
+    // then a conditional reload with memory answers the facts as they are now.
+    assert_eq!(reloaded.status(), 200, "the facts are not part of the session's version");
+    assert_eq!(texts(body_json(&reloaded)["customer_memory"].as_array().unwrap()), ["loves Frieren"]);
 }

@@ -93,17 +93,21 @@ async fn purging_deletes_every_session_of_the_customer_and_spares_guest_and_othe
     let mut kept: HashSet<String> = [guest, bobs].iter().map(tidewater::keys::session_pk).collect();
     kept.insert(tidewater::keys::privacy_pk(&tidewater::store::customer_hash(TEST_RECEIPT_SALT, "bob")));
     let not_kept: Vec<Item> = after.iter().filter(|item| !kept.contains(&pk(item))).cloned().collect();
-    assert_eq!(not_kept.len(), 1, "only the receipt is added: {not_kept:?}");
-    assert_eq!(pk(&not_kept[0]), format!("RECEIPT#{}", receipt["receipt_id"].as_str().unwrap()));
+    assert_eq!(not_kept.len(), 2, "only the receipt and its id under the customer's hash are added: {not_kept:?}");
+    let receipt_pk = format!("RECEIPT#{}", receipt["receipt_id"].as_str().unwrap());
+    let receipt_item = not_kept.iter().find(|item| pk(item) == receipt_pk).expect("the receipt");
+    let last = not_kept.iter().find(|item| pk(item) != receipt_pk).expect("the customer's last receipt");
+    assert_eq!(last["SK"].as_s().unwrap(), tidewater::keys::LAST_RECEIPT);
+    assert_eq!(last["receipt_id"].as_s().ok(), receipt["receipt_id"].as_str().map(String::from).as_ref());
     assert_eq!(naming(&not_kept, "alice"), 0, "the receipt holds no customer id");
-    assert!(!not_kept[0].contains_key("ttl"), "receipts never expire");
+    assert!(!receipt_item.contains_key("ttl"), "receipts never expire");
 }
 
 #[tokio::test]
 async fn expired_sessions_are_purged_too() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(6), ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
-    tokio::time::sleep(Duration::from_millis(7_100)).await;
+    store.clock().advance(Duration::from_millis(7_100));
 
     let receipt = body_json(&purge(&store, &alice(), "me").await);
 
@@ -132,11 +136,10 @@ async fn a_purge_cut_off_half_way_is_finished_by_a_repeat() {
     let receipt = body_json(&repeat);
     assert_eq!(receipt["sessions_deleted"], 3, "every session counted once: {receipt}");
     assert_eq!(receipt["request_id"], "req-cut-off", "the receipt is the first request's");
-    let items_deleted = receipt["items_deleted"].as_u64().unwrap();
-    assert!(items_deleted >= left as u64 && items_deleted <= 3 * 41, "{left} left, {receipt}");
+    assert_eq!(receipt["items_deleted"], 3 * 41, "the items the cut-off attempt deleted count too: {left} were left, {receipt}");
     let after = scan_table(&store).await;
     assert!(items_of(&after, &mine).is_empty());
-    assert_eq!(after.len(), 1, "only the receipt is left: {after:?}");
+    assert_eq!(after.len(), 2, "only the receipt and its id under the customer's hash are left: {after:?}");
 }
 
 #[tokio::test]
@@ -241,7 +244,7 @@ async fn a_customer_may_name_themself_in_the_path() {
 }
 
 #[tokio::test]
-async fn repeating_a_finished_purge_answers_a_new_receipt_that_counts_nothing() {
+async fn repeating_a_finished_purge_answers_the_same_receipt() {
     let store = store().await;
     session_with_turns(&store, &alice(), 2).await;
     let first = body_json(&purge(&store, &alice(), "me").await);
@@ -249,10 +252,40 @@ async fn repeating_a_finished_purge_answers_a_new_receipt_that_counts_nothing() 
     let again = purge(&store, &alice(), "me").await;
 
     assert_eq!(again.status(), 200);
-    let again = body_json(&again);
-    assert_ne!(again["receipt_id"], first["receipt_id"]);
-    assert_eq!((again["sessions_deleted"].as_u64(), again["items_deleted"].as_u64()), (Some(0), Some(0)));
-    assert_eq!(get_receipt(&store, &alice(), first["receipt_id"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(body_json(&again), first, "the caller whose answer was lost gets the receipt, with its counts");
+    assert_eq!((first["sessions_deleted"].as_u64(), first["items_deleted"].as_u64()), (Some(1), Some(5)));
+    let receipts = scan_table(&store).await.iter().filter(|item| pk(item).starts_with("RECEIPT#")).count();
+    assert_eq!(receipts, 1);
+}
+
+#[tokio::test]
+async fn a_purge_whose_answer_was_lost_answers_the_same_receipt_when_repeated() {
+    let store = store().await;
+    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with `make test`");
+    // A customer with nothing stored: the purge's one transaction writes the receipt, and its
+    // answer is lost (the SDK's retries are off, so the caller sees the failure).
+    let plan = tidewater_local::fault::Plan::parse("lost_answer@TransactWriteItems=1", Duration::from_millis(5)).unwrap();
+    let proxy = tidewater_local::fault::FaultProxy::new(plan, &upstream, 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(Arc::clone(&proxy).serve(listener, std::future::pending()));
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{address}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), store.config().clone());
+    let lost = proxied.purge_customer("alice", "req-lost").await;
+    assert!(lost.is_err(), "the answer never came: {lost:?}");
+    assert_eq!(proxy.log().injected["lost_answer"]["TransactWriteItems"], 1);
+
+    let repeat = purge(&store, &alice(), "me").await;
+
+    assert_eq!(repeat.status(), 200, "{}", body_json(&repeat));
+    let receipt = body_json(&repeat);
+    let receipts: Vec<String> = scan_table(&store).await.iter().map(pk).filter(|pk| pk.starts_with("RECEIPT#")).collect();
+    assert_eq!(receipts, [format!("RECEIPT#{}", receipt["receipt_id"].as_str().unwrap())], "one receipt, the one answered");
+    assert_eq!(receipt["request_id"], "req-lost", "the receipt whose answer was lost");
 }
 
 #[tokio::test]
@@ -273,7 +306,7 @@ async fn purge_and_receipt_samples_run_against_the_sample_customer() {
     assert_eq!((receipt["sessions_deleted"].as_u64(), receipt["items_deleted"].as_u64()), (Some(2), Some(3 + 7)));
     assert_eq!(receipt["request_id"], "c0ffee00-0000-4000-8000-000000000023");
     assert_eq!(by_alice.status(), 200);
-    assert_eq!(body_json(&by_alice)["sessions_deleted"], 0);
+    assert_eq!(body_json(&by_alice), receipt, "nothing was left to delete: the same receipt");
     assert_eq!(naming(&scan_table(&store).await, "alice"), 0);
 
     // The sample names a fixed receipt id; point it at the receipt the purge wrote.
@@ -308,4 +341,21 @@ async fn capacity_of_purging_three_sessions_of_fifty_turns() {
     assert_eq!((receipt.sessions_deleted, receipt.items_deleted), (3, 3 * 101));
     assert!(consumed.write_units >= 303.0, "every deleted item is a write: {consumed:?}");
     assert!(consumed.read_units > 0.0, "{consumed:?}");
+}
+
+#[tokio::test]
+async fn a_receipt_is_stamped_by_the_stores_clock() {
+    // Given a store whose clock runs ten days ahead of the system's,
+    let store = store().await;
+    store.clock().advance(Duration::from_secs(10 * 86_400));
+    let started = tidewater::clock::format(store.clock().now());
+    session_with_turns(&store, &alice(), 1).await;
+
+    // when the customer is purged,
+    let receipt = body_json(&purge(&store, &alice(), "me").await);
+
+    // then the receipt's times are that clock's.
+    let (requested, completed) = (receipt["requested_at"].as_str().unwrap(), receipt["completed_at"].as_str().unwrap());
+    assert!(started.as_str() <= requested && requested <= completed, "{started} {receipt}");
+    assert!(completed <= tidewater::clock::format(store.clock().now()).as_str(), "{receipt}");
 }

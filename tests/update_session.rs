@@ -73,7 +73,7 @@ async fn patch_with_the_current_etag_replaces_page_context_slides_expiry_and_kee
     append(&store, &alice(), session, "r2").await;
     let before = load(&store, &alice(), session).await;
     let before_session = body_json(&before)["session"].clone();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store.clock().advance(Duration::from_millis(1100));
 
     let response = patch(&store, &alice(), session, &page(json!({"page": "/cart", "items": 2})), Some(&etag(&before))).await;
 
@@ -168,7 +168,7 @@ async fn other_customers_support_and_unknown_sessions_get_404() {
 async fn an_expired_session_is_404_even_with_its_etag() {
     let store = fresh_store(Config { session_ttl: Duration::from_secs(1), ..test_config() }).await;
     let session = new_session(&store, &alice()).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    store.clock().advance(Duration::from_millis(2100));
 
     assert_error(&patch(&store, &alice(), session, &page(json!({})), None).await, 404, "not_found");
     assert_error(&patch(&store, &alice(), session, &page(json!({})), Some("\"1\"")).await, 404, "not_found");
@@ -251,7 +251,8 @@ async fn update_session_sample_updates_the_sample_session() {
     assert_eq!(body_json(&response)["session_id"], SAMPLE_SESSION);
     assert_eq!(body_json(&response)["page_context"]["page"], "/manga/frieren/vol-4");
     assert_eq!(etag(&response), "\"2\"");
-    assert_error(&replay, 412, "precondition_failed");
+    assert_eq!((replay.status().as_u16(), etag(&replay)), (200, "\"2\"".to_owned()), "a replay is a retry: applied once");
+    assert_eq!(body_json(&replay), body_json(&response));
     assert_error(&bad, 400, "bad_request");
 }
 
@@ -273,4 +274,35 @@ async fn capacity_of_a_metadata_update() {
     println!("PATCH of a customer session: {} RCU, {} WCU", customer.read_units, customer.write_units);
     println!("PATCH of a guest session: {} RCU, {} WCU", guest_used.read_units, guest_used.write_units);
     assert_eq!(customer.read_units, 0.0);
+}
+
+#[tokio::test]
+async fn a_retried_patch_whose_first_answer_was_lost_succeeds() {
+    // Given a PATCH with If-Match that DynamoDB applied but whose answer never came back,
+    let store = store().await;
+    let session = new_session(&store, &alice()).await;
+    let lossy = store_through_proxy(&store, "lost_answer@UpdateItem=1").await;
+    let change = page(json!({"page": "/cart", "items": 2}));
+    let first = patch(&lossy, &alice(), session, &change, Some("\"1\"")).await;
+    assert_error(&first, 503, "unavailable");
+    assert_eq!(raw_meta(&store, session).await["version"], AttributeValue::N("2".into()), "the first attempt was applied");
+
+    // when the client retries the same change with the same If-Match,
+    let retry = patch(&store, &alice(), session, &change, Some("\"1\"")).await;
+
+    // then it gets the answer the first attempt would have had, and nothing is written twice.
+    assert_eq!(retry.status(), 200, "{}", body_json(&retry));
+    assert_eq!(body_json(&retry)["page_context"], json!({"page": "/cart", "items": 2}));
+    assert_eq!(etag(&retry), "\"2\"");
+    assert_eq!(raw_meta(&store, session).await["version"], AttributeValue::N("2".into()));
+
+    // A retry after an append still succeeds, and answers the session as it now is;
+    append(&store, &alice(), session, "r1").await;
+    let later = patch(&store, &alice(), session, &change, Some("\"1\"")).await;
+    assert_eq!(later.status(), 200, "{}", body_json(&later));
+    assert_eq!((etag(&later), body_json(&later)["turn_count"].clone()), ("\"3\"".to_owned(), json!(1)));
+    // another change with the same stale ETag is still refused.
+    let other = patch(&store, &alice(), session, &page(json!({"page": "/other"})), Some("\"1\"")).await;
+    assert_error(&other, 412, "precondition_failed");
+    assert_eq!(body_json(&load(&store, &alice(), session).await)["session"]["page_context"], json!({"page": "/cart", "items": 2}));
 }

@@ -2,7 +2,8 @@
 //! transaction are read back after the append and sized by the published rules; each costs
 //! twice a standard write because it is transactional, and META's update is priced on the
 //! larger of its old and new images. A signed-in customer's META is in the customer index,
-//! whose sort key moves on every append: a delete and an insert there.
+//! whose sort key moves only on the first append of each `RESUME_ORDER_STEP_SECONDS`: then a
+//! delete and an insert there, and nothing there on the other appends.
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use tidewater::store::RESUME_PROJECTION;
 use tidewater::{keys, Caller, DynamoStore, NewSession, SessionCreator, TurnAppender, TurnDraft};

@@ -33,12 +33,29 @@ pub struct Gateway {
     pub secret: String,
     pub invoke_url: String,
     pub client: reqwest::Client,
+    /// With `make run REGIONS=...`: the replicator's `GET /regions/<region>` for this gateway's
+    /// region. While it answers `"down": true`, every request is answered 503.
+    pub region_status: Option<String>,
 }
 
 impl Gateway {
     pub fn new(routes: Vec<Route>, secret: String, invoke_url: String) -> Self {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap_or_default();
-        Gateway { routes, secret, invoke_url: invoke_url.trim_end_matches('/').to_owned(), client }
+        Gateway { routes, secret, invoke_url: invoke_url.trim_end_matches('/').to_owned(), client, region_status: None }
+    }
+
+    /// Answers 503 while the replicator at `url` (its `GET /regions/<region>`) says the region is down.
+    pub fn with_region_status(self, url: Option<String>) -> Self {
+        Gateway { region_status: url, ..self }
+    }
+
+    /// Whether the replicator says this region is down. An unreachable replicator is not an
+    /// outage: `make run` stops every stack when it ends.
+    async fn region_down(&self) -> bool {
+        let Some(url) = &self.region_status else { return false };
+        let asked = self.client.get(url).timeout(Duration::from_secs(1)).send().await;
+        let Ok(answer) = asked else { return false };
+        answer.json::<Value>().await.is_ok_and(|status| status["down"] == Value::Bool(true))
     }
 
     pub fn router(self) -> axum::Router {
@@ -60,6 +77,11 @@ impl Gateway {
     }
 
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+        if self.region_down().await {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "region_unavailable", "this region is down");
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return response;
+        }
         let path = uri.path();
         let Some((route, path_parameters)) = find_route(&self.routes, method.as_str(), path) else {
             return self.no_route(path);
@@ -244,6 +266,30 @@ mod served {
 
     fn token_with(claims: Value) -> String {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_region_the_replicator_calls_down_answers_503_with_retry_after() {
+        // Given a replicator that says this gateway's region is down,
+        let replicator = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let status_url = format!("http://{}/regions/us-east-1", replicator.local_addr().expect("its address"));
+        let says_down = axum::Router::new()
+            .route("/regions/us-east-1", axum::routing::get(|| async { axum::Json(json!({"down": true})) }));
+        tokio::spawn(async move { axum::serve(replicator, says_down).await });
+        let routes = vec![Route { method: "POST".into(), path: "/sessions".into(), function: "create-session".into() }];
+        let gateway =
+            Gateway::new(routes, "s3cret".into(), "http://127.0.0.1:1".into()).with_region_status(Some(status_url));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = listener.local_addr().expect("its address");
+        tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        // when a request with a valid token arrives,
+        let token = issue_token("alice", &[], "s3cret", Duration::from_secs(60)).unwrap();
+        let answer =
+            reqwest::Client::new().post(format!("http://{address}/sessions")).bearer_auth(token).send().await.unwrap();
+        // then it is answered 503, retryable, without reaching a function.
+        assert_eq!(answer.status(), 503);
+        assert_eq!(answer.headers()["retry-after"], "1");
+        assert_eq!(answer.json::<Value>().await.unwrap()["code"], "region_unavailable");
     }
 
     #[tokio::test]

@@ -46,6 +46,10 @@ pub struct MetaItem {
     /// `turn_count` as of the customer index's last move; the session list shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_turn_count: Option<u64>,
+    /// The version the last PATCH replaced. With `page_context`, it tells the retry of a PATCH
+    /// that was applied (its answer lost) from a change made since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patched_from: Option<u64>,
 }
 
 impl MetaItem {

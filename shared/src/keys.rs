@@ -25,6 +25,14 @@ pub const PENDING_PREFIX: &str = "PENDING#";
 pub const REGISTRY_PREFIX: &str = "SESSION#";
 /// Sort key prefix of one long-term fact, under `PK = MEMORY#<customer_hash>`.
 pub const FACT_PREFIX: &str = "FACT#";
+/// Under `PK = PRIVACY#<customer_hash>`: the id of the customer's last receipt, which a purge
+/// that finds nothing left to delete answers again.
+pub const LAST_RECEIPT: &str = "RECEIPT";
+/// The janitor's work partition: one item per destructive operation in flight or cut off.
+pub const WORK_PK: &str = "JANITOR";
+/// Sort key prefix of a work item: `DUE#<epoch seconds, 10 digits>#<task>`, so that one Query
+/// reads what is overdue, oldest first.
+pub const WORK_PREFIX: &str = "DUE#";
 
 pub fn session_pk(session_id: &Uuid) -> String {
     format!("SESSION#{session_id}")
@@ -69,6 +77,21 @@ pub fn pending_sk(session_id: &Uuid) -> String {
 /// A customer's registry entry for one session.
 pub fn registry_sk(session_id: &Uuid) -> String {
     format!("{REGISTRY_PREFIX}{session_id}")
+}
+
+/// A work item due at `due_epoch_seconds` for `task` ([`session_pk`] or [`purge_task`]).
+pub fn work_sk(due_epoch_seconds: i64, task: &str) -> String {
+    format!("{WORK_PREFIX}{:010}#{task}", due_epoch_seconds.max(0))
+}
+
+/// The upper bound of the sort keys of work items due at `now_epoch_seconds`.
+pub fn work_due_bound(now_epoch_seconds: i64) -> String {
+    format!("{WORK_PREFIX}{:010}#~", now_epoch_seconds.max(0))
+}
+
+/// The task of a purge in the work partition.
+pub fn purge_task(customer_hash: &str) -> String {
+    format!("PURGE#{customer_hash}")
 }
 
 pub fn session_id_from_pending_sk(sk: &str) -> Option<Uuid> {
@@ -133,6 +156,18 @@ mod tests {
         assert_eq!(memory_pk("ab12"), "MEMORY#ab12");
         assert_eq!(fact_sk("0f"), "FACT#0f");
         assert_ne!(memory_pk("alice"), customer_pk("alice"));
+    }
+
+    #[test]
+    fn work_items_sort_by_due_time_and_the_bound_takes_all_due_at_that_second() {
+        let id = Uuid::new_v4();
+        let early = work_sk(1_700_000_000, &session_pk(&id));
+        let late = work_sk(1_700_000_001, &purge_task("ab"));
+        assert!(early < late);
+        assert!(early.as_str() <= work_due_bound(1_700_000_000).as_str());
+        assert!(late.as_str() > work_due_bound(1_700_000_000).as_str());
+        assert!(late.as_str() <= work_due_bound(1_700_000_001).as_str());
+        assert!(WORK_PREFIX < early.as_str());
     }
 
     #[test]

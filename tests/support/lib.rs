@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
-use tidewater::{Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+use tidewater::{keys, Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
 use uuid::Uuid;
+
+pub mod sim;
 
 /// The tests' receipt salt. The functions have no default and read theirs at init.
 pub const TEST_RECEIPT_SALT: &str = "tidewater-test-receipt-salt-not-deployed";
@@ -46,6 +49,37 @@ pub async fn unreachable_store() -> DynamoStore {
         .load()
         .await;
     DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), Config::default().with_receipt_salt(test_receipt_salt()))
+}
+
+/// A client whose requests pass a fault proxy (`make chaos`'s) running `plan` in front of
+/// DynamoDB Local, with the SDK's retries off so that each fault shows; and the proxy, for its log.
+pub async fn client_through_proxy(plan: &str) -> (aws_sdk_dynamodb::Client, Arc<tidewater_local::fault::FaultProxy>) {
+    let plan = tidewater_local::fault::Plan::parse(plan, std::time::Duration::from_millis(5)).expect("a valid plan");
+    client_through_proxy_with(plan, tidewater::clock::Clock::system()).await
+}
+
+/// [`client_through_proxy`] with a plan built already, and the clock its stale reads lag by.
+pub async fn client_through_proxy_with(
+    plan: tidewater_local::fault::Plan,
+    clock: tidewater::clock::Clock,
+) -> (aws_sdk_dynamodb::Client, Arc<tidewater_local::fault::FaultProxy>) {
+    let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with `make test`");
+    let proxy = tidewater_local::fault::FaultProxy::with_clock(plan, &upstream, 1, clock);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(Arc::clone(&proxy).serve(listener, std::future::pending()));
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{address}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    (aws_sdk_dynamodb::Client::new(&shared), proxy)
+}
+
+/// `store`'s table and clock, reached through a fault proxy running `plan`.
+pub async fn store_through_proxy(store: &DynamoStore, plan: &str) -> DynamoStore {
+    let (client, _proxy) = client_through_proxy(plan).await;
+    DynamoStore::new(client, store.config().clone()).with_clock(store.clock().clone())
 }
 
 pub async fn store() -> Arc<DynamoStore> {
@@ -118,6 +152,28 @@ pub fn assert_error(response: &Response<Body>, status: u16, code: &str) {
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
 }
 
+/// Deletes one item of the session's partition, as TTL or a replica that has not applied its
+/// write yet would make it disappear, and returns it as it was.
+pub async fn take_item(
+    store: &DynamoStore,
+    session: Uuid,
+    sort_key: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session)))
+        .key(tidewater::keys::SK, AttributeValue::S(sort_key.to_owned()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("a direct delete")
+        .attributes
+        .expect("the item existed")
+}
+
 /// Every item of the store's table, every page, read with Scan. Only tests scan (to check
 /// that nothing is left over); the functions never do.
 pub async fn scan_table(
@@ -141,6 +197,50 @@ pub async fn scan_table(
             return items;
         }
     }
+}
+
+/// A session of `caller`'s with `turns` user turns (response ids `r0`, `r1`, ...).
+pub async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usize) -> Uuid {
+    use tidewater::{NewSession, SessionCreator, TurnAppender};
+    let session_id = store.create_session(caller, NewSession::default()).await.expect("a new session").session_id;
+    for i in 0..turns {
+        let turn = tidewater::NewTurn {
+            response_id: format!("r{i}"),
+            role: "user".into(),
+            content: format!("turn {i}: is volume {i} of Frieren in stock?"),
+            intent: None,
+            token_count: None,
+            item: None,
+        };
+        store.append_turn(caller, session_id, turn.validate(store.config()).expect("a valid turn")).await.expect("appended");
+    }
+    session_id
+}
+
+/// How many items are under the session's partition, by Scan.
+pub async fn session_item_count(store: &DynamoStore, session_id: Uuid) -> usize {
+    let pk = tidewater::keys::session_pk(&session_id);
+    scan_table(store).await.iter().filter(|item| item["PK"].as_s().is_ok_and(|p| *p == pk)).count()
+}
+
+/// Removes the session's `~META` as DynamoDB's TTL does, leaving every other item; returns it.
+pub async fn delete_meta_as_ttl_would(
+    store: &DynamoStore,
+    session_id: Uuid,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    store
+        .client()
+        .delete_item()
+        .table_name(&store.config().table_name)
+        .key(tidewater::keys::PK, AttributeValue::S(tidewater::keys::session_pk(&session_id)))
+        .key(tidewater::keys::SK, AttributeValue::S(tidewater::keys::META.to_owned()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("delete META")
+        .attributes
+        .expect("META existed")
 }
 
 /// A [`tidewater::store::BatchDeleter`] that lets `batches` batch deletes through to the
@@ -173,4 +273,72 @@ pub fn newest(max_turns: usize, consistent: bool) -> tidewater::ContextRequest {
         max_tokens: None,
         consistent,
     }
+}
+
+/// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
+pub fn ttl_removal(old_image: &std::collections::HashMap<String, AttributeValue>, by_ttl: bool) -> Value {
+    let image: serde_json::Map<String, Value> = old_image
+        .iter()
+        .map(|(name, value)| {
+            let json = match value {
+                AttributeValue::S(s) => json!({"S": s}),
+                AttributeValue::N(n) => json!({"N": n}),
+                AttributeValue::Bool(b) => json!({"BOOL": b}),
+                _ => json!({"NULL": true}),
+            };
+            (name.clone(), json)
+        })
+        .collect();
+    let mut record = json!({
+        "eventID": Uuid::new_v4().simple().to_string(),
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "OldImage": image,
+            "SequenceNumber": "900",
+            "SizeBytes": 200,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    });
+    if by_ttl {
+        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    }
+    record
+}
+
+/// A META MODIFY record as the stream delivers it: the flag and the turn count, old and new.
+pub fn meta_record(session: Uuid, sequence_number: &str, old: (u64, bool), new: (u64, bool)) -> Value {
+    let image = |(turn_count, needs_summary): (u64, bool)| {
+        json!({
+            "PK": {"S": keys::session_pk(&session)},
+            "SK": {"S": keys::META},
+            "session_id": {"S": session.to_string()},
+            "owner_id": {"S": "alice"},
+            "guest": {"BOOL": false},
+            "turn_count": {"N": turn_count.to_string()},
+            "summarized_through": {"N": "0"},
+            "needs_summary": {"BOOL": needs_summary},
+            "version": {"N": (turn_count + 1).to_string()},
+        })
+    };
+    json!({
+        "eventID": Uuid::new_v4().simple().to_string(),
+        "eventName": "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795720800.0,
+            "Keys": {"PK": {"S": keys::session_pk(&session)}, "SK": {"S": keys::META}},
+            "NewImage": image(new),
+            "OldImage": image(old),
+            "SequenceNumber": sequence_number,
+            "SizeBytes": 300,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tidewater/stream/2026-11-26T19:00:00.000",
+    })
 }

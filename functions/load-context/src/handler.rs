@@ -1,18 +1,20 @@
 //! `GET /sessions/{id}/context`: the session, its latest summary and the turns after it.
-//! With `If-None-Match` holding the current ETag it answers 304 from META alone. When
-//! DynamoDB fails or misses the deadline it answers 200 with `degraded: true`.
+//! With `If-None-Match` holding the current ETag it answers 304 from META alone, unless
+//! it asks for memory, which the ETag does not cover. When DynamoDB fails or misses the
+//! deadline it answers 200 with `degraded: true`.
 //!
 //! With `include=memory` it also answers `customer_memory`: the caller's long-term facts,
 //! newest first, at most `max_memory` (1 to 50, default 20). They come from one Query run in
 //! parallel with the context's read, under the same deadline; when that Query fails or is
 //! late the answer carries `customer_memory: []` and is otherwise as it would have been. The
-//! facts count toward `max_tokens` and the 5 MiB body: older turns make room for them. Only
-//! the owner of a signed-in session gets facts: a guest, or support reading another
-//! customer's session, gets `[]`.
+//! facts count toward `max_tokens` and the 5 MiB body: older turns make room for them, and
+//! when the facts alone exceed `max_tokens`, the oldest facts go too. Only the owner of a
+//! signed-in session gets facts: a guest, or support reading another customer's session,
+//! gets `[]`.
 use lambda_http::http::header;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
-use tidewater::memory::{DEFAULT_MAX_MEMORY, MAX_MAX_MEMORY};
+use tidewater::memory::{self, DEFAULT_MAX_MEMORY, MAX_MAX_MEMORY};
 use tidewater::metrics::Metrics;
 use tidewater::model::{envelope_len, etag, ContextRequest, IfMatch, MAX_MAX_TOKENS, MAX_MAX_TURNS};
 use tidewater::{http, Context, ContextLoader, Error, Fact, MemoryReader};
@@ -56,7 +58,8 @@ pub async fn handle<S: ContextLoader + MemoryReader>(store: &S, request: Request
         let include = Include::parse(&http::query_param(&request, "include", String::new())?)?;
         let max_memory = optional_in_range(&request, "max_memory", MAX_MAX_MEMORY as u64)?
             .map_or(DEFAULT_MAX_MEMORY, |n| n as usize);
-        if let Some(known) = if_none_match(&request) {
+        // The facts are not part of the session's version: with memory, never a 304.
+        if let Some(known) = if_none_match(&request).filter(|_| !include.memory) {
             match store.context_version(&caller, session_id, context_request.consistent).await {
                 Ok(version) if known.allows(version) => return Ok(not_modified(version)),
                 Ok(_) | Err(Error::Unavailable(_)) => {}
@@ -92,7 +95,8 @@ pub async fn handle<S: ContextLoader + MemoryReader>(store: &S, request: Request
                     Vec::new()
                 }
             };
-            let fact_tokens = facts.iter().map(|f| (f.text.len() as u64).div_ceil(4)).sum();
+            let facts = memory::within_tokens(facts, context_request.max_tokens);
+            let fact_tokens = facts.iter().map(Fact::tokens).sum();
             context.make_room(fact_tokens, envelope_len(&facts), context_request.max_tokens);
             http::json(200, &WithMemory { context: &context, customer_memory: &facts })
         } else {

@@ -4,7 +4,9 @@
 //! session's entry in its owner's registry. Turns and idempotency records carry no `ttl`,
 //! so nothing of a live session ever expires on its own, and nothing outlives it.
 //!
-//! Sweeping is idempotent; a record that fails is reported alone, by its sequence number.
+//! Sweeping is idempotent; a record that fails is reported alone, by its sequence number. A
+//! sweep writes the janitor's work item before it deletes anything, so one cut off half-way
+//! is finished by the janitor even when its record ends in the DLQ and the stream forgets it.
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};

@@ -17,7 +17,8 @@ async fn main() -> Result<(), String> {
         routes,
         env("LOCAL_JWT_SECRET", gateway::DEFAULT_SECRET),
         env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"),
-    );
+    )
+    .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()));
     for route in &gateway.routes {
         println!("gateway: {:<6} {:<32} -> {}", route.method, route.path, route.function);
     }

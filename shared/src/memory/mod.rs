@@ -96,6 +96,27 @@ impl Fact {
     pub fn stated_key(&self) -> String {
         stated_key(&self.updated_at, &self.source)
     }
+
+    /// The tokens a fact counts for under a context's `max_tokens`: a quarter of its text's
+    /// UTF-8 bytes, rounded up, as for a turn without `token_count`.
+    pub fn tokens(&self) -> u64 {
+        (self.text.len() as u64).div_ceil(4)
+    }
+}
+
+/// The newest facts of `facts` (newest first) whose tokens together fit `max_tokens`.
+pub fn within_tokens(mut facts: Vec<Fact>, max_tokens: Option<u64>) -> Vec<Fact> {
+    let Some(max) = max_tokens else { return facts };
+    let mut used = 0u64;
+    let fitting = facts
+        .iter()
+        .take_while(|fact| {
+            used = used.saturating_add(fact.tokens());
+            used <= max
+        })
+        .count();
+    facts.truncate(fitting);
+    facts
 }
 
 /// A fact extracted from a window of turns, not yet stored.
@@ -273,6 +294,18 @@ mod tests {
     use super::*;
 
     const SESSION: Uuid = Uuid::from_u128(0x6f1c2a9e_3b4d_4c8a_9e21_5a7b8c9d0e1f);
+
+    #[test]
+    fn within_tokens_keeps_the_newest_facts_that_fit_together() {
+        let facts = vec![fact("prefers digital", 3), fact("loves Frieren", 2), fact("reads in English", 1)];
+        let texts = |facts: Vec<Fact>| facts.into_iter().map(|f| f.text).collect::<Vec<_>>();
+
+        assert_eq!(facts[0].tokens(), 4, "15 bytes");
+        assert_eq!(texts(within_tokens(facts.clone(), None)).len(), 3);
+        assert_eq!(texts(within_tokens(facts.clone(), Some(8))), ["prefers digital", "loves Frieren"]);
+        assert_eq!(texts(within_tokens(facts.clone(), Some(7))), ["prefers digital"]);
+        assert!(within_tokens(facts, Some(3)).is_empty());
+    }
 
     #[test]
     fn normalisation_merges_spellings_of_one_subject() {

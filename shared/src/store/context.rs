@@ -81,6 +81,11 @@ impl ContextLoader for DynamoStore {
                 window.push(item)?;
             }
         }
+        // An eventually consistent Query is no snapshot: it may see META ahead of its newest
+        // turn or of the latest summary. Such a body is not the one META's version names, so
+        // it gets no version (no ETag): a 304 never pins it.
+        let summary_current = summary.as_ref().map_or(0, |latest| latest.through_turn) == meta.summarized_through;
+        let version = (window.complete() && summary_current).then_some(meta.version);
         let mut session = meta.session();
         session.turn_count = window.turn_count();
         let mut context = Context {
@@ -89,7 +94,7 @@ impl ContextLoader for DynamoStore {
             omitted: None,
             turns: Vec::new(),
             degraded: false,
-            version: Some(meta.version),
+            version,
         };
         let (turns, omitted) = window.fit(
             request.max_tokens,

@@ -41,6 +41,7 @@ impl SessionCreator for DynamoStore {
             gsi1pk: (!caller.is_guest()).then(|| keys::customer_pk(&caller.customer_id)),
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
             listed_turn_count: (!caller.is_guest()).then_some(0),
+            patched_from: None,
         };
         if chosen_id && self.leftovers_without_meta(&session_id).await? {
             return Err(Error::SessionIdUnavailable);

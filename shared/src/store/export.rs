@@ -107,7 +107,9 @@ impl TurnExporter for DynamoStore {
             missing += meta.turn_count.saturating_sub(last);
         }
         if missing > 0 {
-            // Only real TTL deletion of old turns leaves gaps; say so rather than hide it.
+            // Turns carry no ttl of their own and this read is strongly consistent, so a gap
+            // means a deletion of the session (DELETE, purge or the TTL sweep) ran while the
+            // page was read; say so rather than hide it.
             tracing::warn!(%session_id, missing, "export found gaps in the turn sequence");
         }
         page.next = next.filter(|&n| n < meta.turn_count).map(|after_turn| ExportPosition { after_turn });

@@ -14,9 +14,11 @@
 //! live facts are trimmed to `MEMORY_MAX_FACTS`, the least recently confirmed first.
 //!
 //! # Deleting one fact (the customer)
-//! The fact becomes a tombstone: no text, a stated key of the deletion time, and a `ttl` of
-//! [`TOMBSTONE_TTL_SECONDS`], so that a window stated before the deletion but delivered after
-//! it cannot bring the fact back, while a new statement can.
+//! The fact becomes a tombstone: no text, a stated key of the deletion time, and no `ttl`, so
+//! that a window stated before the deletion cannot bring the fact back however late it is
+//! summarised, while a new statement can. No time bound would do: a session kept alive by
+//! its appends can be summarised (a re-arm, `make redrive`) any time later. The purge removes
+//! tombstones with the rest of the customer's memory.
 //!
 //! # Reading
 //! A customer has at most `MEMORY_MAX_FACTS` live facts of about 270 bytes each, so one Query
@@ -39,9 +41,6 @@ use super::{backoff, cancellation_reasons, condition_failed, from_item, s, to_it
 use crate::memory::{self, Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 use crate::{clock, keys, Error};
 
-/// A deleted fact's tombstone outlives every delivery of the window that stated it: a
-/// stream record is retried for at most an hour, and its DLQ keeps it 14 days.
-pub const TOMBSTONE_TTL_SECONDS: i64 = 15 * 86_400;
 /// Attempts of a window's fact transaction that lose to concurrent transactions.
 const MAX_WRITE_ATTEMPTS: u32 = 10;
 /// Rounds of "read the keys, delete them" before a memory purge gives up.
@@ -152,7 +151,7 @@ struct FactStamp {
 impl MemoryWriter for DynamoStore {
     async fn write_facts(&self, customer_id: &str, session_id: Uuid, facts: &[FactDraft]) -> Result<u64, Error> {
         let pk = keys::memory_pk(&self.customer_hash(customer_id)?);
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let ttl = self.config.memory_ttl.map(|ttl| now_secs.saturating_add(ttl.as_secs() as i64));
         let mut pending: Vec<FactItem> =
             memory::merge_window(facts.to_vec()).into_iter().map(|draft| FactItem::of(&pk, draft, ttl)).collect();
@@ -205,7 +204,7 @@ impl MemoryReader for DynamoStore {
         if more {
             tracing::warn!("a customer's memory is larger than one page; the newest facts may be missing");
         }
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let mut facts: Vec<Fact> = items.into_iter().filter_map(|item| item.into_fact(now_secs)).collect();
         memory::sort_newest_first(&mut facts);
         facts.truncate(max);
@@ -215,7 +214,7 @@ impl MemoryReader for DynamoStore {
     async fn list_facts(&self, customer_id: &str, limit: usize, after: Option<MemoryPosition>) -> Result<FactPage, Error> {
         let pk = keys::memory_pk(&self.customer_hash(customer_id)?);
         let items: Vec<FactItem> = self.all_memory(&pk, false, None).await?;
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let mut facts: Vec<Fact> = items.into_iter().filter_map(|item| item.into_fact(now_secs)).collect();
         memory::sort_newest_first(&mut facts);
         Ok(memory::page_after(facts, after.as_ref(), limit))
@@ -227,7 +226,7 @@ impl MemoryDeleter for DynamoStore {
         if !memory::is_fact_id(fact_id) {
             return Err(Error::BadRequest(format!("{fact_id:?} is not a fact id")));
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let tombstone = FactItem {
             pk: keys::memory_pk(&self.customer_hash(customer_id)?),
             sk: keys::fact_sk(fact_id),
@@ -237,7 +236,8 @@ impl MemoryDeleter for DynamoStore {
             kind: None,
             text: None,
             from_turn: None,
-            ttl: Some(now.unix_timestamp() + TOMBSTONE_TTL_SECONDS),
+            // Kept until the purge: see the module's comment.
+            ttl: None,
         };
         let put = self
             .client
@@ -335,7 +335,7 @@ impl DynamoStore {
     /// consistent: what it misses, the next window's trim finds. Returns how many it deleted.
     async fn trim(&self, pk: &str) -> Result<u64, Error> {
         let stamps: Vec<FactStamp> = self.all_memory(pk, false, Some("SK, stated_key, deleted, #ttl")).await?;
-        let now_secs = clock::now().unix_timestamp();
+        let now_secs = self.clock.now_epoch_seconds();
         let mut live: Vec<FactStamp> =
             stamps.into_iter().filter(|s| !s.deleted && s.ttl.is_none_or(|ttl| ttl > now_secs)).collect();
         if live.len() <= self.config.memory_max_facts {

@@ -5,8 +5,9 @@
 //!
 //! One operation a module: `create`, `append`, `context` (with the pure `turn_window`),
 //! `summary_write`, `summaries`, `update`, `page_context`, `resume`, `export`, `memory`,
-//! `purge` (`erase`, `ledger`, `sweep`); the DynamoDB helpers they share are `call` (deadline,
-//! backoff, item conversions) and `transact` (cancellation reasons, put-if-absent, retry).
+//! `purge` (`erase`, `ledger`, `sweep`), `janitor` (finishes what they left when cut off);
+//! the DynamoDB helpers they share are `call` (deadline, backoff, item conversions) and
+//! `transact` (cancellation reasons, put-if-absent, retry).
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -41,7 +42,9 @@ pub use append::SUMMARY_REARM_TURNS;
 mod export;
 // Long-term customer memory (issue 14).
 mod memory;
-pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter, TOMBSTONE_TTL_SECONDS};
+pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter};
+mod janitor;
+pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS};
 mod page_context;
 mod resume;
 mod retract;
@@ -103,6 +106,8 @@ pub trait ContextLoader {
 pub trait SummaryWriter {
     /// Stores the summary of turns 1..=`through_turn`. The watermark only moves forward:
     /// returns `false`, and writes nothing, when a summary that far along already exists.
+    /// It clears `needs_summary` unless the next window is already due, and resets
+    /// `summary_rearm`, so the next window's trigger and re-arms fire as for the first.
     fn put_summary(
         &self,
         session_id: Uuid,
@@ -154,8 +159,12 @@ pub struct DynamoStore {
 /// DynamoDB Local. With `AWS_REGION` set (always, on Lambda) it makes no network call: without
 /// it, the SDK probes the instance metadata service for a region during start-up.
 pub async fn dynamodb_client() -> Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Client::new(&shared)
+    dynamodb_client_with(&crate::aws::sdk_config().await)
+}
+
+/// A DynamoDB client of a configuration the function shares with its other clients.
+pub fn dynamodb_client_with(shared: &aws_config::SdkConfig) -> Client {
+    Client::new(shared)
 }
 
 impl DynamoStore {
@@ -166,6 +175,23 @@ impl DynamoStore {
             clock: Clock::system(),
             consumed: Mutex::new(Capacity::default()),
         }
+    }
+
+    /// A store whose configuration gets the receipt salt (`RECEIPT_SALT`, [`crate::secret`]),
+    /// fetched beside the rest of init; its warm-up ([`DynamoStore::warm_up`]) follows the
+    /// salt. The DynamoDB client is built now, so init still loads its TLS roots.
+    #[cfg(feature = "secrets")]
+    pub fn salted(shared: &aws_config::SdkConfig, config: Config) -> crate::Deferred<DynamoStore> {
+        let (shared, client) = (shared.clone(), dynamodb_client_with(shared));
+        crate::Deferred::start(move || {
+            let (shared, client, config) = (shared.clone(), client.clone(), config.clone());
+            async move {
+                let salt = crate::secret::load(&shared, "RECEIPT_SALT").await?;
+                let store = DynamoStore::new(client, config.with_receipt_salt(salt));
+                store.warm_up().await;
+                Ok(store)
+            }
+        })
     }
 
     /// The same store, reading the time from `clock` (tests move it forward).

@@ -1,6 +1,8 @@
 //! Writing a summary: the summary item, the latest-summary head and META's watermark in one
-//! transaction, refused when the watermark has moved.
+//! transaction, refused when the watermark has moved; it leaves a next window that is already
+//! due flagged, and starts the re-arm afresh.
 
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -14,7 +16,6 @@ use crate::{codec, keys, Error};
 use super::{cancellation_reasons, condition_failed, failed_item, n, s, to_item, within};
 use super::{DynamoStore, SummaryWriter};
 
-
 /// The positions of a summary transaction.
 mod summary_position {
     pub const LATEST: usize = 1;
@@ -24,22 +25,85 @@ mod summary_position {
 impl SummaryWriter for DynamoStore {
     async fn put_summary(&self, session_id: Uuid, through_turn: u64, text: &str) -> Result<bool, Error> {
         let now = clock::format(self.clock.now());
-        let pk = keys::session_pk(&session_id);
         let compressed = codec::compress(text);
+        // The next window may already be due: then the flag stays set, so `make redrive`
+        // finds it and the re-arm fires ten appends on. Which holds is known only from META,
+        // so the first attempt assumes the usual case and a refusal tells the other.
+        let mut next_due = false;
+        for _ in 0..MAX_SUMMARY_ATTEMPTS {
+            let transaction = self.summary_transaction(&session_id, through_turn, &compressed, &now, next_due)?;
+            let reasons = match within(self.config.write_timeout, transaction.send()).await? {
+                Ok(output) => {
+                    self.record(output.consumed_capacity());
+                    tracing::info!(%session_id, through_turn, next_due, "summary written");
+                    return Ok(true);
+                }
+                Err(e) => cancellation_reasons(e)?,
+            };
+            if condition_failed(&reasons, summary_position::META) {
+                match failed_item::<MetaItem>(&reasons, summary_position::META)? {
+                    None => {
+                        tracing::info!(%session_id, through_turn, "session is gone; summary not written");
+                        return Ok(false);
+                    }
+                    Some(meta) if meta.summarized_through >= through_turn => {
+                        tracing::info!(%session_id, through_turn, "summary already written");
+                        return Ok(false);
+                    }
+                    Some(meta) if meta.turn_count < through_turn => {
+                        return Err(Error::Conflict(format!(
+                            "a summary through turn {through_turn} was refused: the session has {} turns",
+                            meta.turn_count
+                        )))
+                    }
+                    Some(meta) => {
+                        next_due = meta.turn_count >= self.config.summary_due_at(through_turn);
+                        continue;
+                    }
+                }
+            }
+            if condition_failed(&reasons, summary_position::LATEST) {
+                return Err(Error::Corrupt(
+                    format!("the latest summary is past turn {through_turn} while the session's watermark is not").into(),
+                ));
+            }
+            return Err(Error::Unavailable("the summary write conflicted with another write".into()));
+        }
+        Err(Error::Unavailable("the session kept changing during the summary write".into()))
+    }
+}
+
+/// A summary write refused only because the next window's state changed under it is tried
+/// again, this many times in all.
+const MAX_SUMMARY_ATTEMPTS: u32 = 3;
+
+impl DynamoStore {
+    /// One transaction: the window's summary item, the latest summary, and META's watermark
+    /// moved to `through_turn`. The flag stays set when `next_due` (the next window is due
+    /// already; the condition checks it) and is cleared otherwise; the re-arm starts afresh.
+    fn summary_transaction(
+        &self,
+        session_id: &Uuid,
+        through_turn: u64,
+        compressed: &[u8],
+        now: &str,
+        next_due: bool,
+    ) -> Result<TransactWriteItemsFluentBuilder, Error> {
+        let pk = keys::session_pk(session_id);
         // The window's history item is plain put: a repeat of the same window rewrites it.
         let history = SummaryItem {
             pk: pk.clone(),
             sk: keys::summary_sk(through_turn),
             through_turn,
-            text: compressed.clone(),
-            created_at: now.clone(),
+            text: compressed.to_vec(),
+            created_at: now.to_owned(),
         };
         let latest = LatestSummaryItem {
             pk: pk.clone(),
             sk: keys::LATEST_SUMMARY.to_owned(),
             through_turn,
-            text: compressed,
-            created_at: now,
+            text: compressed.to_vec(),
+            created_at: now.to_owned(),
         };
         let history = Put::builder().table_name(self.table()).set_item(Some(to_item(&history)?)).build().map_err(Error::unavailable)?;
         let latest = Put::builder()
@@ -49,55 +113,31 @@ impl SummaryWriter for DynamoStore {
             .expression_attribute_values(":through", n(through_turn))
             .build()
             .map_err(Error::unavailable)?;
+        let next_window = if next_due { "turn_count >= :next_due" } else { "turn_count < :next_due" };
         let meta_update = Update::builder()
             .table_name(self.table())
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
-            .update_expression("SET summarized_through = :through, needs_summary = :done, version = version + :one")
-            .condition_expression("attribute_exists(PK) AND summarized_through < :through AND turn_count >= :through")
+            .update_expression(
+                "SET summarized_through = :through, needs_summary = :due, summary_rearm = :rearm, version = version + :one",
+            )
+            .condition_expression(format!(
+                "attribute_exists(PK) AND summarized_through < :through AND turn_count >= :through AND {next_window}"
+            ))
             .expression_attribute_values(":through", n(through_turn))
-            .expression_attribute_values(":done", AttributeValue::Bool(false))
+            .expression_attribute_values(":next_due", n(self.config.summary_due_at(through_turn)))
+            .expression_attribute_values(":due", AttributeValue::Bool(next_due))
+            .expression_attribute_values(":rearm", AttributeValue::Bool(false))
             .expression_attribute_values(":one", n(1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(Error::unavailable)?;
-        let transaction = self
+        Ok(self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(history).build())
             .transact_items(TransactWriteItem::builder().put(latest).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let reasons = match within(self.config.write_timeout, transaction).await? {
-            Ok(output) => {
-                self.record(output.consumed_capacity());
-                tracing::info!(%session_id, through_turn, "summary written");
-                return Ok(true);
-            }
-            Err(e) => cancellation_reasons(e)?,
-        };
-        if condition_failed(&reasons, summary_position::META) {
-            return match failed_item::<MetaItem>(&reasons, summary_position::META)? {
-                None => {
-                    tracing::info!(%session_id, through_turn, "session is gone; summary not written");
-                    Ok(false)
-                }
-                Some(meta) if meta.summarized_through >= through_turn => {
-                    tracing::info!(%session_id, through_turn, "summary already written");
-                    Ok(false)
-                }
-                Some(meta) => Err(Error::Conflict(format!(
-                    "a summary through turn {through_turn} was refused: the session has {} turns",
-                    meta.turn_count
-                ))),
-            };
-        }
-        if condition_failed(&reasons, summary_position::LATEST) {
-            return Err(Error::Corrupt(
-                format!("the latest summary is past turn {through_turn} while the session's watermark is not").into(),
-            ));
-        }
-        Err(Error::Unavailable("the summary write conflicted with another write".into()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total))
     }
 }

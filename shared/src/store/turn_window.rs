@@ -61,8 +61,15 @@ impl TurnWindow {
         Ok(())
     }
 
+    /// The newest turn this read vouches for: META's count when the read saw that turn (or
+    /// every turn is summarised), else the newest it saw, else the summary's end.
     pub(super) fn turn_count(&self) -> u64 {
-        self.newest.unwrap_or(self.turn_count)
+        self.newest.unwrap_or(self.summarized)
+    }
+
+    /// Whether the read saw META's newest turn (or had none to see).
+    pub(super) fn complete(&self) -> bool {
+        self.turn_count() == self.turn_count
     }
 
     pub(super) fn oldest_index(&self) -> u64 {
@@ -163,6 +170,7 @@ mod tests {
         }
         assert!(!window.wants_older());
         assert_eq!(window.turn_count(), 5);
+        assert!(window.complete());
         assert_eq!(gathered(window, None), (vec![3, 4, 5], None));
     }
 
@@ -183,6 +191,7 @@ mod tests {
             window.push(item(index, 1)).unwrap();
         }
         assert_eq!(window.turn_count(), 3);
+        assert!(!window.complete(), "the body is not the one META's version names");
         assert_eq!(gathered(window, None), (vec![1, 2, 3], None));
     }
 
@@ -230,8 +239,22 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_window_omits_every_unsummarised_turn() {
-        let window = TurnWindow::new(3, 1, 10);
+    fn turns_all_cut_by_the_budget_are_all_omitted() {
+        let mut window = TurnWindow::new(3, 1, 10);
+        for index in [3, 2] {
+            window.push(item(index, 1)).unwrap();
+        }
+        assert!(window.complete());
         assert_eq!(gathered(window, Some(0)), (vec![], Some((2, 3))));
+    }
+
+    #[test]
+    fn a_read_that_saw_no_unsummarised_turn_vouches_only_for_the_summary() {
+        let window = TurnWindow::new(3, 1, 10);
+        assert_eq!(window.turn_count(), 1);
+        assert!(!window.complete());
+        assert_eq!(gathered(window, None), (vec![], None), "nothing is claimed as omitted");
+        let settled = TurnWindow::new(3, 3, 10);
+        assert!(settled.complete(), "every turn is summarised");
     }
 }

@@ -17,7 +17,8 @@ pub trait SessionUpdater {
     /// Replaces `page_context`, sets `updated_at`, slides the expiry and bumps the version.
     /// Only the owner may, and only while the session lives (404 otherwise); with
     /// `if_match`, only while the version is one of the given ETags (412 otherwise; a
-    /// malformed `If-Match` is 412 too, but only after the 404 checks).
+    /// malformed `If-Match` is 412 too, but only after the 404 checks). A retry of a change
+    /// that was applied from one of them, with no PATCH since, answers the session as it is.
     /// Never touches `turn_count` or the summary.
     fn update_session(
         &self,
@@ -76,13 +77,27 @@ impl SessionUpdater for DynamoStore {
             {
                 return Err(Error::NotFound);
             }
-            if if_match.as_ref().is_some_and(|m| !m.allows(old.version)) {
+            if let Some(if_match) = if_match.as_ref().filter(|m| !m.allows(old.version)) {
+                if already_applied(&old, &page_context, if_match) {
+                    tracing::info!(%session_id, version = old.version, "session update already applied");
+                    return Ok(SessionUpdated { session: old.session(), version: old.version });
+                }
                 return Err(Error::PreconditionFailed);
             }
             guest = old.guest;
         }
         Err(Error::Unavailable("the session kept changing during the update".into()))
     }
+}
+
+/// Whether `meta` already holds this very change, made from a version `if_match` allows: a
+/// retry of a PATCH that was applied but whose answer was lost (or the SDK's own retry of
+/// it). A PATCH made since, even of the same page_context, replaced `patched_from`, so the
+/// retry is refused as stale. A different caller sending the same change with the same ETag
+/// is answered the same way: the session is as it asked.
+fn already_applied(meta: &MetaItem, page_context: &AttributeValue, if_match: &IfMatch) -> bool {
+    meta.patched_from.is_some_and(|from| if_match.allows(from))
+        && serde_dynamo::to_attribute_value::<_, AttributeValue>(&meta.page_context).is_ok_and(|stored| stored == *page_context)
 }
 
 impl DynamoStore {
@@ -95,7 +110,14 @@ impl DynamoStore {
         guest: bool,
     ) -> Result<Attempt, Error> {
         let (now, now_secs, ttl) = self.now_with_expiry();
-        let mut set = vec!["page_context = :page_context", "updated_at = :now", "#ttl = :ttl", "version = version + :one"];
+        // `patched_from` takes the version before this update (operands read the old item).
+        let mut set = vec![
+            "page_context = :page_context",
+            "updated_at = :now",
+            "#ttl = :ttl",
+            "patched_from = version",
+            "version = version + :one",
+        ];
         if !guest {
             // The index entry is rewritten anyway (page_context is projected): move it up too.
             set.push("GSI1SK = :now");

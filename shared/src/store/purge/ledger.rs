@@ -1,9 +1,10 @@
-//! A customer's purge: the ledger that survives a cut-off purge, the sessions it marks
-//! and erases, the counts it adds up, and the receipt that closes it.
+//! A customer's purge: its work item and the ledger that survive a cut-off purge, the
+//! sessions it marks and erases, the counts it adds up, and the receipt that closes it (or
+//! the customer's last one, when it found nothing left to delete).
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use aws_sdk_dynamodb::types::{Delete, PutRequest, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -12,8 +13,9 @@ use crate::store::transact::Transacted;
 use crate::store::{from_item, n, s, to_item, within, DynamoStore};
 use crate::{clock, keys, Error};
 
-use super::{BatchDeleter, CustomerPurger, Erased, LedgerItem, MetaOutcome, PendingItem, ReceiptItem, ReceiptReader};
-use super::{BATCH_LIMIT, MAX_PURGE_ROUNDS, SESSIONS_IN_PARALLEL};
+use super::{BatchDeleter, CustomerPurger, Erased, LastReceiptItem, LedgerItem, MetaOutcome, PendingItem, ReceiptItem, ReceiptReader};
+use super::{MAX_PURGE_ROUNDS, SESSIONS_IN_PARALLEL};
+use crate::store::janitor::Task;
 
 
 impl CustomerPurger for DynamoStore {
@@ -43,16 +45,34 @@ impl DynamoStore {
         request_id: &str,
     ) -> Result<Receipt, Error> {
         let hash = self.customer_hash(customer_id)?;
-        let ledger = self.open_ledger(&hash, request_id).await?;
-        let listed = self.registered_sessions(&hash).await?;
-        self.mark_listed(&hash, &listed).await?;
+        self.purge_by_hash(deleter, &hash, request_id).await
+    }
 
-        let hash = &hash;
+    /// Runs an abandoned purge of the customer to its end (the janitor): `None` when no purge
+    /// of theirs is open.
+    pub(crate) async fn finish_purge(&self, hash: &str) -> Result<Option<Receipt>, Error> {
+        match self.ledger(hash).await? {
+            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The purge of the customer whose hash is `hash`.
+    async fn purge_by_hash<D: BatchDeleter>(&self, deleter: &D, hash: &str, request_id: &str) -> Result<Receipt, Error> {
+        let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }).await?;
+        let ledger = self.open_ledger(hash, request_id, &work).await?;
+        if ledger.work_sk.as_deref() != Some(work.as_str()) {
+            // An earlier run of this purge left its own work item, which the ledger names.
+            self.unschedule(&work).await?;
+        }
+        let listed = self.registered_sessions(hash).await?;
+        self.mark_listed(hash, &listed).await?;
+
         for _ in 0..MAX_PURGE_ROUNDS {
             let pending = self.pending(hash).await?;
             if pending.is_empty() {
                 self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
-                let receipt = self.close_ledger(hash, &ledger.receipt_id).await?;
+                let receipt = self.close_ledger(hash, &ledger).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
                     sessions_deleted = receipt.sessions_deleted,
@@ -70,7 +90,7 @@ impl DynamoStore {
                     if failed.load(Ordering::Relaxed) {
                         return Ok(());
                     }
-                    let outcome = match self.erase_session(deleter, customer_id, &marker.session_id).await {
+                    let outcome = match self.erase_session(deleter, hash, &marker.session_id, Some(&marker)).await {
                         Ok(erased) => self.retire_into_ledger(hash, &marker, erased).await,
                         Err(e) => Err(e),
                     };
@@ -100,20 +120,14 @@ impl DynamoStore {
             .collect()
     }
 
-    /// Marks the sessions a purge found in the customer index, 25 to a batch.
+    /// Marks the sessions a purge found in the customer's registry, a few at a time.
     pub(super) async fn mark_listed(&self, hash: &str, sessions: &[Uuid]) -> Result<(), Error> {
-        for batch in sessions.chunks(BATCH_LIMIT) {
-            let requests = batch
-                .iter()
-                .map(|session_id| {
-                    let item = to_item(&Self::pending_item(hash, session_id, true))?;
-                    let put = PutRequest::builder().set_item(Some(item)).build().map_err(Error::unavailable)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
-            self.write_batch(requests).await?;
-        }
-        Ok(())
+        let marked: Vec<Result<PendingItem, Error>> = futures::stream::iter(sessions.iter().copied())
+            .map(|session_id| async move { self.mark_pending(hash, &session_id, None).await })
+            .buffer_unordered(SESSIONS_IN_PARALLEL)
+            .collect()
+            .await;
+        marked.into_iter().try_for_each(|m| m.map(|_| ()))
     }
 
     /// Every pending marker of the customer.
@@ -122,7 +136,7 @@ impl DynamoStore {
     }
 
     /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
-    pub(super) async fn open_ledger(&self, hash: &str, request_id: &str) -> Result<LedgerItem, Error> {
+    pub(super) async fn open_ledger(&self, hash: &str, request_id: &str, work_sk: &str) -> Result<LedgerItem, Error> {
         let update = self
             .client
             .update_item()
@@ -131,13 +145,15 @@ impl DynamoStore {
             .key(keys::SK, s(keys::PURGE_LEDGER))
             .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
-                 requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id) \
+                 requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
+                 work_sk = if_not_exists(work_sk, :work_sk) \
                  ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
             )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
-            .expression_attribute_values(":now", s(clock::format(clock::now())))
+            .expression_attribute_values(":now", s(clock::format(self.clock.now())))
             .expression_attribute_values(":request_id", s(request_id))
+            .expression_attribute_values(":work_sk", s(work_sk))
             .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -151,8 +167,12 @@ impl DynamoStore {
     /// session, in one transaction, so that a session is counted once however many purges
     /// run over it. A marker someone else retired first is not counted again.
     pub(super) async fn retire_into_ledger(&self, hash: &str, marker: &PendingItem, erased: Erased) -> Result<(), Error> {
-        if erased.meta == MetaOutcome::OtherOwner {
-            // A marker a single deletion left for a session that is not the customer's.
+        if let Some(work_sk) = &marker.work_sk {
+            // The work item of a DELETE that was cut off: the purge finishes its job.
+            self.unschedule(work_sk).await?;
+        }
+        if matches!(erased.meta, MetaOutcome::OtherOwner | MetaOutcome::Unclaimed) {
+            // A marker a single deletion left for a session that is not provably the customer's.
             return self.delete_pending(hash, &marker.session_id).await;
         }
         let counted = marker.listed || erased.items > 0;
@@ -166,10 +186,8 @@ impl DynamoStore {
             .expression_attribute_values(":items", n(erased.items))
             .build()
             .map_err(Error::unavailable)?;
-        let retire = Delete::builder()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::pending_sk(&marker.session_id)))
+        let retire = self
+            .delete_of(keys::privacy_pk(hash), &keys::pending_sk(&marker.session_id))
             .condition_expression("attribute_exists(PK)")
             .build()
             .map_err(Error::unavailable)?;
@@ -198,47 +216,78 @@ impl DynamoStore {
             .map_err(Error::unavailable)
     }
 
-    /// Writes the receipt from the ledger and deletes the ledger, in one transaction. When
-    /// a concurrent run of the same purge did it first, answers with that run's receipt.
-    pub(super) async fn close_ledger(&self, hash: &str, receipt_id: &Uuid) -> Result<Receipt, Error> {
-        let ledger_key = || {
-            HashMap::from([(keys::PK.to_owned(), s(keys::privacy_pk(hash))), (keys::SK.to_owned(), s(keys::PURGE_LEDGER))])
-        };
-        let ledger: Option<LedgerItem> =
-            self.get_item(keys::privacy_pk(hash), keys::PURGE_LEDGER, true, self.config.write_timeout).await?;
+    /// The customer's open ledger, if any.
+    pub(super) async fn ledger(&self, hash: &str) -> Result<Option<LedgerItem>, Error> {
+        self.get_item(keys::privacy_pk(hash), keys::PURGE_LEDGER, true, self.config.write_timeout).await
+    }
 
-        if let Some(ledger) = ledger.filter(|l| l.receipt_id == *receipt_id) {
-            let receipt = ReceiptItem {
-                pk: keys::receipt_pk(receipt_id),
-                sk: keys::RECEIPT.to_owned(),
-                receipt_id: *receipt_id,
-                customer_hash: ledger.customer_hash,
-                requested_at: ledger.requested_at,
-                completed_at: clock::format(clock::now()),
-                sessions_deleted: ledger.sessions_deleted,
-                items_deleted: ledger.items_deleted,
-                memory_items_deleted: ledger.memory_items_deleted,
-                request_id: ledger.request_id,
-            };
-            let close = Delete::builder()
-                .table_name(self.table())
-                .set_key(Some(ledger_key()))
+    /// Closes the ledger: writes the receipt, points the customer's last receipt at it,
+    /// deletes the ledger and retires the purge's work item, in one transaction. A purge that
+    /// deleted nothing writes no receipt when the customer has one: it answers that one, so a
+    /// repeat of a purge whose answer was lost gets its receipt, with its counts. When a
+    /// concurrent run of the same purge closed the ledger first, answers with that run's receipt.
+    pub(super) async fn close_ledger(&self, hash: &str, opened: &LedgerItem) -> Result<Receipt, Error> {
+        let receipt_id = opened.receipt_id;
+        let last: Option<LastReceiptItem> =
+            self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
+        if let Some(ledger) = self.ledger(hash).await?.filter(|l| l.receipt_id == receipt_id) {
+            let close = self
+                .delete_of(keys::privacy_pk(hash), keys::PURGE_LEDGER)
                 .condition_expression("receipt_id = :receipt_id")
                 .expression_attribute_values(":receipt_id", s(receipt_id.to_string()))
                 .build()
                 .map_err(Error::unavailable)?;
-            let transaction = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&receipt)?, false)?).build())
-                .transact_items(TransactWriteItem::builder().delete(close).build());
+            let mut transaction =
+                self.client.transact_write_items().transact_items(TransactWriteItem::builder().delete(close).build());
+            if let Some(work_sk) = &ledger.work_sk {
+                let retire = self.delete_of(keys::WORK_PK.to_owned(), work_sk).build().map_err(Error::unavailable)?;
+                transaction = transaction.transact_items(TransactWriteItem::builder().delete(retire).build());
+            }
+            let nothing_deleted = ledger.sessions_deleted == 0 && ledger.items_deleted == 0 && ledger.memory_items_deleted == 0;
+            let answered = match &last {
+                Some(last) if nothing_deleted => last.receipt_id,
+                _ => {
+                    let receipt = ReceiptItem {
+                        pk: keys::receipt_pk(&receipt_id),
+                        sk: keys::RECEIPT.to_owned(),
+                        receipt_id,
+                        customer_hash: ledger.customer_hash,
+                        requested_at: ledger.requested_at,
+                        completed_at: clock::format(self.clock.now()),
+                        sessions_deleted: ledger.sessions_deleted,
+                        items_deleted: ledger.items_deleted,
+                        memory_items_deleted: ledger.memory_items_deleted,
+                        request_id: ledger.request_id,
+                    };
+                    let pointer = HashMap::from([
+                        (keys::PK.to_owned(), s(keys::privacy_pk(hash))),
+                        (keys::SK.to_owned(), s(keys::LAST_RECEIPT)),
+                        ("receipt_id".to_owned(), s(receipt_id.to_string())),
+                    ]);
+                    let pointer = Put::builder().table_name(self.table()).set_item(Some(pointer)).build().map_err(Error::unavailable)?;
+                    transaction = transaction
+                        .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&receipt)?, false)?).build())
+                        .transact_items(TransactWriteItem::builder().put(pointer).build());
+                    receipt_id
+                }
+            };
             if let Transacted::Committed = self.transact(transaction).await? {
-                return Ok(receipt.into());
+                if let Some(receipt) = self.get_receipt(&answered).await? {
+                    return Ok(receipt);
+                }
             }
         }
-        self.get_receipt(receipt_id)
-            .await?
-            .ok_or_else(|| Error::Unavailable("the purge's ledger changed under it; repeat the purge".into()))
+        // Closed by a concurrent run (or by this one, whose answer was lost): its receipt, or
+        // the last one when it found nothing to delete.
+        if let Some(receipt) = self.get_receipt(&receipt_id).await? {
+            return Ok(receipt);
+        }
+        let last: Option<LastReceiptItem> =
+            self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
+        match last {
+            Some(last) => self.get_receipt(&last.receipt_id).await?.ok_or_else(|| Error::Corrupt("the last receipt is missing".into())),
+            None => Err(Error::Unavailable("the purge's ledger changed under it; repeat the purge".into())),
+        }
     }
 
     pub(super) async fn get_receipt(&self, receipt_id: &Uuid) -> Result<Option<Receipt>, Error> {

@@ -2,21 +2,28 @@
 //! the items the procedures share, and their steps ([`erase`], [`ledger`], [`sweep`]).
 //!
 //! # One procedure deletes a session, whoever asks
-//! 1. A pending marker `PRIVACY#<customer_hash> / PENDING#<session_id>` is written first, so
-//!    that a deletion cut off half-way is found again by the customer's next purge (once
-//!    META is gone the session is no longer in the customer index).
-//! 2. META is deleted, on condition that the customer owns it. Every write to a session
-//!    (append, summary, metadata update) conditions on META existing, so from here on
-//!    nothing can add an item to the session.
-//! 3. The keys of everything else under the session's partition are read
-//!    with a strongly consistent Query and deleted with BatchWriteItem, 25 at a time,
-//!    every `UnprocessedItems` retried. The Query is repeated until it comes back empty,
-//!    which also catches items that committed just before META went away.
-//! 4. The marker is retired.
+//! 1. A work item for the janitor (`store::janitor`) is written first, then a pending marker
+//!    `PRIVACY#<customer_hash> / PENDING#<session_id>` (kept, with what earlier attempts
+//!    recorded on it, when there is one), so that a deletion cut off half-way is finished by
+//!    the janitor once overdue, or by the customer's next purge.
+//! 2. META is deleted, on condition that the caller owns it (read first, to tell another
+//!    owner's session from none), in one transaction with `meta_deleted` on the marker. Every
+//!    write to a session (append, summary, metadata update) conditions on META existing, so
+//!    from here on nothing can add an item to the session. When META is already gone, the
+//!    session is claimed only through the caller's registry entry for it, or their own earlier
+//!    deletion of its META (the marker): anyone else's DELETE deletes and counts nothing.
+//! 3. The keys of everything else under the session's partition are read with a strongly
+//!    consistent Query, newest first, their number recorded on the marker (unless an earlier
+//!    attempt did), and deleted with BatchWriteItem, 25 at a time, every `UnprocessedItems`
+//!    retried. The Query is repeated until it comes back empty, or finds a META: the id was
+//!    created again, and what follows is the new session's.
+//! 4. The registry entry goes, in a transaction that checks that no META exists (a create of
+//!    the same id writes the entry again); then the marker, then the work item.
 //!
 //! # A purge
-//! 1. opens the customer's ledger (`PRIVACY#<customer_hash> / LEDGER`), or reopens the one a
-//!    cut-off purge left: it keeps the receipt id, `requested_at`, `request_id` and the counts;
+//! 1. writes its work item, then opens the customer's ledger (`PRIVACY#<customer_hash> /
+//!    LEDGER`), or reopens the one a cut-off purge left: it keeps the receipt id,
+//!    `requested_at`, `request_id`, the counts and its work item;
 //! 2. lists the customer's sessions from their registry (`PRIVACY#<customer_hash> /
 //!    SESSION#<id>`, written with META, removed only after every item of the session is
 //!    gone), so sessions whose META expired or was removed by TTL are found too, and marks
@@ -24,16 +31,19 @@
 //!    the ledger is open no session of the customer can be created;
 //! 3. runs the procedure above on every pending marker, a few sessions at a time; markers a
 //!    cut-off purge or delete left behind are among them. Retiring a marker and adding its
-//!    counts to the ledger is one transaction, so each session is counted once;
+//!    recorded counts to the ledger is one transaction, so each session is counted once, with
+//!    every item its deletion removed, in whichever attempt;
 //! 4. deletes the customer's long-term memory (`MEMORY#<customer_hash>`), each transaction of
 //!    deletes also adding its count to the ledger's `memory_items_deleted`. Every session's
 //!    META is gone by then, and a window's facts are written only while its META exists, so
 //!    no fact can arrive after this step;
-//! 5. writes the receipt and deletes the ledger in one transaction.
+//! 5. writes the receipt, points `PRIVACY#<customer_hash> / RECEIPT` at it, deletes the ledger
+//!    and the work item, in one transaction.
 //!
-//! Repeating a purge is safe at any point: a cut-off purge's repeat finishes the job and
-//! answers with the same receipt id; a repeat after a finished purge starts a new purge,
-//! which finds nothing and answers with a new receipt that counts zero.
+//! Repeating a purge is safe at any point: a cut-off purge's repeat (or the janitor) finishes
+//! the job and answers with the same receipt id and exact counts; a repeat that finds nothing
+//! left to delete answers the customer's last receipt, so a caller whose answer was lost gets
+//! the receipt it missed. Only a purge that deletes something writes a new receipt.
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -104,6 +114,9 @@ pub const BATCH_LIMIT: usize = 25;
 const MAX_BATCH_ATTEMPTS: u32 = 8;
 /// Sessions a purge deletes at once.
 const SESSIONS_IN_PARALLEL: usize = 4;
+/// Reads of a session's META before a deletion gives up, when META keeps changing hands
+/// between the read and the conditional delete.
+const MAX_META_ATTEMPTS: u32 = 10;
 /// Rounds of "read the pending markers, delete their sessions" before a purge gives up.
 /// One round is the norm; a marker written by a concurrent delete can make a second.
 const MAX_PURGE_ROUNDS: u32 = 5;
@@ -125,9 +138,22 @@ struct PendingItem {
     #[serde(rename = "SK")]
     sk: String,
     session_id: Uuid,
-    /// Written by a purge that found the session in the customer index: the session is
+    /// Written by a purge that found the session in the customer's registry: the session is
     /// counted even when a cut-off attempt already deleted all of it.
+    #[serde(default)]
     listed: bool,
+    /// Set in the transaction that deleted the session's META: that deletion is counted, and
+    /// claims the session for this customer, however often the deletion is cut off.
+    #[serde(default)]
+    meta_deleted: bool,
+    /// The items left under the session's partition once its META was gone, recorded before
+    /// the first of them was deleted: the count stays exact however often it is cut off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    children: Option<u64>,
+    /// The work item of the first DELETE that began this deletion: whoever finishes it
+    /// retires that item too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    work_sk: Option<String>,
 }
 
 /// `PRIVACY#<customer_hash> / LEDGER`: a purge in progress.
@@ -141,6 +167,15 @@ struct LedgerItem {
     items_deleted: u64,
     #[serde(default)]
     memory_items_deleted: u64,
+    /// The janitor's work item for this purge, retired with the ledger.
+    #[serde(default)]
+    work_sk: Option<String>,
+}
+
+/// `PRIVACY#<customer_hash> / RECEIPT`: the customer's last receipt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LastReceiptItem {
+    receipt_id: Uuid,
 }
 
 /// `RECEIPT#<receipt_id> / RECEIPT`: a finished purge. No ttl: receipts are kept.
@@ -184,6 +219,10 @@ enum MetaOutcome {
     Absent,
     /// Someone else's session: nothing was deleted.
     OtherOwner,
+    /// No META, and nothing shows the session was the caller's (neither their registry nor
+    /// their own earlier deletion of its META): nothing was deleted; what is left is the
+    /// owner's, the TTL sweep's or the janitor's to delete.
+    Unclaimed,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,229 @@
+//! The janitor: finishes, within a bounded time, what a destructive operation cut off half-way
+//! left behind, without a Scan.
+//!
+//! # The work partition
+//! Every destructive operation that takes more than one write records its intent first, in
+//! one small partition: `PK = JANITOR`, `SK = DUE#<epoch seconds>#<task>`, due
+//! [`JANITOR_GRACE_SECONDS`] after it starts, and deletes it once it has finished:
+//! - a DELETE of a session, and a TTL sweep: `SESSION#<id>`, with the hash of the customer
+//!   whose pending marker and registry entry name the session;
+//! - a purge: `PURGE#<customer_hash>`, deleted in the transaction that writes the receipt.
+//!
+//! Only operations in flight or cut off have an item here, so the partition stays small, and
+//! a pass reads only what is overdue: one Query of the sort keys up to `DUE#<now>`.
+//!
+//! # A pass ([`Janitor::janitor_pass`])
+//! For each overdue item, in due order:
+//! - a session whose `~META` exists is alive (the cut-off DELETE never removed it, or the id
+//!   was created again): nothing to do. Otherwise every item left under its partition is
+//!   deleted (the sweep stops at a `~META` that reappears), then its registry entry (only while
+//!   no `~META` exists) and, unless a purge of that customer is open, its pending marker;
+//! - a purge whose ledger is still open is run to the end, as a repeat of the request would:
+//!   the same receipt, with exact counts, and creates work again.
+//!
+//! The item is deleted once its task is done; a task that fails stays and is tried again by
+//! the next pass.
+//!
+//! # The bound
+//! An operation cut off half-way is finished at most `JANITOR_GRACE_SECONDS` plus the
+//! schedule's interval (the template's `JanitorIntervalMinutes`) after it started, plus the
+//! pass itself.
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{from_item, s, to_item, within, DynamoStore};
+use crate::{keys, Error};
+
+/// How long after an operation starts its work item falls due: Lambda's longest timeout
+/// (900 s), so that no invocation that wrote the item can still be running when the janitor
+/// takes it over.
+pub const JANITOR_GRACE_SECONDS: i64 = 15 * 60;
+/// Work items read in one page of a pass.
+const PAGE: i32 = 50;
+/// Pages one pass takes on at most; what is left waits for the next pass.
+const MAX_PAGES: usize = 20;
+
+/// Runs the janitor (the scheduled `janitor` function, `make run`'s scheduler, `make redrive`).
+pub trait Janitor {
+    /// The store's time, which the scheduled function passes to [`Janitor::janitor_pass`].
+    fn now(&self) -> OffsetDateTime;
+
+    /// Finishes every task whose work item was due at `now`.
+    fn janitor_pass(&self, now: OffsetDateTime) -> impl Future<Output = Result<JanitorReport, Error>> + Send;
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JanitorReport {
+    /// Session deletions and sweeps finished (or found to have nothing left).
+    pub sessions_finished: u64,
+    /// Purges run to their receipt.
+    pub purges_finished: u64,
+    /// Items of sessions the janitor deleted (a purge's are in its receipt).
+    pub items_deleted: u64,
+    /// Tasks that failed; their work items stay for the next pass.
+    pub failed: u64,
+}
+
+/// What a work item asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Finish deleting a session. `customer_hash` names the partition holding its pending
+    /// marker and, for a signed-in owner, its registry entry (none for a guest's TTL sweep).
+    Session { session_id: Uuid, customer_hash: Option<String> },
+    /// Finish a purge.
+    Purge { customer_hash: String },
+}
+
+/// `JANITOR / DUE#<epoch seconds>#<task>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WorkItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    customer_hash: Option<String>,
+}
+
+impl WorkItem {
+    fn task(&self) -> Result<Task, Error> {
+        match (self.session_id, &self.customer_hash) {
+            (Some(session_id), hash) => Ok(Task::Session { session_id, customer_hash: hash.clone() }),
+            (None, Some(hash)) => Ok(Task::Purge { customer_hash: hash.clone() }),
+            (None, None) => Err(Error::Corrupt(format!("work item {} names no task", self.sk).into())),
+        }
+    }
+}
+
+impl Janitor for DynamoStore {
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    async fn janitor_pass(&self, now: OffsetDateTime) -> Result<JanitorReport, Error> {
+        let mut report = JanitorReport::default();
+        let mut start = None;
+        for _ in 0..MAX_PAGES {
+            let (items, next) = self.overdue(now.unix_timestamp(), start).await?;
+            for item in items {
+                match self.finish(&item.task()?).await {
+                    Ok(done) => {
+                        self.unschedule(&item.sk).await?;
+                        report.items_deleted += done.items;
+                        report.sessions_finished += done.sessions;
+                        report.purges_finished += done.purges;
+                    }
+                    Err(error) => {
+                        tracing::warn!(work_item = %item.sk, %error, "the janitor could not finish a task; it stays for the next pass");
+                        report.failed += 1;
+                    }
+                }
+            }
+            start = next;
+            if start.is_none() {
+                break;
+            }
+        }
+        tracing::info!(?report, "janitor pass");
+        Ok(report)
+    }
+}
+
+/// What finishing one task did.
+struct Done {
+    sessions: u64,
+    purges: u64,
+    items: u64,
+}
+
+impl DynamoStore {
+    /// Records the intent of a destructive operation starting now; returns the work item's
+    /// sort key, for [`DynamoStore::unschedule`] once it has finished.
+    pub(crate) async fn schedule(&self, task: &Task) -> Result<String, Error> {
+        let due = self.clock.now_epoch_seconds() + JANITOR_GRACE_SECONDS;
+        let (sk, session_id, customer_hash) = match task {
+            Task::Session { session_id, customer_hash } => {
+                (keys::work_sk(due, &keys::session_pk(session_id)), Some(*session_id), customer_hash.clone())
+            }
+            Task::Purge { customer_hash } => {
+                (keys::work_sk(due, &keys::purge_task(customer_hash)), None, Some(customer_hash.clone()))
+            }
+        };
+        let item = WorkItem { pk: keys::WORK_PK.to_owned(), sk: sk.clone(), session_id, customer_hash };
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(to_item(&item)?))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(self.config.write_timeout, put).await?.map_err(Error::from_store)?;
+        self.record_write(output.consumed_capacity());
+        Ok(sk)
+    }
+
+    /// Retires a work item: its operation has finished.
+    pub(crate) async fn unschedule(&self, sk: &str) -> Result<(), Error> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::WORK_PK))
+            .key(keys::SK, s(sk))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
+        self.record_write(output.consumed_capacity());
+        Ok(())
+    }
+
+    /// One page of the work items due at `now_secs`, oldest first.
+    async fn overdue(
+        &self,
+        now_secs: i64,
+        start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    ) -> Result<(Vec<WorkItem>, Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>), Error>
+    {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :due")
+            .expression_attribute_values(":pk", s(keys::WORK_PK))
+            .expression_attribute_values(":first", s(keys::WORK_PREFIX))
+            .expression_attribute_values(":due", s(keys::work_due_bound(now_secs)))
+            .limit(PAGE)
+            // Items fall due minutes after they were written: an eventually consistent read sees them.
+            .consistent_read(false)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
+        self.record_read(output.consumed_capacity());
+        let items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<WorkItem>, Error>>()?;
+        Ok((items, output.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
+    async fn finish(&self, task: &Task) -> Result<Done, Error> {
+        match task {
+            Task::Session { session_id, customer_hash } => {
+                let items = self.finish_session(customer_hash.as_deref(), session_id).await?;
+                Ok(Done { sessions: 1, purges: 0, items })
+            }
+            Task::Purge { customer_hash } => match self.finish_purge(customer_hash).await? {
+                Some(receipt) => {
+                    tracing::info!(receipt_id = %receipt.receipt_id, "the janitor finished an abandoned purge");
+                    Ok(Done { sessions: 0, purges: 1, items: 0 })
+                }
+                None => Ok(Done { sessions: 0, purges: 0, items: 0 }),
+            },
+        }
+    }
+}
