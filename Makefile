@@ -19,6 +19,11 @@ CHAOS_REPORT ?= bench/chaos
 TEST_API_PORT ?= 3765
 TEST_STACK_DDB_PORT ?= 8767
 TEST_LAMBDA_PORT ?= 9765
+# The stack `make test` starts for the Python client's tests (scripts/test-python-client.sh).
+TEST_PY_API_PORT ?= 3766
+TEST_PY_DDB_PORT ?= 8768
+TEST_PY_PROXY_PORT ?= 8769
+TEST_PY_LAMBDA_PORT ?= 9766
 FUZZ_EXAMPLES ?= 100
 TEST_FUZZ_EXAMPLES ?= 10
 FUNCTIONS := $(notdir $(wildcard functions/*))
@@ -45,7 +50,7 @@ run:
 
 # After the cargo tests: Ctrl-C stops all of `make run`, every listener of the local stack is
 # on loopback, then a short seeded chaos run and, beside it, a short fuzz run against a local
-# stack of its own.
+# stack of its own; then the Python client's lint, type check and tests against another.
 test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
@@ -58,6 +63,8 @@ test: tools lint
 	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh >target/fuzz-test.log 2>&1; fuzz=$$?; \
 	wait $$chaos; chaos=$$?; cat target/fuzz-test.log; \
 	echo "chaos run: exit $$chaos, fuzz run: exit $$fuzz"; [ $$chaos = 0 ] && [ $$fuzz = 0 ]
+	PY_API_PORT=$(TEST_PY_API_PORT) PY_DDB_PORT=$(TEST_PY_DDB_PORT) PY_PROXY_PORT=$(TEST_PY_PROXY_PORT) \
+	  PY_LAMBDA_PORT=$(TEST_PY_LAMBDA_PORT) ./scripts/test-python-client.sh
 
 # schemathesis against the API `make run` serves on API_PORT: every operation and check, as
 # a customer, support and privacy, FUZZ_EXAMPLES examples per operation, a fixed seed.

@@ -33,20 +33,8 @@ export FAULT_STALE_MS="${FAULT_STALE_MS:-2000}"
 export FAULT_LATENCY_MS="${FAULT_LATENCY_MS:-2500}"
 export LOAD_DEADLINE_MS="${LOAD_DEADLINE_MS:-2000}"
 
-pids=()
 # The stack first, with the time its own clean-up takes, then the proxy.
-stop() {
-  trap '' INT TERM
-  trap - EXIT
-  local index
-  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do
-    STOP_GRACE_SECONDS=8 ./scripts/stop-processes.sh "${pids[index]}"
-  done
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+source ./scripts/children.sh
 
 FAULT_PROXY_PORT="$proxy_port" FAULT_UPSTREAM="$direct" FAULT_SEED="$CHAOS_SEED" \
   ./target/debug/fault-proxy >"$run_dir/fault-proxy.log" 2>&1 &

@@ -51,15 +51,7 @@ if [ "${FUZZ_OWN_STACK:-0}" = 1 ]; then
 fi
 port_open "$API_PORT" || { echo "fuzz: nothing serves $API; start it with make run" >&2; exit 1; }
 
-# One call to every function first: `cargo lambda watch` starts a function on its first
-# request, which must not count against schemathesis's request timeout.
-warm_token=$(make -s --no-print-directory token SUB=fuzz-warm-up)
-none=00000000-0000-4000-8000-000000000000
-for call in "POST /sessions" "PATCH /sessions/$none" "DELETE /sessions/$none" "POST /sessions/$none/turns" \
-    "GET /sessions/$none/turns" "GET /sessions/$none/context" "GET /customers/me/sessions" \
-    "DELETE /customers/fuzz-warm-up" "GET /receipts/$none"; do
-  curl -s -o /dev/null --max-time 600 -X "${call%% *}" -H "authorization: Bearer $warm_token" -d '{}' "$API${call#* }" || true
-done
+./scripts/warm-functions.sh "$API"
 
 failed=0
 for role in customer support privacy; do

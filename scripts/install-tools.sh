@@ -55,8 +55,13 @@ rust_target() {
   fi
 }
 
+# The Python client's frameworks, linters and test runner, in a virtual environment of their own.
+python_client_tools() {
+  ./scripts/install-python-tools.sh
+}
+
 steps=(python_tools dynamodb_local)
-[ "${1:-all}" = run ] || steps+=(rust_target)
+[ "${1:-all}" = run ] || steps+=(rust_target python_client_tools)
 pids=()
 for step in "${steps[@]}"; do
   "$step" &

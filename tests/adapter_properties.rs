@@ -24,7 +24,7 @@ use tidewater_tests::*;
 use uuid::Uuid;
 
 /// Every route of the API: method and path template.
-const ROUTES: [(&str, &str); 14] = [
+const ROUTES: [(&str, &str); 15] = [
     ("POST", "/sessions"),
     ("PATCH", "/sessions/{id}"),
     ("DELETE", "/sessions/{id}"),
@@ -39,6 +39,7 @@ const ROUTES: [(&str, &str); 14] = [
     ("GET", "/customers/{id}/memory"),
     ("DELETE", "/customers/me/memory/{fact_id}"),
     ("DELETE", "/customers/{id}/memory/{fact_id}"),
+    ("POST", "/sessions/{id}/turns/{index}/retract"),
 ];
 
 const CASES: u32 = 256;
@@ -234,6 +235,11 @@ fn lambda_request(arbitrary: &ArbitraryRequest) -> lambda_http::Request {
         parameter.map(|name| HashMap::from([(name.to_owned(), arbitrary.path_parameter.clone())])).unwrap_or_default();
     // A memory route with both parameters: the fact id is the same arbitrary text.
     event.path_parameters.extend(fact_id);
+    // The retract route: the session's first turn when the id is the session's, else the same text.
+    if route.contains("{index}") {
+        let index = if Uuid::parse_str(&arbitrary.path_parameter).is_ok() { "1".to_owned() } else { arbitrary.path_parameter.clone() };
+        event.path_parameters.insert("index".to_owned(), index);
+    }
     event.query_string_parameters = arbitrary.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>().into();
     match &arbitrary.body {
         None => {}
@@ -260,6 +266,7 @@ async fn handle(store: &DynamoStore, key: &CursorKey, route: usize, request: lam
         ("POST", "/sessions") => create_session::handle(store, &redactor, request).await,
         ("PATCH", _) => update_session::handle(store, &redactor, request).await,
         ("DELETE", "/sessions/{id}") => delete_session::handle(store, request).await,
+        ("POST", route) if route.ends_with("/retract") => retract_turn::handle(store, request).await,
         ("POST", _) => append_turn::handle(store, &redactor, store.config(), request).await,
         ("GET", "/sessions/{id}/turns") => export_turns::handle(store, key, request).await,
         ("GET", "/sessions/{id}/context") => load_context::handle(store, request).await,

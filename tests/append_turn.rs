@@ -133,7 +133,7 @@ async fn invalid_turns_get_422_and_write_nothing() {
 
     for body in [
         json!({"response_id": "r1", "role": "user", "content": ""}),
-        json!({"response_id": "r1", "role": "system", "content": "hi"}),
+        json!({"response_id": "r1", "role": "bot", "content": "hi"}),
         json!({"response_id": "bad id!", "role": "user", "content": "hi"}),
         json!({"response_id": "x".repeat(129), "role": "user", "content": "hi"}),
         json!({"response_id": "r1", "role": "user", "content": "hi", "token_count": -1}),
@@ -205,7 +205,7 @@ async fn turns_are_stored_gzip_compressed() {
     let store = store().await;
     let session = session_of(&store, &alice()).await;
     let content = "Do you have the deluxe edition of Vinland Saga? ".repeat(10);
-    let draft = NewTurn { response_id: "r1".into(), role: "user".into(), content: content.clone(), intent: None, token_count: Some(12) }
+    let draft = NewTurn { response_id: "r1".into(), role: "user".into(), content: content.clone(), intent: None, token_count: Some(12), item: None }
         .validate(store.config())
         .unwrap();
     store.append_turn(&alice(), session, draft).await.unwrap();

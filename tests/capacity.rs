@@ -40,6 +40,7 @@ fn chat_turn(turn: u64) -> tidewater::TurnDraft {
         content: chat_text(turn),
         intent: None,
         token_count: Some(250),
+        item: None,
     };
     draft.validate(&tidewater::Config::default()).unwrap()
 }
@@ -134,7 +135,7 @@ async fn an_append_of_a_1_kb_turn_and_its_retry() {
     let store = store().await;
     let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
     let draft = || {
-        NewTurn { response_id: "r1".into(), role: "user".into(), content: chat_text(1), intent: None, token_count: None }
+        NewTurn { response_id: "r1".into(), role: "user".into(), content: chat_text(1), intent: None, token_count: None, item: None }
             .validate(store.config())
             .unwrap()
     };

@@ -19,6 +19,7 @@ async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usize) 
             content: format!("turn {i}"),
             intent: None,
             token_count: None,
+            item: None,
         };
         store.append_turn(caller, session_id, turn.validate(store.config()).unwrap()).await.unwrap();
     }
@@ -112,7 +113,7 @@ async fn appending_to_a_deleted_session_answers_404_and_recreates_nothing() {
     let session = session_with_turns(&store, &alice(), 2).await;
     delete(&store, &alice(), session).await;
 
-    let turn = NewTurn { response_id: "late".into(), role: "user".into(), content: "hello?".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "late".into(), role: "user".into(), content: "hello?".into(), intent: None, token_count: None, item: None };
     let appended = store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await;
 
     assert!(matches!(appended, Err(tidewater::Error::NotFound)), "{appended:?}");

@@ -16,6 +16,7 @@ async fn append(store: &DynamoStore, caller: &Caller, session_id: Uuid, response
         content: format!("{response_id}: is volume 3 of Frieren in stock?"),
         intent: None,
         token_count: None,
+        item: None,
     };
     store.append_turn(caller, session_id, turn.validate(store.config()).unwrap()).await.unwrap();
 }

@@ -24,6 +24,7 @@ async fn session_with(store: &DynamoStore, caller: &Caller, contents: impl IntoI
             content,
             intent: None,
             token_count: None,
+            item: None,
         };
         store.append_turn(caller, session, turn.validate(store.config()).unwrap()).await.unwrap();
     }

@@ -74,7 +74,7 @@ async fn a_reset_never_reaches_dynamodb() {
 }
 
 fn turn(i: u64) -> tidewater::TurnDraft {
-    let turn = NewTurn { response_id: format!("msg-{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None };
+    let turn = NewTurn { response_id: format!("msg-{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None, item: None };
     turn.validate(&tidewater::Config::default()).expect("a valid turn")
 }
 

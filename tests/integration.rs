@@ -21,6 +21,7 @@ mod openapi;
 mod purge;
 mod redaction;
 mod replication;
+mod retract_turn;
 mod secrets;
 mod simulation;
 mod summarize;

@@ -79,7 +79,7 @@ async fn the_idempotency_record_keeps_an_hmac_of_the_original_payload_and_no_pla
     // and neither the unkeyed digest of the original nor of the redacted text
     let items = scan_table(&store).await;
     let stored = strings(&items, "payload_hash", "SESSION#");
-    assert_eq!(stored, [test_hash_key().payload(&session, "user", original, None, None)]);
+    assert_eq!(stored, [test_hash_key().payload(&session, "user", original, None, None, None)]);
     let redacted = "charge my card [card ••••1111] please";
     for unkeyed in [plain_sha256(&["user", original, "\u{0}", ""]), plain_sha256(&["user", redacted, "\u{0}", ""])] {
         assert_ne!(stored[0], unkeyed);

@@ -21,7 +21,7 @@ type Item = HashMap<String, AttributeValue>;
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
 
 fn turn(i: u64) -> tidewater::TurnDraft {
-    let turn = NewTurn { response_id: format!("msg-{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None };
+    let turn = NewTurn { response_id: format!("msg-{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None, item: None };
     turn.validate(&tidewater::Config::default()).unwrap()
 }
 

@@ -62,7 +62,7 @@ async fn sessions_come_newest_activity_first_and_an_append_moves_one_to_the_fron
     let second = new_session(&store, &alice(), "/b").await;
     let third = new_session(&store, &alice(), "/c").await;
     store.clock().advance(Duration::from_millis(1_100));
-    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hi".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hi".into(), intent: None, token_count: None, item: None };
     store.append_turn(&alice(), first, turn.validate(store.config()).unwrap()).await.unwrap();
 
     let response = list(&store, &alice(), &[]).await;
@@ -132,7 +132,7 @@ async fn within_one_resume_step_an_append_does_not_rewrite_the_customer_index() 
     let store = fresh_store(Config::default()).await;
     let first = new_session(&store, &alice(), "/a").await;
     let second = new_session(&store, &alice(), "/b").await;
-    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hi".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hi".into(), intent: None, token_count: None, item: None };
     store.reset_consumed();
     store.append_turn(&alice(), first, turn.validate(store.config()).unwrap()).await.unwrap();
     let body = body_json(&list(&store, &alice(), &[]).await);
@@ -141,7 +141,7 @@ async fn within_one_resume_step_an_append_does_not_rewrite_the_customer_index() 
     assert_eq!(body["sessions"][1]["turn_count"], 0, "turn_count as of the last index move");
 
     store.clock().advance(Duration::from_secs(3_600));
-    let turn = NewTurn { response_id: "r2".into(), role: "user".into(), content: "again".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "r2".into(), role: "user".into(), content: "again".into(), intent: None, token_count: None, item: None };
     store.append_turn(&alice(), first, turn.validate(store.config()).unwrap()).await.unwrap();
     let body = body_json(&list(&store, &alice(), &[]).await);
     assert_eq!(ids(&body), [first, second].map(|s| s.to_string()));

@@ -14,6 +14,7 @@ async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: u64) ->
             content: format!("turn number {i}"),
             intent: (i % 2 == 1).then(|| "browse".to_owned()),
             token_count: Some(i as i64),
+            item: None,
         };
         store.append_turn(caller, session, turn.validate(store.config()).unwrap()).await.unwrap();
     }
@@ -103,7 +104,7 @@ async fn etag_changes_with_every_write_to_meta() {
 
     let first = etag(&load(&store, &alice(), session, &[]).await);
     assert_eq!(first, etag(&load(&store, &alice(), session, &[]).await), "reads do not change it");
-    let turn = NewTurn { response_id: "next".into(), role: "user".into(), content: "more".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "next".into(), role: "user".into(), content: "more".into(), intent: None, token_count: None, item: None };
     store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
     let second = etag(&load(&store, &alice(), session, &[]).await);
     store.put_summary(session, 2, "short").await.unwrap();
@@ -206,7 +207,7 @@ async fn a_turn_without_token_count_counts_a_quarter_of_its_bytes() {
     let store = store().await;
     let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
     for (i, content) in ["a".repeat(40), "b".repeat(41)].into_iter().enumerate() {
-        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content, intent: None, token_count: None };
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content, intent: None, token_count: None, item: None };
         store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
     }
 
@@ -236,7 +237,7 @@ async fn a_load_right_after_an_append_always_shows_the_new_turn() {
     let store = store().await;
     let session = store.create_session(&alice(), NewSession::default()).await.unwrap().session_id;
     for i in 1..=60u64 {
-        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None };
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None, item: None };
         store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
 
         let body = body_json(&load(&store, &alice(), session, &[("max_turns", "1")]).await);
@@ -253,7 +254,7 @@ async fn the_body_stays_under_5_mib_and_the_cut_is_reported() {
     let big = "Frieren volume three is in stock. ".repeat(2_000);
     let big = &big[..64 * 1024];
     for i in 1..=100u64 {
-        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: big.to_owned(), intent: None, token_count: None };
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: big.to_owned(), intent: None, token_count: None, item: None };
         store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
     }
 
@@ -290,7 +291,7 @@ async fn if_none_match_with_the_current_etag_is_304_until_the_session_changes() 
     assert!(matches!(unchanged.body(), lambda_http::Body::Empty));
     assert_eq!(unchanged.headers()["etag"].to_str().unwrap(), tag);
 
-    let turn = NewTurn { response_id: "r3".into(), role: "user".into(), content: "and volume 4?".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "r3".into(), role: "user".into(), content: "and volume 4?".into(), intent: None, token_count: None, item: None };
     store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
     let changed = load_context::handle(&*store, conditional(tag.clone())).await;
     assert_eq!(changed.status(), 200);

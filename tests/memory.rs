@@ -60,6 +60,7 @@ async fn say(store: &DynamoStore, caller: &Caller, session: Uuid, lines: &[&str]
                 content: content.into(),
                 intent: None,
                 token_count: None,
+                item: None,
             };
             store.append_turn(caller, session, turn.validate(store.config()).unwrap()).await.unwrap();
         }

@@ -23,7 +23,7 @@ fn alice_as_guest() -> Caller {
 }
 
 fn turn(i: usize, content: &str) -> NewTurn {
-    NewTurn { response_id: format!("r{i}"), role: "user".into(), content: content.into(), intent: None, token_count: None }
+    NewTurn { response_id: format!("r{i}"), role: "user".into(), content: content.into(), intent: None, token_count: None, item: None }
 }
 
 async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usize) -> Uuid {

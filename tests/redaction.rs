@@ -149,7 +149,7 @@ async fn a_card_number_reaches_no_item_and_shows_redacted_in_context_export_and_
     }
 
     // And the idempotency record keeps the keyed digest of the payload as sent
-    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content, intent: None, token_count: None };
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content, intent: None, token_count: None, item: None };
     let expected_hash = turn.validate(store.config()).unwrap().payload_hash(&test_hash_key(), &session);
     let hashes: Vec<String> = items.iter().filter_map(|i| i.get("payload_hash")?.as_s().ok().cloned()).collect();
     assert!(hashes.contains(&expected_hash), "{hashes:?}");

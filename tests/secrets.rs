@@ -100,7 +100,7 @@ async fn a_store_without_a_receipt_salt_creates_erases_and_reveals_nothing() {
     let salted = fresh_store(Config::default()).await;
     let alice = Caller::new("alice", Vec::<String>::new());
     let session = salted.create_session(&alice, NewSession::default()).await.unwrap().session_id;
-    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hello".into(), intent: None, token_count: None };
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "hello".into(), intent: None, token_count: None, item: None };
     salted.append_turn(&alice, session, turn.validate(salted.config()).unwrap()).await.unwrap();
     let unsalted = DynamoStore::new(
         salted.client().clone(),

@@ -47,7 +47,7 @@ async fn session_with_turns(store: &DynamoStore, caller: &Caller, session_id: Op
     let session = store.create_session(caller, request).await.unwrap().session_id;
     for i in 1..=turns {
         let (content, role, intent) = turn_content(i);
-        let turn = NewTurn { response_id: format!("r{i}"), role: role.into(), content, intent, token_count: None };
+        let turn = NewTurn { response_id: format!("r{i}"), role: role.into(), content, intent, token_count: None, item: None };
         store.append_turn(caller, session, turn.validate(store.config()).unwrap()).await.unwrap();
     }
     session
@@ -392,7 +392,7 @@ async fn appending_25_turns_through_the_api_makes_a_summary_appear_through_the_r
 async fn session_with_more_turns(store: &DynamoStore, session: Uuid, turns: std::ops::RangeInclusive<u64>) {
     for i in turns {
         let (content, role, intent) = turn_content(i);
-        let turn = NewTurn { response_id: format!("r{i}"), role: role.into(), content, intent, token_count: None };
+        let turn = NewTurn { response_id: format!("r{i}"), role: role.into(), content, intent, token_count: None, item: None };
         store.append_turn(&alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
     }
 }

@@ -22,6 +22,7 @@ async fn append(store: &DynamoStore, caller: &Caller, session: Uuid, response_id
         content: "Is volume 3 in stock?".into(),
         intent: None,
         token_count: None,
+        item: None,
     };
     store.append_turn(caller, session, turn.validate(store.config()).unwrap()).await.unwrap();
 }

@@ -124,6 +124,7 @@ pub fn new_turn(chat: &mut Chat, index: u64, response_id: String, bytes: usize) 
         content: chat.text(role, bytes),
         intent: (role == Role::User).then(|| "availability".to_owned()),
         token_count: Some((bytes / 4) as i64),
+        item: None,
     }
 }
 
@@ -160,6 +161,8 @@ pub async fn long_session(
             intent: draft.intent,
             token_count: draft.token_count,
             created_at: String::new(),
+            item: None,
+            retracted_at: None,
         });
     }
     let window = store.config().summary_threshold.max(1) as usize;

@@ -1,4 +1,4 @@
-//! Gzip for turn content and summaries, stored as DynamoDB binary.
+//! Gzip for turn content, turn items and summaries, stored as DynamoDB binary.
 use std::io::{Read, Write};
 
 use flate2::{read::GzDecoder, write::GzEncoder, Compression};
@@ -18,6 +18,15 @@ pub fn decompress(bytes: &[u8]) -> Result<String, Error> {
         .read_to_string(&mut text)
         .map_err(Error::corrupt)?;
     Ok(text)
+}
+
+/// A JSON object, as `compress` stores it: a turn's `item`.
+pub fn compress_json(object: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    compress(&serde_json::Value::Object(object.clone()).to_string())
+}
+
+pub fn decompress_json(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    serde_json::from_str(&decompress(bytes)?).map_err(Error::corrupt)
 }
 
 #[cfg(test)]

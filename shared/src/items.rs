@@ -25,6 +25,10 @@ pub struct MetaItem {
     pub summarized_through: u64,
     #[serde(default)]
     pub needs_summary: bool,
+    /// How many turns were retracted; a context load reads this many more turns to find
+    /// enough that were not.
+    #[serde(default)]
+    pub retracted_turns: u64,
     /// Flips on every `SUMMARY_REARM_TURNS`-th append while a due summary has not landed, so
     /// the stream filter fires again: a lost or failed trigger heals itself.
     #[serde(default)]
@@ -83,6 +87,12 @@ pub struct TurnItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_count: Option<u32>,
     pub created_at: String,
+    /// The turn's `item`, its JSON gzip-compressed like `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub item: Option<Vec<u8>>,
+    /// Set once, when the newest turn is retracted; it keeps its index and its response id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retracted_at: Option<String>,
 }
 
 impl TurnItem {
@@ -99,6 +109,8 @@ impl TurnItem {
             intent: self.intent,
             token_count: self.token_count,
             created_at: self.created_at,
+            item: self.item.as_deref().map(codec::decompress_json).transpose()?,
+            retracted_at: self.retracted_at,
         })
     }
 }

@@ -42,12 +42,21 @@ impl HashKey {
 
     /// The digest an idempotency record keeps of a turn's payload (everything but the
     /// response id), as the client sent it.
-    pub fn payload(&self, session_id: &Uuid, role: &str, content: &str, intent: Option<&str>, token_count: Option<u32>) -> String {
+    pub fn payload(
+        &self,
+        session_id: &Uuid,
+        role: &str,
+        content: &str,
+        intent: Option<&str>,
+        token_count: Option<u32>,
+        item: Option<&str>,
+    ) -> String {
         let token_count = token_count.map(|n| n.to_string());
         let intent = intent.map_or(&b"\x00absent"[..], str::as_bytes);
         let token_count = token_count.as_deref().map_or(&b"\x00absent"[..], str::as_bytes);
+        let item = item.map_or(&b"\x00absent"[..], str::as_bytes);
         let session_id = session_id.to_string();
-        self.digest(b"tidewater-payload-v1", &[session_id.as_bytes(), role.as_bytes(), content.as_bytes(), intent, token_count])
+        self.digest(b"tidewater-payload-v1", &[session_id.as_bytes(), role.as_bytes(), content.as_bytes(), intent, token_count, item])
     }
 
     /// A fact's id: the same for every statement of one subject by one customer.
@@ -81,16 +90,16 @@ mod tests {
     fn a_payload_digest_depends_on_the_key_the_session_and_every_field() {
         let a = key("a-test-hash-key-of-at-least-32-bytes!");
         let b = key("another-test-hash-key-of-32-bytes-or-more");
-        let base = a.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, None);
-        assert_eq!(base, a.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, None));
+        let base = a.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, None, None);
+        assert_eq!(base, a.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, None, None));
         assert_eq!(base.len(), 32);
         for other in [
-            b.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, None),
-            a.payload(&Uuid::nil(), "user", "call me on 06 12 34 56 78", None, None),
-            a.payload(&SESSION, "assistant", "call me on 06 12 34 56 78", None, None),
-            a.payload(&SESSION, "user", "call me on 06 12 34 56 79", None, None),
-            a.payload(&SESSION, "user", "call me on 06 12 34 56 78", Some(""), None),
-            a.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, Some(0)),
+            b.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, None, None),
+            a.payload(&Uuid::nil(), "user", "call me on 06 12 34 56 78", None, None, None),
+            a.payload(&SESSION, "assistant", "call me on 06 12 34 56 78", None, None, None),
+            a.payload(&SESSION, "user", "call me on 06 12 34 56 79", None, None, None),
+            a.payload(&SESSION, "user", "call me on 06 12 34 56 78", Some(""), None, None),
+            a.payload(&SESSION, "user", "call me on 06 12 34 56 78", None, Some(0), None),
         ] {
             assert_ne!(base, other);
         }

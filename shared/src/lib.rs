@@ -43,7 +43,7 @@ pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
     AppendAnswer, Appended, Caller, Context, ContextRequest, IfMatch, NewSession, NewTurn, Omitted, Receipt,
-    Redactions, ResumableSession, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
+    Redactions, ResumableSession, Retracted, Role, Session, SessionCreated, SessionPage, SessionPatch, SessionUpdated, Summary, Turn,
     TurnDraft, TurnPage,
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
@@ -51,7 +51,7 @@ pub use store::{
     dynamodb_client, dynamodb_client_with, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, Janitor, StoreSecret,
     JanitorReport, MemoryDeleter,
     MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
-    SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
+    SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter, TurnRetractor,
 };
 pub use redact::{AnyRedactor, OfflineRedactor, Redactor};
 pub use summarizer::{ExtractiveSummarizer, Summarizer, SummaryInput};

@@ -120,12 +120,15 @@ pub struct SessionCreated {
     pub created: bool,
 }
 
-/// Who wrote a turn.
+/// Who wrote a turn: the customer, the assistant, the system prompt, or a tool the assistant
+/// called (its result). Summaries and memory read the customer's and the assistant's turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
+    System,
+    Tool,
 }
 
 impl Role {
@@ -133,6 +136,8 @@ impl Role {
         match role {
             "user" => Some(Role::User),
             "assistant" => Some(Role::Assistant),
+            "system" => Some(Role::System),
+            "tool" => Some(Role::Tool),
             _ => None,
         }
     }
@@ -141,6 +146,8 @@ impl Role {
         match self {
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::System => "system",
+            Role::Tool => "tool",
         }
     }
 }
@@ -148,6 +155,10 @@ impl Role {
 pub const MAX_RESPONSE_ID_LEN: usize = 128;
 pub const MAX_TOKEN_COUNT: i64 = 1_000_000;
 pub const MAX_INTENT_LEN: usize = 256;
+/// A turn's `item`: a framework's own record of the message (a tool call with its id, a tool
+/// result), stored as sent. At most 64 KiB of JSON, under the same storage rules as
+/// `page_context` ([`crate::storable`]).
+pub const MAX_ITEM_BYTES: usize = 64 * 1024;
 
 /// Body of `POST /sessions/{id}/turns`, as sent. [`NewTurn::validate`] turns it into a [`TurnDraft`].
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +170,7 @@ pub struct NewTurn {
     pub intent: Option<String>,
     #[serde(default, deserialize_with = "optional_json_integer")]
     pub token_count: Option<i64>,
+    pub item: Option<Map<String, Value>>,
 }
 
 /// A turn that passed validation, ready to append.
@@ -169,9 +181,14 @@ pub struct TurnDraft {
     pub content: String,
     pub intent: Option<String>,
     pub token_count: Option<u32>,
+    /// The framework's record of the turn, redacted like `page_context`.
+    pub item: Option<Map<String, Value>>,
     /// The content as the client sent it, when redaction changed `content`: the idempotency
     /// digest is taken over it ([`TurnDraft::payload_hash`]). It is never stored.
     pub hashed_content: Option<String>,
+    /// The item as the client sent it, serialised, when it has one: the idempotency digest is
+    /// taken over it. It is never stored.
+    pub hashed_item: Option<String>,
 }
 
 impl NewTurn {
@@ -182,8 +199,9 @@ impl NewTurn {
                 "response_id must be 1 to {MAX_RESPONSE_ID_LEN} characters of A-Z, a-z, 0-9, '_' or '-'"
             )));
         }
-        let role = Role::parse(&self.role)
-            .ok_or_else(|| Error::Validation("role must be \"user\" or \"assistant\"".to_owned()))?;
+        let role = Role::parse(&self.role).ok_or_else(|| {
+            Error::Validation("role must be \"user\", \"assistant\", \"system\" or \"tool\"".to_owned())
+        })?;
         // Blank as openapi.yaml's pattern has it, so that the contract and the check agree.
         if self.content.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
             return Err(Error::Validation("content must hold a character other than space, tab, CR and LF".to_owned()));
@@ -205,15 +223,31 @@ impl NewTurn {
                 return Err(Error::Validation(format!("token_count must be between 0 and {MAX_TOKEN_COUNT}")))
             }
         };
+        validate_item(self.item.as_ref())?;
         Ok(TurnDraft {
             response_id: self.response_id,
             role,
             content: self.content,
             intent: self.intent,
             token_count,
+            item: self.item,
             hashed_content: None,
+            hashed_item: None,
         })
     }
+}
+
+/// 413 over [`MAX_ITEM_BYTES`]; 422 for what DynamoDB could not store as a map, by the same
+/// rules as `page_context`, so that the item could be stored as a map as well as it is.
+fn validate_item(item: Option<&Map<String, Value>>) -> Result<(), Error> {
+    let Some(item) = item else {
+        return Ok(());
+    };
+    let size = serde_json::to_vec(item).map(|json| json.len()).unwrap_or(usize::MAX);
+    if size > MAX_ITEM_BYTES {
+        return Err(Error::TooLarge(format!("item is {size} bytes; the limit is {MAX_ITEM_BYTES}")));
+    }
+    crate::storable::check_map("item", item, MAX_PAGE_CONTEXT_NESTING).map_err(Error::Validation)
 }
 
 fn valid_response_id(id: &str) -> bool {
@@ -227,7 +261,9 @@ impl TurnDraft {
     /// payload, and is recognised whatever the redaction of either attempt saw.
     pub fn payload_hash(&self, key: &HashKey, session_id: &Uuid) -> String {
         let content = self.hashed_content.as_deref().unwrap_or(&self.content);
-        key.payload(session_id, self.role.as_str(), content, self.intent.as_deref(), self.token_count)
+        // serde_json keeps a map's keys sorted, so the same item always serialises alike.
+        let item = self.hashed_item.clone().or_else(|| self.item.as_ref().map(|item| Value::Object(item.clone()).to_string()));
+        key.payload(session_id, self.role.as_str(), content, self.intent.as_deref(), self.token_count, item.as_deref())
     }
 }
 
@@ -279,6 +315,18 @@ pub struct Turn {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_count: Option<u32>,
     pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<Map<String, Value>>,
+    /// When the turn was retracted; such a turn is in the export (marked so) and never in a context.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retracted_at: Option<String>,
+}
+
+/// Answer of `POST /sessions/{id}/turns/{index}/retract`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retracted {
+    pub turn_index: u64,
+    pub retracted_at: String,
 }
 
 /// What a context load asks for (`GET /sessions/{id}/context`).
@@ -556,6 +604,7 @@ mod tests {
             content: content.to_owned(),
             intent: None,
             token_count,
+            item: None,
         }
     }
 
@@ -573,7 +622,7 @@ mod tests {
             turn("", "user", "hi", None),
             turn("has space", "user", "hi", None),
             turn(&"x".repeat(129), "user", "hi", None),
-            turn("r1", "system", "hi", None),
+            turn("r1", "bot", "hi", None),
             turn("r1", "user", "", None),
             turn("r1", "user", "   ", None),
             turn("r1", "user", "hi", Some(-1)),

@@ -365,8 +365,9 @@ pub fn needs_order_numbers<R: Redactor>(redactor: &R) -> bool {
     redactor.kinds().contains(Kind::Phone)
 }
 
-/// Redacts a turn's content before it is appended. The idempotency digest is taken over the
-/// content as sent (kept in `hashed_content`, never stored), under the hash key: a retry of
+/// Redacts a turn's content, and every string of its `item` as [`redact_page_context`] does,
+/// before it is appended. The idempotency digest is taken over the content and item as sent
+/// (kept in `hashed_content` and `hashed_item`, never stored), under the hash key: a retry of
 /// the same original is a duplicate whatever this redaction saw, and the digest cannot be
 /// tested against guesses of what was redacted. `orders` are the numbers the session's page
 /// context declares ([`OrderNumbers::declared_in`]); see [`needs_order_numbers`].
@@ -380,7 +381,14 @@ pub async fn redact_turn<R: Redactor>(redactor: &R, orders: &OrderNumbers, mut t
     if sent != turn.content {
         turn.hashed_content = Some(sent);
     }
-    (turn, redacted.counts)
+    let mut counts = redacted.counts;
+    if let Some(item) = turn.item.as_mut() {
+        turn.hashed_item = Some(Value::Object(item.clone()).to_string());
+        let in_item = redact_json(redactor, item, orders).await;
+        in_item.log("turn item");
+        counts += in_item;
+    }
+    (turn, counts)
 }
 
 /// Joins a page context's strings for one redaction call. No detector matches across it.
@@ -394,8 +402,15 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
         return Redactions::default();
     }
     let orders = OrderNumbers::declared_in(page_context);
+    let counts = redact_json(redactor, page_context, &orders).await;
+    counts.log("page context");
+    counts
+}
+
+/// Redacts a JSON object as [`redact_page_context`] does, with the order numbers given.
+async fn redact_json<R: Redactor>(redactor: &R, object: &mut Map<String, Value>, orders: &OrderNumbers) -> Redactions {
     let mut slots = Vec::new();
-    page_context.values_mut().for_each(|v| text_slots(v, &mut slots));
+    object.values_mut().for_each(|v| text_slots(v, &mut slots));
     let texts: Vec<String> = slots.iter().map(|slot| slot_text(slot)).collect();
     if texts.is_empty() {
         return Redactions::default();
@@ -406,7 +421,7 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
     let mut redacted_texts = Vec::with_capacity(texts.len());
     let mut counts = Redactions::default();
     if texts.iter().all(|t| !t.contains('\u{1f}')) {
-        let redacted = redactor.redact(&texts.join(JOIN), &orders).await;
+        let redacted = redactor.redact(&texts.join(JOIN), orders).await;
         if redacted.text.split(JOIN).count() == texts.len() {
             redacted_texts.extend(redacted.text.split(JOIN).map(str::to_owned));
             counts = redacted.counts;
@@ -414,7 +429,7 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
     }
     if redacted_texts.is_empty() {
         for text in &texts {
-            let redacted = redactor.redact(text, &orders).await;
+            let redacted = redactor.redact(text, orders).await;
             counts += redacted.counts;
             redacted_texts.push(redacted.text);
         }
@@ -424,7 +439,6 @@ pub async fn redact_page_context<R: Redactor>(redactor: &R, page_context: &mut M
             *slot = Value::String(after);
         }
     }
-    counts.log("page context");
     counts
 }
 

@@ -230,6 +230,7 @@ pub async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usi
             content: format!("turn {i}: is volume {i} of Frieren in stock?"),
             intent: None,
             token_count: None,
+            item: None,
         };
         store.append_turn(caller, session_id, turn.validate(store.config()).expect("a valid turn")).await.expect("appended");
     }

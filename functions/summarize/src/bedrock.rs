@@ -141,6 +141,8 @@ mod tests {
             intent: Some("availability".to_owned()),
             token_count: None,
             created_at: "2026-11-26T19:00:00Z".to_owned(),
+            item: None,
+            retracted_at: None,
         }]
     }
 

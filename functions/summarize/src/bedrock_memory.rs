@@ -102,6 +102,8 @@ mod tests {
             intent: None,
             token_count: None,
             created_at: format!("2026-11-26T19:00:{turn_index:02}.000Z"),
+            item: None,
+            retracted_at: None,
         };
         vec![
             turn(1, Role::User, "I already read Frieren. I prefer digital."),

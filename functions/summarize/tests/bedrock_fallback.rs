@@ -28,6 +28,8 @@ async fn bedrock_chosen_by_env_falls_back_to_extractive_when_unreachable() {
         intent: Some("availability".to_owned()),
         token_count: None,
         created_at: "2026-11-26T19:00:00Z".to_owned(),
+        item: None,
+        retracted_at: None,
     }];
     let input = SummaryInput { previous: Some("Questions: Is Frieren in stock?"), turns: &turns };
 

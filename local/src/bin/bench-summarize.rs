@@ -167,7 +167,7 @@ async fn session_with_turns(store: &DynamoStore, owner: &Caller, turns: u64) -> 
         } else {
             ("assistant", format!("Yes, volume {} of Dungeon Meshi ships tomorrow.", i - 1), None)
         };
-        let turn = NewTurn { response_id: format!("r{i}"), role: role.to_owned(), content, intent, token_count: None };
+        let turn = NewTurn { response_id: format!("r{i}"), role: role.to_owned(), content, intent, token_count: None, item: None };
         store.append_turn(owner, session, turn.validate(store.config())?).await?;
     }
     Ok(session)
@@ -224,6 +224,8 @@ fn generate(sessions: &[Uuid], customers: usize, total: usize, threshold: u64) -
                     intent: Some("availability".to_owned()),
                     token_count: Some(14),
                     created_at: "2026-11-26T19:00:00Z".to_owned(),
+                    item: None,
+                    retracted_at: None,
                 };
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
@@ -259,6 +261,7 @@ fn meta(session: Uuid, owner: &str, turn_count: u64, needs_summary: bool) -> Met
         turn_count,
         summarized_through: 0,
         needs_summary,
+        retracted_turns: 0,
         summary_rearm: false,
         created_at: "2026-11-26T19:00:00Z".to_owned(),
         updated_at: "2026-11-26T19:20:00Z".to_owned(),

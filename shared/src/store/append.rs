@@ -145,6 +145,8 @@ impl DynamoStore {
             intent: turn.intent.clone(),
             token_count: turn.token_count,
             created_at: now.clone(),
+            item: turn.item.as_ref().map(codec::compress_json),
+            retracted_at: None,
         };
 
         let mut set = vec![

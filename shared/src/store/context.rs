@@ -72,8 +72,10 @@ impl ContextLoader for DynamoStore {
         if window.wants_older() && more_below {
             // Turns below the first read were committed before it, so a consistent read sees them all.
             let (from, to) = (summarized + 1, window.oldest_index() - 1);
+            // Every retracted turn could lie below: read that many more.
+            let limit = window.room() + (meta.retracted_turns as usize).min(MAX_MAX_TURNS);
             let older = self
-                .turns_newest_first(&pk, from, to, window.room(), deadline)
+                .turns_newest_first(&pk, from, to, limit, deadline)
                 .await?;
             for item in older {
                 window.push(item)?;
@@ -150,7 +152,7 @@ impl DynamoStore {
             .expression_attribute_values(":from", s(keys::turn_sk(from)))
             .expression_attribute_values(":to", s(keys::turn_sk(to)))
             .scan_index_forward(false)
-            .limit(limit.min(MAX_MAX_TURNS) as i32)
+            .limit(limit.min(2 * MAX_MAX_TURNS) as i32)
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();

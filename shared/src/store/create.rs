@@ -32,6 +32,7 @@ impl SessionCreator for DynamoStore {
             turn_count: 0,
             summarized_through: 0,
             needs_summary: false,
+            retracted_turns: 0,
             summary_rearm: false,
             created_at: now.clone(),
             updated_at: now.clone(),

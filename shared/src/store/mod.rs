@@ -47,12 +47,14 @@ mod janitor;
 pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS};
 mod page_context;
 mod resume;
+mod retract;
 mod purge;
 mod schema;
 mod update;
 pub use export::TurnExporter;
 pub use page_context::PageContextReader;
 pub use resume::SessionLister;
+pub use retract::{TurnRetractor, MAX_RETRACTED_TAIL};
 pub use purge::{
     customer_hash, BatchDeleter, CustomerPurger, ExpiredSessionSweeper, ItemKey, ReceiptReader, SessionDeleter, BATCH_LIMIT,
 };

@@ -32,7 +32,8 @@ pub trait SummarySource {
     /// The session's summary state, or `None` when the session does not exist.
     fn summary_state(&self, session_id: Uuid) -> impl Future<Output = Result<Option<SummaryState>, Error>> + Send;
 
-    /// Turns `after + 1 ..= through`, oldest first.
+    /// Turns `after + 1 ..= through`, oldest first; retracted turns are left out, so no
+    /// summary or fact comes from a turn that was taken back.
     fn turns_between(
         &self,
         session_id: Uuid,
@@ -98,7 +99,10 @@ impl SummarySource for DynamoStore {
             self.record(page.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
             start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
             for item in page.items.unwrap_or_default() {
-                turns.push(from_item::<TurnItem>(item)?.into_turn()?);
+                let turn = from_item::<TurnItem>(item)?.into_turn()?;
+                if turn.retracted_at.is_none() {
+                    turns.push(turn);
+                }
             }
             if start_key.is_none() {
                 return Ok(turns);

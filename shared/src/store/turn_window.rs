@@ -15,7 +15,11 @@ pub(super) struct TurnWindow {
     /// The newest turn this read can vouch for; lower than `turn_count` only when META's
     /// newest turn was not yet visible to the read.
     newest: Option<u64>,
+    /// The oldest turn read so far, retracted or not: the next one must be just below it.
+    oldest_read: Option<u64>,
     turns: Vec<Turn>,
+    /// Retracted turns read: never in `turns` (nor counted against `wanted`), nor in `omitted`.
+    retracted: Vec<u64>,
     closed: bool,
 }
 
@@ -26,7 +30,9 @@ impl TurnWindow {
             summarized,
             wanted,
             newest: None,
+            oldest_read: None,
             turns: Vec::new(),
+            retracted: Vec::new(),
             closed: false,
         }
     }
@@ -40,16 +46,18 @@ impl TurnWindow {
         {
             return Ok(());
         }
-        let expected = self
-            .turns
-            .last()
-            .map_or(self.turn_count, |t| t.turn_index - 1);
-        if index != expected && !(self.turns.is_empty() && index < expected) {
+        let expected = self.oldest_read.map_or(self.turn_count, |oldest| oldest - 1);
+        if index != expected && !(self.oldest_read.is_none() && index < expected) {
             self.closed = true;
             return Ok(());
         }
         self.newest.get_or_insert(index);
-        self.turns.push(item.into_turn()?);
+        self.oldest_read = Some(index);
+        if item.retracted_at.is_some() {
+            self.retracted.push(index);
+        } else {
+            self.turns.push(item.into_turn()?);
+        }
         Ok(())
     }
 
@@ -65,9 +73,7 @@ impl TurnWindow {
     }
 
     pub(super) fn oldest_index(&self) -> u64 {
-        self.turns
-            .last()
-            .map_or(self.turn_count + 1, |t| t.turn_index)
+        self.oldest_read.unwrap_or(self.turn_count + 1)
     }
 
     pub(super) fn room(&self) -> usize {
@@ -94,9 +100,14 @@ impl TurnWindow {
         }
         kept.reverse();
         let first_kept = kept.first().map_or(newest + 1, |t| t.turn_index);
-        let omitted = (first_kept > self.summarized + 1).then(|| Omitted {
+        // A retracted turn is in no context: `omitted` does not end on one this read saw.
+        let mut to_turn = first_kept - 1;
+        while self.retracted.contains(&to_turn) {
+            to_turn -= 1;
+        }
+        let omitted = (to_turn > self.summarized).then(|| Omitted {
             from_turn: self.summarized + 1,
-            to_turn: first_kept - 1,
+            to_turn,
         });
         (kept, omitted)
     }
@@ -117,7 +128,33 @@ mod tests {
             intent: None,
             token_count: Some(tokens),
             created_at: "2026-01-01T00:00:00Z".to_owned(),
+            item: None,
+            retracted_at: None,
         }
+    }
+
+    fn retracted(index: u64) -> TurnItem {
+        TurnItem { retracted_at: Some("2026-01-01T00:00:01Z".to_owned()), ..item(index, 1) }
+    }
+
+    #[test]
+    fn retracted_turns_keep_the_run_contiguous_but_are_neither_kept_nor_omitted() {
+        let mut window = TurnWindow::new(6, 0, 2);
+        for turn in [retracted(6), item(5, 1), retracted(4), item(3, 1), item(2, 1)] {
+            window.push(turn).unwrap();
+        }
+        assert_eq!(window.room(), 0, "two live turns fill a window of two");
+        assert_eq!(window.turn_count(), 6);
+        assert_eq!(gathered(window, None), (vec![3, 5], Some((1, 2))));
+
+        let mut tail = TurnWindow::new(3, 0, 1);
+        for turn in [retracted(3), retracted(2)] {
+            tail.push(turn).unwrap();
+        }
+        assert!(tail.wants_older(), "retracted turns leave the room for older ones");
+        assert_eq!(tail.oldest_index(), 2);
+        tail.push(item(1, 1)).unwrap();
+        assert_eq!(gathered(tail, None), (vec![1], None));
     }
 
     fn gathered(window: TurnWindow, max_tokens: Option<u64>) -> (Vec<u64>, Option<(u64, u64)>) {

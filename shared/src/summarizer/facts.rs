@@ -281,6 +281,8 @@ pub(crate) mod tests {
             intent: None,
             token_count: None,
             created_at: format!("2026-11-26T19:00:{:02}.000Z", turn_index % 60),
+            item: None,
+            retracted_at: None,
         }
     }
 

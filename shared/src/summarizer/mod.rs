@@ -149,6 +149,8 @@ impl Digest {
                     self.last_answer = Some(answer);
                 }
             }
+            // The system prompt and tool results are no part of what was said.
+            Role::System | Role::Tool => {}
         }
     }
 
@@ -327,6 +329,8 @@ mod tests {
             intent: intent.map(str::to_owned),
             token_count: None,
             created_at: "2026-11-26T19:00:00Z".to_owned(),
+            item: None,
+            retracted_at: None,
         }
     }
 

@@ -359,7 +359,7 @@ impl World {
         } else {
             ("assistant", ASSISTANT_LINES[n % ASSISTANT_LINES.len()])
         };
-        NewTurn { response_id: format!("r{n}"), role: role.into(), content: content.into(), intent: None, token_count: None }
+        NewTurn { response_id: format!("r{n}"), role: role.into(), content: content.into(), intent: None, token_count: None, item: None }
     }
 
     /// Whether the model expects the session to take writes now (`None`: either way).
@@ -568,7 +568,7 @@ impl World {
         }
         let position = turn as usize % s.turns.len();
         let t = &s.turns[position];
-        let retry = NewTurn { response_id: t.response_id.clone(), role: t.role.into(), content: t.content.clone(), intent: None, token_count: None };
+        let retry = NewTurn { response_id: t.response_id.clone(), role: t.role.into(), content: t.content.clone(), intent: None, token_count: None, item: None };
         let draft = retry.validate(&self.config).expect("a valid turn");
         let writable = self.writable(s);
         let answer = self.system.append_turn(&caller(s.customer), s.id, draft).await;

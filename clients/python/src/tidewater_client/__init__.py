@@ -1,0 +1,65 @@
+"""tidewater-client: the Python client of tidewater, the conversation-memory store."""
+
+from .async_client import AsyncClient
+from .client import Client
+from .errors import (
+    BadRequestError,
+    ConflictError,
+    InternalError,
+    NotFoundError,
+    PreconditionFailedError,
+    RetriesExhaustedError,
+    TidewaterError,
+    TooLargeError,
+    UnauthorizedError,
+    UnavailableError,
+    ValidationFailedError,
+)
+from .models import (
+    Appended,
+    Context,
+    Fact,
+    FactPage,
+    Omitted,
+    Receipt,
+    ResumableSession,
+    Retracted,
+    Session,
+    SessionCreated,
+    SessionPage,
+    Summary,
+    Turn,
+    TurnPage,
+)
+from .retry import RetryPolicy
+
+__all__ = [
+    "Appended",
+    "AsyncClient",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "Context",
+    "Fact",
+    "FactPage",
+    "InternalError",
+    "NotFoundError",
+    "Omitted",
+    "PreconditionFailedError",
+    "Receipt",
+    "ResumableSession",
+    "Retracted",
+    "RetriesExhaustedError",
+    "RetryPolicy",
+    "Session",
+    "SessionCreated",
+    "SessionPage",
+    "Summary",
+    "TidewaterError",
+    "TooLargeError",
+    "Turn",
+    "TurnPage",
+    "UnauthorizedError",
+    "UnavailableError",
+    "ValidationFailedError",
+]

@@ -1,0 +1,11 @@
+use lambda_http::{run, service_fn, Error};
+use tidewater::{dynamodb_client, telemetry, Config, DynamoStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = Config::from_env()?;
+    let store = DynamoStore::new(dynamodb_client().await, config);
+    store.warm_up().await;
+    run(service_fn(|request| async { Ok::<_, Error>(retract_turn::handle(&store, request).await) })).await
+}
