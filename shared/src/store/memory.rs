@@ -152,9 +152,21 @@ impl MemoryWriter for DynamoStore {
     async fn write_facts(&self, customer_id: &str, session_id: Uuid, facts: &[FactDraft]) -> Result<u64, Error> {
         let pk = keys::memory_pk(&self.customer_hash(customer_id)?);
         let now_secs = self.clock.now_epoch_seconds();
-        let ttl = self.config.memory_ttl.map(|ttl| now_secs.saturating_add(ttl.as_secs() as i64));
-        let mut pending: Vec<FactItem> =
-            memory::merge_window(facts.to_vec()).into_iter().map(|draft| FactItem::of(&pk, draft, ttl)).collect();
+        // A fact expires `memory_ttl` after it was stated, not after its window was written: a
+        // window summarised late (a re-arm, `make redrive`) cannot give an old statement a new
+        // life, nor bring back a fact whose newer statement TTL has removed.
+        let expiry = |draft: &FactDraft| {
+            self.config.memory_ttl.map(|ttl| {
+                let stated = clock::parse_epoch_seconds(&draft.stated_at).unwrap_or(now_secs);
+                stated.saturating_add(ttl.as_secs() as i64)
+            })
+        };
+        let mut pending: Vec<FactItem> = memory::merge_window(facts.to_vec())
+            .into_iter()
+            .map(|draft| (expiry(&draft), draft))
+            .filter(|(ttl, _)| ttl.is_none_or(|ttl| ttl > now_secs))
+            .map(|(ttl, draft)| FactItem::of(&pk, draft, ttl))
+            .collect();
 
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             if pending.is_empty() {
