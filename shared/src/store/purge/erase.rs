@@ -125,24 +125,7 @@ impl DynamoStore {
         if self.ledger(hash).await?.is_some() {
             return Ok(());
         }
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::pending_sk(session_id)))
-            .condition_expression("attribute_not_exists(listed) OR listed = :no")
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        match within(self.config.write_timeout, delete).await? {
-            Ok(output) => {
-                self.record_write(output.consumed_capacity());
-                Ok(())
-            }
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
-            Err(e) => Err(Error::from_store(e)),
-        }
+        self.delete_marker(hash, session_id, true).await
     }
 
     /// Deletes the session's META if it belongs to the customer whose hash is `hash`; with
@@ -368,17 +351,31 @@ impl DynamoStore {
     }
 
     pub(super) async fn delete_pending(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
-        let delete = self
+        self.delete_marker(hash, session_id, false).await
+    }
+
+    /// Deletes the session's pending marker; with `unless_listed`, only if no purge listed it.
+    async fn delete_marker(&self, hash: &str, session_id: &Uuid, unless_listed: bool) -> Result<(), Error> {
+        let mut delete = self
             .client
             .delete_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::pending_sk(session_id)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
-        self.record_write(output.consumed_capacity());
-        Ok(())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if unless_listed {
+            delete = delete
+                .condition_expression("attribute_not_exists(listed) OR listed = :no")
+                .expression_attribute_values(":no", AttributeValue::Bool(false));
+        }
+        match within(self.config.write_timeout, delete.send()).await? {
+            Ok(output) => {
+                self.record_write(output.consumed_capacity());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
+            Err(e) => Err(Error::from_store(e)),
+        }
     }
 
     /// A transaction's delete of the item `pk` / `sk`, to which conditions may be added.
