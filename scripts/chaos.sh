@@ -24,7 +24,10 @@ read -r proxy_port api_port lambda_port <<<"$CHAOS_PORTS"
 direct="$AWS_ENDPOINT_URL_DYNAMODB"
 export CHAOS_SEED="${CHAOS_SEED:-42}"
 # Rates high enough that the SDK's three attempts are sometimes not enough, so clients see 503s.
-export FAULT_PLAN="${FAULT_PLAN:-throughput_exceeded=0.05, throttling=0.05, internal_error=0.04, latency=0.03, reset=0.04, lost_answer@TransactWriteItems|PutItem|UpdateItem|DeleteItem|BatchWriteItem=0.05}"
+# Stale reads: an eventually consistent GetItem or Query answered as a replica FAULT_STALE_MS
+# behind would (local/src/stale.rs); a stale answer is no fault to the project, so it degrades nothing.
+export FAULT_PLAN="${FAULT_PLAN:-throughput_exceeded=0.05, throttling=0.05, internal_error=0.04, latency=0.03, reset=0.04, lost_answer@TransactWriteItems|PutItem|UpdateItem|DeleteItem|BatchWriteItem=0.05, stale@GetItem|Query=0.3}"
+export FAULT_STALE_MS="${FAULT_STALE_MS:-2000}"
 # A latency fault outlasts the load deadline, so it degrades a context load; the deadline
 # leaves room for a busy 2-core machine, so that nothing but faults does.
 export FAULT_LATENCY_MS="${FAULT_LATENCY_MS:-2500}"

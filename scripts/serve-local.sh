@@ -39,7 +39,7 @@ mkdir -p "$RUN_DIR"
 . ./scripts/supervise.sh
 
 echo "building the functions and local tools (cargo build)..."
-cargo build --locked --workspace --bins
+./scripts/build-local.sh
 ./target/debug/create-table
 
 # FUNCTION_CONCURRENCY: instances per function; RELOAD_ON_CHANGE=0: no rebuild when code changes.

@@ -20,6 +20,7 @@ mod purge;
 mod redaction;
 mod replication;
 mod secrets;
+mod simulation;
 mod summarize;
 mod template;
 mod update_session;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{json, Value};
+use serde_json::json;
 use tidewater::store::{BatchDeleter, ItemKey};
 use tidewater::{
     keys, Caller, DynamoStore, Error, NewSession, NewTurn, SessionCreator, SummaryWriter, TurnAppender,
@@ -43,40 +43,6 @@ async fn items_of(store: &DynamoStore, session: Uuid) -> Vec<Item> {
             [keys::PK, keys::SK].iter().any(|k| item.get(*k).and_then(|v| v.as_s().ok()).is_some_and(|v| v.contains(&id)))
         })
         .collect()
-}
-
-/// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
-fn ttl_removal(old_image: &Item, by_ttl: bool) -> Value {
-    let image: serde_json::Map<String, Value> = old_image
-        .iter()
-        .map(|(name, value)| {
-            let json = match value {
-                AttributeValue::S(s) => json!({"S": s}),
-                AttributeValue::N(n) => json!({"N": n}),
-                AttributeValue::Bool(b) => json!({"BOOL": b}),
-                _ => json!({"NULL": true}),
-            };
-            (name.clone(), json)
-        })
-        .collect();
-    let mut record = json!({
-        "eventID": Uuid::new_v4().simple().to_string(),
-        "eventName": "REMOVE",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": {"PK": image["PK"], "SK": image["SK"]},
-            "OldImage": image,
-            "SequenceNumber": "900",
-            "SizeBytes": 200,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    });
-    if by_ttl {
-        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
-    }
-    record
 }
 
 #[tokio::test]

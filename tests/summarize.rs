@@ -53,40 +53,6 @@ async fn session_with_turns(store: &DynamoStore, caller: &Caller, session_id: Op
     session
 }
 
-/// A META MODIFY record as the stream delivers it: the flag and the turn count, old and new.
-fn meta_record(session: Uuid, sequence_number: &str, old: (u64, bool), new: (u64, bool)) -> Value {
-    let image = |(turn_count, needs_summary): (u64, bool)| {
-        json!({
-            "PK": {"S": keys::session_pk(&session)},
-            "SK": {"S": keys::META},
-            "session_id": {"S": session.to_string()},
-            "owner_id": {"S": "alice"},
-            "guest": {"BOOL": false},
-            "turn_count": {"N": turn_count.to_string()},
-            "summarized_through": {"N": "0"},
-            "needs_summary": {"BOOL": needs_summary},
-            "version": {"N": (turn_count + 1).to_string()},
-        })
-    };
-    json!({
-        "eventID": Uuid::new_v4().simple().to_string(),
-        "eventName": "MODIFY",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1795720800.0,
-            "Keys": {"PK": {"S": keys::session_pk(&session)}, "SK": {"S": keys::META}},
-            "NewImage": image(new),
-            "OldImage": image(old),
-            "SequenceNumber": sequence_number,
-            "SizeBytes": 300,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tidewater/stream/2026-11-26T19:00:00.000",
-    })
-}
-
 fn event(records: Vec<Value>) -> Event {
     serde_json::from_value(json!({ "Records": records })).expect("a DynamoDB stream event")
 }

@@ -186,7 +186,7 @@ pub(crate) async fn cold_init(
         status,
         "Under the harness's own Runtime API on 127.0.0.1, with a clean Lambda environment (region, credentials and \
          the DynamoDB endpoint from variables: with AWS_REGION set, nothing probes IMDS). One untimed start first warms the \
-         page cache. About half of what remains is the SDK loading this machine's root certificates (bench/README.md)."
+         page cache. The TLS roots are compiled in, so init reads no certificate files (bench/README.md)."
             .to_owned(),
     );
 }

@@ -14,7 +14,8 @@
 //! | `STARTS` | `20` | cold starts per function (P1) |
 //! | `ITERATIONS` | `1000` | timed load pairs (P2) |
 //! | `INVOCATIONS` | `1000` | warm invocations per process (P5 memory) |
-//! | `SECTIONS` | all | a comma list of `p1,p2,p3,p4,warmup,memory,size,p6,redact`, to run fewer |
+//! | `SECTIONS` | all | a comma list of `p1,p1_secrets,p2,p3,p4,warmup,memory,size,p6,redact`, to run fewer |
+//! | `SECRETS_DELAY_MS` | `40` | how late the local Secrets Manager answers (`p1_secrets`) |
 //! | `FUNCTIONS` | all | a comma list of functions for P1 and P5 size |
 mod append;
 mod events;
@@ -25,6 +26,7 @@ mod process;
 mod redaction;
 mod report;
 mod runtime_api;
+mod secrets_manager;
 mod seed;
 mod silence;
 mod size;
@@ -203,6 +205,9 @@ async fn run(options: &Options, store: &DynamoStore, report: &mut Report) -> Res
         if options.wants("p1") {
             lambda::cold_init(options, report, &table, &functions).await;
         }
+        if options.wants("p1_secrets") {
+            secrets_manager::cold_init_with_secrets(options, report, &table, &functions).await;
+        }
         if options.wants("size") {
             size::sizes(options, report, &functions);
         }
@@ -254,6 +259,10 @@ async fn run(options: &Options, store: &DynamoStore, report: &mut Report) -> Res
     if options.wants("p1") {
         eprintln!("P1: cold init, {} starts per function...", options.starts);
         lambda::cold_init(options, report, &table, &functions).await;
+    }
+    if options.wants("p1_secrets") {
+        eprintln!("P1 with the secrets from Secrets Manager...");
+        secrets_manager::cold_init_with_secrets(options, report, &table, &functions).await;
     }
     if options.wants("warmup") {
         eprintln!("warm-up trial (load-context, WARM_UP=0 and 1)...");

@@ -26,7 +26,7 @@ const PASSED_THROUGH: &[&str] = &[
 /// values in the environment, so no Secrets Manager call at init. The harness's own store
 /// names customers with the same salt.
 pub const BENCH_RECEIPT_SALT: &str = "tidewater-bench-receipt-salt-not-deployed";
-const BENCH_SECRETS: &[(&str, &str)] =
+pub const BENCH_SECRETS: &[(&str, &str)] =
     &[("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"), ("RECEIPT_SALT", BENCH_RECEIPT_SALT)];
 
 #[derive(Debug, Clone)]
@@ -47,6 +47,16 @@ impl Function {
                 .map(|(name, value)| (name.to_owned(), value.to_owned()))
                 .collect(),
         }
+    }
+
+    /// The same function with its secrets in Secrets Manager at `endpoint`, as AWS runs it:
+    /// `NAME_ARN` in place of each value (`src/secrets_manager.rs`).
+    pub fn with_secrets_manager(mut self, endpoint: &str) -> Function {
+        self.env.retain(|(name, _)| !BENCH_SECRETS.iter().any(|(secret, _)| secret == name));
+        for (name, _) in BENCH_SECRETS {
+            self.env.push((format!("{name}_ARN"), crate::secrets_manager::arn(name)));
+        }
+        self.with_env("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
     }
 
     pub fn with_env(mut self, name: &str, value: &str) -> Function {

@@ -14,6 +14,14 @@
 //! | `latency` | the real answer, [`Plan::latency`] late |
 //! | `reset` | the connection reset (RST) before the request reaches DynamoDB |
 //! | `lost_answer` | the request applied by DynamoDB, then the connection reset before the answer |
+//! | `stale` | an eventually consistent GetItem or Query answered as a lagging replica would: per item, an older version or none, up to [`Plan::stale_bound`] old (see [`crate::stale`]) |
+//!
+//! A plan with a `stale` rule makes the proxy keep the recent history of every item it sees
+//! written, which costs one strongly consistent BatchGetItem per write and lets writes pass one
+//! at a time. The time the history is kept by is the proxy's [`Clock`], which tests move.
+//!
+//! [`FaultProxy::die_after`] cuts a caller off half-way, after any number of requests, as a
+//! function that dies would be; [`FaultProxy::set_plan`] changes the plan between requests.
 //!
 //! `/_fault-proxy/log` answers what was forwarded and injected, by operation, with each
 //! injection's time and the key values it addressed; `POST /_fault-proxy/on` and `.../off`
@@ -28,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::http::{Method, Request, Response, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -36,9 +44,11 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tidewater::clock::Clock;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::forward::{answer, forward};
+use crate::stale::{self, History};
 
 /// The kinds of fault the proxy injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,16 +60,18 @@ pub enum Fault {
     Latency,
     Reset,
     LostAnswer,
+    Stale,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::ThroughputExceeded,
         Fault::Throttling,
         Fault::InternalError,
         Fault::Latency,
         Fault::Reset,
         Fault::LostAnswer,
+        Fault::Stale,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +82,7 @@ impl Fault {
             Fault::Latency => "latency",
             Fault::Reset => "reset",
             Fault::LostAnswer => "lost_answer",
+            Fault::Stale => "stale",
         }
     }
 
@@ -93,13 +106,13 @@ impl Fault {
                 "com.amazonaws.dynamodb.v20120810#InternalServerError",
                 "Internal server error",
             )),
-            Fault::Latency | Fault::Reset | Fault::LostAnswer => None,
+            Fault::Latency | Fault::Reset | Fault::LostAnswer | Fault::Stale => None,
         }
     }
 
     /// Whether DynamoDB applied the request (so a retry meets its own effect).
     pub fn applied(self) -> bool {
-        matches!(self, Fault::Latency | Fault::LostAnswer)
+        matches!(self, Fault::Latency | Fault::LostAnswer | Fault::Stale)
     }
 }
 
@@ -122,11 +135,13 @@ pub struct Rule {
     pub rate: f64,
 }
 
-/// Which faults hit which operations, how often, and how late a `latency` answer comes.
+/// Which faults hit which operations, how often, how late a `latency` answer comes, and how
+/// far behind a `stale` read may be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub rules: Vec<Rule>,
     pub latency: Duration,
+    pub stale_bound: Duration,
 }
 
 impl Plan {
@@ -146,12 +161,22 @@ impl Plan {
             };
             rules.push(Rule { fault: fault.trim().parse()?, operations, rate });
         }
-        let plan = Plan { rules, latency };
+        let plan = Plan { rules, latency, stale_bound: DEFAULT_STALE_BOUND };
         let worst = plan.busiest_total();
         if worst > 1.0 {
             return Err(format!("the rates of one operation add up to {worst}, more than 1"));
         }
         Ok(plan)
+    }
+
+    /// The same plan with stale reads up to `bound` old.
+    pub fn with_stale_bound(self, bound: Duration) -> Plan {
+        Plan { stale_bound: bound, ..self }
+    }
+
+    /// Whether some rule serves stale reads, so that the history of writes must be kept.
+    pub fn keeps_history(&self) -> bool {
+        self.rules.iter().any(|rule| rule.fault == Fault::Stale && rule.rate > 0.0)
     }
 
     /// The fault for a request to `operation`, given a uniform draw in `[0, 1)`.
@@ -182,6 +207,10 @@ impl Rule {
     }
 }
 
+/// How far behind a stale read may be unless the plan says otherwise: AWS's "typically within
+/// a second", doubled.
+pub const DEFAULT_STALE_BOUND: Duration = Duration::from_secs(2);
+
 /// What the proxy did: requests forwarded and faults injected, by operation.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Log {
@@ -205,12 +234,18 @@ pub struct Injection {
 
 /// The proxy: see the module docs.
 pub struct FaultProxy {
-    plan: Plan,
+    plan: Mutex<Plan>,
     upstream: String,
     client: reqwest::Client,
     rng: Mutex<fastrand::Rng>,
     enabled: AtomicBool,
     log: Mutex<Log>,
+    clock: Clock,
+    history: Mutex<History>,
+    /// Held by a write while its before-images are read and it is applied.
+    writing: tokio::sync::Mutex<()>,
+    /// Requests left before the caller dies: see [`FaultProxy::die_after`]. Negative: never.
+    lives: std::sync::atomic::AtomicI64,
 }
 
 /// The answer to a request, or the connection dropped instead of one.
@@ -232,14 +267,67 @@ const ADMIN_PREFIX: &str = "/_fault-proxy/";
 
 impl FaultProxy {
     pub fn new(plan: Plan, upstream: &str, seed: u64) -> Arc<FaultProxy> {
+        FaultProxy::with_clock(plan, upstream, seed, Clock::system())
+    }
+
+    /// A proxy whose stale reads lag behind `clock`, which a test moves.
+    pub fn with_clock(plan: Plan, upstream: &str, seed: u64, clock: Clock) -> Arc<FaultProxy> {
         Arc::new(FaultProxy {
-            plan,
+            plan: Mutex::new(plan),
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).build().unwrap_or_default(),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             enabled: AtomicBool::new(true),
             log: Mutex::new(Log::default()),
+            clock,
+            history: Mutex::new(History::default()),
+            writing: tokio::sync::Mutex::new(()),
+            lives: std::sync::atomic::AtomicI64::new(-1),
         })
+    }
+
+    /// Cuts the caller off after `requests` more requests, as a function that dies half-way:
+    /// those pass, the next one is applied but its answer lost, and every later one is reset
+    /// before it reaches DynamoDB, until `die_after(None)`.
+    pub fn die_after(&self, requests: Option<u64>) {
+        let lives = requests.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.lives.store(lives, Ordering::SeqCst);
+    }
+
+    /// What [`FaultProxy::die_after`] does to this request: `None` to go on as planned.
+    fn cut_off(&self) -> Option<Fault> {
+        const OFF: i64 = -1;
+        const DEAD: i64 = -2;
+        let before = self.lives.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+            OFF => None,
+            0 | DEAD => Some(DEAD),
+            n => Some(n - 1),
+        });
+        match before {
+            Ok(0) => Some(Fault::LostAnswer),
+            Ok(DEAD) => Some(Fault::Reset),
+            Ok(_) | Err(_) => None,
+        }
+    }
+
+    /// Replaces the plan from the next request on. A plan without `stale` forgets the history.
+    pub fn set_plan(&self, plan: Plan) {
+        if !plan.keeps_history() {
+            if let Ok(mut history) = self.history.lock() {
+                *history = History::default();
+            }
+        }
+        if let Ok(mut current) = self.plan.lock() {
+            *current = plan;
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        self.plan.lock().map_or_else(|poisoned| poisoned.into_inner().clone(), |plan| plan.clone())
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or_default()
     }
 
     pub fn log(&self) -> Log {
@@ -292,8 +380,11 @@ impl FaultProxy {
             .and_then(|target| target.to_str().ok())
             .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
             .unwrap_or_default();
-        let fault = self.draw(&operation);
-        self.record(&operation, fault, &body);
+        let plan = self.plan();
+        let fault = self.cut_off().or_else(|| self.draw(&plan, &operation));
+        if fault != Some(Fault::Stale) {
+            self.record(&operation, fault, &body);
+        }
 
         if let Some((status, error_type, message)) = fault.and_then(Fault::error_answer) {
             let body = serde_json::json!({"__type": error_type, "message": message}).to_string();
@@ -301,22 +392,102 @@ impl FaultProxy {
         }
         match fault {
             Some(Fault::Reset) => return Err(Dropped),
-            Some(Fault::Latency) => tokio::time::sleep(self.plan.latency).await,
+            Some(Fault::Latency) => tokio::time::sleep(plan.latency).await,
             _ => {}
         }
-        let forwarded = forward(&self.client, &self.upstream, &parts.method, parts.uri.path(), &parts.headers, body).await;
+        let forwarded = if plan.keeps_history() {
+            self.forward_keeping_history(&plan, &operation, &parts.method, parts.uri.path(), &parts.headers, body.clone())
+                .await
+        } else {
+            forward(&self.client, &self.upstream, &parts.method, parts.uri.path(), &parts.headers, body.clone()).await
+        };
         match (fault, forwarded) {
             (Some(Fault::LostAnswer), _) | (_, Err(_)) => Err(Dropped),
+            (Some(Fault::Stale), Ok(response)) => Ok(self.aged(&plan, &operation, &body, response)),
             (_, Ok(response)) => Ok(response),
         }
     }
 
-    fn draw(&self, operation: &str) -> Option<Fault> {
+    /// Forwards a request; a write first has the images it replaces read and then recorded.
+    async fn forward_keeping_history(
+        &self,
+        plan: &Plan,
+        operation: &str,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, reqwest::Error> {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let Some(items) = stale::written_items(operation, &request).filter(|items| !items.is_empty()) else {
+            return forward(&self.client, &self.upstream, method, path, headers, body).await;
+        };
+        let _writing = self.writing.lock().await;
+        let read = stale::before_images_request(&items).to_string();
+        let mut read_headers = headers.clone();
+        read_headers.insert("x-amz-target", HeaderValue::from_static("DynamoDB_20120810.BatchGetItem"));
+        let images = match forward(&self.client, &self.upstream, method, path, &read_headers, Bytes::from(read)).await {
+            Ok(response) if response.status() == StatusCode::OK => {
+                let answer = response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                serde_json::from_slice(&answer).ok().and_then(|answer: Value| stale::before_images(&answer))
+            }
+            _ => None,
+        };
+        let forwarded = forward(&self.client, &self.upstream, method, path, headers, body).await;
+        let at_ms = self.now_ms();
+        let bound_ms = plan.stale_bound.as_millis() as u64;
+        if let Ok(mut history) = self.history.lock() {
+            for item in items {
+                match &images {
+                    Some(images) => {
+                        let before = images.get(&item).cloned();
+                        history.record(item, before, at_ms, bound_ms);
+                    }
+                    None => history.forget(&item),
+                }
+            }
+        }
+        forwarded
+    }
+
+    /// The answer to an eventually consistent read as a lagging replica gives it.
+    fn aged(&self, plan: &Plan, operation: &str, body: &[u8], response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let Some(table) = stale::stale_table(operation, &request) else { return response };
+        if response.status() != StatusCode::OK {
+            return response;
+        }
+        let (mut parts, full) = response.into_parts();
+        let Some(bytes) = futures::FutureExt::now_or_never(full.collect()).and_then(Result::ok).map(|c| c.to_bytes())
+        else {
+            return Response::from_parts(parts, Full::new(Bytes::new()));
+        };
+        let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
+            return Response::from_parts(parts, Full::new(bytes));
+        };
+        let bound_ms = plan.stale_bound.as_millis() as u64;
+        let now_ms = self.now_ms();
+        let changed = match (self.history.lock(), self.rng.lock()) {
+            (Ok(history), Ok(mut rng)) => {
+                stale::age_answer(&history, &table, &request, &mut answer, now_ms, || rng.u64(0..=bound_ms))
+            }
+            _ => false,
+        };
+        if !changed {
+            return Response::from_parts(parts, Full::new(bytes));
+        }
+        self.record(operation, Some(Fault::Stale), body);
+        // The checksum of the body DynamoDB sent no longer holds.
+        parts.headers.remove("x-amz-crc32");
+        Response::from_parts(parts, Full::new(Bytes::from(answer.to_string())))
+    }
+
+    fn draw(&self, plan: &Plan, operation: &str) -> Option<Fault> {
         if !self.enabled.load(Ordering::SeqCst) {
             return None;
         }
         let draw = self.rng.lock().map(|mut rng| rng.f64()).unwrap_or(1.0);
-        self.plan.choose(operation, draw)
+        plan.choose(operation, draw)
     }
 
     fn record(&self, operation: &str, fault: Option<Fault>, body: &[u8]) {
@@ -427,6 +598,17 @@ impl AsyncWrite for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caller_cut_off_gets_its_requests_then_one_applied_and_lost_then_none() {
+        let proxy = FaultProxy::new(Plan::parse("", Duration::ZERO).unwrap(), "http://127.0.0.1:1", 1);
+        assert_eq!(proxy.cut_off(), None, "off by default");
+        proxy.die_after(Some(2));
+        let seen: Vec<Option<Fault>> = (0..5).map(|_| proxy.cut_off()).collect();
+        assert_eq!(seen, [None, None, Some(Fault::LostAnswer), Some(Fault::Reset), Some(Fault::Reset)]);
+        proxy.die_after(None);
+        assert_eq!(proxy.cut_off(), None);
+    }
 
     #[test]
     fn a_plan_reads_faults_operations_and_rates() {

@@ -5,7 +5,8 @@
 //! - [`apigw`]: API Gateway HTTP API (payload 2.0) events, as the authorizer delivers them.
 //! - [`filter`]: a function's stream event source mapping and its `FilterCriteria`, evaluated as Lambda does.
 //! - [`stream`]: the stream runner, which drives the summarize function from DynamoDB Local's stream.
-//! - [`fault`]: a proxy in front of DynamoDB that injects throttling, errors, latency and lost answers.
+//! - [`fault`]: a proxy in front of DynamoDB that injects throttling, errors, latency, lost answers and stale reads.
+//! - [`stale`]: the lagging replica behind the proxy's stale reads: the recent history of every item.
 //! - [`forward`]: passing a request on to DynamoDB and its answer back, for the proxies.
 //! - [`mesh`]: multi-region replication (DynamoDB global tables, MREC) as pure state.
 //! - [`replicator`]: the local multi-region replicator: a proxy per region, deliveries and the control API.
@@ -18,5 +19,6 @@ pub mod gateway;
 pub mod mesh;
 pub mod replicator;
 pub mod shutdown;
+pub mod stale;
 pub mod stream;
 pub mod template;

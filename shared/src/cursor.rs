@@ -33,12 +33,23 @@ impl fmt::Debug for CursorKey {
 }
 
 impl CursorKey {
-    /// The key from `CURSOR_SECRET`, which the functions that page read at init with
+    /// The key from `CURSOR_SECRET`, which the functions that page read with
     /// [`crate::secret::load`]. A [`Secret`] is at least 32 bytes; there is no default key.
     pub fn new(secret: &Secret) -> Result<Self, Error> {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
             .map_err(|_| Error::Config("CURSOR_SECRET is not a usable HMAC key".to_owned()))?;
         Ok(CursorKey(mac))
+    }
+
+    /// The key from the secret `CURSOR_SECRET`, fetched beside the rest of init
+    /// ([`crate::secret::prefetch`]).
+    #[cfg(feature = "secrets")]
+    pub fn prefetch(shared: &aws_config::SdkConfig) -> crate::Deferred<CursorKey> {
+        let shared = shared.clone();
+        crate::Deferred::start(move || {
+            let shared = shared.clone();
+            async move { CursorKey::new(&crate::secret::load(&shared, "CURSOR_SECRET").await?) }
+        })
     }
 
     /// Encodes `position` as a cursor that only [`CursorKey::open`] with the same scope accepts.

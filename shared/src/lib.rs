@@ -12,10 +12,12 @@
 //!   (feature `secrets` reads them from Secrets Manager).
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
+pub mod aws;
 pub mod clock;
 pub mod codec;
 mod config;
 pub mod cursor;
+pub mod deferred;
 mod error;
 pub mod items;
 pub mod keys;
@@ -33,6 +35,7 @@ pub mod http;
 
 pub use config::{positive_number, Config};
 pub use cursor::CursorKey;
+pub use deferred::Deferred;
 pub use error::{Error, Result};
 pub use secret::Secret;
 pub use model::{
@@ -42,7 +45,8 @@ pub use model::{
 };
 pub use memory::{Fact, FactDraft, FactKind, FactPage, FactSource, MemoryPosition};
 pub use store::{
-    dynamodb_client, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, Janitor, JanitorReport, MemoryDeleter,
+    dynamodb_client, dynamodb_client_with, Capacity, ContextLoader, CustomerPurger, DynamoStore, ExpiredSessionSweeper, Janitor,
+    JanitorReport, MemoryDeleter,
     MemoryReader, MemoryWriter, PageContextReader, ReceiptReader, SessionCreator, SessionDeleter, SessionLister,
     SessionUpdater, SummarySource, SummaryState, SummaryWriter, TurnAppender, TurnExporter,
 };

@@ -8,6 +8,11 @@
 //! 2. otherwise the Secrets Manager secret whose ARN is in `NAME_ARN`, with one
 //!    GetSecretValue call ([`load`], feature `secrets`). That is how `template.yaml` deploys
 //!    them, so the value never sits in the function's configuration.
+//!
+//! The functions make the call beside the rest of init ([`crate::DynamoStore::salted`],
+//! [`crate::CursorKey::prefetch`], each a [`crate::Deferred`]): init does not wait for Secrets
+//! Manager; a request that needs the secret waits for it, and gets an error, never a default,
+//! when it is missing or short.
 use std::fmt;
 use std::future::Future;
 
@@ -67,17 +72,17 @@ where
     Secret::new(name, value)
 }
 
-/// [`read`] from the process environment and Secrets Manager. Call it once, at init: a
-/// function that gets an error here must not start.
+/// [`read`] from the process environment and Secrets Manager, with the function's shared
+/// SDK configuration ([`crate::aws::sdk_config`]). A function that gets an error here must
+/// not serve a request that needs the secret.
 #[cfg(feature = "secrets")]
-pub async fn load(name: &str) -> Result<Secret, Error> {
-    read(name, |variable| std::env::var(variable).ok(), |arn| secrets_manager_value(name, arn)).await
+pub async fn load(shared: &aws_config::SdkConfig, name: &str) -> Result<Secret, Error> {
+    read(name, |variable| std::env::var(variable).ok(), |arn| secrets_manager_value(shared, name, arn)).await
 }
 
 #[cfg(feature = "secrets")]
-async fn secrets_manager_value(name: &str, arn: String) -> Result<String, Error> {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_secretsmanager::Client::new(&shared);
+async fn secrets_manager_value(shared: &aws_config::SdkConfig, name: &str, arn: String) -> Result<String, Error> {
+    let client = aws_sdk_secretsmanager::Client::new(shared);
     let output = client.get_secret_value().secret_id(&arn).send().await.map_err(|error| {
         Error::Config(format!("{name}: reading the secret {arn} failed: {}", causes(&error)))
     })?;

@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
-use tidewater::{Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+use tidewater::{keys, Caller, Config, CursorKey, DynamoStore, OfflineRedactor, Secret};
 use uuid::Uuid;
+
+pub mod sim;
 
 /// The tests' receipt salt. The functions have no default and read theirs at init.
 pub const TEST_RECEIPT_SALT: &str = "tidewater-test-receipt-salt-not-deployed";
@@ -51,9 +54,17 @@ pub async fn unreachable_store() -> DynamoStore {
 /// A client whose requests pass a fault proxy (`make chaos`'s) running `plan` in front of
 /// DynamoDB Local, with the SDK's retries off so that each fault shows; and the proxy, for its log.
 pub async fn client_through_proxy(plan: &str) -> (aws_sdk_dynamodb::Client, Arc<tidewater_local::fault::FaultProxy>) {
-    use tidewater_local::fault::{FaultProxy, Plan};
+    let plan = tidewater_local::fault::Plan::parse(plan, std::time::Duration::from_millis(5)).expect("a valid plan");
+    client_through_proxy_with(plan, tidewater::clock::Clock::system()).await
+}
+
+/// [`client_through_proxy`] with a plan built already, and the clock its stale reads lag by.
+pub async fn client_through_proxy_with(
+    plan: tidewater_local::fault::Plan,
+    clock: tidewater::clock::Clock,
+) -> (aws_sdk_dynamodb::Client, Arc<tidewater_local::fault::FaultProxy>) {
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with `make test`");
-    let proxy = FaultProxy::new(Plan::parse(plan, std::time::Duration::from_millis(5)).expect("a valid plan"), &upstream, 1);
+    let proxy = tidewater_local::fault::FaultProxy::with_clock(plan, &upstream, 1, clock);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = listener.local_addr().expect("its address");
     tokio::spawn(Arc::clone(&proxy).serve(listener, std::future::pending()));
@@ -274,4 +285,72 @@ pub fn newest(max_turns: usize, consistent: bool) -> tidewater::ContextRequest {
         max_tokens: None,
         consistent,
     }
+}
+
+/// The REMOVE record DynamoDB's TTL writes to the stream for `old_image`.
+pub fn ttl_removal(old_image: &std::collections::HashMap<String, AttributeValue>, by_ttl: bool) -> Value {
+    let image: serde_json::Map<String, Value> = old_image
+        .iter()
+        .map(|(name, value)| {
+            let json = match value {
+                AttributeValue::S(s) => json!({"S": s}),
+                AttributeValue::N(n) => json!({"N": n}),
+                AttributeValue::Bool(b) => json!({"BOOL": b}),
+                _ => json!({"NULL": true}),
+            };
+            (name.clone(), json)
+        })
+        .collect();
+    let mut record = json!({
+        "eventID": Uuid::new_v4().simple().to_string(),
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "OldImage": image,
+            "SequenceNumber": "900",
+            "SizeBytes": 200,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    });
+    if by_ttl {
+        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    }
+    record
+}
+
+/// A META MODIFY record as the stream delivers it: the flag and the turn count, old and new.
+pub fn meta_record(session: Uuid, sequence_number: &str, old: (u64, bool), new: (u64, bool)) -> Value {
+    let image = |(turn_count, needs_summary): (u64, bool)| {
+        json!({
+            "PK": {"S": keys::session_pk(&session)},
+            "SK": {"S": keys::META},
+            "session_id": {"S": session.to_string()},
+            "owner_id": {"S": "alice"},
+            "guest": {"BOOL": false},
+            "turn_count": {"N": turn_count.to_string()},
+            "summarized_through": {"N": "0"},
+            "needs_summary": {"BOOL": needs_summary},
+            "version": {"N": (turn_count + 1).to_string()},
+        })
+    };
+    json!({
+        "eventID": Uuid::new_v4().simple().to_string(),
+        "eventName": "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795720800.0,
+            "Keys": {"PK": {"S": keys::session_pk(&session)}, "SK": {"S": keys::META}},
+            "NewImage": image(new),
+            "OldImage": image(old),
+            "SequenceNumber": sequence_number,
+            "SizeBytes": 300,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/tidewater/stream/2026-11-26T19:00:00.000",
+    })
 }

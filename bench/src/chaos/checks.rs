@@ -268,6 +268,7 @@ pub fn read_fault_during(faults: &Log, session: Uuid, from_ms: u64, to_ms: u64) 
     let pk = keys::session_pk(&session);
     faults.injections.iter().any(|injection| {
         READS.contains(&injection.operation.as_str())
+            && injection.fault != Fault::Stale
             && (from_ms.saturating_sub(10)..=to_ms + 10).contains(&injection.at_ms)
             && injection.keys.contains(&pk)
     })

@@ -13,6 +13,7 @@
 //! | `CHAOS_SETTLE_SECONDS` | `60` | how long summaries may take to catch up afterwards |
 //! | `CHAOS_REPORT` | `bench/chaos` | writes `<it>.md` and `<it>.json` |
 //! | `CHAOS_LOGS` | – | the log files to read, separated by spaces |
+//! | `FAULT_STALE_MS` | `0` | the proxy's stale-read lag: the clients start once every session is older |
 //! | `FAULT_PLAN`, `FAULT_LATENCY_MS`, `LOAD_DEADLINE_MS` | | as the proxy and functions were given, for the report |
 //! | `SUMMARY_THRESHOLD`, `SUMMARY_KEEP_RECENT` | the functions' | which summaries to expect, read as the functions read them |
 mod checks;
@@ -69,6 +70,7 @@ async fn run() -> Result<bool, String> {
         workers: number("CHAOS_WORKERS", 24)? as usize,
         deadline: Duration::from_secs(number("CHAOS_SECONDS", 210)?),
         jwt_secret: env_or("LOCAL_JWT_SECRET", tidewater_local::gateway::DEFAULT_SECRET),
+        stale_lag: Duration::from_millis(number("FAULT_STALE_MS", 0)?),
     };
     let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
     let report_path = env_or("CHAOS_REPORT", "bench/chaos");

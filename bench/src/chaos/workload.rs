@@ -25,6 +25,10 @@ pub struct Settings {
     /// The workload stops here even when appends are left.
     pub deadline: Duration,
     pub jwt_secret: String,
+    /// How far behind the proxy's stale reads may be (`FAULT_STALE_MS`): an eventually
+    /// consistent load may not find a session younger than that, so the clients start once
+    /// every session is older.
+    pub stale_lag: Duration,
 }
 
 /// Turns each purged session gets before the purge.
@@ -155,6 +159,7 @@ pub async fn run(api: Arc<Api>, settings: Settings) -> Outcome {
             shared.violation(format!("session {} could not be created", session.id));
         }
     }
+    tokio::time::sleep(shared.settings.stale_lag).await;
 
     let mut tasks = Vec::new();
     let seed = shared.settings.seed;

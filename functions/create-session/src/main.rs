@@ -1,12 +1,12 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, secret, telemetry, AnyRedactor, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, AnyRedactor, Config, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?.with_receipt_salt(secret::load("RECEIPT_SALT").await?);
+    let config = Config::from_env()?;
+    let aws = sdk_config().await;
     let redactor = AnyRedactor::from_env().await?;
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
-    store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(create_session::handle(&store, &redactor, request).await) })).await
+    let store = DynamoStore::salted(&aws, config);
+    run(service_fn(|request| async { Ok::<_, Error>(create_session::handle(&*store.get().await?, &redactor, request).await) })).await
 }

@@ -1,12 +1,13 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, secret, telemetry, Config, CursorKey, DynamoStore};
+use tidewater::{aws::sdk_config, dynamodb_client_with, telemetry, Config, CursorKey, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let key = CursorKey::new(&secret::load("CURSOR_SECRET").await?)?;
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
+    let aws = sdk_config().await;
+    let key = CursorKey::prefetch(&aws);
+    let store = DynamoStore::new(dynamodb_client_with(&aws), config.clone());
     store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(export_turns::handle(&store, &key, request).await) })).await
+    run(service_fn(|request| async { Ok::<_, Error>(export_turns::handle(&store, &*key.get().await?, request).await) })).await
 }

@@ -1,10 +1,14 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use tidewater::{dynamodb_client, secret, telemetry, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, Config, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?.with_receipt_salt(secret::load("RECEIPT_SALT").await?);
-    let store = DynamoStore::new(dynamodb_client().await, config);
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| async { janitor::handle(&store, event.payload).await.map_err(Error::from) })).await
+    let config = Config::from_env()?;
+    let aws = sdk_config().await;
+    let store = DynamoStore::salted(&aws, config);
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        janitor::handle(&*store.get().await?, event.payload).await.map_err(Error::from)
+    }))
+    .await
 }

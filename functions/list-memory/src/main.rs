@@ -1,12 +1,15 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, secret, telemetry, Config, CursorKey, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, Config, CursorKey, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?.with_receipt_salt(secret::load("RECEIPT_SALT").await?);
-    let key = CursorKey::new(&secret::load("CURSOR_SECRET").await?)?;
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
-    store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(list_memory::handle(&store, &key, request).await) })).await
+    let config = Config::from_env()?;
+    let aws = sdk_config().await;
+    let key = CursorKey::prefetch(&aws);
+    let store = DynamoStore::salted(&aws, config.clone());
+    run(service_fn(|request| async {
+        Ok::<_, Error>(list_memory::handle(&*store.get().await?, &*key.get().await?, request).await)
+    }))
+    .await
 }

@@ -1,11 +1,11 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, secret, telemetry, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, Config, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?.with_receipt_salt(secret::load("RECEIPT_SALT").await?);
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
-    store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(load_context::handle(&store, request).await) })).await
+    let config = Config::from_env()?;
+    let aws = sdk_config().await;
+    let store = DynamoStore::salted(&aws, config);
+    run(service_fn(|request| async { Ok::<_, Error>(load_context::handle(&*store.get().await?, request).await) })).await
 }

@@ -1,17 +1,17 @@
 use aws_lambda_events::dynamodb::Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use summarize::AnySummarizer;
-use tidewater::{dynamodb_client, secret, telemetry, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, Config, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?.with_receipt_salt(secret::load("RECEIPT_SALT").await?);
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
-    store.warm_up().await;
+    let config = Config::from_env()?;
+    let aws = sdk_config().await;
+    let store = DynamoStore::salted(&aws, config.clone());
     let summarizer = AnySummarizer::from_env().await?;
     let handler = |event: LambdaEvent<Event>| async {
-        Ok::<_, Error>(summarize::handle(&store, &summarizer, &config, event.payload).await)
+        Ok::<_, Error>(summarize::handle(&*store.get().await?, &summarizer, &config, event.payload).await)
     };
     run(service_fn(handler)).await
 }

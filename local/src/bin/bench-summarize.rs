@@ -15,6 +15,7 @@
 //! | `RECORDS` | `1000` |
 //! | `CROSSING_PERCENT` | `5` |
 //! | `TEMPLATE` | `template.yaml` |
+//! | `CUSTOMERS` | one per crossing session | how many customers own the crossing sessions, in turn |
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord, StreamViewType};
@@ -37,6 +38,7 @@ async fn main() -> Result<(), Error> {
         |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let total = env_number("RECORDS", 1_000).max(1);
     let crossing = (total * env_number("CROSSING_PERCENT", 5) / 100).clamp(1, total);
+    let customers = env_number("CUSTOMERS", crossing).clamp(1, crossing);
     let template = std::env::var("TEMPLATE").unwrap_or_else(|_| "template.yaml".to_owned());
     let mapping = StreamMapping::load(&template, "summarize")?;
     let config = Config { table_name: format!("bench-summarize-{}", Uuid::new_v4().simple()), ..Config::from_env()? }
@@ -45,7 +47,7 @@ async fn main() -> Result<(), Error> {
     let due = config.summary_due_at(0);
     let store = DynamoStore::new(dynamodb_client().await, config.clone());
     store.create_table().await?;
-    let result = run(&store, &mapping, total, crossing, threshold, due).await;
+    let result = run(&store, &mapping, total, crossing, customers, threshold, due).await;
     let _ = store
         .client()
         .delete_table()
@@ -60,18 +62,20 @@ async fn run(
     mapping: &StreamMapping,
     total: usize,
     crossing: usize,
+    customers: usize,
     threshold: u64,
     due: u64,
 ) -> Result<(), Error> {
-    println!("set-up: {crossing} sessions of {due} turns (not timed)");
-    let owner = Caller::new("bench", Vec::<String>::new());
+    println!("set-up: {crossing} sessions of {due} turns, of {customers} customers (not timed)");
+    let owners: Vec<Caller> =
+        (0..customers).map(|i| Caller::new(format!("bench-{i}"), Vec::<String>::new())).collect();
     let sessions: Vec<Uuid> = stream::iter(0..crossing)
-        .map(|_| session_with_turns(store, &owner, due))
+        .map(|i| session_with_turns(store, &owners[i % customers], due))
         .buffer_unordered(8)
         .try_collect()
         .await?;
 
-    let batch = generate(&sessions, total, due)?;
+    let batch = generate(&sessions, customers, total, due)?;
     let summarizer = ExtractiveSummarizer::default();
 
     // Timed: the filter over the whole batch, then the handler in the mapping's batches.
@@ -168,10 +172,11 @@ async fn session_with_turns(store: &DynamoStore, owner: &Caller, turns: u64) -> 
 }
 
 /// `total` records: every `total / crossing`-th one a META whose flag turns true for one of
-/// `sessions`; the rest the three records of ordinary appends to other sessions.
-fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<EventRecord>, Error> {
+/// `sessions` (session `i` owned by customer `bench-{i % customers}`); the rest the three
+/// records of ordinary appends to other sessions.
+fn generate(sessions: &[Uuid], customers: usize, total: usize, threshold: u64) -> Result<Vec<EventRecord>, Error> {
     let every = (total / sessions.len().max(1)).max(1);
-    let mut crossing = sessions.iter();
+    let mut crossing = sessions.iter().enumerate();
     let mut records = Vec::with_capacity(total);
     let mut other = Uuid::new_v4();
     let mut turn = 0u64;
@@ -179,9 +184,10 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
     for position in 0..total {
         let sequence_number = format!("{:021}", 100_000_000_000_000_000_000u128 + position as u128);
         if position % every == every / 2 {
-            if let Some(session) = crossing.next() {
-                let old = meta(*session, threshold - 1, false);
-                let new = meta(*session, threshold, true);
+            if let Some((i, session)) = crossing.next() {
+                let owner = format!("bench-{}", i % customers);
+                let old = meta(*session, &owner, threshold - 1, false);
+                let new = meta(*session, &owner, threshold, true);
                 records.push(record(
                     "MODIFY",
                     &new.pk,
@@ -220,8 +226,8 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
             _ => {
-                let old = meta(other, turn.saturating_sub(1), false);
-                let new = meta(other, turn, false);
+                let old = meta(other, "bench", turn.saturating_sub(1), false);
+                let new = meta(other, "bench", turn, false);
                 records.push(record(
                     "MODIFY",
                     &new.pk,
@@ -240,12 +246,12 @@ fn generate(sessions: &[Uuid], total: usize, threshold: u64) -> Result<Vec<Event
     Ok(records)
 }
 
-fn meta(session: Uuid, turn_count: u64, needs_summary: bool) -> MetaItem {
+fn meta(session: Uuid, owner: &str, turn_count: u64, needs_summary: bool) -> MetaItem {
     MetaItem {
         pk: keys::session_pk(&session),
         sk: keys::META.to_owned(),
         session_id: session,
-        owner_id: "bench".to_owned(),
+        owner_id: owner.to_owned(),
         guest: false,
         page_context: Default::default(),
         turn_count,
@@ -256,7 +262,7 @@ fn meta(session: Uuid, turn_count: u64, needs_summary: bool) -> MetaItem {
         updated_at: "2026-11-26T19:20:00Z".to_owned(),
         ttl: 1_795_806_000,
         version: turn_count + 1,
-        gsi1pk: Some(keys::customer_pk("bench")),
+        gsi1pk: Some(keys::customer_pk(owner)),
         gsi1sk: Some("2026-11-26T19:20:00Z".to_owned()),
         listed_turn_count: Some(0),
         patched_from: None,

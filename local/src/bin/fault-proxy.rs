@@ -7,6 +7,7 @@
 //! | `FAULT_PLAN` | empty: no faults | `fault[@Operation\|Operation]=rate, ...` |
 //! | `FAULT_SEED` | `1` | seeds the draws that pick the faults |
 //! | `FAULT_LATENCY_MS` | `400` | how late a `latency` fault answers |
+//! | `FAULT_STALE_MS` | `2000` | how far behind a `stale` read may be |
 //!
 //! Ctrl-C or SIGTERM stops it.
 use std::time::Duration;
@@ -24,7 +25,8 @@ async fn main() -> Result<(), String> {
     let port = env("FAULT_PROXY_PORT").ok_or("set FAULT_PROXY_PORT")?;
     let upstream = env("FAULT_UPSTREAM").ok_or("set FAULT_UPSTREAM to DynamoDB's URL")?;
     let latency = Duration::from_millis(number("FAULT_LATENCY_MS", 400)?);
-    let plan = Plan::parse(&env("FAULT_PLAN").unwrap_or_default(), latency)?;
+    let stale_bound = Duration::from_millis(number("FAULT_STALE_MS", 2_000)?);
+    let plan = Plan::parse(&env("FAULT_PLAN").unwrap_or_default(), latency)?.with_stale_bound(stale_bound);
     let seed = number("FAULT_SEED", 1)?;
 
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;

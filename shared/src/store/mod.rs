@@ -157,8 +157,12 @@ pub struct DynamoStore {
 /// DynamoDB Local. With `AWS_REGION` set (always, on Lambda) it makes no network call: without
 /// it, the SDK probes the instance metadata service for a region during start-up.
 pub async fn dynamodb_client() -> Client {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Client::new(&shared)
+    dynamodb_client_with(&crate::aws::sdk_config().await)
+}
+
+/// A DynamoDB client of a configuration the function shares with its other clients.
+pub fn dynamodb_client_with(shared: &aws_config::SdkConfig) -> Client {
+    Client::new(shared)
 }
 
 impl DynamoStore {
@@ -169,6 +173,23 @@ impl DynamoStore {
             clock: Clock::system(),
             consumed: Mutex::new(Capacity::default()),
         }
+    }
+
+    /// A store whose configuration gets the receipt salt (`RECEIPT_SALT`, [`crate::secret`]),
+    /// fetched beside the rest of init; its warm-up ([`DynamoStore::warm_up`]) follows the
+    /// salt. The DynamoDB client is built now, so init still loads its TLS roots.
+    #[cfg(feature = "secrets")]
+    pub fn salted(shared: &aws_config::SdkConfig, config: Config) -> crate::Deferred<DynamoStore> {
+        let (shared, client) = (shared.clone(), dynamodb_client_with(shared));
+        crate::Deferred::start(move || {
+            let (shared, client, config) = (shared.clone(), client.clone(), config.clone());
+            async move {
+                let salt = crate::secret::load(&shared, "RECEIPT_SALT").await?;
+                let store = DynamoStore::new(client, config.with_receipt_salt(salt));
+                store.warm_up().await;
+                Ok(store)
+            }
+        })
     }
 
     /// The same store, reading the time from `clock` (tests move it forward).
