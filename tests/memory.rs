@@ -658,3 +658,30 @@ async fn a_forgotten_fact_stays_forgotten_after_a_new_statement_of_it_expires() 
     assert_eq!(replayed, 0, "a statement made before the deletion never brings the fact back");
     assert!(!texts(&facts(&store, &alice()).await).contains(&"prefers digital"));
 }
+
+#[tokio::test]
+#[ignore = "open: the cap deletes a restated fact outright, and the stamp of its earlier deletion went with the tombstone the restatement replaced; fix: keep a forgotten_at on the fact (an Update, not a Put) and trim such a fact to a tombstone"]
+async fn a_forgotten_fact_stays_forgotten_after_a_new_statement_of_it_is_trimmed_by_the_cap() {
+    let store = fresh_store(Config { memory_max_facts: 2, ..config() }).await;
+    let (session, window, digital) = alice_states_two_facts(&store).await;
+    assert_eq!(forget(&store, &alice(), "me", &digital).await.status(), 204);
+
+    // An hour on she says it again, then two newer facts push it past the cap of two.
+    store.clock().advance(Duration::from_secs(3_600));
+    let later = new_session(&store, &alice()).await;
+    say(&store, &alice(), later, &["I prefer digital"]).await;
+    store.write_facts("alice", later, &drafts_of(&store, later, 0, 2).await).await.unwrap();
+    store.clock().advance(Duration::from_secs(3_600));
+    say(&store, &alice(), later, &["I love Berserk", "I love Vinland Saga"]).await;
+    store.write_facts("alice", later, &drafts_of(&store, later, 2, 6).await).await.unwrap();
+    assert!(!texts(&facts(&store, &alice()).await).contains(&"prefers digital"));
+    // She forgets the two newer ones, which leaves room under the cap.
+    for fact in facts(&store, &alice()).await {
+        assert_eq!(forget(&store, &alice(), "me", fact["fact_id"].as_str().unwrap()).await.status(), 204);
+    }
+
+    // The first session's window, stated before the deletion, is summarised again.
+    store.write_facts("alice", session, &window).await.unwrap();
+
+    assert!(!texts(&facts(&store, &alice()).await).contains(&"prefers digital"), "the deletion wins over every earlier statement");
+}
