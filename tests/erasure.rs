@@ -126,3 +126,21 @@ async fn a_cut_off_delete_by_someone_else_never_lands_in_their_receipt() {
     assert!(cut_off.is_ok() || matches!(cut_off, Err(tidewater::Error::Unavailable(_))), "{cut_off:?}");
     assert_eq!((bobs_receipt.sessions_deleted, bobs_receipt.items_deleted), (0, 0), "{bobs_receipt:?}");
 }
+
+#[tokio::test]
+async fn a_purge_after_a_delete_whose_answer_was_lost_and_a_create_of_the_same_id_counts_what_it_deleted() {
+    let store = store().await;
+    let session_id = Uuid::new_v4();
+    session_with_id(&store, &alice(), session_id, 3).await;
+    let lost = store.delete_session_with(&AnswerLost { store: &store }, &alice(), session_id).await;
+    assert!(matches!(lost, Err(tidewater::Error::Unavailable(_))), "{lost:?}");
+    assert_eq!(session_item_count(&store, session_id).await, 0, "the delete was applied");
+
+    // The client starts over with the same id, and later the customer is purged.
+    session_with_id(&store, &alice(), session_id, 0).await;
+    append(&store, &alice(), session_id, "new-1").await;
+    let receipt = store.purge_customer("alice", "req").await.unwrap();
+
+    assert_eq!(session_item_count(&store, session_id).await, 0);
+    assert_eq!((receipt.sessions_deleted, receipt.items_deleted), (1, 3), "META, one turn and its idempotency record: {receipt:?}");
+}

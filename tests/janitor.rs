@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS};
+use tidewater::store::ExpiredSessionSweeper;
 use tidewater::{Caller, CustomerPurger, DynamoStore, NewSession, SessionCreator};
 use tidewater_tests::*;
 
@@ -104,4 +105,27 @@ async fn the_scheduled_sample_runs_through_the_handler() {
 
     assert_eq!(report.sessions_finished, 1);
     assert_eq!(session_item_count(&store, session).await, 0);
+}
+
+#[tokio::test]
+async fn a_marker_the_janitor_finds_on_a_live_session_does_not_outlive_it() {
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 3).await;
+    // A DELETE whose last answer is lost leaves its marker; the client creates the same id again.
+    let lost = store.delete_session_with(&AnswerLost { store: &store }, &alice(), session).await;
+    assert!(lost.is_err());
+    assert_eq!(session_item_count(&store, session).await, 0);
+    let again = NewSession { session_id: Some(session), page_context: None };
+    store.create_session(&alice(), again).await.unwrap();
+
+    let_the_grace_pass(&store);
+    let report = store.janitor_pass(store.clock().now()).await.unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    // The new session expires, and its sweep runs.
+    delete_meta_as_ttl_would(&store, session).await;
+    store.sweep_expired_session(&session, Some("alice")).await.unwrap();
+
+    let left: Vec<String> =
+        scan_table(&store).await.iter().map(|item| format!("{:?} {:?}", item["PK"], item["SK"])).collect();
+    assert!(left.is_empty(), "nothing outlives the session: {left:?}");
 }

@@ -286,6 +286,19 @@ impl tidewater::store::BatchDeleter for CutOffAfter<'_> {
     }
 }
 
+/// A [`tidewater::store::BatchDeleter`] that deletes every batch, then loses the answer: a
+/// deletion that removed every item but learns nothing of it, and answers 503.
+pub struct AnswerLost<'a> {
+    pub store: &'a DynamoStore,
+}
+
+impl tidewater::store::BatchDeleter for AnswerLost<'_> {
+    async fn delete_batch(&self, keys: &[tidewater::store::ItemKey]) -> Result<(), tidewater::Error> {
+        tidewater::store::BatchDeleter::delete_batch(self.store, keys).await?;
+        Err(tidewater::Error::Unavailable("the answer was lost".into()))
+    }
+}
+
 /// A context load of at most `max_turns` turns.
 pub fn newest(max_turns: usize, consistent: bool) -> tidewater::ContextRequest {
     tidewater::ContextRequest {

@@ -154,10 +154,20 @@ impl MemoryWriter for DynamoStore {
         let pk = keys::memory_pk(&customer_hash);
         let key = self.config.hash_key()?;
         let now_secs = self.clock.now_epoch_seconds();
-        let ttl = self.config.memory_ttl.map(|ttl| now_secs.saturating_add(ttl.as_secs() as i64));
+        // A fact expires `memory_ttl` after it was stated, not after its window was written: a
+        // window summarised late (a re-arm, `make redrive`) cannot give an old statement a new
+        // life, nor bring back a fact whose newer statement TTL has removed.
+        let expiry = |draft: &FactDraft| {
+            self.config.memory_ttl.map(|ttl| {
+                let stated = clock::parse_epoch_seconds(&draft.stated_at).unwrap_or(now_secs);
+                stated.saturating_add(ttl.as_secs() as i64)
+            })
+        };
         let mut pending: Vec<FactItem> = memory::merge_window(facts.to_vec())
             .into_iter()
-            .map(|draft| FactItem::of(&pk, &draft.fact_id(key, &customer_hash), draft, ttl))
+            .map(|draft| (expiry(&draft), draft))
+            .filter(|(ttl, _)| ttl.is_none_or(|ttl| ttl > now_secs))
+            .map(|(ttl, draft)| FactItem::of(&pk, &draft.fact_id(key, &customer_hash), draft, ttl))
             .collect();
 
         for attempt in 0..MAX_WRITE_ATTEMPTS {

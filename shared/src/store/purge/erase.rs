@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::builders::DeleteBuilder;
 use aws_sdk_dynamodb::types::{
@@ -102,18 +103,29 @@ impl DynamoStore {
     pub(crate) async fn finish_session(&self, hash: Option<&str>, session_id: &Uuid) -> Result<u64, Error> {
         if self.read_meta(session_id, true, self.config.write_timeout).await?.is_some() {
             // Alive: the cut-off deletion never removed it, it was someone else's, or the id
-            // was created again. An expired one is TTL's, whose removal starts a sweep.
+            // was created again. An expired one is TTL's, whose removal starts a sweep. The
+            // cut-off deletion's marker goes all the same: nothing else would ever remove it.
+            if let Some(hash) = hash {
+                self.retire_abandoned_marker(hash, session_id).await?;
+            }
             return Ok(0);
         }
         let deleted = self.sweep(self, session_id, None).await?;
         if let Some(hash) = hash {
             self.unregister(hash, session_id).await?;
-            if self.ledger(hash).await?.is_none() {
-                self.delete_pending(hash, session_id).await?;
-            }
+            self.retire_abandoned_marker(hash, session_id).await?;
         }
         tracing::info!(%session_id, items_deleted = deleted, "the janitor finished a session's deletion");
         Ok(deleted)
+    }
+
+    /// Deletes the pending marker a cut-off DELETE left, unless a purge of the customer is
+    /// open or has listed the session: that purge retires and counts it.
+    async fn retire_abandoned_marker(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
+        if self.ledger(hash).await?.is_some() {
+            return Ok(());
+        }
+        self.delete_marker(hash, session_id, true).await
     }
 
     /// Deletes the session's META if it belongs to the customer whose hash is `hash`; with
@@ -148,8 +160,12 @@ impl DynamoStore {
                 .table_name(self.table())
                 .key(keys::PK, s(keys::privacy_pk(hash)))
                 .key(keys::SK, s(keys::pending_sk(session_id)))
-                .update_expression("SET meta_deleted = :deleted")
+                // A count recorded before is an earlier session's with this id (one is recorded
+                // only once META is gone): this deletion counts what it finds. `session_id`
+                // keeps the marker whole should a concurrent finisher have removed it.
+                .update_expression("SET meta_deleted = :deleted, session_id = :id REMOVE children")
                 .expression_attribute_values(":deleted", AttributeValue::Bool(true))
+                .expression_attribute_values(":id", s(session_id.to_string()))
                 .build()
                 .map_err(Error::unavailable)?;
             transaction = transaction.transact_items(TransactWriteItem::builder().update(record).build());
@@ -335,17 +351,31 @@ impl DynamoStore {
     }
 
     pub(super) async fn delete_pending(&self, hash: &str, session_id: &Uuid) -> Result<(), Error> {
-        let delete = self
+        self.delete_marker(hash, session_id, false).await
+    }
+
+    /// Deletes the session's pending marker; with `unless_listed`, only if no purge listed it.
+    async fn delete_marker(&self, hash: &str, session_id: &Uuid, unless_listed: bool) -> Result<(), Error> {
+        let mut delete = self
             .client
             .delete_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::pending_sk(session_id)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
-        self.record_write(output.consumed_capacity());
-        Ok(())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if unless_listed {
+            delete = delete
+                .condition_expression("attribute_not_exists(listed) OR listed = :no")
+                .expression_attribute_values(":no", AttributeValue::Bool(false));
+        }
+        match within(self.config.write_timeout, delete.send()).await? {
+            Ok(output) => {
+                self.record_write(output.consumed_capacity());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
+            Err(e) => Err(Error::from_store(e)),
+        }
     }
 
     /// A transaction's delete of the item `pk` / `sk`, to which conditions may be added.
