@@ -129,7 +129,9 @@ pub struct Capacity {
 /// use tidewater::{Caller, Config, ContextLoader, ContextRequest, DynamoStore, NewSession, NewTurn, SessionCreator, TurnAppender};
 ///
 /// # async fn example() -> Result<(), tidewater::Error> {
-/// let config = Config::from_env()?;
+/// // Appends need the hash key (`HASH_KEY`), as a deployed function reads it at init.
+/// let key = tidewater::Secret::new("HASH_KEY", std::env::var("HASH_KEY").unwrap_or_default())?;
+/// let config = Config::from_env()?.with_hash_key(tidewater::HashKey::new(&key)?);
 /// let store = DynamoStore::new(tidewater::dynamodb_client().await, config.clone());
 /// let alice = Caller::new("alice", Vec::<String>::new());
 ///
@@ -140,6 +142,7 @@ pub struct Capacity {
 ///     content: "Is volume 3 in stock?".into(),
 ///     intent: None,
 ///     token_count: None,
+///     item: None,
 /// };
 /// store.append_turn(&alice, session.session_id, turn.validate(&config)?).await?;
 /// let context = store.load_context(&alice, session.session_id, ContextRequest::default()).await?;
