@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use tidewater::{telemetry, Error};
+use tidewater_local::settings::env_or;
 use tidewater_local::shutdown;
 
 /// The scheduled event the janitor receives (it does not read it).
@@ -18,12 +19,9 @@ async fn main() -> Result<(), Error> {
     let stop = shutdown::requested();
     tokio::pin!(stop);
     telemetry::init();
-    let env = |name: &str, default: &str| {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
-    };
-    let base = env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000");
+    let base = env_or("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000");
     let url = format!("{}/2015-03-31/functions/janitor/invocations", base.trim_end_matches('/'));
-    let interval = Duration::from_secs(env("JANITOR_INTERVAL_SECONDS", "60").parse().unwrap_or(60).max(1));
+    let interval = Duration::from_secs(env_or("JANITOR_INTERVAL_SECONDS", "60").parse().unwrap_or(60).max(1));
     let client = reqwest::Client::new();
     tracing::info!(%url, interval_seconds = interval.as_secs(), "scheduler started");
     loop {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use aws_lambda_events::dynamodb::Event;
 use tidewater::{dynamodb_client, telemetry, Config, Error};
 use tidewater_local::filter::StreamMapping;
+use tidewater_local::settings::env_or;
 use tidewater_local::shutdown;
 use tidewater_local::stream::{streams_client, HttpInvoker, Invoke, StreamRunner};
 
@@ -26,14 +27,11 @@ async fn main() -> Result<(), Error> {
     let stop = shutdown::requested();
     tokio::pin!(stop);
     telemetry::init();
-    let env = |name: &str, default: &str| {
-        std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
-    };
     let config = Config::from_env()?;
-    let template = env("TEMPLATE", "template.yaml");
-    let mapping = StreamMapping::load(&template, &env("STREAM_FUNCTION", "summarize"))?;
-    let poll_interval = Duration::from_millis(env("POLL_INTERVAL_MS", "200").parse().unwrap_or(200));
-    let invoker = HttpInvoker::new(&env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"), &mapping.function);
+    let template = env_or("TEMPLATE", "template.yaml");
+    let mapping = StreamMapping::load(&template, &env_or("STREAM_FUNCTION", "summarize"))?;
+    let poll_interval = Duration::from_millis(env_or("POLL_INTERVAL_MS", "200").parse().unwrap_or(200));
+    let invoker = HttpInvoker::new(&env_or("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"), &mapping.function);
     tracing::info!(
         table = %config.table_name,
         function = %mapping.function,
@@ -49,7 +47,7 @@ async fn main() -> Result<(), Error> {
             tracing::warn!(error = %error, "warming up the function failed; the first batch will start it");
         }
     });
-    let checkpoint = PathBuf::from(env("CHECKPOINT_FILE", ".run/stream-checkpoint.json"));
+    let checkpoint = PathBuf::from(env_or("CHECKPOINT_FILE", ".run/stream-checkpoint.json"));
     let mut runner = StreamRunner::new(
         dynamodb_client().await,
         streams_client().await,
