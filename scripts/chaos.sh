@@ -49,12 +49,7 @@ env -u AWS_ENDPOINT_URL_DYNAMODB DYNAMODB_ENDPOINT="http://127.0.0.1:$proxy_port
   RUST_LOG="info,aws_smithy_runtime::client::retries=debug" \
   ./scripts/serve-local.sh >"$run_dir/stack.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 1500); do
-  listening "$api_port" && break
-  kill -0 "${pids[1]}" 2>/dev/null || { tail -n 20 "$run_dir/stack.log" >&2; exit 1; }
-  sleep 0.2
-done
-listening "$api_port" || { echo "chaos: the API did not come up" >&2; exit 1; }
+wait_for_api "chaos" "$api_port" "${pids[1]}" "$run_dir/stack.log"
 
 API_PORT="$api_port" CHAOS_API="http://127.0.0.1:$api_port" CHAOS_PROXY="http://127.0.0.1:$proxy_port" \
   CHAOS_LOGS="$run_dir/functions.log $run_dir/stream-runner.log $run_dir/stack.log" \

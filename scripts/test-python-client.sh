@@ -44,12 +44,7 @@ env -u AWS_ENDPOINT_URL_DYNAMODB DYNAMODB_ENDPOINT="http://127.0.0.1:$proxy_port
   API_PORT="$api_port" LAMBDA_PORT="$lambda_port" RUN_DIR="$run_dir" RELOAD_ON_CHANGE=0 \
   ./scripts/serve-local.sh >"$run_dir/stack.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 1500); do
-  listening "$api_port" && break
-  kill -0 "${pids[1]}" 2>/dev/null || { tail -n 20 "$run_dir/stack.log" >&2; exit 1; }
-  sleep 0.2
-done
-listening "$api_port" || { echo "python client tests: the API did not come up" >&2; exit 1; }
+wait_for_api "python client tests" "$api_port" "${pids[1]}" "$run_dir/stack.log"
 ./scripts/warm-functions.sh "http://127.0.0.1:$api_port"
 
 cd clients/python
