@@ -33,6 +33,8 @@ fi
 java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -cp "$launcher_dir:$class_path" LoopbackDynamoDB \
   -port "$DDB_PORT" -inMemory -sharedDb -disableTelemetry >"${DDB_LOG:-/dev/null}" 2>&1 &
 ddb_pid=$!
+# For a benchmark's CPU accounting (local/src/bin/bench-summarize.rs).
+export DDB_PID=$ddb_pid
 stop_dynamodb() { ./scripts/stop-processes.sh "$ddb_pid"; }
 trap stop_dynamodb EXIT
 trap 'exit 130' INT

@@ -16,6 +16,9 @@
 //! | `CROSSING_PERCENT` | `5` |
 //! | `TEMPLATE` | `template.yaml` |
 //! | `CUSTOMERS` | one per crossing session | how many customers own the crossing sessions, in turn |
+//!
+//! Where the timed part's time goes: it also prints the CPU time this process and DynamoDB
+//! Local (`DDB_PID`, which `scripts/with-dynamodb.sh` exports) spent in it, from `/proc`.
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord, StreamViewType};
@@ -81,6 +84,7 @@ async fn run(
     let summarizer = ExtractiveSummarizer::default();
 
     // Timed: the filter over the whole batch, then the handler in the mapping's batches.
+    let cpu_before = CpuTime::now();
     let started = Instant::now();
     let matched: Vec<EventRecord> = batch.iter().filter(|r| mapping.filter.matches_record(r)).cloned().collect();
     let filtered_in = started.elapsed();
@@ -91,6 +95,7 @@ async fn run(
         failures += summarize::handle(store, &summarizer, store.config(), event).await.batch_item_failures.len();
     }
     let elapsed = started.elapsed();
+    let cpu = CpuTime::now().since(&cpu_before);
 
     let mut summarised = 0;
     for session in &sessions {
@@ -122,6 +127,7 @@ async fn run(
     println!("filter alone:                {:>10.0} records/s ({:.2} ms)", rate(total, filtered_in), ms(filtered_in));
     println!("filter + handler:            {:>10.0} records/s ({:.2} ms)", rate(total, elapsed), ms(elapsed));
     println!("  per summary written:       {:>10.2} ms", ms(elapsed) / crossing as f64);
+    println!("  CPU in it: {}", cpu.describe(ms(elapsed)));
     println!("redelivery, no filter:       {:>10.0} records/s ({:.2} ms)", rate(total, redelivery), ms(redelivery));
     println!("summary items per crossing session: {}-{}", fewest.unwrap_or(0), most.unwrap_or(0));
     if summarised != crossing || failures != 0 || fewest != Some(1) || most != Some(1) {
@@ -145,6 +151,44 @@ async fn summary_items(store: &DynamoStore, session: Uuid) -> Result<i32, Error>
         .await
         .map_err(|e| Error::Unavailable(Box::new(e)))?;
     Ok(output.count)
+}
+
+/// CPU time (user and system, every thread) of this process and of DynamoDB Local, in
+/// milliseconds, from `/proc/<pid>/stat`; `None` where it cannot be read (not Linux, no
+/// `DDB_PID`).
+struct CpuTime {
+    ours: Option<f64>,
+    dynamodb: Option<f64>,
+}
+
+impl CpuTime {
+    fn now() -> CpuTime {
+        CpuTime { ours: process_cpu_ms("self"), dynamodb: std::env::var("DDB_PID").ok().and_then(|pid| process_cpu_ms(&pid)) }
+    }
+
+    fn since(&self, before: &CpuTime) -> CpuTime {
+        let minus = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        CpuTime { ours: minus(self.ours, before.ours), dynamodb: minus(self.dynamodb, before.dynamodb) }
+    }
+
+    fn describe(&self, wall_ms: f64) -> String {
+        let part = |name: &str, value: Option<f64>| match value {
+            Some(cpu) => format!("{name} {cpu:.0} ms ({:.0} % of the wall time)", cpu / wall_ms.max(1e-9) * 100.0),
+            None => format!("{name} unknown"),
+        };
+        format!("{}, {}", part("bench-summarize", self.ours), part("DynamoDB Local", self.dynamodb))
+    }
+}
+
+/// utime + stime of a process, in ms (Linux counts them in USER_HZ, 100 a second).
+fn process_cpu_ms(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces: the
+    // 14th and 15th of the line are the 12th and 13th after it.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10.0)
 }
 
 fn rate(records: usize, elapsed: Duration) -> f64 {
