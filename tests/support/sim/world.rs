@@ -90,6 +90,8 @@ struct CustomerModel {
     forgotten: HashMap<String, String>,
     purge_open: bool,
     purged_sessions: HashSet<Uuid>,
+    /// The receipt the customer's last purge answered.
+    last_receipt: Option<Uuid>,
 }
 
 const USER_LINES: [&str; 8] = [
@@ -130,11 +132,13 @@ impl World {
     /// A fresh table, a proxy in front of it seeded with `seed`, and an empty model.
     pub async fn new(seed: u64) -> World {
         // Short windows, so that summaries come often; sessions that live 20 days unless left
-        // alone, so that a session can outlive a fact's tombstone.
+        // alone, so that a session can outlive a fact's tombstone; a cap of two facts (of the
+        // four subjects the lines state), so that the cap trims restated facts.
         let config = Config {
             summary_threshold: 4,
             summary_keep_recent: 2,
             session_ttl: Duration::from_secs(20 * 86_400),
+            memory_max_facts: 2,
             ..test_config()
         };
         let direct = fresh_store(config).await;
@@ -238,7 +242,9 @@ impl World {
             Step::Create { customer, id } => Box::pin(self.create(customer as usize, id, &mut found)).await,
             Step::Append { session, lost } => Box::pin(self.append(session, lost, &mut found)).await,
             Step::RetryAppend { session, turn } => Box::pin(self.retry_append(session, turn, &mut found)).await,
-            Step::Load { session, consistent, if_none_match } => Box::pin(self.load(session, consistent, if_none_match, &mut found)).await,
+            Step::Load { session, consistent, if_none_match, memory } => {
+                Box::pin(self.load(session, consistent, if_none_match, memory, &mut found)).await
+            }
             Step::Patch { session, if_match, lost } => Box::pin(self.patch(session, if_match, lost, &mut found)).await,
             Step::Delete { session, cut_after, retry } => Box::pin(self.delete(session, cut_after, retry, &mut found)).await,
             Step::Purge { customer, cut_after, retry } => {
@@ -584,31 +590,29 @@ impl World {
         Some(index)
     }
 
-    fn context_request(id: Uuid, customer: usize, consistent: bool, if_none_match: Option<&str>) -> lambda_http::Request {
+    fn context_request(id: Uuid, customer: usize, consistent: bool, if_none_match: Option<&str>, memory: Option<u8>) -> lambda_http::Request {
         let path = format!("/sessions/{id}/context");
         let consistent = if consistent { "true" } else { "false" };
-        let mut request = api_request(
-            Some(&caller(customer)),
-            "GET",
-            "/sessions/{id}/context",
-            &path,
-            &[("max_turns", "100"), ("consistent", consistent)],
-            None,
-        );
+        let max_tokens = memory.map(|max| max.to_string());
+        let mut query = vec![("max_turns", "100"), ("consistent", consistent)];
+        if let Some(max) = &max_tokens {
+            query.extend([("include", "memory"), ("max_tokens", max.as_str())]);
+        }
+        let mut request = api_request(Some(&caller(customer)), "GET", "/sessions/{id}/context", &path, &query, None);
         if let Some(etag) = if_none_match.and_then(|e| HeaderValue::from_str(e).ok()) {
             request.headers_mut().insert("if-none-match", etag);
         }
         request
     }
 
-    async fn load(&mut self, pick: u32, consistent: bool, if_none_match: bool, found: &mut Vec<Violation>) -> Option<usize> {
+    async fn load(&mut self, pick: u32, consistent: bool, if_none_match: bool, memory: Option<u8>, found: &mut Vec<Violation>) -> Option<usize> {
         let index = self.pick_session(pick)?;
         let s = &self.sessions[index];
         let (id, customer) = (s.id, s.customer);
         let sent = if if_none_match { s.last_etag.clone() } else { None };
         // Whether the read may be stale is decided when it starts: the lag only runs out later.
         let stale = !consistent && self.within_lag(s);
-        let response = load_context::handle(&self.system, Self::context_request(id, customer, consistent, sent.as_deref())).await;
+        let response = load_context::handle(&self.system, Self::context_request(id, customer, consistent, sent.as_deref(), memory)).await;
         let status = response.status().as_u16();
         let s = &self.sessions[index];
         let readable = s.state == State::Live && !self.expired(s);
@@ -636,6 +640,18 @@ impl World {
                 }
                 if !readable && !either {
                     found.push(violation("a gone session is never loaded", None, format!("{id} ({:?}) loaded: {}", s.state, digest(&body))));
+                }
+                if let Some(max) = memory {
+                    let quarter = |text: &Value| (text.as_str().unwrap_or_default().len() as u64).div_ceil(4);
+                    let turns: u64 = body["turns"].as_array().into_iter().flatten().map(|t| quarter(&t["content"])).sum();
+                    let facts: u64 = body["customer_memory"].as_array().into_iter().flatten().map(|f| quarter(&f["text"])).sum();
+                    if turns + facts > u64::from(max) {
+                        found.push(violation(
+                            "include=memory never exceeds max_tokens",
+                            Some(11),
+                            format!("{id}: turns {turns} and facts {facts} tokens under max_tokens {max}"),
+                        ));
+                    }
                 }
                 if readable {
                     let turns = s.turns.clone();
@@ -790,8 +806,11 @@ impl World {
             .unwrap_or_default()
     }
 
-    async fn meta_deleted_earlier(&self, hash: &str, id: &Uuid) -> bool {
-        self.direct
+    /// What an earlier deletion of the session, cut off, recorded on its pending marker:
+    /// whether it deleted `~META`, and how many other items it found once `~META` was gone.
+    async fn earlier_deletion(&self, hash: &str, id: &Uuid) -> (bool, Option<u64>) {
+        let marker = self
+            .direct
             .client()
             .get_item()
             .table_name(&self.config.table_name)
@@ -802,8 +821,10 @@ impl World {
             .await
             .ok()
             .and_then(|answer| answer.item)
-            .and_then(|item| item.get("meta_deleted").and_then(|v| v.as_bool().ok()).copied())
-            .unwrap_or(false)
+            .unwrap_or_default();
+        let meta_deleted = marker.get("meta_deleted").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        let children = marker.get("children").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+        (meta_deleted, children)
     }
 
     async fn purge(&mut self, customer: usize, cut_after: Option<u8>, retry: bool, found: &mut Vec<Violation>) {
@@ -812,12 +833,24 @@ impl World {
         let ids: HashSet<Uuid> = self.sessions.iter().filter(|s| s.customer == customer).map(|s| s.id).collect();
         let mut items = 0;
         for id in &ids {
-            items += self.count(&keys::session_pk(id)).await;
-            // A DELETE cut off after it removed `~META` left its claim on the pending marker:
-            // the purge that finishes that session counts the META as well.
-            if self.meta_deleted_earlier(&hash, id).await {
-                items += 1;
+            // An id another customer holds now counts only what this customer's abandoned
+            // DELETE of it left to finish.
+            let own = self.latest_with_id(*id).is_some_and(|i| self.sessions[i].customer == customer);
+            let abandoned = self.sessions.iter().any(|s| s.id == *id && s.customer == customer && s.state == State::Abandoned);
+            if !own && !abandoned {
+                continue;
             }
+            // A DELETE cut off after it removed `~META` left its claim on the pending marker,
+            // with the number of items it found: the purge that finishes that session counts
+            // what that DELETE found, `~META` included, not only what is left.
+            let (meta_deleted, children) = self.earlier_deletion(&hash, id).await;
+            let live = own && self.meta_and_entry(*id, customer).await.0;
+            items += match (live, children) {
+                (false, Some(children)) => u64::from(meta_deleted) + children,
+                (false, None) if own => u64::from(meta_deleted) + self.count(&keys::session_pk(id)).await,
+                (false, None) => u64::from(meta_deleted),
+                (true, _) => self.count(&keys::session_pk(id)).await,
+            };
         }
         let memory = self.count(&keys::memory_pk(&hash)).await;
         self.counter += 1;
@@ -838,7 +871,16 @@ impl World {
             Ok(receipt) => {
                 // The previous abandoned purge may have deleted some before this one counted.
                 let counted_everything = !self.customers[customer].purge_open;
-                if counted_everything && (receipt.items_deleted != items || receipt.memory_items_deleted != memory) {
+                // A purge that finds nothing to delete answers the customer's last receipt.
+                let last = self.customers[customer].last_receipt.filter(|_| items == 0 && memory == 0);
+                if counted_everything && last.is_some_and(|last| last != receipt.receipt_id) {
+                    found.push(violation(
+                        "a purge that finds nothing answers the last receipt",
+                        Some(5),
+                        format!("purge of {name} (cut off: {cut}): receipt {} where the last was {last:?}", receipt.receipt_id),
+                    ));
+                }
+                if counted_everything && last.is_none() && (receipt.items_deleted != items || receipt.memory_items_deleted != memory) {
                     found.push(violation(
                         "a receipt's counts equal what was deleted",
                         Some(5),
@@ -861,6 +903,7 @@ impl World {
                 }
                 let c = &mut self.customers[customer];
                 c.purge_open = false;
+                c.last_receipt = Some(receipt.receipt_id);
                 c.purged_sessions.extend(ids);
                 let mut leftovers = Vec::new();
                 for id in &self.customers[customer].purged_sessions {
@@ -1185,3 +1228,4 @@ fn digest(body: &Value) -> String {
 fn sort_keys(items: &[Item]) -> Vec<String> {
     items.iter().filter_map(|i| i.get(keys::SK).and_then(|v| v.as_s().ok()).cloned()).collect()
 }
+
