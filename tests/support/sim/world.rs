@@ -243,7 +243,9 @@ impl World {
             Step::Append { session, lost } => Box::pin(self.append(session, lost, &mut found)).await,
             Step::RetryAppend { session, turn } => Box::pin(self.retry_append(session, turn, &mut found)).await,
             Step::Load { session, consistent, if_none_match, memory } => {
-                Box::pin(self.load(session, consistent, if_none_match, memory, &mut found)).await
+                // A load writes nothing: the session it read needs no check of its own.
+                Box::pin(self.load(session, consistent, if_none_match, memory, &mut found)).await;
+                None
             }
             Step::Patch { session, if_match, lost } => Box::pin(self.patch(session, if_match, lost, &mut found)).await,
             Step::Delete { session, cut_after, retry } => Box::pin(self.delete(session, cut_after, retry, &mut found)).await,
@@ -405,7 +407,10 @@ impl World {
                 self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
                 self.touch(index);
                 self.alive(index);
-                self.watch_flag(index).await;
+                // An append can turn the flag on, never off: once seen on, nothing to watch.
+                if !self.sessions[index].armed {
+                    self.watch_flag(index).await;
+                }
             }
             (Err(Error::NotFound), Some(false) | None) => {}
             (answer, writable) => found.push(violation(
@@ -743,13 +748,20 @@ impl World {
         let s = &self.sessions[index];
         let (id, customer) = (s.id, s.customer);
         let caller = caller(customer);
-        self.proxy.die_after(cut_after.map(u64::from));
-        let mut answer = self.system.delete_session(&caller, id).await;
-        self.proxy.die_after(None);
+        let mut answer = match cut_after {
+            Some(cut_after) => {
+                self.proxy.die_after(Some(u64::from(cut_after)));
+                let answer = self.system.delete_session(&caller, id).await;
+                self.proxy.die_after(None);
+                answer
+            }
+            // A DELETE reads only consistently: without a cut-off, the proxy has nothing to do.
+            None => self.direct.delete_session(&caller, id).await,
+        };
         self.wrote(index);
         let cut = answer.is_err();
         if cut && retry {
-            answer = self.system.delete_session(&caller, id).await;
+            answer = self.direct.delete_session(&caller, id).await;
         }
         let reused = self.sessions.iter().filter(|s| s.id == id).count() > 1;
         match answer {
@@ -855,9 +867,16 @@ impl World {
         let memory = self.count(&keys::memory_pk(&hash)).await;
         self.counter += 1;
         let request_id = format!("purge-{}", self.counter);
-        self.proxy.die_after(cut_after.map(u64::from));
-        let mut answer = self.system.purge_customer(name, &request_id).await;
-        self.proxy.die_after(None);
+        let mut answer = match cut_after {
+            Some(cut_after) => {
+                self.proxy.die_after(Some(u64::from(cut_after)));
+                let answer = self.system.purge_customer(name, &request_id).await;
+                self.proxy.die_after(None);
+                answer
+            }
+            // A purge reads only consistently: without a cut-off, the proxy has nothing to do.
+            None => self.direct.purge_customer(name, &request_id).await,
+        };
         for index in 0..self.sessions.len() {
             if self.sessions[index].customer == customer {
                 self.wrote(index);
@@ -865,7 +884,7 @@ impl World {
         }
         let cut = answer.is_err();
         if cut && retry {
-            answer = self.system.purge_customer(name, &request_id).await;
+            answer = self.direct.purge_customer(name, &request_id).await;
         }
         match answer {
             Ok(receipt) => {
@@ -890,7 +909,7 @@ impl World {
                         ),
                     ));
                 }
-                match self.system.purge_customer(name, &request_id).await {
+                match self.direct.purge_customer(name, &request_id).await {
                     Ok(again) if again.receipt_id == receipt.receipt_id && again.items_deleted == receipt.items_deleted => {}
                     again => found.push(violation(
                         "a repeat of a purge returns the same receipt",
@@ -923,6 +942,33 @@ impl World {
             }
             Err(e) => found.push(violation("a purge without faults answers a receipt", None, format!("{name}: {e:?}"))),
         }
+    }
+
+    /// The model after the janitor finished the customer's abandoned purge.
+    async fn janitor_finished_purge(&mut self, customer: usize) {
+        let hash = customer_hash(TEST_RECEIPT_SALT, CUSTOMERS[customer]);
+        let pointer = self
+            .direct
+            .client()
+            .get_item()
+            .table_name(&self.config.table_name)
+            .key(keys::PK, AttributeValue::S(keys::privacy_pk(&hash)))
+            .key(keys::SK, AttributeValue::S(keys::LAST_RECEIPT.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()
+            .and_then(|answer| answer.item);
+        let last = pointer.and_then(|item| item.get("receipt_id").and_then(|v| v.as_s().ok()).and_then(|id| id.parse().ok()));
+        let mut ids = HashSet::new();
+        for s in self.sessions.iter_mut().filter(|s| s.customer == customer && s.state == State::InPurge) {
+            s.state = State::Purged;
+            ids.insert(s.id);
+        }
+        let c = &mut self.customers[customer];
+        c.purge_open = false;
+        c.last_receipt = last;
+        c.purged_sessions.extend(ids);
     }
 
     async fn ttl_remove(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
@@ -1131,8 +1177,16 @@ impl World {
         // The janitor finishes what a cut-off DELETE, sweep or purge left, once its work items
         // are due.
         self.clock.advance(Duration::from_secs(tidewater::store::JANITOR_GRACE_SECONDS as u64 + 1));
-        if let Err(e) = tidewater::Janitor::janitor_pass(&self.system, self.clock.now()).await {
-            found.push(violation("the janitor runs", None, format!("{e:?}")));
+        match tidewater::Janitor::janitor_pass(&self.system, self.clock.now()).await {
+            Ok(report) if report.failed > 0 => found.push(violation("the janitor finishes every overdue task", None, format!("{report:?}"))),
+            Ok(_) => {}
+            Err(e) => found.push(violation("the janitor runs", None, format!("{e:?}"))),
+        }
+        // It has finished every abandoned purge: the customer's last receipt is its.
+        for customer in 0..CUSTOMERS.len() {
+            if self.customers[customer].purge_open {
+                self.janitor_finished_purge(customer).await;
+            }
         }
         let table = crate::scan_table(&self.direct).await;
         let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
