@@ -1209,6 +1209,18 @@ impl World {
             if pk.starts_with("PRIVACY#") && sks.iter().any(|sk| sk == keys::PURGE_LEDGER) {
                 found.push(violation("an abandoned purge is finished by the system", Some(7), format!("{pk} holds a ledger")));
             }
+            // A registry entry or a pending marker lives only as long as its session.
+            for sk in sks.iter().filter(|_| pk.starts_with("PRIVACY#")) {
+                let of_session = |prefix: &str| sk.strip_prefix(prefix).and_then(|id| id.parse::<Uuid>().ok());
+                let leftover = match (of_session(keys::REGISTRY_PREFIX), of_session(keys::PENDING_PREFIX)) {
+                    (Some(id), _) => (!partitions.get(&keys::session_pk(&id)).is_some_and(|s| s.iter().any(|sk| sk == keys::META))).then_some("registry entry"),
+                    (None, Some(_)) => Some("pending marker"),
+                    (None, None) => None,
+                };
+                if let Some(what) = leftover {
+                    found.push(violation("once settled, no item outlives its session", Some(6), format!("{pk} keeps a {what}: {sk}")));
+                }
+            }
         }
         if !orphans.is_empty() {
             found.push(violation("once settled, no item outlives its session", Some(6), orphans.join(", ")));
