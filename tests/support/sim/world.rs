@@ -423,13 +423,18 @@ impl World {
     }
 
     /// Reads the session's summary flag, and queues the stream's record when it flips on.
-    async fn watch_flag(&mut self, index: usize) {
+    /// Returns whether a window is due and the flag is off (once a summary has landed, a
+    /// defect: nothing but a re-arm 20 appends later would summarise it).
+    async fn watch_flag(&mut self, index: usize) -> bool {
         let id = self.sessions[index].id;
-        let Ok(Some(state)) = self.direct.summary_state(id).await else { return };
+        let Ok(Some(state)) = self.direct.summary_state(id).await else { return false };
         if state.needs_summary && !self.sessions[index].armed && !self.windows.iter().any(|(w, _)| *w == id) {
             self.windows.push((id, self.sessions[index].customer));
         }
         self.sessions[index].armed = state.needs_summary;
+        let (threshold, keep) = (self.config.summary_threshold, self.config.summary_keep_recent);
+        let due = tidewater::summarizer::next_window_end(state.summarized_through, state.turn_count, threshold, keep);
+        due.is_some() && !state.needs_summary && !state.expired
     }
 
     /// A new session the model learns of after a create answered 201.
@@ -1054,7 +1059,13 @@ impl World {
         let index = self.latest_with_id(id);
         if let Some(index) = index {
             self.wrote(index);
-            self.watch_flag(index).await;
+            if self.watch_flag(index).await {
+                found.push(violation(
+                    "a summary that lands when the next window is due leaves it flagged",
+                    Some(8),
+                    format!("{id}: a window is due and needs_summary is off"),
+                ));
+            }
         }
         self.check_facts(customer, found).await;
         index
