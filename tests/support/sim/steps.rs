@@ -55,8 +55,8 @@ pub enum Step {
     SweepRacingCreate { pick: u32 },
     /// The owner repeats a DELETE of a gone session while creating its id again.
     DeleteRacingCreate { session: u32 },
-    /// A queued window is summarised while a turn is appended to its session.
-    WindowRacingAppend { pick: u32 },
+    /// A queued window is summarised while `appends` turns are appended to its session.
+    WindowRacingAppend { pick: u32, appends: u8 },
     ForgetFact { customer: u8, pick: u32 },
     /// DynamoDB's TTL deletes every expired memory item (facts with `MEMORY_TTL_DAYS`, tombstones).
     TtlMemory,
@@ -90,7 +90,7 @@ impl fmt::Debug for Step {
             Step::Redrive => write!(f, "Redrive"),
             Step::SweepRacingCreate { pick } => write!(f, "SweepRacingCreate {{ pick: {pick} }}"),
             Step::DeleteRacingCreate { session } => write!(f, "DeleteRacingCreate {{ session: {session} }}"),
-            Step::WindowRacingAppend { pick } => write!(f, "WindowRacingAppend {{ pick: {pick} }}"),
+            Step::WindowRacingAppend { pick, appends } => write!(f, "WindowRacingAppend {{ pick: {pick}, appends: {appends} }}"),
             Step::ForgetFact { customer, pick } => write!(f, "ForgetFact {{ customer: {}, pick: {pick} }}", CUSTOMERS[customer as usize]),
             Step::TtlMemory => write!(f, "TtlMemory"),
             Step::Settle => write!(f, "Settle"),
@@ -141,7 +141,7 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         780..=799 => Step::TtlRemove { session },
         800..=806 => Step::SweepRacingCreate { pick: rng.u32(0..100) },
         807..=812 => Step::DeleteRacingCreate { session },
-        813..=819 => Step::WindowRacingAppend { pick: rng.u32(0..100) },
+        813..=819 => Step::WindowRacingAppend { pick: rng.u32(0..100), appends: rng.u8(1..7) },
         820..=849 => Step::DeliverSweep { pick: rng.u32(0..100), cut: (rng.u8(0..5) == 0).then(|| rng.u8(0..8)) },
         850..=854 => Step::DropSweep { pick: rng.u32(0..100) },
         855..=929 => Step::DeliverWindow { pick: rng.u32(0..100), twice: rng.u8(0..5) == 0 },

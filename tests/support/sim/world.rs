@@ -280,7 +280,7 @@ impl World {
             }
             Step::SweepRacingCreate { pick } => Box::pin(self.sweep_racing_create(pick, &mut found)).await,
             Step::DeleteRacingCreate { session } => Box::pin(self.delete_racing_create(session, &mut found)).await,
-            Step::WindowRacingAppend { pick } => Box::pin(self.window_racing_append(pick, &mut found)).await,
+            Step::WindowRacingAppend { pick, appends } => Box::pin(self.window_racing_append(pick, appends, &mut found)).await,
             Step::ForgetFact { customer, pick } => {
                 Box::pin(self.forget_fact(customer as usize, pick, &mut found)).await;
                 None
@@ -537,43 +537,63 @@ impl World {
         }
     }
 
-    async fn window_racing_append(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
+    /// A queued window is summarised while `appends` turns are appended one after another to
+    /// its session.
+    async fn window_racing_append(&mut self, pick: u32, appends: u8, found: &mut Vec<Violation>) -> Option<usize> {
         if self.windows.is_empty() {
             return None;
         }
         let position = pick as usize % self.windows.len();
         let (id, customer) = self.windows[position];
         let index = self.latest_with_id(id)?;
-        let turn = self.next_turn(index);
-        let draft = turn.clone().validate(&self.config).expect("a valid turn");
-        let expected_index = self.sessions[index].turns.len() as u64 + 1;
+        let turns: Vec<NewTurn> = (0..appends.max(1)).map(|_| self.next_turn(index)).collect();
+        let drafts: Vec<_> = turns.iter().map(|turn| turn.clone().validate(&self.config).expect("a valid turn")).collect();
         let writable = self.writable(&self.sessions[index]);
         let event: Event = serde_json::from_value(json!({"Records": [crate::meta_record(id, "100", (0, false), (0, true))]})).expect("a stream event");
         let (owner, summarizer) = (caller(customer), ExtractiveSummarizer::default());
-        let (summarized, appended) = tokio::join!(
-            summarize::handle(&self.system, &summarizer, &self.config, event),
-            self.system.append_turn(&owner, id, draft)
-        );
+        let system = &self.system;
+        let appending = async {
+            let mut answers = Vec::new();
+            for draft in drafts {
+                answers.push(system.append_turn(&owner, id, draft).await);
+            }
+            answers
+        };
+        let (summarized, answers) = tokio::join!(summarize::handle(system, &summarizer, &self.config, event), appending);
         if summarized.batch_item_failures.is_empty() {
             self.windows.remove(position);
         }
-        match (appended, writable) {
-            (Ok(appended), Some(true) | None) if appended.turn_index == expected_index && !appended.duplicate => {
-                let role = if turn.role == "user" { "user" } else { "assistant" };
-                self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
-                self.touch(index);
+        for (turn, appended) in turns.into_iter().zip(answers) {
+            let expected_index = self.sessions[index].turns.len() as u64 + 1;
+            match (appended, writable) {
+                (Ok(appended), Some(true) | None) if appended.turn_index == expected_index && !appended.duplicate => {
+                    let role = if turn.role == "user" { "user" } else { "assistant" };
+                    self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
+                    self.touch(index);
+                }
+                (Err(Error::NotFound), Some(false) | None) => {}
+                (answer, writable) => found.push(violation(
+                    "an append answers 201 to a live session and 404 to a gone one",
+                    None,
+                    format!("append to {id} racing its window (writable {writable:?}) answered {answer:?}; {}", self.describe(index)),
+                )),
             }
-            (Err(Error::NotFound), Some(false) | None) => {}
-            (answer, writable) => found.push(violation(
-                "an append answers 201 to a live session and 404 to a gone one",
-                None,
-                format!("append to {id} racing its window (writable {writable:?}) answered {answer:?}; {}", self.describe(index)),
-            )),
         }
         self.wrote(index);
-        self.watch_flag(index).await;
+        self.watch_due_flag(index, found).await;
         self.check_facts(customer, found).await;
         Some(index)
+    }
+
+    /// [`World::watch_flag`] after a summary may have landed: a due window must be flagged.
+    async fn watch_due_flag(&mut self, index: usize, found: &mut Vec<Violation>) {
+        if self.watch_flag(index).await {
+            found.push(violation(
+                "a summary that lands when the next window is due leaves it flagged",
+                Some(8),
+                format!("{}: a window is due and needs_summary is off", self.sessions[index].id),
+            ));
+        }
     }
 
     async fn retry_append(&mut self, pick: u32, turn: u32, found: &mut Vec<Violation>) -> Option<usize> {
@@ -1059,13 +1079,7 @@ impl World {
         let index = self.latest_with_id(id);
         if let Some(index) = index {
             self.wrote(index);
-            if self.watch_flag(index).await {
-                found.push(violation(
-                    "a summary that lands when the next window is due leaves it flagged",
-                    Some(8),
-                    format!("{id}: a window is due and needs_summary is off"),
-                ));
-            }
+            self.watch_due_flag(index, found).await;
         }
         self.check_facts(customer, found).await;
         index
