@@ -454,21 +454,26 @@ impl World {
         self.sessions.len() - 1
     }
 
+    /// One item, read consistently and directly.
+    async fn read_item(&self, pk: String, sk: String) -> Option<Item> {
+        self.direct
+            .client()
+            .get_item()
+            .table_name(&self.config.table_name)
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()
+            .and_then(|answer| answer.item)
+    }
+
     /// Whether the session's `~META` and its registry entry are there, read consistently.
     async fn meta_and_entry(&self, id: Uuid, customer: usize) -> (bool, bool) {
-        let get = |pk: String, sk: String| {
-            self.direct
-                .client()
-                .get_item()
-                .table_name(&self.config.table_name)
-                .key(keys::PK, AttributeValue::S(pk))
-                .key(keys::SK, AttributeValue::S(sk))
-                .consistent_read(true)
-                .send()
-        };
         let hash = customer_hash(TEST_RECEIPT_SALT, CUSTOMERS[customer]);
-        let meta = get(keys::session_pk(&id), keys::META.to_owned()).await.ok().and_then(|o| o.item).is_some();
-        let entry = get(keys::privacy_pk(&hash), keys::registry_sk(&id)).await.ok().and_then(|o| o.item).is_some();
+        let meta = self.read_item(keys::session_pk(&id), keys::META.to_owned()).await.is_some();
+        let entry = self.read_item(keys::privacy_pk(&hash), keys::registry_sk(&id)).await.is_some();
         (meta, entry)
     }
 
@@ -846,19 +851,7 @@ impl World {
     /// What an earlier deletion of the session, cut off, recorded on its pending marker:
     /// whether it deleted `~META`, and how many other items it found once `~META` was gone.
     async fn earlier_deletion(&self, hash: &str, id: &Uuid) -> (bool, Option<u64>) {
-        let marker = self
-            .direct
-            .client()
-            .get_item()
-            .table_name(&self.config.table_name)
-            .key(keys::PK, AttributeValue::S(keys::privacy_pk(hash)))
-            .key(keys::SK, AttributeValue::S(keys::pending_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .ok()
-            .and_then(|answer| answer.item)
-            .unwrap_or_default();
+        let marker = self.read_item(keys::privacy_pk(hash), keys::pending_sk(id)).await.unwrap_or_default();
         let meta_deleted = marker.get("meta_deleted").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
         let children = marker.get("children").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
         (meta_deleted, children)
@@ -972,18 +965,7 @@ impl World {
     /// The model after the janitor finished the customer's abandoned purge.
     async fn janitor_finished_purge(&mut self, customer: usize) {
         let hash = customer_hash(TEST_RECEIPT_SALT, CUSTOMERS[customer]);
-        let pointer = self
-            .direct
-            .client()
-            .get_item()
-            .table_name(&self.config.table_name)
-            .key(keys::PK, AttributeValue::S(keys::privacy_pk(&hash)))
-            .key(keys::SK, AttributeValue::S(keys::LAST_RECEIPT.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .ok()
-            .and_then(|answer| answer.item);
+        let pointer = self.read_item(keys::privacy_pk(&hash), keys::LAST_RECEIPT.to_owned()).await;
         let last = pointer.and_then(|item| item.get("receipt_id").and_then(|v| v.as_s().ok()).and_then(|id| id.parse().ok()));
         let mut ids = HashSet::new();
         for s in self.sessions.iter_mut().filter(|s| s.customer == customer && s.state == State::InPurge) {
