@@ -98,7 +98,8 @@ chaos: tools
 	CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_REPORT=$(CHAOS_REPORT) ./scripts/chaos.sh
 
 # The lifecycle simulation, long: SEED and STEPS (tests/support/sim; `make test` runs 400 steps).
-# SIM_KNOWN=none also fails on the defects it lists as known. Prints its report and any shrunk failure.
+# SIM_KNOWN=none also fails on the defects it lists as known; SIM_PARALLEL eras run at once (the
+# cores, at most 4). Prints its report and any shrunk failure.
 SEED ?= 20261207
 STEPS ?= 100000
 SIM_DDB_PORT ?= 8768

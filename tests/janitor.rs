@@ -2,9 +2,10 @@
 //! in the work partition, without a Scan, and finished once it is overdue.
 use std::time::Duration;
 
-use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS};
+use aws_sdk_dynamodb::types::AttributeValue;
+use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES};
 use tidewater::store::ExpiredSessionSweeper;
-use tidewater::{Caller, CustomerPurger, DynamoStore, NewSession, SessionCreator};
+use tidewater::{keys, Caller, CustomerPurger, DynamoStore, NewSession, SessionCreator};
 use tidewater_tests::*;
 
 fn alice_as_guest() -> Caller {
@@ -128,4 +129,52 @@ async fn a_marker_the_janitor_finds_on_a_live_session_does_not_outlive_it() {
     let left: Vec<String> =
         scan_table(&store).await.iter().map(|item| format!("{:?} {:?}", item["PK"], item["SK"])).collect();
     assert!(left.is_empty(), "nothing outlives the session: {left:?}");
+}
+
+/// Writes a work item (or any item) as it is, bypassing the store.
+async fn put_raw(store: &DynamoStore, item: &[(&str, &str)]) {
+    let item = item.iter().map(|(name, value)| (name.to_string(), AttributeValue::S(value.to_string()))).collect();
+    store.client().put_item().table_name(&store.config().table_name).set_item(Some(item)).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_work_item_the_pass_cannot_finish_is_counted_and_kept_and_the_items_after_it_are_finished() {
+    let store = store().await;
+    // Two poisoned work items, due before anything else: one whose session id is no id, and a
+    // purge whose ledger cannot be read.
+    let unreadable = keys::work_sk(1, "SESSION#not-an-id");
+    put_raw(&store, &[("PK", keys::WORK_PK), ("SK", &unreadable), ("session_id", "not-an-id")]).await;
+    let broken = keys::work_sk(2, &keys::purge_task("poisoned"));
+    put_raw(&store, &[("PK", keys::WORK_PK), ("SK", &broken), ("customer_hash", "poisoned")]).await;
+    put_raw(&store, &[("PK", &keys::privacy_pk("poisoned")), ("SK", keys::PURGE_LEDGER), ("receipt_id", "not-a-uuid")]).await;
+    // After them, two guest DELETEs cut off half-way.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let session = session_with_turns(&store, &alice_as_guest(), 30).await;
+        let cut_off = store.delete_session_with(&CutOffAfter::new(&store, 1), &alice_as_guest(), session).await;
+        assert!(cut_off.is_err());
+        sessions.push(session);
+    }
+    let_the_grace_pass(&store);
+
+    let first = store.janitor_pass(store.clock().now()).await.expect("a pass goes on past a failing item");
+
+    assert_eq!((first.sessions_finished, first.failed, first.stuck), (2, 2, 0), "{first:?}");
+    for session in &sessions {
+        assert_eq!(session_item_count(&store, *session).await, 0);
+    }
+    let left = scan_table(&store).await.into_iter().filter(|i| i["PK"].as_s().unwrap() == keys::WORK_PK).collect::<Vec<_>>();
+    let stamped: Vec<(&str, &str, bool)> = left
+        .iter()
+        .map(|i| (i["SK"].as_s().unwrap().as_str(), i["failures"].as_n().unwrap().as_str(), i.contains_key("last_error")))
+        .collect();
+    assert_eq!(stamped, [(unreadable.as_str(), "1", true), (broken.as_str(), "1", true)], "kept, with a failure counted");
+
+    // They fail the next passes too, and the third reports them stuck; the function answers
+    // an error, so that its alarm fires.
+    store.janitor_pass(store.clock().now()).await.unwrap();
+    let third = store.janitor_pass(store.clock().now()).await.unwrap();
+    assert_eq!(STUCK_AFTER_FAILURES, 3);
+    assert_eq!((third.failed, third.stuck), (2, 2), "{third:?}");
+    assert!(janitor::handle(&*store, serde_json::json!({})).await.is_err());
 }

@@ -662,7 +662,6 @@ async fn a_forgotten_fact_stays_forgotten_after_a_new_statement_of_it_expires() 
 }
 
 #[tokio::test]
-#[ignore = "open: the cap deletes a restated fact outright, and the stamp of its earlier deletion went with the tombstone the restatement replaced; fix: keep a forgotten_at on the fact (an Update, not a Put) and trim such a fact to a tombstone"]
 async fn a_forgotten_fact_stays_forgotten_after_a_new_statement_of_it_is_trimmed_by_the_cap() {
     let store = fresh_store(Config { memory_max_facts: 2, ..config() }).await;
     let (session, window, digital) = alice_states_two_facts(&store).await;

@@ -21,8 +21,12 @@
 //! - a purge whose ledger is still open is run to the end, as a repeat of the request would:
 //!   the same receipt, with exact counts, and creates work again.
 //!
-//! The item is deleted once its task is done; a task that fails stays and is tried again by
-//! the next pass.
+//! The item is deleted once its task is done. A task that fails, and an item that names no
+//! task the pass can read, stays for the next pass and does not stop this one: the pass logs
+//! it, counts it in [`JanitorReport::failed`], and adds one to the item's `failures` (with the
+//! last error and its time). An item that has failed [`STUCK_AFTER_FAILURES`] passes is
+//! logged as an error and counted in [`JanitorReport::stuck`], which the scheduled function
+//! emits as a metric: it needs someone to look.
 //!
 //! # The bound
 //! An operation cut off half-way is finished at most `JANITOR_GRACE_SECONDS` plus the
@@ -30,13 +34,17 @@
 //! pass itself.
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{from_item, s, to_item, within, DynamoStore};
-use crate::{keys, Error};
+use super::{from_item, n, s, to_item, within, DynamoStore};
+use crate::{clock, keys, Error};
+
+type Item = HashMap<String, AttributeValue>;
 
 /// How long after an operation starts its work item falls due: Lambda's longest timeout
 /// (900 s), so that no invocation that wrote the item can still be running when the janitor
@@ -46,6 +54,11 @@ pub const JANITOR_GRACE_SECONDS: i64 = 15 * 60;
 const PAGE: i32 = 50;
 /// Pages one pass takes on at most; what is left waits for the next pass.
 const MAX_PAGES: usize = 20;
+/// Passes in a row a work item may fail before it is reported stuck: one failure can be a
+/// throttle or a timeout, three at the schedule's interval (15 minutes) are not.
+pub const STUCK_AFTER_FAILURES: u64 = 3;
+/// How much of a failure's message a work item keeps.
+const MAX_ERROR_CHARS: usize = 300;
 
 /// Runs the janitor (the scheduled `janitor` function, `make run`'s scheduler, `make redrive`).
 pub trait Janitor {
@@ -65,8 +78,10 @@ pub struct JanitorReport {
     pub purges_finished: u64,
     /// Items of sessions the janitor deleted (a purge's are in its receipt).
     pub items_deleted: u64,
-    /// Tasks that failed; their work items stay for the next pass.
+    /// Tasks that failed, and work items naming no task; they stay for the next pass.
     pub failed: u64,
+    /// Of those, the ones that have failed [`STUCK_AFTER_FAILURES`] passes or more.
+    pub stuck: u64,
 }
 
 /// What a work item asks for.
@@ -112,17 +127,23 @@ impl Janitor for DynamoStore {
         let mut start = None;
         for _ in 0..MAX_PAGES {
             let (items, next) = self.overdue(now.unix_timestamp(), start).await?;
-            for item in items {
-                match self.finish(&item.task()?).await {
+            for raw in items {
+                let sk = raw.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                match self.work_on(raw).await {
                     Ok(done) => {
-                        self.unschedule(&item.sk).await?;
                         report.items_deleted += done.items;
                         report.sessions_finished += done.sessions;
                         report.purges_finished += done.purges;
                     }
                     Err(error) => {
-                        tracing::warn!(work_item = %item.sk, %error, "the janitor could not finish a task; it stays for the next pass");
                         report.failed += 1;
+                        let failures = self.note_failure(&sk, &error, now).await;
+                        if failures >= STUCK_AFTER_FAILURES {
+                            report.stuck += 1;
+                            tracing::error!(work_item = %sk, failures, %error, "a janitor task keeps failing; it needs someone to look");
+                        } else {
+                            tracing::warn!(work_item = %sk, failures, %error, "the janitor could not finish a task; it stays for the next pass");
+                        }
                     }
                 }
             }
@@ -184,13 +205,47 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// One page of the work items due at `now_secs`, oldest first.
-    async fn overdue(
-        &self,
-        now_secs: i64,
-        start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-    ) -> Result<(Vec<WorkItem>, Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>), Error>
-    {
+    /// Finishes the task of one work item, then retires the item.
+    async fn work_on(&self, raw: Item) -> Result<Done, Error> {
+        let item: WorkItem = from_item(raw)?;
+        let done = self.finish(&item.task()?).await?;
+        self.unschedule(&item.sk).await?;
+        Ok(done)
+    }
+
+    /// Adds one to a work item's failures, with the error and its time; returns how many
+    /// passes it has failed (0 when that could not be recorded: the next pass tries again).
+    async fn note_failure(&self, sk: &str, error: &Error, now: OffsetDateTime) -> u64 {
+        let message: String = error.to_string().chars().take(MAX_ERROR_CHARS).collect();
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::WORK_PK))
+            .key(keys::SK, s(sk))
+            .update_expression("ADD failures :one SET last_error = :error, last_failed_at = :at")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":error", s(message))
+            .expression_attribute_values(":at", s(clock::format(now)))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        match within(self.config.write_timeout, update).await.and_then(|answer| answer.map_err(Error::from_store)) {
+            Ok(output) => {
+                self.record_write(output.consumed_capacity());
+                output.attributes.as_ref().and_then(|a| a.get("failures")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+            }
+            Err(error) => {
+                tracing::warn!(work_item = %sk, %error, "could not count a janitor task's failure");
+                0
+            }
+        }
+    }
+
+    /// One page of the work items due at `now_secs`, oldest first, as stored: each is read on
+    /// its own, so that one the pass cannot read does not hide the others.
+    async fn overdue(&self, now_secs: i64, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), Error> {
         let query = self
             .client
             .query()
@@ -207,8 +262,7 @@ impl DynamoStore {
             .send();
         let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        let items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<WorkItem>, Error>>()?;
-        Ok((items, output.last_evaluated_key.filter(|k| !k.is_empty())))
+        Ok((output.items.unwrap_or_default(), output.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 
     async fn finish(&self, task: &Task) -> Result<Done, Error> {

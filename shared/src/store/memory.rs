@@ -6,19 +6,23 @@
 //! 1. a `ConditionCheck` that the session's META still exists, belongs to the customer and is
 //!    not a guest's: nothing is written for a session a purge has already taken (the purge
 //!    deletes META before it erases the memory), nor for a guest;
-//! 2. a `Put` of each fact, on condition `attribute_not_exists(PK) OR stated_key < :key`: only
-//!    a newer statement replaces a fact, so a redelivered or late window writes nothing, and a
-//!    restatement confirms the fact (its `updated_at` moves on).
+//! 2. an `Update` of each fact, on condition `attribute_not_exists(PK) OR stated_key < :key`:
+//!    only a newer statement replaces a fact, so a redelivered or late window writes nothing,
+//!    and a restatement confirms the fact (its `updated_at` moves on). An `Update`, not a
+//!    `Put`: it replaces every attribute of the statement and keeps `forgotten_at`.
 //!
 //! A fact whose condition fails is dropped and the others are sent again. Then the customer's
 //! live facts are trimmed to `MEMORY_MAX_FACTS`, the least recently confirmed first.
 //!
 //! # Deleting one fact (the customer)
-//! The fact becomes a tombstone: no text, a stated key of the deletion time, and no `ttl`, so
-//! that a window stated before the deletion cannot bring the fact back however late it is
-//! summarised, while a new statement can. No time bound would do: a session kept alive by
-//! its appends can be summarised (a re-arm, `make redrive`) any time later. The purge removes
-//! tombstones with the rest of the customer's memory.
+//! The fact becomes a tombstone: no text, a stated key of the deletion time, the same stamp in
+//! `forgotten_at`, and no `ttl`, so that a window stated before the deletion cannot bring the
+//! fact back however late it is summarised, while a new statement can. No time bound would
+//! do: a session kept alive by its appends can be summarised (a re-arm, `make redrive`) any
+//! time later. A new statement keeps `forgotten_at`, and when the cap trims such a fact it
+//! turns back into the tombstone of its last deletion instead of going: a deletion wins over
+//! every statement made before it, whatever came in between. The purge removes tombstones with
+//! the rest of the customer's memory.
 //!
 //! # Reading
 //! A customer has at most `MEMORY_MAX_FACTS` live facts of about 270 bytes each, so one Query
@@ -29,9 +33,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -104,7 +107,14 @@ struct FactItem {
     from_turn: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ttl: Option<i64>,
+    /// The stated key of the fact's last deletion: what the cap turns the fact back into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forgotten_at: Option<String>,
 }
+
+/// The attributes a statement owns: a fact's write sets those it has and removes the others,
+/// and leaves `forgotten_at` as it was.
+const STATEMENT_ATTRIBUTES: [&str; 6] = ["stated_key", "deleted", "kind", "text", "from_turn", "ttl"];
 
 impl FactItem {
     fn of(pk: &str, fact_id: &str, draft: FactDraft, ttl: Option<i64>) -> FactItem {
@@ -117,6 +127,7 @@ impl FactItem {
             text: Some(draft.text),
             from_turn: Some(draft.source.from_turn),
             ttl,
+            forgotten_at: None,
         }
     }
 
@@ -146,6 +157,8 @@ struct FactStamp {
     deleted: bool,
     #[serde(default)]
     ttl: Option<i64>,
+    #[serde(default)]
+    forgotten_at: Option<String>,
 }
 
 impl MemoryWriter for DynamoStore {
@@ -180,7 +193,7 @@ impl MemoryWriter for DynamoStore {
                 .transact_items(TransactWriteItem::builder().condition_check(self.session_check(customer_id, &session_id)?).build())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
             for item in &pending {
-                transaction = transaction.transact_items(TransactWriteItem::builder().put(self.put_newer(item)?).build());
+                transaction = transaction.transact_items(TransactWriteItem::builder().update(self.state_newer(item)?).build());
             }
             let reasons = match within(self.config.write_timeout, transaction.send()).await? {
                 Ok(output) => {
@@ -241,17 +254,19 @@ impl MemoryDeleter for DynamoStore {
             return Err(Error::BadRequest(format!("{fact_id:?} is not a fact id")));
         }
         let now = self.clock.now();
+        // `~` sorts after the session id of any statement made in the same millisecond.
+        let stamp = format!("{}#~", clock::format(now));
         let tombstone = FactItem {
             pk: keys::memory_pk(&self.customer_hash(customer_id)?),
             sk: keys::fact_sk(fact_id),
-            // `~` sorts after the session id of any statement made in the same millisecond.
-            stated_key: format!("{}#~", clock::format(now)),
+            stated_key: stamp.clone(),
             deleted: true,
             kind: None,
             text: None,
             from_turn: None,
             // Kept until the purge: see the module's comment.
             ttl: None,
+            forgotten_at: Some(stamp),
         };
         let put = self
             .client
@@ -333,22 +348,45 @@ impl DynamoStore {
             .map_err(Error::unavailable)
     }
 
-    /// A fact's put, which only replaces an older statement.
-    fn put_newer(&self, item: &FactItem) -> Result<Put, Error> {
-        Put::builder()
+    /// A fact's write, which only replaces an older statement: it sets the statement's
+    /// attributes, removes those the statement lacks, and keeps `forgotten_at`.
+    fn state_newer(&self, item: &FactItem) -> Result<Update, Error> {
+        let mut attributes = to_item(item)?;
+        let key: HashMap<String, AttributeValue> =
+            [keys::PK, keys::SK].into_iter().filter_map(|k| attributes.remove_entry(k)).collect();
+        let mut update = Update::builder()
             .table_name(self.table())
-            .set_item(Some(to_item(item)?))
+            .set_key(Some(key))
             .condition_expression("attribute_not_exists(PK) OR stated_key < :stated_key")
-            .expression_attribute_values(":stated_key", s(&item.stated_key))
-            .build()
-            .map_err(Error::unavailable)
+            .expression_attribute_values(":stated_key", s(&item.stated_key));
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        for (i, name) in STATEMENT_ATTRIBUTES.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#a{i}"), *name);
+            match attributes.remove(*name) {
+                Some(value) => {
+                    set.push(format!("#a{i} = :a{i}"));
+                    update = update.expression_attribute_values(format!(":a{i}"), value);
+                }
+                None => remove.push(format!("#a{i}")),
+            }
+        }
+        if let Some(name) = attributes.keys().next() {
+            return Err(Error::Corrupt(format!("a fact's write would drop its {name:?}").into()));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression += &format!(" REMOVE {}", remove.join(", "));
+        }
+        update.update_expression(expression).build().map_err(Error::unavailable)
     }
 
-    /// Deletes the live facts beyond `MEMORY_MAX_FACTS`, least recently confirmed first. A
-    /// fact confirmed again since it was read is kept, so the read may be eventually
-    /// consistent: what it misses, the next window's trim finds. Returns how many it deleted.
+    /// Drops the live facts beyond `MEMORY_MAX_FACTS`, least recently confirmed first: a fact
+    /// once forgotten turns back into the tombstone of its last deletion, any other is
+    /// deleted. A fact confirmed again since it was read is kept, so the read may be
+    /// eventually consistent: what it misses, the next window's trim finds. Returns how many
+    /// it dropped.
     async fn trim(&self, pk: &str) -> Result<u64, Error> {
-        let stamps: Vec<FactStamp> = self.all_memory(pk, false, Some("SK, stated_key, deleted, #ttl")).await?;
+        let stamps: Vec<FactStamp> = self.all_memory(pk, false, Some("SK, stated_key, deleted, #ttl, forgotten_at")).await?;
         let now_secs = self.clock.now_epoch_seconds();
         let mut live: Vec<FactStamp> =
             stamps.into_iter().filter(|s| !s.deleted && s.ttl.is_none_or(|ttl| ttl > now_secs)).collect();
@@ -358,27 +396,53 @@ impl DynamoStore {
         live.sort_by(|a, b| b.stated_key.cmp(&a.stated_key));
         let mut dropped = 0;
         for stamp in &live[self.config.memory_max_facts..] {
-            let delete = self
-                .client
-                .delete_item()
-                .table_name(self.table())
-                .key(keys::PK, s(pk))
-                .key(keys::SK, s(&stamp.sk))
-                .condition_expression("stated_key = :seen")
-                .expression_attribute_values(":seen", s(&stamp.stated_key))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send();
-            match within(self.config.write_timeout, delete).await? {
-                Ok(output) => {
-                    self.record_write(output.consumed_capacity());
-                    dropped += 1;
-                }
-                Err(SdkError::ServiceError(e)) if matches!(e.err(), DeleteItemError::ConditionalCheckFailedException(_)) => {}
-                Err(e) => return Err(Error::from_store(e)),
-            }
+            dropped += u64::from(self.drop_fact(pk, stamp).await?);
         }
         tracing::info!(facts_dropped = dropped, "memory trimmed to its cap");
         Ok(dropped)
+    }
+
+    /// Drops one live fact beyond the cap, unless it was stated again since `stamp` was read:
+    /// a fact once forgotten turns back into the tombstone of its last deletion, any other is
+    /// deleted. Returns whether it did. A transaction of one write (2 WCU rather than 1), so
+    /// that both kinds of write share one handling of their condition.
+    async fn drop_fact(&self, pk: &str, stamp: &FactStamp) -> Result<bool, Error> {
+        let write = match &stamp.forgotten_at {
+            Some(forgotten_at) => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(self.table())
+                        .key(keys::PK, s(pk))
+                        .key(keys::SK, s(&stamp.sk))
+                        .update_expression("SET stated_key = :forgotten, deleted = :deleted REMOVE #kind, #text, from_turn, #ttl")
+                        .condition_expression("stated_key = :seen")
+                        .expression_attribute_names("#kind", "kind")
+                        .expression_attribute_names("#text", "text")
+                        .expression_attribute_names("#ttl", "ttl")
+                        .expression_attribute_values(":forgotten", s(forgotten_at))
+                        .expression_attribute_values(":deleted", AttributeValue::Bool(true))
+                        .expression_attribute_values(":seen", s(&stamp.stated_key))
+                        .build()
+                        .map_err(Error::unavailable)?,
+                )
+                .build(),
+            None => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(self.table())
+                        .key(keys::PK, s(pk))
+                        .key(keys::SK, s(&stamp.sk))
+                        .condition_expression("stated_key = :seen")
+                        .expression_attribute_values(":seen", s(&stamp.stated_key))
+                        .build()
+                        .map_err(Error::unavailable)?,
+                )
+                .build(),
+        };
+        match self.transact(self.client.transact_write_items().transact_items(write)).await? {
+            Transacted::Committed => Ok(true),
+            Transacted::ConditionFailed => Ok(false),
+        }
     }
 
     /// One Query of a memory partition, within `limit`; `true` beside the items when the

@@ -44,7 +44,7 @@ mod export;
 mod memory;
 pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter};
 mod janitor;
-pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS};
+pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES};
 mod page_context;
 mod resume;
 mod retract;

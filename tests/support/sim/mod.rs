@@ -5,7 +5,9 @@
 //! A run is cut into eras of [`Settings::era`] steps (300 unless `SIM_ERA` says otherwise):
 //! each era starts on a fresh table and ends settled and checked, so that the table (and the
 //! settled checks' Scan) stays small however long the run, and a failure is shrunk within its
-//! era, from at most that many steps.
+//! era, from at most that many steps. Eras share nothing (each has its table, proxy, clock and
+//! model), so [`Settings::parallel`] of them run at once; their results are taken in order, and
+//! the first era that fails stops the run.
 //!
 //! **Known defects.** A check that finds one of the defects in [`Settings::known`] is counted
 //! and reported, and the run goes on; any other failure fails the run. `KNOWN_DEFECTS` names the
@@ -30,6 +32,8 @@ pub struct Settings {
     pub known: Vec<u8>,
     /// How long shrinking may take.
     pub shrink_budget: Duration,
+    /// Eras run at once (`SIM_PARALLEL`; the machine's cores, at most 4, by default).
+    pub parallel: usize,
 }
 
 impl Settings {
@@ -47,6 +51,8 @@ impl Settings {
             era: number("SIM_ERA").map_or(300, |n| n.max(1) as usize),
             known,
             shrink_budget: Duration::from_secs(number("SIM_SHRINK_SECONDS").unwrap_or(120)),
+            parallel: number("SIM_PARALLEL")
+                .map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)), |n| n.max(1) as usize),
         }
     }
 }
@@ -69,11 +75,13 @@ pub struct Report {
 impl Report {
     pub fn summary(&self, settings: &Settings) -> String {
         let mut text = format!(
-            "simulation: seed {}, {} steps in {:.1} s ({:.2} ms a step); known defects skipped: {:?}\n",
+            "simulation: seed {}, {} steps in {:.1} s ({:.2} ms a step, {:.0} steps/s, {} eras at once); known defects skipped: {:?}\n",
             settings.seed,
             self.steps_run,
             self.elapsed.as_secs_f64(),
             self.elapsed.as_secs_f64() * 1_000.0 / self.steps_run.max(1) as f64,
+            self.steps_run as f64 / self.elapsed.as_secs_f64().max(0.001),
+            settings.parallel,
             settings.known
         );
         let kinds: Vec<String> = self
@@ -184,22 +192,51 @@ async fn shrink(seed: u64, mut steps: Vec<Step>, check: &'static str, known: &[u
     }
 }
 
-/// Runs the simulation: eras of steps from the seed; stops at the first failure and shrinks it.
+impl Report {
+    /// Adds an era's step counts and times, and the known defects it saw.
+    fn absorb(&mut self, era: Report) {
+        for (kind, (count, took)) in era.by_kind {
+            let entry = self.by_kind.entry(kind).or_default();
+            entry.0 += count;
+            entry.1 += took;
+        }
+        for (defect, (times, example)) in era.known_seen {
+            let entry = self.known_seen.entry(defect).or_insert((0, example));
+            entry.0 += times;
+        }
+    }
+}
+
+/// Runs the simulation: eras of steps from the seed, [`Settings::parallel`] at once; stops at
+/// the first failure, in era order, and shrinks it.
 pub async fn run(settings: &Settings) -> Report {
+    use futures::StreamExt;
+
     let started = Instant::now();
     let all = steps::steps(settings.seed, settings.steps);
     let mut report = Report::default();
-    for (era, steps) in all.chunks(settings.era).enumerate() {
+    let eras = all.chunks(settings.era).enumerate().map(|(era, steps)| async move {
         let era_seed = settings.seed.wrapping_add(era as u64);
-        let failed = run_era(era_seed, steps, &settings.known, Some(&mut report)).await;
+        let mut part = Report::default();
+        let failed = run_era(era_seed, steps, &settings.known, Some(&mut part)).await;
+        (era, era_seed, steps, failed, part)
+    });
+    let mut results = futures::stream::iter(eras).buffered(settings.parallel);
+    let mut failure = None;
+    while let Some((era, era_seed, steps, failed, part)) = results.next().await {
+        report.absorb(part);
         if let Some((at, violation)) = failed {
             report.steps_run += at + 1;
-            let shrunk = shrink(era_seed, steps[..=at].to_vec(), violation.check, &settings.known, settings.shrink_budget).await;
-            report.failure = Some((violation, shrunk));
-            report.failed_era = era;
+            failure = Some((era, era_seed, &steps[..=at], violation));
             break;
         }
         report.steps_run += steps.len();
+    }
+    drop(results);
+    if let Some((era, era_seed, steps, violation)) = failure {
+        let shrunk = shrink(era_seed, steps.to_vec(), violation.check, &settings.known, settings.shrink_budget).await;
+        report.failure = Some((violation, shrunk));
+        report.failed_era = era;
     }
     report.elapsed = started.elapsed();
     report

@@ -27,7 +27,8 @@ pub enum Step {
     Append { session: u32, lost: bool },
     /// The same request again for the `turn`-th acknowledged turn.
     RetryAppend { session: u32, turn: u32 },
-    Load { session: u32, consistent: bool, if_none_match: bool },
+    /// A context load; `memory` asks for `include=memory` under that `max_tokens`.
+    Load { session: u32, consistent: bool, if_none_match: bool, memory: Option<u8> },
     /// A PATCH of page_context; `lost` loses its answer, then retries the same request.
     Patch { session: u32, if_match: bool, lost: bool },
     /// A DELETE; `cut_after` DynamoDB requests cut it off (the next one applied, its answer
@@ -54,8 +55,8 @@ pub enum Step {
     SweepRacingCreate { pick: u32 },
     /// The owner repeats a DELETE of a gone session while creating its id again.
     DeleteRacingCreate { session: u32 },
-    /// A queued window is summarised while a turn is appended to its session.
-    WindowRacingAppend { pick: u32 },
+    /// A queued window is summarised while `appends` turns are appended to its session.
+    WindowRacingAppend { pick: u32, appends: u8 },
     ForgetFact { customer: u8, pick: u32 },
     /// DynamoDB's TTL deletes every expired memory item (facts with `MEMORY_TTL_DAYS`, tombstones).
     TtlMemory,
@@ -69,9 +70,10 @@ impl fmt::Debug for Step {
             Step::Create { customer, id } => write!(f, "Create {{ customer: {}, id: {id:?} }}", CUSTOMERS[customer as usize]),
             Step::Append { session, lost } => write!(f, "Append {{ session: {session}, lost: {lost} }}"),
             Step::RetryAppend { session, turn } => write!(f, "RetryAppend {{ session: {session}, turn: {turn} }}"),
-            Step::Load { session, consistent, if_none_match } => {
-                write!(f, "Load {{ session: {session}, consistent: {consistent}, if_none_match: {if_none_match} }}")
-            }
+            Step::Load { session, consistent, if_none_match, memory } => write!(
+                f,
+                "Load {{ session: {session}, consistent: {consistent}, if_none_match: {if_none_match}, memory: {memory:?} }}"
+            ),
             Step::Patch { session, if_match, lost } => write!(f, "Patch {{ session: {session}, if_match: {if_match}, lost: {lost} }}"),
             Step::Delete { session, cut_after, retry } => {
                 write!(f, "Delete {{ session: {session}, cut_after: {cut_after:?}, retry: {retry} }}")
@@ -88,7 +90,7 @@ impl fmt::Debug for Step {
             Step::Redrive => write!(f, "Redrive"),
             Step::SweepRacingCreate { pick } => write!(f, "SweepRacingCreate {{ pick: {pick} }}"),
             Step::DeleteRacingCreate { session } => write!(f, "DeleteRacingCreate {{ session: {session} }}"),
-            Step::WindowRacingAppend { pick } => write!(f, "WindowRacingAppend {{ pick: {pick} }}"),
+            Step::WindowRacingAppend { pick, appends } => write!(f, "WindowRacingAppend {{ pick: {pick}, appends: {appends} }}"),
             Step::ForgetFact { customer, pick } => write!(f, "ForgetFact {{ customer: {}, pick: {pick} }}", CUSTOMERS[customer as usize]),
             Step::TtlMemory => write!(f, "TtlMemory"),
             Step::Settle => write!(f, "Settle"),
@@ -119,7 +121,12 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         60..=119 => Step::Advance { millis: rng.u64(0..2_000) },
         120..=399 => Step::Append { session, lost: rng.u8(0..20) == 0 },
         400..=459 => Step::RetryAppend { session, turn: rng.u32(0..1_000) },
-        460..=629 => Step::Load { session, consistent: rng.u8(0..4) == 0, if_none_match: rng.bool() },
+        460..=629 => Step::Load {
+            session,
+            consistent: rng.u8(0..4) == 0,
+            if_none_match: rng.bool(),
+            memory: (rng.u8(0..4) == 0).then(|| rng.u8(4..16)),
+        },
         630..=679 => Step::Patch { session, if_match: rng.bool(), lost: rng.u8(0..4) == 0 },
         680..=699 => Step::Delete { session, cut_after: cut_after(rng, 12), retry: rng.bool() },
         700..=706 => Step::Purge { customer, cut_after: cut_after(rng, 40), retry: rng.u8(0..4) != 0 },
@@ -134,7 +141,7 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         780..=799 => Step::TtlRemove { session },
         800..=806 => Step::SweepRacingCreate { pick: rng.u32(0..100) },
         807..=812 => Step::DeleteRacingCreate { session },
-        813..=819 => Step::WindowRacingAppend { pick: rng.u32(0..100) },
+        813..=819 => Step::WindowRacingAppend { pick: rng.u32(0..100), appends: rng.u8(1..7) },
         820..=849 => Step::DeliverSweep { pick: rng.u32(0..100), cut: (rng.u8(0..5) == 0).then(|| rng.u8(0..8)) },
         850..=854 => Step::DropSweep { pick: rng.u32(0..100) },
         855..=929 => Step::DeliverWindow { pick: rng.u32(0..100), twice: rng.u8(0..5) == 0 },

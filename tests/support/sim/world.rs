@@ -90,6 +90,8 @@ struct CustomerModel {
     forgotten: HashMap<String, String>,
     purge_open: bool,
     purged_sessions: HashSet<Uuid>,
+    /// The receipt the customer's last purge answered.
+    last_receipt: Option<Uuid>,
 }
 
 const USER_LINES: [&str; 8] = [
@@ -130,11 +132,13 @@ impl World {
     /// A fresh table, a proxy in front of it seeded with `seed`, and an empty model.
     pub async fn new(seed: u64) -> World {
         // Short windows, so that summaries come often; sessions that live 20 days unless left
-        // alone, so that a session can outlive a fact's tombstone.
+        // alone, so that a session can outlive a fact's tombstone; a cap of two facts (of the
+        // four subjects the lines state), so that the cap trims restated facts.
         let config = Config {
             summary_threshold: 4,
             summary_keep_recent: 2,
             session_ttl: Duration::from_secs(20 * 86_400),
+            memory_max_facts: 2,
             ..test_config()
         };
         let direct = fresh_store(config).await;
@@ -238,7 +242,11 @@ impl World {
             Step::Create { customer, id } => Box::pin(self.create(customer as usize, id, &mut found)).await,
             Step::Append { session, lost } => Box::pin(self.append(session, lost, &mut found)).await,
             Step::RetryAppend { session, turn } => Box::pin(self.retry_append(session, turn, &mut found)).await,
-            Step::Load { session, consistent, if_none_match } => Box::pin(self.load(session, consistent, if_none_match, &mut found)).await,
+            Step::Load { session, consistent, if_none_match, memory } => {
+                // A load writes nothing: the session it read needs no check of its own.
+                Box::pin(self.load(session, consistent, if_none_match, memory, &mut found)).await;
+                None
+            }
             Step::Patch { session, if_match, lost } => Box::pin(self.patch(session, if_match, lost, &mut found)).await,
             Step::Delete { session, cut_after, retry } => Box::pin(self.delete(session, cut_after, retry, &mut found)).await,
             Step::Purge { customer, cut_after, retry } => {
@@ -272,7 +280,7 @@ impl World {
             }
             Step::SweepRacingCreate { pick } => Box::pin(self.sweep_racing_create(pick, &mut found)).await,
             Step::DeleteRacingCreate { session } => Box::pin(self.delete_racing_create(session, &mut found)).await,
-            Step::WindowRacingAppend { pick } => Box::pin(self.window_racing_append(pick, &mut found)).await,
+            Step::WindowRacingAppend { pick, appends } => Box::pin(self.window_racing_append(pick, appends, &mut found)).await,
             Step::ForgetFact { customer, pick } => {
                 Box::pin(self.forget_fact(customer as usize, pick, &mut found)).await;
                 None
@@ -399,7 +407,10 @@ impl World {
                 self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
                 self.touch(index);
                 self.alive(index);
-                self.watch_flag(index).await;
+                // An append can turn the flag on, never off: once seen on, nothing to watch.
+                if !self.sessions[index].armed {
+                    self.watch_flag(index).await;
+                }
             }
             (Err(Error::NotFound), Some(false) | None) => {}
             (answer, writable) => found.push(violation(
@@ -412,13 +423,18 @@ impl World {
     }
 
     /// Reads the session's summary flag, and queues the stream's record when it flips on.
-    async fn watch_flag(&mut self, index: usize) {
+    /// Returns whether a window is due and the flag is off (once a summary has landed, a
+    /// defect: nothing but a re-arm 20 appends later would summarise it).
+    async fn watch_flag(&mut self, index: usize) -> bool {
         let id = self.sessions[index].id;
-        let Ok(Some(state)) = self.direct.summary_state(id).await else { return };
+        let Ok(Some(state)) = self.direct.summary_state(id).await else { return false };
         if state.needs_summary && !self.sessions[index].armed && !self.windows.iter().any(|(w, _)| *w == id) {
             self.windows.push((id, self.sessions[index].customer));
         }
         self.sessions[index].armed = state.needs_summary;
+        let (threshold, keep) = (self.config.summary_threshold, self.config.summary_keep_recent);
+        let due = tidewater::summarizer::next_window_end(state.summarized_through, state.turn_count, threshold, keep);
+        due.is_some() && !state.needs_summary && !state.expired
     }
 
     /// A new session the model learns of after a create answered 201.
@@ -438,21 +454,26 @@ impl World {
         self.sessions.len() - 1
     }
 
+    /// One item, read consistently and directly.
+    async fn read_item(&self, pk: String, sk: String) -> Option<Item> {
+        self.direct
+            .client()
+            .get_item()
+            .table_name(&self.config.table_name)
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()
+            .and_then(|answer| answer.item)
+    }
+
     /// Whether the session's `~META` and its registry entry are there, read consistently.
     async fn meta_and_entry(&self, id: Uuid, customer: usize) -> (bool, bool) {
-        let get = |pk: String, sk: String| {
-            self.direct
-                .client()
-                .get_item()
-                .table_name(&self.config.table_name)
-                .key(keys::PK, AttributeValue::S(pk))
-                .key(keys::SK, AttributeValue::S(sk))
-                .consistent_read(true)
-                .send()
-        };
         let hash = customer_hash(TEST_RECEIPT_SALT, CUSTOMERS[customer]);
-        let meta = get(keys::session_pk(&id), keys::META.to_owned()).await.ok().and_then(|o| o.item).is_some();
-        let entry = get(keys::privacy_pk(&hash), keys::registry_sk(&id)).await.ok().and_then(|o| o.item).is_some();
+        let meta = self.read_item(keys::session_pk(&id), keys::META.to_owned()).await.is_some();
+        let entry = self.read_item(keys::privacy_pk(&hash), keys::registry_sk(&id)).await.is_some();
         (meta, entry)
     }
 
@@ -521,43 +542,63 @@ impl World {
         }
     }
 
-    async fn window_racing_append(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
+    /// A queued window is summarised while `appends` turns are appended one after another to
+    /// its session.
+    async fn window_racing_append(&mut self, pick: u32, appends: u8, found: &mut Vec<Violation>) -> Option<usize> {
         if self.windows.is_empty() {
             return None;
         }
         let position = pick as usize % self.windows.len();
         let (id, customer) = self.windows[position];
         let index = self.latest_with_id(id)?;
-        let turn = self.next_turn(index);
-        let draft = turn.clone().validate(&self.config).expect("a valid turn");
-        let expected_index = self.sessions[index].turns.len() as u64 + 1;
+        let turns: Vec<NewTurn> = (0..appends.max(1)).map(|_| self.next_turn(index)).collect();
+        let drafts: Vec<_> = turns.iter().map(|turn| turn.clone().validate(&self.config).expect("a valid turn")).collect();
         let writable = self.writable(&self.sessions[index]);
         let event: Event = serde_json::from_value(json!({"Records": [crate::meta_record(id, "100", (0, false), (0, true))]})).expect("a stream event");
         let (owner, summarizer) = (caller(customer), ExtractiveSummarizer::default());
-        let (summarized, appended) = tokio::join!(
-            summarize::handle(&self.system, &summarizer, &self.config, event),
-            self.system.append_turn(&owner, id, draft)
-        );
+        let system = &self.system;
+        let appending = async {
+            let mut answers = Vec::new();
+            for draft in drafts {
+                answers.push(system.append_turn(&owner, id, draft).await);
+            }
+            answers
+        };
+        let (summarized, answers) = tokio::join!(summarize::handle(system, &summarizer, &self.config, event), appending);
         if summarized.batch_item_failures.is_empty() {
             self.windows.remove(position);
         }
-        match (appended, writable) {
-            (Ok(appended), Some(true) | None) if appended.turn_index == expected_index && !appended.duplicate => {
-                let role = if turn.role == "user" { "user" } else { "assistant" };
-                self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
-                self.touch(index);
+        for (turn, appended) in turns.into_iter().zip(answers) {
+            let expected_index = self.sessions[index].turns.len() as u64 + 1;
+            match (appended, writable) {
+                (Ok(appended), Some(true) | None) if appended.turn_index == expected_index && !appended.duplicate => {
+                    let role = if turn.role == "user" { "user" } else { "assistant" };
+                    self.sessions[index].turns.push(TurnModel { response_id: turn.response_id, role, content: turn.content });
+                    self.touch(index);
+                }
+                (Err(Error::NotFound), Some(false) | None) => {}
+                (answer, writable) => found.push(violation(
+                    "an append answers 201 to a live session and 404 to a gone one",
+                    None,
+                    format!("append to {id} racing its window (writable {writable:?}) answered {answer:?}; {}", self.describe(index)),
+                )),
             }
-            (Err(Error::NotFound), Some(false) | None) => {}
-            (answer, writable) => found.push(violation(
-                "an append answers 201 to a live session and 404 to a gone one",
-                None,
-                format!("append to {id} racing its window (writable {writable:?}) answered {answer:?}; {}", self.describe(index)),
-            )),
         }
         self.wrote(index);
-        self.watch_flag(index).await;
+        self.watch_due_flag(index, found).await;
         self.check_facts(customer, found).await;
         Some(index)
+    }
+
+    /// [`World::watch_flag`] after a summary may have landed: a due window must be flagged.
+    async fn watch_due_flag(&mut self, index: usize, found: &mut Vec<Violation>) {
+        if self.watch_flag(index).await {
+            found.push(violation(
+                "a summary that lands when the next window is due leaves it flagged",
+                Some(8),
+                format!("{}: a window is due and needs_summary is off", self.sessions[index].id),
+            ));
+        }
     }
 
     async fn retry_append(&mut self, pick: u32, turn: u32, found: &mut Vec<Violation>) -> Option<usize> {
@@ -584,31 +625,29 @@ impl World {
         Some(index)
     }
 
-    fn context_request(id: Uuid, customer: usize, consistent: bool, if_none_match: Option<&str>) -> lambda_http::Request {
+    fn context_request(id: Uuid, customer: usize, consistent: bool, if_none_match: Option<&str>, memory: Option<u8>) -> lambda_http::Request {
         let path = format!("/sessions/{id}/context");
         let consistent = if consistent { "true" } else { "false" };
-        let mut request = api_request(
-            Some(&caller(customer)),
-            "GET",
-            "/sessions/{id}/context",
-            &path,
-            &[("max_turns", "100"), ("consistent", consistent)],
-            None,
-        );
+        let max_tokens = memory.map(|max| max.to_string());
+        let mut query = vec![("max_turns", "100"), ("consistent", consistent)];
+        if let Some(max) = &max_tokens {
+            query.extend([("include", "memory"), ("max_tokens", max.as_str())]);
+        }
+        let mut request = api_request(Some(&caller(customer)), "GET", "/sessions/{id}/context", &path, &query, None);
         if let Some(etag) = if_none_match.and_then(|e| HeaderValue::from_str(e).ok()) {
             request.headers_mut().insert("if-none-match", etag);
         }
         request
     }
 
-    async fn load(&mut self, pick: u32, consistent: bool, if_none_match: bool, found: &mut Vec<Violation>) -> Option<usize> {
+    async fn load(&mut self, pick: u32, consistent: bool, if_none_match: bool, memory: Option<u8>, found: &mut Vec<Violation>) -> Option<usize> {
         let index = self.pick_session(pick)?;
         let s = &self.sessions[index];
         let (id, customer) = (s.id, s.customer);
         let sent = if if_none_match { s.last_etag.clone() } else { None };
         // Whether the read may be stale is decided when it starts: the lag only runs out later.
         let stale = !consistent && self.within_lag(s);
-        let response = load_context::handle(&self.system, Self::context_request(id, customer, consistent, sent.as_deref())).await;
+        let response = load_context::handle(&self.system, Self::context_request(id, customer, consistent, sent.as_deref(), memory)).await;
         let status = response.status().as_u16();
         let s = &self.sessions[index];
         let readable = s.state == State::Live && !self.expired(s);
@@ -636,6 +675,18 @@ impl World {
                 }
                 if !readable && !either {
                     found.push(violation("a gone session is never loaded", None, format!("{id} ({:?}) loaded: {}", s.state, digest(&body))));
+                }
+                if let Some(max) = memory {
+                    let quarter = |text: &Value| (text.as_str().unwrap_or_default().len() as u64).div_ceil(4);
+                    let turns: u64 = body["turns"].as_array().into_iter().flatten().map(|t| quarter(&t["content"])).sum();
+                    let facts: u64 = body["customer_memory"].as_array().into_iter().flatten().map(|f| quarter(&f["text"])).sum();
+                    if turns + facts > u64::from(max) {
+                        found.push(violation(
+                            "include=memory never exceeds max_tokens",
+                            Some(11),
+                            format!("{id}: turns {turns} and facts {facts} tokens under max_tokens {max}"),
+                        ));
+                    }
                 }
                 if readable {
                     let turns = s.turns.clone();
@@ -727,13 +778,20 @@ impl World {
         let s = &self.sessions[index];
         let (id, customer) = (s.id, s.customer);
         let caller = caller(customer);
-        self.proxy.die_after(cut_after.map(u64::from));
-        let mut answer = self.system.delete_session(&caller, id).await;
-        self.proxy.die_after(None);
+        let mut answer = match cut_after {
+            Some(cut_after) => {
+                self.proxy.die_after(Some(u64::from(cut_after)));
+                let answer = self.system.delete_session(&caller, id).await;
+                self.proxy.die_after(None);
+                answer
+            }
+            // A DELETE reads only consistently: without a cut-off, the proxy has nothing to do.
+            None => self.direct.delete_session(&caller, id).await,
+        };
         self.wrote(index);
         let cut = answer.is_err();
         if cut && retry {
-            answer = self.system.delete_session(&caller, id).await;
+            answer = self.direct.delete_session(&caller, id).await;
         }
         let reused = self.sessions.iter().filter(|s| s.id == id).count() > 1;
         match answer {
@@ -790,20 +848,13 @@ impl World {
             .unwrap_or_default()
     }
 
-    async fn meta_deleted_earlier(&self, hash: &str, id: &Uuid) -> bool {
-        self.direct
-            .client()
-            .get_item()
-            .table_name(&self.config.table_name)
-            .key(keys::PK, AttributeValue::S(keys::privacy_pk(hash)))
-            .key(keys::SK, AttributeValue::S(keys::pending_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .ok()
-            .and_then(|answer| answer.item)
-            .and_then(|item| item.get("meta_deleted").and_then(|v| v.as_bool().ok()).copied())
-            .unwrap_or(false)
+    /// What an earlier deletion of the session, cut off, recorded on its pending marker:
+    /// whether it deleted `~META`, and how many other items it found once `~META` was gone.
+    async fn earlier_deletion(&self, hash: &str, id: &Uuid) -> (bool, Option<u64>) {
+        let marker = self.read_item(keys::privacy_pk(hash), keys::pending_sk(id)).await.unwrap_or_default();
+        let meta_deleted = marker.get("meta_deleted").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        let children = marker.get("children").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+        (meta_deleted, children)
     }
 
     async fn purge(&mut self, customer: usize, cut_after: Option<u8>, retry: bool, found: &mut Vec<Violation>) {
@@ -812,19 +863,38 @@ impl World {
         let ids: HashSet<Uuid> = self.sessions.iter().filter(|s| s.customer == customer).map(|s| s.id).collect();
         let mut items = 0;
         for id in &ids {
-            items += self.count(&keys::session_pk(id)).await;
-            // A DELETE cut off after it removed `~META` left its claim on the pending marker:
-            // the purge that finishes that session counts the META as well.
-            if self.meta_deleted_earlier(&hash, id).await {
-                items += 1;
+            // An id another customer holds now counts only what this customer's abandoned
+            // DELETE of it left to finish.
+            let own = self.latest_with_id(*id).is_some_and(|i| self.sessions[i].customer == customer);
+            let abandoned = self.sessions.iter().any(|s| s.id == *id && s.customer == customer && s.state == State::Abandoned);
+            if !own && !abandoned {
+                continue;
             }
+            // A DELETE cut off after it removed `~META` left its claim on the pending marker,
+            // with the number of items it found: the purge that finishes that session counts
+            // what that DELETE found, `~META` included, not only what is left.
+            let (meta_deleted, children) = self.earlier_deletion(&hash, id).await;
+            let live = own && self.meta_and_entry(*id, customer).await.0;
+            items += match (live, children) {
+                (false, Some(children)) => u64::from(meta_deleted) + children,
+                (false, None) if own => u64::from(meta_deleted) + self.count(&keys::session_pk(id)).await,
+                (false, None) => u64::from(meta_deleted),
+                (true, _) => self.count(&keys::session_pk(id)).await,
+            };
         }
         let memory = self.count(&keys::memory_pk(&hash)).await;
         self.counter += 1;
         let request_id = format!("purge-{}", self.counter);
-        self.proxy.die_after(cut_after.map(u64::from));
-        let mut answer = self.system.purge_customer(name, &request_id).await;
-        self.proxy.die_after(None);
+        let mut answer = match cut_after {
+            Some(cut_after) => {
+                self.proxy.die_after(Some(u64::from(cut_after)));
+                let answer = self.system.purge_customer(name, &request_id).await;
+                self.proxy.die_after(None);
+                answer
+            }
+            // A purge reads only consistently: without a cut-off, the proxy has nothing to do.
+            None => self.direct.purge_customer(name, &request_id).await,
+        };
         for index in 0..self.sessions.len() {
             if self.sessions[index].customer == customer {
                 self.wrote(index);
@@ -832,13 +902,22 @@ impl World {
         }
         let cut = answer.is_err();
         if cut && retry {
-            answer = self.system.purge_customer(name, &request_id).await;
+            answer = self.direct.purge_customer(name, &request_id).await;
         }
         match answer {
             Ok(receipt) => {
                 // The previous abandoned purge may have deleted some before this one counted.
                 let counted_everything = !self.customers[customer].purge_open;
-                if counted_everything && (receipt.items_deleted != items || receipt.memory_items_deleted != memory) {
+                // A purge that finds nothing to delete answers the customer's last receipt.
+                let last = self.customers[customer].last_receipt.filter(|_| items == 0 && memory == 0);
+                if counted_everything && last.is_some_and(|last| last != receipt.receipt_id) {
+                    found.push(violation(
+                        "a purge that finds nothing answers the last receipt",
+                        Some(5),
+                        format!("purge of {name} (cut off: {cut}): receipt {} where the last was {last:?}", receipt.receipt_id),
+                    ));
+                }
+                if counted_everything && last.is_none() && (receipt.items_deleted != items || receipt.memory_items_deleted != memory) {
                     found.push(violation(
                         "a receipt's counts equal what was deleted",
                         Some(5),
@@ -848,7 +927,7 @@ impl World {
                         ),
                     ));
                 }
-                match self.system.purge_customer(name, &request_id).await {
+                match self.direct.purge_customer(name, &request_id).await {
                     Ok(again) if again.receipt_id == receipt.receipt_id && again.items_deleted == receipt.items_deleted => {}
                     again => found.push(violation(
                         "a repeat of a purge returns the same receipt",
@@ -861,6 +940,7 @@ impl World {
                 }
                 let c = &mut self.customers[customer];
                 c.purge_open = false;
+                c.last_receipt = Some(receipt.receipt_id);
                 c.purged_sessions.extend(ids);
                 let mut leftovers = Vec::new();
                 for id in &self.customers[customer].purged_sessions {
@@ -880,6 +960,22 @@ impl World {
             }
             Err(e) => found.push(violation("a purge without faults answers a receipt", None, format!("{name}: {e:?}"))),
         }
+    }
+
+    /// The model after the janitor finished the customer's abandoned purge.
+    async fn janitor_finished_purge(&mut self, customer: usize) {
+        let hash = customer_hash(TEST_RECEIPT_SALT, CUSTOMERS[customer]);
+        let pointer = self.read_item(keys::privacy_pk(&hash), keys::LAST_RECEIPT.to_owned()).await;
+        let last = pointer.and_then(|item| item.get("receipt_id").and_then(|v| v.as_s().ok()).and_then(|id| id.parse().ok()));
+        let mut ids = HashSet::new();
+        for s in self.sessions.iter_mut().filter(|s| s.customer == customer && s.state == State::InPurge) {
+            s.state = State::Purged;
+            ids.insert(s.id);
+        }
+        let c = &mut self.customers[customer];
+        c.purge_open = false;
+        c.last_receipt = last;
+        c.purged_sessions.extend(ids);
     }
 
     async fn ttl_remove(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
@@ -965,7 +1061,7 @@ impl World {
         let index = self.latest_with_id(id);
         if let Some(index) = index {
             self.wrote(index);
-            self.watch_flag(index).await;
+            self.watch_due_flag(index, found).await;
         }
         self.check_facts(customer, found).await;
         index
@@ -1088,8 +1184,16 @@ impl World {
         // The janitor finishes what a cut-off DELETE, sweep or purge left, once its work items
         // are due.
         self.clock.advance(Duration::from_secs(tidewater::store::JANITOR_GRACE_SECONDS as u64 + 1));
-        if let Err(e) = tidewater::Janitor::janitor_pass(&self.system, self.clock.now()).await {
-            found.push(violation("the janitor runs", None, format!("{e:?}")));
+        match tidewater::Janitor::janitor_pass(&self.system, self.clock.now()).await {
+            Ok(report) if report.failed > 0 => found.push(violation("the janitor finishes every overdue task", None, format!("{report:?}"))),
+            Ok(_) => {}
+            Err(e) => found.push(violation("the janitor runs", None, format!("{e:?}"))),
+        }
+        // It has finished every abandoned purge: the customer's last receipt is its.
+        for customer in 0..CUSTOMERS.len() {
+            if self.customers[customer].purge_open {
+                self.janitor_finished_purge(customer).await;
+            }
         }
         let table = crate::scan_table(&self.direct).await;
         let mut partitions: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1111,6 +1215,18 @@ impl World {
             }
             if pk.starts_with("PRIVACY#") && sks.iter().any(|sk| sk == keys::PURGE_LEDGER) {
                 found.push(violation("an abandoned purge is finished by the system", Some(7), format!("{pk} holds a ledger")));
+            }
+            // A registry entry or a pending marker lives only as long as its session.
+            for sk in sks.iter().filter(|_| pk.starts_with("PRIVACY#")) {
+                let of_session = |prefix: &str| sk.strip_prefix(prefix).and_then(|id| id.parse::<Uuid>().ok());
+                let leftover = match (of_session(keys::REGISTRY_PREFIX), of_session(keys::PENDING_PREFIX)) {
+                    (Some(id), _) => (!partitions.get(&keys::session_pk(&id)).is_some_and(|s| s.iter().any(|sk| sk == keys::META))).then_some("registry entry"),
+                    (None, Some(_)) => Some("pending marker"),
+                    (None, None) => None,
+                };
+                if let Some(what) = leftover {
+                    found.push(violation("once settled, no item outlives its session", Some(6), format!("{pk} keeps a {what}: {sk}")));
+                }
             }
         }
         if !orphans.is_empty() {
@@ -1185,3 +1301,4 @@ fn digest(body: &Value) -> String {
 fn sort_keys(items: &[Item]) -> Vec<String> {
     items.iter().filter_map(|i| i.get(keys::SK).and_then(|v| v.as_s().ok()).cloned()).collect()
 }
+
