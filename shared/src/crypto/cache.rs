@@ -52,6 +52,11 @@ impl KeyCache {
         self.entries.retain(|(cached, _), _| cached != key_ref);
     }
 
+    /// The count and time bounds it was made with.
+    pub fn bounds(&self) -> (usize, Duration) {
+        (self.capacity, Duration::from_millis(self.ttl_ms as u64))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

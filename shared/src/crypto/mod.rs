@@ -83,3 +83,29 @@ impl From<CryptoError> for crate::Error {
         }
     }
 }
+
+/// What a store encrypts with: the wrapper of data keys and the cache of unwrapped ones.
+/// Shared by the clones of one configuration (one function instance); a new instance starts
+/// with an empty cache ([`Encryption::with_empty_cache`]).
+#[derive(Debug)]
+pub struct Encryption {
+    pub wrapper: AnyWrapper,
+    pub cache: std::sync::Mutex<KeyCache>,
+}
+
+impl Encryption {
+    pub fn new(wrapper: AnyWrapper, cache_entries: usize, cache_ttl: std::time::Duration) -> Encryption {
+        Encryption { wrapper, cache: std::sync::Mutex::new(KeyCache::new(cache_entries, cache_ttl)) }
+    }
+
+    /// Local master keys from the text of a key file ([`LocalMasterKeys::parse`]).
+    pub fn local(master_keys: &str, cache_entries: usize, cache_ttl: std::time::Duration) -> Result<Encryption, crate::Error> {
+        Ok(Self::new(AnyWrapper::Local(LocalMasterKeys::parse(master_keys)?), cache_entries, cache_ttl))
+    }
+
+    /// The same wrapper with a cache of its own: another function instance.
+    pub fn with_empty_cache(&self) -> Encryption {
+        let (entries, ttl) = self.cache.lock().map(|c| c.bounds()).unwrap_or((1, std::time::Duration::ZERO));
+        Self::new(self.wrapper.clone(), entries, ttl)
+    }
+}

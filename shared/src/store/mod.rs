@@ -33,6 +33,9 @@ mod call;
 mod capacity;
 mod context;
 mod create;
+mod data_keys;
+mod sealing;
+pub use sealing::has_plain_content;
 mod summary_write;
 mod transact;
 mod turn_window;
@@ -299,7 +302,9 @@ impl DynamoStore {
             .send();
         let output = within(limit, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        let head = SessionItems::sort(output.items.unwrap_or_default())?;
+        let mut items = output.items.unwrap_or_default();
+        self.open_items(&mut items).await?;
+        let head = SessionItems::sort(items)?;
         Ok((head.meta, head.summary))
     }
 
@@ -335,7 +340,10 @@ impl DynamoStore {
         .await?
         .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        output.item.map(from_item).transpose()
+        match output.item {
+            Some(item) => from_item(self.open_copied_item(&item).await?).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
