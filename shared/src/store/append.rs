@@ -66,7 +66,7 @@ impl TurnAppender for DynamoStore {
         let early_ref = (!caller.is_guest()).then(|| keys::customer_data_key(&caller.customer_id));
         let early_key = async {
             match &early_ref {
-                Some(key_ref) => self.sealing_key(key_ref).await,
+                Some(key_ref) => Box::pin(self.sealing_key(key_ref)).await,
                 None => Ok(None),
             }
         };
@@ -76,7 +76,7 @@ impl TurnAppender for DynamoStore {
         let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
         let key = match early_ref {
             Some(early) if early == key_ref => early_key?,
-            _ => self.sealing_key(&key_ref).await?,
+            _ => Box::pin(self.sealing_key(&key_ref)).await?,
         };
         let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
         let content = codec::compress(&turn.content);

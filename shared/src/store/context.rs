@@ -34,7 +34,7 @@ impl ContextLoader for DynamoStore {
         };
         let pk = keys::session_pk(&session_id);
         // A customer's key is read beside the turns: opening them adds no round trip.
-        let prefetch = self.prefetch_key(caller);
+        let prefetch = Box::pin(self.prefetch_key(caller));
         let head = self
             .client
             .query()
@@ -57,7 +57,7 @@ impl ContextLoader for DynamoStore {
             .is_some_and(|k| !k.is_empty());
 
         let mut items = head.items.unwrap_or_default();
-        within_deadline(deadline, self.open_items_with(&mut items, known?)).await??;
+        within_deadline(deadline, Box::pin(self.open_items_with(&mut items, known?))).await??;
         let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(items)?;
         let meta = meta.ok_or(Error::NotFound)?;
         let readable = meta.owner_id == caller.customer_id || caller.is_support();
@@ -164,7 +164,7 @@ impl DynamoStore {
             .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         let mut items = output.items.unwrap_or_default();
-        within_deadline(deadline, self.open_items(&mut items)).await??;
+        within_deadline(deadline, Box::pin(self.open_items(&mut items))).await??;
         items.into_iter().map(from_item).collect()
     }
 }

@@ -81,7 +81,7 @@ impl TurnExporter for DynamoStore {
         let mut budget_cut = false;
         let mut missing = 0;
         let mut items = output.items.unwrap_or_default();
-        self.open_items(&mut items).await?;
+        Box::pin(self.open_items(&mut items)).await?;
         for item in items {
             let turn = from_item::<TurnItem>(item)?.into_turn()?;
             let size = envelope_len(&turn) + 1;

@@ -303,7 +303,7 @@ impl DynamoStore {
         let output = within(limit, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         let mut items = output.items.unwrap_or_default();
-        self.open_items(&mut items).await?;
+        Box::pin(self.open_items(&mut items)).await?;
         let head = SessionItems::sort(items)?;
         Ok((head.meta, head.summary))
     }
@@ -341,7 +341,7 @@ impl DynamoStore {
         .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
         match output.item {
-            Some(item) => from_item(self.open_copied_item(&item).await?).map(Some),
+            Some(item) => from_item(Box::pin(self.open_copied_item(&item)).await?).map(Some),
             None => Ok(None),
         }
     }

@@ -96,7 +96,7 @@ impl DynamoStore {
     /// [`DynamoStore::open_items`], with keys read already (beside the items' own read).
     pub(crate) async fn open_items_with(&self, items: &mut [HashMap<String, AttributeValue>], mut known: OpenKeys) -> Result<(), Error> {
         let missing: BTreeSet<String> = envelope_refs(items.iter())?.into_iter().filter(|r| !known.contains(r)).collect();
-        known.extend(self.opening_keys(missing).await?);
+        known.extend(Box::pin(self.opening_keys(missing)).await?);
         for item in items.iter_mut() {
             open_item(item, &known)?;
         }

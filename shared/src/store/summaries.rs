@@ -99,7 +99,7 @@ impl SummarySource for DynamoStore {
             self.record(page.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
             start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
             let mut items = page.items.unwrap_or_default();
-            self.open_items(&mut items).await?;
+            Box::pin(self.open_items(&mut items)).await?;
             for item in items {
                 let turn = from_item::<TurnItem>(item)?.into_turn()?;
                 if turn.retracted_at.is_none() {

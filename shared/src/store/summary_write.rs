@@ -38,7 +38,7 @@ impl SummaryWriter for DynamoStore {
             return Ok(false);
         };
         let key_ref = meta.data_key_ref();
-        let key = self.sealing_key(&key_ref).await?;
+        let key = Box::pin(self.sealing_key(&key_ref)).await?;
         let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
         for _ in 0..MAX_SUMMARY_ATTEMPTS {
             let transaction = self.summary_transaction(&session_id, through_turn, &compressed, &now, next_due, seal)?;

@@ -50,7 +50,7 @@ impl DynamoStore {
         let key_ref = keys::customer_data_key(customer_id);
         self.destroy_data_key(&key_ref).await?;
         let key_destroyed_at = clock::format(self.clock.now());
-        let receipt = self.purge_by_hash(deleter, &hash, request_id, Some(&key_destroyed_at)).await?;
+        let receipt = Box::pin(self.purge_by_hash(deleter, &hash, request_id, Some(&key_destroyed_at))).await?;
         // A key an append raced into being while the purge ran seals nothing that is left.
         self.destroy_data_key(&key_ref).await?;
         Ok(receipt)
