@@ -193,6 +193,18 @@ impl Config {
         Ok(Config { encryption: Some(std::sync::Arc::new(encryption)), ..self })
     }
 
+    /// The same settings, wrapping data keys as the environment says ([`crate::StoreSecret::MasterKeys`]).
+    #[cfg(feature = "secrets")]
+    pub async fn with_key_wrapper_from_env(self, shared: &aws_config::SdkConfig) -> Result<Config, Error> {
+        #[cfg(feature = "kms")]
+        if let Some(key_id) = std::env::var("KMS_KEY_ID").ok().filter(|k| !k.is_empty()) {
+            let wrapper = crate::crypto::AnyWrapper::Kms(crate::crypto::kms::KmsWrapper::new(shared, key_id));
+            let encryption = crate::crypto::Encryption::new(wrapper, self.key_cache_entries, self.key_cache_ttl);
+            return Ok(Config { encryption: Some(std::sync::Arc::new(encryption)), ..self });
+        }
+        self.with_master_keys(&crate::secret::load(shared, "MASTER_KEYS").await?)
+    }
+
     /// The same settings and master keys, with an empty key cache: another function instance.
     pub fn with_empty_key_cache(self) -> Config {
         let encryption = self.encryption.as_ref().map(|e| std::sync::Arc::new(e.with_empty_cache()));

@@ -124,22 +124,28 @@ impl KeyWrapper for LocalMasterKeys {
     }
 }
 
-/// The wrapper a deployment configured.
+/// The wrapper a deployment configured: local master keys, or (feature `kms`) a KMS key.
 #[derive(Debug, Clone)]
 pub enum AnyWrapper {
     Local(LocalMasterKeys),
+    #[cfg(feature = "kms")]
+    Kms(super::kms::KmsWrapper),
 }
 
 impl KeyWrapper for AnyWrapper {
     async fn wrap(&self, key_ref: &str, generation: &Generation, material: &KeyMaterial) -> Result<WrappedKey, Error> {
         match self {
             AnyWrapper::Local(local) => local.wrap(key_ref, generation, material).await,
+            #[cfg(feature = "kms")]
+            AnyWrapper::Kms(kms) => kms.wrap(key_ref, generation, material).await,
         }
     }
 
     async fn unwrap(&self, key_ref: &str, generation: &Generation, wrapped: &WrappedKey) -> Result<KeyMaterial, Error> {
         match self {
             AnyWrapper::Local(local) => local.unwrap(key_ref, generation, wrapped).await,
+            #[cfg(feature = "kms")]
+            AnyWrapper::Kms(kms) => kms.unwrap(key_ref, generation, wrapped).await,
         }
     }
 }

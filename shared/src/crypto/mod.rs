@@ -13,6 +13,8 @@ use zeroize::Zeroizing;
 pub mod cache;
 pub mod envelope;
 pub mod keyring;
+#[cfg(feature = "kms")]
+pub mod kms;
 
 pub use cache::KeyCache;
 pub use envelope::{Binding, ENVELOPE_V1};

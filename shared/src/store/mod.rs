@@ -180,6 +180,10 @@ pub enum StoreSecret {
     ReceiptSalt,
     /// `HASH_KEY`: keys the stored hashes of customer text.
     HashKey,
+    /// The wrapping of data keys (crypto-shredding, [`crate::crypto`]): with `KMS_KEY_ID` set
+    /// (feature `kms`), that KMS key; otherwise the local master keys `MASTER_KEYS`, the text
+    /// of a master key file (`make run` writes `.run/master-key`). Neither: no start.
+    MasterKeys,
 }
 
 impl DynamoStore {
@@ -218,6 +222,7 @@ impl DynamoStore {
                         StoreSecret::HashKey => {
                             config.with_hash_key(crate::HashKey::new(&crate::secret::load(&shared, "HASH_KEY").await?)?)
                         }
+                        StoreSecret::MasterKeys => config.with_key_wrapper_from_env(&shared).await?,
                     };
                 }
                 let store = DynamoStore::new(client, config);
