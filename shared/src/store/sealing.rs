@@ -3,7 +3,7 @@
 //! module handles the plaintext forms it always did.
 //!
 //! Sealed: a turn's `content` and `item`, a summary's `text` (`~SUMMARY` and `SUMMARY#`) and
-//! a fact's `text`. Keys, counters, flags, hashes and expiry stay clear: conditions, filters
+//! a fact's `text` (a string, sealed to binary and opened back to a string). Keys, counters, flags, hashes and expiry stay clear: conditions, filters
 //! and the stream need them. Each envelope is bound to its item's keys and attribute, and a
 //! turn's to its role and creation time ([`binding`]).
 use std::collections::{BTreeSet, HashMap};
