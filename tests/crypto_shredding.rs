@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::{
-    codec, keys, Caller, Config, ContextLoader, CustomerPurger, DynamoStore, Error, SummaryWriter,
+    codec, keys, Caller, Config, ContextLoader, CustomerPurger, DynamoStore, Error, Janitor, SummaryWriter,
 };
 use tidewater_tests::{alice, bob, fresh_store, newest, scan_table, session_with_turns, test_config};
 use uuid::Uuid;
@@ -138,12 +138,44 @@ async fn turns_written_before_encryption_stay_readable_beside_sealed_ones() {
 }
 
 #[tokio::test]
-async fn a_guests_session_is_sealed_under_the_key_of_its_day() {
+async fn a_guests_content_stops_opening_from_a_copy_once_every_session_of_its_day_has_expired() {
+    // Given a guest session of today, and another guest's session of today that stays active
     let store = fresh_store(test_config()).await;
     let guest = Caller::new("visitor-1", ["guest"]);
+    let regular = Caller::new("visitor-2", ["guest"]);
     let session = session_with_turns(&store, &guest, 1).await;
-    let stored = with_content(&in_session(&scan_table(&store).await, session));
-    assert!(!tidewater::store::has_plain_content(&stored[0]));
-    let context = store.load_context(&guest, session, newest(10, true)).await.unwrap();
-    assert_eq!(context.turns.len(), 1);
+    let lasting = session_with_turns(&store, &regular, 1).await;
+    let copy = with_content(&in_session(&scan_table(&store).await, session));
+    assert!(!tidewater::store::has_plain_content(&copy[0]), "a guest's turn is sealed too");
+    assert!(store.open_copied_item(&copy[0]).await.is_ok());
+    let ttl = store.config().session_ttl;
+
+    // When the second guest keeps writing past the first session's expiry
+    for day in 0..3 {
+        store.clock().advance(ttl / 2);
+        let turn = tidewater::NewTurn {
+            response_id: format!("later-{day}"),
+            role: "user".into(),
+            content: "still here".into(),
+            intent: None,
+            token_count: None,
+            item: None,
+        };
+        tidewater::TurnAppender::append_turn(&*store, &regular, lasting, turn.validate(store.config()).unwrap()).await.unwrap();
+        store.janitor_pass(store.clock().now()).await.unwrap();
+    }
+    // Then the day's key lives on, and both sessions' content opens
+    assert!(store.open_copied_item(&copy[0]).await.is_ok(), "the key outlives its day while a session of that day lives");
+    assert_eq!(store.load_context(&regular, lasting, newest(10, true)).await.unwrap().turns.len(), 4);
+
+    // When that session expires too, and the janitor passes
+    store.clock().advance(ttl + std::time::Duration::from_secs(2 * 86_400));
+    let report = store.janitor_pass(store.clock().now()).await.unwrap();
+
+    // Then the day's key is destroyed, and no copy of either guest's content opens
+    assert_eq!(report.guest_keys_destroyed, 1);
+    for instance in [&*store, &another_instance(&store)] {
+        let opened = instance.open_copied_item(&copy[0]).await;
+        assert!(matches!(opened, Err(Error::NotFound)), "{opened:?}");
+    }
 }

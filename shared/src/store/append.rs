@@ -76,7 +76,8 @@ impl TurnAppender for DynamoStore {
         let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
         let key = match early_ref {
             Some(early) if early == key_ref => early_key?,
-            _ => Box::pin(self.sealing_key(&key_ref)).await?,
+            // A guest's day key must outlive this session's new expiry.
+            _ => Box::pin(self.sealing_key_until(&key_ref, Some(self.now_with_expiry().2))).await?,
         };
         let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
         let content = codec::compress(&turn.content);

@@ -22,7 +22,9 @@
 //!   the same receipt, with exact counts, and creates work again.
 //!
 //! The item is deleted once its task is done; a task that fails stays and is tried again by
-//! the next pass.
+//! the next pass. Each pass then destroys the guest data keys whose every session has
+//! expired (`store/data_keys.rs`), so a guest's content is unreadable in any copy at most
+//! `JANITOR_GRACE_SECONDS` plus a day plus the interval after its session expired.
 //!
 //! # The bound
 //! An operation cut off half-way is finished at most `JANITOR_GRACE_SECONDS` plus the
@@ -67,6 +69,9 @@ pub struct JanitorReport {
     pub items_deleted: u64,
     /// Tasks that failed; their work items stay for the next pass.
     pub failed: u64,
+    /// Guest data keys destroyed: every session of their day had expired.
+    #[serde(default)]
+    pub guest_keys_destroyed: u64,
 }
 
 /// What a work item asks for.
@@ -129,6 +134,13 @@ impl Janitor for DynamoStore {
             start = next;
             if start.is_none() {
                 break;
+            }
+        }
+        match self.destroy_expired_guest_keys(now.unix_timestamp()).await {
+            Ok(destroyed) => report.guest_keys_destroyed = destroyed,
+            Err(error) => {
+                tracing::warn!(%error, "the janitor could not destroy expired guest keys; the next pass tries again");
+                report.failed += 1;
             }
         }
         tracing::info!(?report, "janitor pass");
