@@ -179,3 +179,47 @@ async fn a_guests_content_stops_opening_from_a_copy_once_every_session_of_its_da
         assert!(matches!(opened, Err(Error::NotFound)), "{opened:?}");
     }
 }
+
+#[tokio::test]
+async fn migrating_seals_plain_content_in_place_page_by_page_and_a_second_run_finds_nothing() {
+    use tidewater::{FactDraft, FactKind, FactSource, MemoryReader, MemoryWriter};
+    // Given turns, a summary and a fact written before encryption, a customer's and a guest's
+    let store = fresh_store(test_config()).await;
+    let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
+    let session = session_with_turns(&plain, &alice(), 3).await;
+    let guest = Caller::new("visitor-1", ["guest"]);
+    let guests = session_with_turns(&plain, &guest, 1).await;
+    assert!(plain.put_summary(session, 2, "alice asked about Frieren").await.unwrap());
+    let source = FactSource { session_id: session, from_turn: 1, to_turn: 1 };
+    let stated_at = tidewater::clock::format(plain.clock().now());
+    let fact = FactDraft::new(FactKind::Preference, "likes Frieren", "likes Frieren", source, &stated_at).unwrap();
+    plain.write_facts("alice", session, &[fact]).await.unwrap();
+    let before = store.load_context(&alice(), session, newest(10, true)).await.unwrap();
+    let plain_items = || async { scan_table(&store).await.into_iter().filter(tidewater::store::has_plain_content).count() };
+    assert_eq!(plain_items().await, 3 + 1 + 2 + 1);
+
+    // When the migration runs, two items a page, resuming from each page's last key
+    let (mut sealed, mut start, mut pages) = (0, None, 0);
+    loop {
+        let page = store.seal_plain_items(start, 2).await.unwrap();
+        sealed += page.sealed;
+        pages += 1;
+        match page.next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+
+    // Then every item is sealed, and reads back as before
+    assert!(pages > 3, "{pages} pages");
+    assert_eq!(sealed, 7);
+    assert_eq!(plain_items().await, 0);
+    let after = store.load_context(&alice(), session, newest(10, true)).await.unwrap();
+    assert_eq!(serde_json::to_value(&after.turns).unwrap(), serde_json::to_value(&before.turns).unwrap());
+    assert_eq!(after.summary.map(|s| s.text), before.summary.map(|s| s.text));
+    assert_eq!(store.recent_facts("alice", 10).await.unwrap()[0].text, "likes Frieren");
+    assert_eq!(store.load_context(&guest, guests, newest(10, true)).await.unwrap().turns.len(), 1);
+    // and a second run finds nothing to do
+    let again = store.seal_plain_items(None, 100).await.unwrap();
+    assert_eq!((again.sealed, again.next), (0, None));
+}
