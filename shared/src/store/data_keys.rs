@@ -178,18 +178,14 @@ impl DynamoStore {
     pub(crate) async fn destroy_data_key(&self, key_ref: &str) -> Result<(), Error> {
         let delete = self.client.delete_item().table_name(self.key_table()).key(keys::PK, s(key_ref)).send();
         within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
-        if let Some(encryption) = self.encryption() {
-            if let Ok(mut cache) = encryption.cache.lock() {
-                cache.forget(key_ref);
-            }
-        }
+        self.forget_cached(key_ref);
         tracing::info!(key_ref = %redacted(key_ref), "data key destroyed");
         Ok(())
     }
 
     /// Moves a guest key's `until` to `needed` and a day more, unless it is there already. A
-    /// key the janitor destroyed meanwhile is not brought back: the write then fails, and so
-    /// does the append (its session had expired).
+    /// key the janitor destroyed meanwhile is not brought back: it was destroyed only after
+    /// every session sealed under it expired, so the append's own condition fails too.
     async fn extend_guest_key(&self, key_ref: &str, needed: i64) -> Result<(), Error> {
         let update = self
             .client
@@ -241,11 +237,7 @@ impl DynamoStore {
             match within(self.config.write_timeout, delete).await? {
                 Ok(_) => {
                     destroyed += 1;
-                    if let Some(encryption) = self.encryption() {
-                        if let Ok(mut cache) = encryption.cache.lock() {
-                            cache.forget(key_ref);
-                        }
-                    }
+                    self.forget_cached(key_ref);
                     tracing::info!(key_ref = %key_ref, "guest data key destroyed");
                 }
                 Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
@@ -276,6 +268,12 @@ impl DynamoStore {
         let key = Arc::new(DataKey::from_parts(item.generation, material.as_ref())?);
         self.remember(encryption, key_ref, &key);
         Ok(key)
+    }
+
+    fn forget_cached(&self, key_ref: &str) {
+        if let Some(mut cache) = self.encryption().and_then(|e| e.cache.lock().ok()) {
+            cache.forget(key_ref);
+        }
     }
 
     fn remember(&self, encryption: &Encryption, key_ref: &str, key: &Arc<DataKey>) {
