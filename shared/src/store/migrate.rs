@@ -46,9 +46,9 @@ impl DynamoStore {
                 page.left_plain += 1;
                 continue;
             };
-            if !owners.contains_key(&session_id) {
+            if let std::collections::hash_map::Entry::Vacant(owner) = owners.entry(session_id) {
                 let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?;
-                owners.insert(session_id, meta.map(|m| m.data_key_ref()));
+                owner.insert(meta.map(|m| m.data_key_ref()));
             }
             let Some(Some(key_ref)) = owners.get(&session_id) else {
                 page.left_plain += 1;
