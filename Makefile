@@ -30,7 +30,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
-.PHONY: tools run test lint build token bench chaos sim redrive fuzz
+.PHONY: tools run test lint build token bench chaos sim redrive migrate fuzz
 
 tools:
 	@./scripts/install-tools.sh
@@ -116,6 +116,13 @@ redrive:
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin redrive
+
+# Seals content written before encryption, in place and resumably (local/src/bin/migrate.rs).
+migrate:
+	MASTER_KEYS="$${MASTER_KEYS:-$$(cat .run/master-key 2>/dev/null)}" \
+	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
+	cargo run --quiet --locked -p tidewater-local --bin migrate
 
 token:
 	@# No -p: the workspace-wide feature set, so it reuses what `cargo build --workspace` built.

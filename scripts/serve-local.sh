@@ -39,6 +39,14 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
   fi
 fi
 mkdir -p "$RUN_DIR"
+# The local master key that wraps every data key (crypto-shredding; in AWS a KMS key does),
+# made once per run directory: `<id> <base64 of 32 random bytes>` a line. To rotate it, add a
+# new line below the old one: the last line wraps new keys, every line unwraps.
+MASTER_KEY_FILE="${MASTER_KEY_FILE:-$RUN_DIR/master-key}"
+if [ ! -s "$MASTER_KEY_FILE" ]; then
+  (umask 077 && echo "local-1 $(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$MASTER_KEY_FILE")
+fi
+export MASTER_KEYS="${MASTER_KEYS:-$(cat "$MASTER_KEY_FILE")}"
 
 . ./scripts/supervise.sh
 

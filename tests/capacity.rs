@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use tidewater::{keys, Caller, ContextLoader, DynamoStore, NewSession, NewTurn, SessionCreator, SummaryWriter, TurnAppender};
+use tidewater::{keys, Caller, Config, ContextLoader, DynamoStore, NewSession, NewTurn, SessionCreator, SummaryWriter, TurnAppender};
 use tidewater_tests::*;
 use uuid::Uuid;
 
@@ -70,10 +70,19 @@ async fn a_context_load_of_a_long_session_costs_one_rcu_and_a_304_half() {
     println!("load-context, 200 turns of 1 KB, N=10, with summary: {} RCU; 304: {} RCU", load.read_units, not_modified.read_units);
     assert_eq!(context.turns.len(), 10);
     assert!(context.summary.is_some());
-    // META, the summary and ten compressed turns fit one 4 KB read unit.
-    assert_eq!(load.read_units, 0.5);
+    // Sealed, the eleven envelopes (56 bytes each with a key named `CUST#alice`) take META, the
+    // summary and ten compressed turns past one 4 KB read unit; the key's own consistent
+    // GetItem (1 RCU, in the key table) comes on top.
+    assert_eq!(load.read_units, 1.0);
     assert_eq!(load.write_units, 0.0);
     assert_eq!(not_modified.read_units, 0.5);
+
+    // In the clear (written before encryption), they fit one.
+    let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
+    let session = long_session(&plain, &bob()).await;
+    plain.reset_consumed();
+    plain.load_context(&bob(), session, newest(10, false)).await.unwrap();
+    assert_eq!(plain.consumed().read_units, 0.5);
 }
 
 /// What an append of `turn` bills on DynamoDB: 2 WCU per KB of each transactional item

@@ -6,6 +6,7 @@ mod bad_input;
 mod capacity;
 mod core_events;
 mod create_session;
+mod crypto_shredding;
 mod delete_session;
 mod erasure;
 mod export_turns;

@@ -558,7 +558,8 @@ async fn capacity_of_reading_memory_and_of_a_window_with_facts() {
     assert_eq!((twenty.len(), of_fifty.len()), (20, 20));
     assert!(sizes.iter().all(|s| *s < 1024), "a fact is one write unit: {sizes:?}");
     assert_eq!(read_50, query_of(&sizes), "one eventually consistent Query of every fact");
-    assert!(read_20 <= 1.0 && read_50 <= 2.0, "{read_20} / {read_50} RCU");
+    // A sealed fact's text carries its envelope (about 70 bytes): 50 facts pass 16 KB.
+    assert!(read_20 <= 1.0 && read_50 <= 2.5, "{read_20} / {read_50} RCU");
     assert_eq!(priced, 8.0, "three facts and META, each under 1 KB, at 2 WCU each");
 }
 

@@ -18,6 +18,7 @@
 //! | `SECRETS_DELAY_MS` | `40` | how late the local Secrets Manager answers (`p1_secrets`) |
 //! | `FUNCTIONS` | all | a comma list of functions for P1 and P5 size |
 mod append;
+mod crypto;
 mod events;
 mod item_size;
 mod lambda;
@@ -198,6 +199,10 @@ async fn run(options: &Options, store: &DynamoStore, report: &mut Report) -> Res
     if options.wants("redact") {
         eprintln!("redaction: the offline detector per KB, and the append handler with and without it...");
         redaction::redaction_cost(store, report).await?;
+    }
+    if options.wants("crypto") {
+        eprintln!("encryption: append and load p50 sealed and in the clear, unwraps for 1,000 customers...");
+        crypto::crypto_cost(store, report, options.iterations.min(500)).await?;
     }
     if !["p2", "p3", "p4", "warmup", "memory"]
         .iter()

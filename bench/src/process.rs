@@ -27,10 +27,13 @@ const PASSED_THROUGH: &[&str] = &[
 /// names customers with the same salt.
 pub const BENCH_RECEIPT_SALT: &str = "tidewater-bench-receipt-salt-not-deployed";
 pub const BENCH_HASH_KEY: &str = "tidewater-bench-hash-key-not-deployed-anywhere";
+/// The bench's local master key (a master key file's text): the functions encrypt content.
+pub const BENCH_MASTER_KEYS: &str = "bench-1 dGlkZXdhdGVyLWJlbmNoLW1hc3Rlci1rZXktMzJieXQ=";
 pub const BENCH_SECRETS: &[(&str, &str)] = &[
     ("CURSOR_SECRET", "tidewater-bench-cursor-secret-not-deployed"),
     ("RECEIPT_SALT", BENCH_RECEIPT_SALT),
     ("HASH_KEY", BENCH_HASH_KEY),
+    ("MASTER_KEYS", BENCH_MASTER_KEYS),
 ];
 
 #[derive(Debug, Clone)]

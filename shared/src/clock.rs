@@ -33,6 +33,10 @@ impl Clock {
         self.now().unix_timestamp()
     }
 
+    pub fn now_epoch_millis(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
     /// Moves this clock (and every clone of it) forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.offset_ms

@@ -26,6 +26,9 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `WARM_UP` | `0` | `1`: one cheap DynamoDB call during init ([`crate::DynamoStore::warm_up`]) |
 /// | `MEMORY_MAX_FACTS` | `50` | live long-term facts kept per customer; the least recently confirmed go first |
 /// | `MEMORY_TTL_DAYS` | unset | facts expire this many days after their last confirmation; unset, empty or `0`: never |
+/// | `KEY_TABLE_NAME` | `<TABLE_NAME>-keys` | the table of wrapped data keys (crypto-shredding) |
+/// | `KEY_CACHE_SECONDS` | `300` | how long an unwrapped data key stays in a function's memory |
+/// | `KEY_CACHE_ENTRIES` | `10000` | how many unwrapped data keys a function keeps at most |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -60,6 +63,15 @@ pub struct Config {
     pub memory_max_facts: usize,
     /// How long a fact lives after it was last written (`MEMORY_TTL_DAYS`); `None`: for ever.
     pub memory_ttl: Option<Duration>,
+    /// The key table (`KEY_TABLE_NAME`); `None`: the table's name with `-keys`.
+    pub key_table_name: Option<String>,
+    /// Bounds of the cache of unwrapped data keys (`KEY_CACHE_SECONDS`, `KEY_CACHE_ENTRIES`).
+    pub key_cache_ttl: Duration,
+    pub key_cache_entries: usize,
+    /// The master keys and the key cache: content of customers and guests is encrypted
+    /// ([`crate::crypto`]). Only the functions that read or write content load them
+    /// (`MASTER_KEYS`); a store without them refuses to open an encrypted value.
+    pub encryption: Option<std::sync::Arc<crate::crypto::Encryption>>,
 }
 
 impl Default for Config {
@@ -79,6 +91,10 @@ impl Default for Config {
             warm_up: false,
             memory_max_facts: DEFAULT_MEMORY_MAX_FACTS,
             memory_ttl: None,
+            key_table_name: None,
+            key_cache_ttl: Duration::from_secs(300),
+            key_cache_entries: 10_000,
+            encryption: None,
         }
     }
 }
@@ -117,6 +133,10 @@ impl Config {
                 None => None,
                 Some(days) => Some(Duration::from_secs(number_from(&days, "MEMORY_TTL_DAYS")?.saturating_mul(86_400))),
             },
+            key_table_name: lookup("KEY_TABLE_NAME").filter(|t| !t.is_empty()),
+            key_cache_ttl: Duration::from_secs(number("KEY_CACHE_SECONDS", defaults.key_cache_ttl.as_secs())?),
+            key_cache_entries: number("KEY_CACHE_ENTRIES", defaults.key_cache_entries as u64)? as usize,
+            encryption: None,
         })
     }
 }
@@ -159,6 +179,36 @@ impl Config {
     /// The same settings, with the key of stored hashes of customer text.
     pub fn with_hash_key(self, key: HashKey) -> Config {
         Config { hash_key: Some(key), ..self }
+    }
+
+    /// The table of wrapped data keys.
+    pub fn key_table(&self) -> String {
+        self.key_table_name.clone().unwrap_or_else(|| format!("{}-keys", self.table_name))
+    }
+
+    /// The same settings, encrypting content with local master keys (the text of a master
+    /// key file, [`crate::crypto::LocalMasterKeys::parse`]).
+    pub fn with_master_keys(self, master_keys: &Secret) -> Result<Config, Error> {
+        let encryption = crate::crypto::Encryption::local(master_keys.expose(), self.key_cache_entries, self.key_cache_ttl)?;
+        Ok(Config { encryption: Some(std::sync::Arc::new(encryption)), ..self })
+    }
+
+    /// The same settings, wrapping data keys as the environment says ([`crate::StoreSecret::MasterKeys`]).
+    #[cfg(feature = "secrets")]
+    pub async fn with_key_wrapper_from_env(self, shared: &aws_config::SdkConfig) -> Result<Config, Error> {
+        #[cfg(feature = "kms")]
+        if let Some(key_id) = std::env::var("KMS_KEY_ID").ok().filter(|k| !k.is_empty()) {
+            let wrapper = crate::crypto::AnyWrapper::Kms(crate::crypto::kms::KmsWrapper::new(shared, key_id));
+            let encryption = crate::crypto::Encryption::new(wrapper, self.key_cache_entries, self.key_cache_ttl);
+            return Ok(Config { encryption: Some(std::sync::Arc::new(encryption)), ..self });
+        }
+        self.with_master_keys(&crate::secret::load(shared, "MASTER_KEYS").await?)
+    }
+
+    /// The same settings and master keys, with an empty key cache: another function instance.
+    pub fn with_empty_key_cache(self) -> Config {
+        let encryption = self.encryption.as_ref().map(|e| std::sync::Arc::new(e.with_empty_cache()));
+        Config { encryption, ..self }
     }
 
     /// The key of stored hashes; an error for a configuration loaded without it.

@@ -57,6 +57,16 @@ impl MetaItem {
         self.ttl <= now_epoch_seconds
     }
 
+    /// The data key this session's content is sealed under: its customer's, or for a guest
+    /// the key of the day the session was created ([`keys::guest_data_key`]).
+    pub fn data_key_ref(&self) -> String {
+        if self.guest {
+            keys::guest_data_key(self.created_at.get(..10).unwrap_or(&self.created_at))
+        } else {
+            keys::customer_data_key(&self.owner_id)
+        }
+    }
+
     pub fn session(&self) -> Session {
         Session {
             session_id: self.session_id,

@@ -34,6 +34,19 @@ pub const WORK_PK: &str = "JANITOR";
 /// reads what is overdue, oldest first.
 pub const WORK_PREFIX: &str = "DUE#";
 
+/// The key table's hash key: the data key of one signed-in customer. Deleted by the purge.
+pub fn customer_data_key(customer_id: &str) -> String {
+    format!("CUST#{customer_id}")
+}
+
+/// The key table's hash key: the data key of the guest sessions created on `day`
+/// (`yyyy-mm-dd`). Deleted by the janitor once every such session has expired.
+pub fn guest_data_key(day: &str) -> String {
+    format!("{GUEST_KEY_PREFIX}{day}")
+}
+
+pub const GUEST_KEY_PREFIX: &str = "GUEST#";
+
 pub fn session_pk(session_id: &Uuid) -> String {
     format!("SESSION#{session_id}")
 }

@@ -17,6 +17,7 @@ pub mod aws;
 pub mod clock;
 pub mod codec;
 mod config;
+pub mod crypto;
 pub mod cursor;
 pub mod deferred;
 mod error;

@@ -424,6 +424,11 @@ pub struct Receipt {
     pub memory_items_deleted: u64,
     /// The API Gateway request id of the request that started the purge.
     pub request_id: String,
+    /// When the purge destroyed the customer's data key, its first step: from then on no
+    /// copy of their content opens, in the table, its stream or a backup. Absent on
+    /// receipts of purges made before encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_destroyed_at: Option<String>,
 }
 
 pub const MAX_MAX_TURNS: usize = 100;

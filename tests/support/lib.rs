@@ -27,6 +27,14 @@ pub fn with_local_secrets(config: Config) -> Config {
     config.with_receipt_salt(salt).with_hash_key(HashKey::new(&key).expect("a usable key"))
 }
 
+/// The tests' master key (a master key file's text): every test store encrypts content, as
+/// `make run` does with its own `.run/master-key`.
+pub const TEST_MASTER_KEYS: &str = "test-1 dGlkZXdhdGVyLXRlc3QtbWFzdGVyLWtleS0zMi1ieXQ=";
+
+pub fn test_master_keys() -> Secret {
+    Secret::new("MASTER_KEYS", TEST_MASTER_KEYS).expect("the test master key is long enough")
+}
+
 /// The tests' cursor key.
 pub const TEST_CURSOR_SECRET: &str = "tidewater-test-cursor-secret-not-deployed";
 
@@ -55,6 +63,10 @@ pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
         receipt_salt: config.receipt_salt.or_else(|| Some(test_receipt_salt())),
         hash_key: config.hash_key.or_else(|| Some(test_hash_key())),
         ..config
+    };
+    let config = match config.encryption {
+        Some(_) => config,
+        None => config.with_master_keys(&test_master_keys()).expect("a usable test master key"),
     };
     let store = DynamoStore::new(tidewater::dynamodb_client().await, config);
     store.create_table().await.expect("create the test table");

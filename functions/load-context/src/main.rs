@@ -1,11 +1,11 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{aws::sdk_config, telemetry, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, Config, DynamoStore, StoreSecret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let aws = sdk_config().await;
-    let store = DynamoStore::salted(&aws, config);
+    let store = DynamoStore::with_secrets(&aws, config, &[StoreSecret::ReceiptSalt, StoreSecret::MasterKeys]);
     run(service_fn(|request| async { Ok::<_, Error>(load_context::handle(&*store.get().await?, request).await) })).await
 }

@@ -1,4 +1,5 @@
-//! Creates the table (`TABLE_NAME`) at `AWS_ENDPOINT_URL_DYNAMODB` unless it is already there.
+//! Creates the table (`TABLE_NAME`) and its key table at `AWS_ENDPOINT_URL_DYNAMODB` unless
+//! they are already there.
 use tidewater::{dynamodb_client, Config, DynamoStore};
 
 #[tokio::main]
@@ -9,7 +10,16 @@ async fn main() -> Result<(), String> {
     match described {
         Ok(_) => {
             println!("table {} exists", config.table_name);
-            Ok(())
+            // A table made before encryption has no key table beside it yet.
+            let keys = client.describe_table().table_name(config.key_table()).send().await;
+            match keys {
+                Ok(_) => Ok(()),
+                Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                    println!("creating key table {}", config.key_table());
+                    DynamoStore::new(client, config).create_key_table().await.map_err(|e| report(&e))
+                }
+                Err(error) => Err(report(&error)),
+            }
         }
         Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             println!("creating table {}", config.table_name);

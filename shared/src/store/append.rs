@@ -14,7 +14,9 @@ use crate::model::{Appended, Caller, TurnDraft};
 use crate::{codec, keys, Error};
 
 use super::{backoff, cancellation_reasons, condition_failed, failed_item, n, request_token, s, to_item, within};
+use super::sealing::seal_item;
 use super::{DynamoStore, TurnAppender};
+use crate::crypto::DataKey;
 
 
 /// How many times an append retries after losing a race for the next turn index.
@@ -31,6 +33,14 @@ mod append_position {
 /// While a due summary has not landed, every this many appends flip META's `summary_rearm`,
 /// which the stream filter matches, so the summariser is asked again.
 pub const SUMMARY_REARM_TURNS: u64 = 10;
+
+/// What an append writes, the same in every attempt: the compressed content, the payload's
+/// keyed hash, and the key the turn is sealed under (none when the store does not encrypt).
+struct Written<'a> {
+    content: &'a [u8],
+    payload_hash: &'a str,
+    seal: Option<(&'a str, &'a DataKey)>,
+}
 
 /// The fields of META that an append needs to decide the next index.
 struct AppendBase {
@@ -60,16 +70,30 @@ impl TurnAppender for DynamoStore {
         session_id: Uuid,
         turn: TurnDraft,
     ) -> Result<Appended, Error> {
-        let meta = self
-            .read_meta(&session_id, true, self.config.write_timeout)
-            .await?
-            .ok_or(Error::NotFound)?;
+        // A customer's key is read (made, the first time) beside META.
+        let early_ref = (!caller.is_guest()).then(|| keys::customer_data_key(&caller.customer_id));
+        let early_key = async {
+            match &early_ref {
+                Some(key_ref) => Box::pin(self.sealing_key(key_ref)).await,
+                None => Ok(None),
+            }
+        };
+        let (meta, early_key) = futures::join!(self.read_meta(&session_id, true, self.config.write_timeout), early_key);
+        let meta = meta?.ok_or(Error::NotFound)?;
+        let key_ref = meta.data_key_ref();
         let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+        let key = match early_ref {
+            Some(early) if early == key_ref => early_key?,
+            // A guest's day key must outlive this session's new expiry.
+            _ => Box::pin(self.sealing_key_until(&key_ref, Some(self.now_with_expiry().2))).await?,
+        };
+        let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
         let content = codec::compress(&turn.content);
         let payload_hash = turn.payload_hash(self.config.hash_key()?, &session_id);
 
         for attempt in 0..MAX_APPEND_ATTEMPTS {
-            let transaction = self.append_transaction(caller, &session_id, &turn, &content, &payload_hash, &base)?;
+            let written = Written { content: &content, payload_hash: &payload_hash, seal };
+            let transaction = self.append_transaction(caller, &session_id, &turn, &written, &base)?;
             let index = base.turn_count + 1;
             let sent = within(self.config.write_timeout, transaction.send()).await?;
             let reasons = match sent {
@@ -117,13 +141,13 @@ impl DynamoStore {
     /// One transaction: claim the response id, write the turn, and move META's counter from
     /// `turn_count` to `turn_count + 1`. Any concurrent append to the same session breaks the
     /// last condition, so indices stay gap-free, and a reused response id breaks the first.
+    /// The turn's content is sealed under `written.seal`'s key when the store encrypts.
     fn append_transaction(
         &self,
         caller: &Caller,
         session_id: &Uuid,
         turn: &TurnDraft,
-        content: &[u8],
-        payload_hash: &str,
+        written: &Written<'_>,
         base: &AppendBase,
     ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder, Error>
     {
@@ -135,19 +159,23 @@ impl DynamoStore {
             pk: pk.clone(),
             sk: keys::response_sk(&turn.response_id),
             turn_index: index,
-            payload_hash: payload_hash.to_owned(),
+            payload_hash: written.payload_hash.to_owned(),
         };
         let turn_item = TurnItem {
             pk: pk.clone(),
             sk: keys::turn_sk(index),
             role: turn.role,
-            content: content.to_vec(),
+            content: written.content.to_vec(),
             intent: turn.intent.clone(),
             token_count: turn.token_count,
             created_at: now.clone(),
             item: turn.item.as_ref().map(codec::compress_json),
             retracted_at: None,
         };
+        let mut turn_item = to_item(&turn_item)?;
+        if let Some((key_ref, key)) = written.seal {
+            seal_item(&mut turn_item, key_ref, key)?;
+        }
 
         let mut set = vec![
             "turn_count = :index",
@@ -200,7 +228,7 @@ impl DynamoStore {
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&response)?, true)?).build())
-            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&turn_item)?, false)?).build())
+            .transact_items(TransactWriteItem::builder().put(self.put_new(turn_item, false)?).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
             .client_request_token(request_token(&[&pk, &turn.response_id, &index.to_string(), &now]))
             .return_consumed_capacity(ReturnConsumedCapacity::Total))

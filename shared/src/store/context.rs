@@ -33,6 +33,8 @@ impl ContextLoader for DynamoStore {
             wanted.min(self.settled_backlog())
         };
         let pk = keys::session_pk(&session_id);
+        // A customer's key is read beside the turns: opening them adds no round trip.
+        let prefetch = Box::pin(self.prefetch_key(caller));
         let head = self
             .client
             .query()
@@ -46,16 +48,17 @@ impl ContextLoader for DynamoStore {
             .consistent_read(request.consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        let head = within_deadline(deadline, head)
-            .await?
-            .map_err(Error::from_store)?;
+        let (head, known) = futures::join!(within_deadline(deadline, head), prefetch);
+        let head = head?.map_err(Error::from_store)?;
         self.record_read(head.consumed_capacity());
         let more_below = head
             .last_evaluated_key
             .as_ref()
             .is_some_and(|k| !k.is_empty());
 
-        let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(head.items.unwrap_or_default())?;
+        let mut items = head.items.unwrap_or_default();
+        within_deadline(deadline, Box::pin(self.open_items_with(&mut items, known?))).await??;
+        let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(items)?;
         let meta = meta.ok_or(Error::NotFound)?;
         let readable = meta.owner_id == caller.customer_id || caller.is_support();
         if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
@@ -160,11 +163,8 @@ impl DynamoStore {
             .await?
             .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        let mut items = output.items.unwrap_or_default();
+        within_deadline(deadline, Box::pin(self.open_items(&mut items))).await??;
+        items.into_iter().map(from_item).collect()
     }
 }

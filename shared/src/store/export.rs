@@ -80,7 +80,9 @@ impl TurnExporter for DynamoStore {
         let mut last = after_turn;
         let mut budget_cut = false;
         let mut missing = 0;
-        for item in output.items.unwrap_or_default() {
+        let mut items = output.items.unwrap_or_default();
+        Box::pin(self.open_items(&mut items)).await?;
+        for item in items {
             let turn = from_item::<TurnItem>(item)?.into_turn()?;
             let size = envelope_len(&turn) + 1;
             if !page.turns.is_empty() && used + size > EXPORT_PAGE_BUDGET_BYTES {

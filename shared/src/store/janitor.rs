@@ -28,6 +28,10 @@
 //! logged as an error and counted in [`JanitorReport::stuck`], which the scheduled function
 //! emits as a metric: it needs someone to look.
 //!
+//! Each pass then destroys the guest data keys whose every session has expired
+//! (`store/data_keys.rs`), so a guest's content is unreadable in any copy at most
+//! `JANITOR_GRACE_SECONDS` plus a day plus the interval after its session expired.
+//!
 //! # The bound
 //! An operation cut off half-way is finished at most `JANITOR_GRACE_SECONDS` plus the
 //! schedule's interval (the template's `JanitorIntervalMinutes`) after it started, plus the
@@ -82,6 +86,9 @@ pub struct JanitorReport {
     pub failed: u64,
     /// Of those, the ones that have failed [`STUCK_AFTER_FAILURES`] passes or more.
     pub stuck: u64,
+    /// Guest data keys destroyed: every session of their day had expired.
+    #[serde(default)]
+    pub guest_keys_destroyed: u64,
 }
 
 /// What a work item asks for.
@@ -150,6 +157,13 @@ impl Janitor for DynamoStore {
             start = next;
             if start.is_none() {
                 break;
+            }
+        }
+        match self.destroy_expired_guest_keys(now.unix_timestamp()).await {
+            Ok(destroyed) => report.guest_keys_destroyed = destroyed,
+            Err(error) => {
+                tracing::warn!(%error, "the janitor could not destroy expired guest keys; the next pass tries again");
+                report.failed += 1;
             }
         }
         tracing::info!(?report, "janitor pass");

@@ -183,6 +183,10 @@ impl MemoryWriter for DynamoStore {
             .map(|(ttl, draft)| FactItem::of(&pk, &draft.fact_id(key, &customer_hash), draft, ttl))
             .collect();
 
+        // A fact's text is sealed under its customer's data key (`store/sealing.rs`).
+        let key_ref = keys::customer_data_key(customer_id);
+        let data_key = if pending.is_empty() { None } else { Box::pin(self.sealing_key(&key_ref)).await? };
+        let seal = data_key.as_deref().map(|key| (key_ref.as_str(), key));
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             if pending.is_empty() {
                 return Ok(0);
@@ -193,7 +197,7 @@ impl MemoryWriter for DynamoStore {
                 .transact_items(TransactWriteItem::builder().condition_check(self.session_check(customer_id, &session_id)?).build())
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
             for item in &pending {
-                transaction = transaction.transact_items(TransactWriteItem::builder().update(self.state_newer(item)?).build());
+                transaction = transaction.transact_items(TransactWriteItem::builder().update(self.state_newer(item, seal)?).build());
             }
             let reasons = match within(self.config.write_timeout, transaction.send()).await? {
                 Ok(output) => {
@@ -349,9 +353,13 @@ impl DynamoStore {
     }
 
     /// A fact's write, which only replaces an older statement: it sets the statement's
-    /// attributes, removes those the statement lacks, and keeps `forgotten_at`.
-    fn state_newer(&self, item: &FactItem) -> Result<Update, Error> {
+    /// attributes (its text sealed when `seal` names a key), removes those the statement
+    /// lacks, and keeps `forgotten_at`.
+    fn state_newer(&self, item: &FactItem, seal: Option<(&str, &crate::crypto::DataKey)>) -> Result<Update, Error> {
         let mut attributes = to_item(item)?;
+        if let Some((key_ref, key)) = seal {
+            super::sealing::seal_item(&mut attributes, key_ref, key)?;
+        }
         let key: HashMap<String, AttributeValue> =
             [keys::PK, keys::SK].into_iter().filter_map(|k| attributes.remove_entry(k)).collect();
         let mut update = Update::builder()
@@ -499,7 +507,9 @@ impl DynamoStore {
         }
         let output = within(limit, query.send()).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        let items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<T>, Error>>()?;
+        let mut items = output.items.unwrap_or_default();
+        Box::pin(self.open_items(&mut items)).await?;
+        let items = items.into_iter().map(from_item).collect::<Result<Vec<T>, Error>>()?;
         Ok((items, output.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 }

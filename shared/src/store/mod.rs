@@ -33,6 +33,11 @@ mod call;
 mod capacity;
 mod context;
 mod create;
+mod data_keys;
+mod migrate;
+mod sealing;
+pub use migrate::MigrationPage;
+pub use sealing::has_plain_content;
 mod summary_write;
 mod transact;
 mod turn_window;
@@ -177,6 +182,10 @@ pub enum StoreSecret {
     ReceiptSalt,
     /// `HASH_KEY`: keys the stored hashes of customer text.
     HashKey,
+    /// The wrapping of data keys (crypto-shredding, [`crate::crypto`]): with `KMS_KEY_ID` set
+    /// (feature `kms`), that KMS key; otherwise the local master keys `MASTER_KEYS`, the text
+    /// of a master key file (`make run` writes `.run/master-key`). Neither: no start.
+    MasterKeys,
 }
 
 impl DynamoStore {
@@ -215,6 +224,7 @@ impl DynamoStore {
                         StoreSecret::HashKey => {
                             config.with_hash_key(crate::HashKey::new(&crate::secret::load(&shared, "HASH_KEY").await?)?)
                         }
+                        StoreSecret::MasterKeys => config.with_key_wrapper_from_env(&shared).await?,
                     };
                 }
                 let store = DynamoStore::new(client, config);
@@ -299,7 +309,9 @@ impl DynamoStore {
             .send();
         let output = within(limit, query).await?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        let head = SessionItems::sort(output.items.unwrap_or_default())?;
+        let mut items = output.items.unwrap_or_default();
+        Box::pin(self.open_items(&mut items)).await?;
+        let head = SessionItems::sort(items)?;
         Ok((head.meta, head.summary))
     }
 
@@ -335,7 +347,10 @@ impl DynamoStore {
         .await?
         .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        output.item.map(from_item).transpose()
+        match output.item {
+            Some(item) => from_item(Box::pin(self.open_copied_item(&item)).await?).map(Some),
+            None => Ok(None),
+        }
     }
 }
 

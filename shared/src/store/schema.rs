@@ -9,7 +9,7 @@ use crate::{keys, Error};
 
 impl DynamoStore {
     /// Creates the table as `template.yaml` declares it: keys, the sparse customer index,
-    /// the stream and TTL. For DynamoDB Local and tests; production tables come from the template.
+    /// the stream and TTL, and the key table beside it. For DynamoDB Local and tests; production tables come from the template.
     pub async fn create_table(&self) -> Result<(), Error> {
         let key = |name: &str, key_type| {
             KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(Error::unavailable)
@@ -69,7 +69,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(Error::unavailable)?;
-        Ok(())
+        self.create_key_table().await
     }
 }
 

@@ -98,7 +98,9 @@ impl SummarySource for DynamoStore {
             .map_err(Error::from_store)?;
             self.record(page.consumed_capacity().into_iter().cloned().collect::<Vec<_>>().as_slice());
             start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
-            for item in page.items.unwrap_or_default() {
+            let mut items = page.items.unwrap_or_default();
+            Box::pin(self.open_items(&mut items)).await?;
+            for item in items {
                 let turn = from_item::<TurnItem>(item)?.into_turn()?;
                 if turn.retracted_at.is_none() {
                     turns.push(turn);

@@ -14,7 +14,9 @@ use crate::items::{LatestSummaryItem, MetaItem, SummaryItem};
 use crate::{codec, keys, Error};
 
 use super::{cancellation_reasons, condition_failed, failed_item, n, s, to_item, within};
+use super::sealing::seal_item;
 use super::{DynamoStore, SummaryWriter};
+use crate::crypto::DataKey;
 
 /// The positions of a summary transaction.
 mod summary_position {
@@ -30,8 +32,16 @@ impl SummaryWriter for DynamoStore {
         // finds it and the re-arm fires ten appends on. Which holds is known only from META,
         // so the first attempt assumes the usual case and a refusal tells the other.
         let mut next_due = false;
+        // The session's owner names the key the summary is sealed under.
+        let Some(meta) = self.read_meta(&session_id, false, self.config.write_timeout).await? else {
+            tracing::info!(%session_id, through_turn, "session is gone; summary not written");
+            return Ok(false);
+        };
+        let key_ref = meta.data_key_ref();
+        let key = Box::pin(self.sealing_key(&key_ref)).await?;
+        let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
         for _ in 0..MAX_SUMMARY_ATTEMPTS {
-            let transaction = self.summary_transaction(&session_id, through_turn, &compressed, &now, next_due)?;
+            let transaction = self.summary_transaction(&session_id, through_turn, &compressed, &now, next_due, seal)?;
             let reasons = match within(self.config.write_timeout, transaction.send()).await? {
                 Ok(output) => {
                     self.record(output.consumed_capacity());
@@ -88,6 +98,7 @@ impl DynamoStore {
         compressed: &[u8],
         now: &str,
         next_due: bool,
+        seal: Option<(&str, &DataKey)>,
     ) -> Result<TransactWriteItemsFluentBuilder, Error> {
         let pk = keys::session_pk(session_id);
         // The window's history item is plain put: a repeat of the same window rewrites it.
@@ -105,10 +116,15 @@ impl DynamoStore {
             text: compressed.to_vec(),
             created_at: now.to_owned(),
         };
-        let history = Put::builder().table_name(self.table()).set_item(Some(to_item(&history)?)).build().map_err(Error::unavailable)?;
+        let (mut history, mut latest) = (to_item(&history)?, to_item(&latest)?);
+        if let Some((key_ref, key)) = seal {
+            seal_item(&mut history, key_ref, key)?;
+            seal_item(&mut latest, key_ref, key)?;
+        }
+        let history = Put::builder().table_name(self.table()).set_item(Some(history)).build().map_err(Error::unavailable)?;
         let latest = Put::builder()
             .table_name(self.table())
-            .set_item(Some(to_item(&latest)?))
+            .set_item(Some(latest))
             .condition_expression("attribute_not_exists(PK) OR through_turn < :through")
             .expression_attribute_values(":through", n(through_turn))
             .build()

@@ -45,22 +45,36 @@ impl DynamoStore {
         request_id: &str,
     ) -> Result<Receipt, Error> {
         let hash = self.customer_hash(customer_id)?;
-        self.purge_by_hash(deleter, &hash, request_id).await
+        // The key goes first: from here on no copy of the customer's content opens, wherever
+        // it lies (a backup, the stream, an export), whatever the rest of the purge meets.
+        let key_ref = keys::customer_data_key(customer_id);
+        self.destroy_data_key(&key_ref).await?;
+        let key_destroyed_at = clock::format(self.clock.now());
+        let receipt = Box::pin(self.purge_by_hash(deleter, &hash, request_id, Some(&key_destroyed_at))).await?;
+        // A key an append raced into being while the purge ran seals nothing that is left.
+        self.destroy_data_key(&key_ref).await?;
+        Ok(receipt)
     }
 
     /// Runs an abandoned purge of the customer to its end (the janitor): `None` when no purge
     /// of theirs is open.
     pub(crate) async fn finish_purge(&self, hash: &str) -> Result<Option<Receipt>, Error> {
         match self.ledger(hash).await? {
-            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id).await?)),
+            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id, None).await?)),
             None => Ok(None),
         }
     }
 
     /// The purge of the customer whose hash is `hash`.
-    async fn purge_by_hash<D: BatchDeleter>(&self, deleter: &D, hash: &str, request_id: &str) -> Result<Receipt, Error> {
+    async fn purge_by_hash<D: BatchDeleter>(
+        &self,
+        deleter: &D,
+        hash: &str,
+        request_id: &str,
+        key_destroyed_at: Option<&str>,
+    ) -> Result<Receipt, Error> {
         let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }).await?;
-        let ledger = self.open_ledger(hash, request_id, &work).await?;
+        let ledger = self.open_ledger(hash, request_id, &work, key_destroyed_at).await?;
         if ledger.work_sk.as_deref() != Some(work.as_str()) {
             // An earlier run of this purge left its own work item, which the ledger names.
             self.unschedule(&work).await?;
@@ -136,19 +150,30 @@ impl DynamoStore {
     }
 
     /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
-    pub(super) async fn open_ledger(&self, hash: &str, request_id: &str, work_sk: &str) -> Result<LedgerItem, Error> {
+    pub(super) async fn open_ledger(
+        &self,
+        hash: &str,
+        request_id: &str,
+        work_sk: &str,
+        key_destroyed_at: Option<&str>,
+    ) -> Result<LedgerItem, Error> {
+        // The first destruction of the key is the one the receipt states.
+        let (key_set, key_value) = match key_destroyed_at {
+            Some(at) => (", key_destroyed_at = if_not_exists(key_destroyed_at, :key_destroyed_at)", Some(s(at))),
+            None => ("", None),
+        };
         let update = self
             .client
             .update_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::PURGE_LEDGER))
-            .update_expression(
+            .update_expression(format!(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
-                 work_sk = if_not_exists(work_sk, :work_sk) \
+                 work_sk = if_not_exists(work_sk, :work_sk){key_set} \
                  ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
-            )
+            ))
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
             .expression_attribute_values(":now", s(clock::format(self.clock.now())))
@@ -156,9 +181,12 @@ impl DynamoStore {
             .expression_attribute_values(":work_sk", s(work_sk))
             .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let output = within(self.config.write_timeout, update).await?.map_err(Error::from_store)?;
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let update = match key_value {
+            Some(at) => update.expression_attribute_values(":key_destroyed_at", at),
+            None => update,
+        };
+        let output = within(self.config.write_timeout, update.send()).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         from_item(output.attributes.unwrap_or_default())
     }
@@ -258,6 +286,7 @@ impl DynamoStore {
                         items_deleted: ledger.items_deleted,
                         memory_items_deleted: ledger.memory_items_deleted,
                         request_id: ledger.request_id,
+                        key_destroyed_at: ledger.key_destroyed_at,
                     };
                     let pointer = HashMap::from([
                         (keys::PK.to_owned(), s(keys::privacy_pk(hash))),

@@ -21,6 +21,10 @@
 //!    the same id writes the entry again); then the marker, then the work item.
 //!
 //! # A purge
+//! 0. destroys the customer's data key (`CUST#<id>` in the key table, `store/data_keys.rs`):
+//!    from then on no copy of their content, in the table, its stream or any backup, opens.
+//!    It destroys it again before answering, in case an append raced a new key into being;
+//!    the receipt states when (`key_destroyed_at`);
 //! 1. writes its work item, then opens the customer's ledger (`PRIVACY#<customer_hash> /
 //!    LEDGER`), or reopens the one a cut-off purge left: it keeps the receipt id,
 //!    `requested_at`, `request_id`, the counts and its work item;
@@ -170,6 +174,9 @@ struct LedgerItem {
     /// The janitor's work item for this purge, retired with the ledger.
     #[serde(default)]
     work_sk: Option<String>,
+    /// When the purge destroyed the customer's data key (its first step).
+    #[serde(default)]
+    key_destroyed_at: Option<String>,
 }
 
 /// `PRIVACY#<customer_hash> / RECEIPT`: the customer's last receipt.
@@ -194,6 +201,8 @@ struct ReceiptItem {
     #[serde(default)]
     memory_items_deleted: u64,
     request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_destroyed_at: Option<String>,
 }
 
 impl From<ReceiptItem> for Receipt {
@@ -207,6 +216,7 @@ impl From<ReceiptItem> for Receipt {
             items_deleted: item.items_deleted,
             memory_items_deleted: item.memory_items_deleted,
             request_id: item.request_id,
+            key_destroyed_at: item.key_destroyed_at,
         }
     }
 }

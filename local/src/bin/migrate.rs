@@ -1,0 +1,63 @@
+//! `make migrate`: seals the content written before encryption, in place, page by page
+//! (`DynamoStore::seal_plain_items`). Resumable: after each page it writes where the next
+//! starts to `MIGRATE_CHECKPOINT` (default `.run/migrate-checkpoint.json`), and starts from
+//! there when the file exists; it removes the file when the table is done. Safe to run again
+//! and beside live traffic. Needs the master keys the functions use (`MASTER_KEYS`; `make run`'s
+//! are in `.run/master-key`).
+use std::collections::HashMap;
+
+use tidewater::{dynamodb_client, secret, telemetry, Config, DynamoStore, Error};
+
+const PAGE: i32 = 100;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let master_keys = secret::read("MASTER_KEYS", |name| std::env::var(name).ok(), |arn| async move {
+        Err(Error::Config(format!("read the master keys from {arn} and pass them as MASTER_KEYS")))
+    })
+    .await?;
+    let config = Config::from_env()?.with_master_keys(&master_keys)?;
+    let store = DynamoStore::new(dynamodb_client().await, config);
+    let checkpoint = std::env::var("MIGRATE_CHECKPOINT").unwrap_or_else(|_| ".run/migrate-checkpoint.json".to_owned());
+    let mut start = read_checkpoint(&checkpoint)?;
+    let (mut sealed, mut left_plain, mut raced) = (0, 0, 0);
+    loop {
+        let page = store.seal_plain_items(start.take().map(to_key), PAGE).await?;
+        (sealed, left_plain, raced) = (sealed + page.sealed, left_plain + page.left_plain, raced + page.raced);
+        match page.next {
+            Some(next) => {
+                let next = from_key(&next);
+                write_checkpoint(&checkpoint, &next)?;
+                start = Some(next);
+            }
+            None => break,
+        }
+    }
+    let _ = std::fs::remove_file(&checkpoint);
+    println!("sealed {sealed} items; {left_plain} of sessions that are gone left for TTL or a purge; {raced} changed meanwhile (run again)");
+    Ok(())
+}
+
+/// The key a Scan stopped at, as the checkpoint file keeps it: the table's keys are strings.
+fn from_key(key: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> HashMap<String, String> {
+    key.iter().filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone()))).collect()
+}
+
+fn to_key(key: HashMap<String, String>) -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    key.into_iter().map(|(name, value)| (name, aws_sdk_dynamodb::types::AttributeValue::S(value))).collect()
+}
+
+fn read_checkpoint(path: &str) -> Result<Option<HashMap<String, String>>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| Error::Config(format!("{path}: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+fn write_checkpoint(path: &str, key: &HashMap<String, String>) -> Result<(), Error> {
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("{path}: {e}")))?;
+    }
+    std::fs::write(path, serde_json::to_string(key).unwrap_or_default()).map_err(|e| Error::Config(format!("{path}: {e}")))
+}

@@ -1,0 +1,326 @@
+//! The key table: each customer's (and each guest day's) wrapped data key, the one copy of it.
+//!
+//! Its item is `PK = CUST#<customer id>` or `GUEST#<yyyy-mm-dd>` ([`keys::customer_data_key`],
+//! [`keys::guest_data_key`]) with the key's random `generation`, the `wrapped` key and the
+//! `master_key_id` that wrapped it; a guest key also its `until` (the latest expiry of a
+//! session sealed under it) and `guest_keys = GUEST`, which puts it in the sparse index the
+//! janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
+//! so deleting the item is the end of the key (see the README's privacy section for its backups).
+//!
+//! **A warm cache never outlives a destroyed key.** Every use of a key, to seal or to open,
+//! reads its item with a strongly consistent GetItem; the cache ([`crate::crypto::KeyCache`])
+//! only saves the unwrap of the wrapped key that read returned. Once the item is deleted
+//! (the purge's first step), no store, however warm, opens that key's ciphertext again:
+//! `tests/crypto_shredding.rs` shows it.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+use super::{s, within, DynamoStore};
+use crate::crypto::{DataKey, Encryption, Generation, KeyWrapper, WrappedKey, GENERATION_LEN};
+use crate::{clock, keys, Error};
+
+/// Keys by reference, as the key table holds them now: `None` for a destroyed key.
+#[derive(Debug, Default)]
+pub(crate) struct OpenKeys {
+    keys: HashMap<String, Option<Arc<DataKey>>>,
+}
+
+impl OpenKeys {
+    pub(crate) fn get(&self, key_ref: &str) -> Option<&Arc<DataKey>> {
+        self.keys.get(key_ref).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn contains(&self, key_ref: &str) -> bool {
+        self.keys.contains_key(key_ref)
+    }
+
+    pub(crate) fn extend(&mut self, other: OpenKeys) {
+        self.keys.extend(other.keys);
+    }
+}
+
+impl FromIterator<(String, Option<Arc<DataKey>>)> for OpenKeys {
+    fn from_iter<I: IntoIterator<Item = (String, Option<Arc<DataKey>>)>>(iter: I) -> Self {
+        OpenKeys { keys: iter.into_iter().collect() }
+    }
+}
+
+/// A key item as read: its generation and wrapped key, plus a guest key's `until`.
+struct KeyItem {
+    generation: Generation,
+    wrapped: WrappedKey,
+    until: Option<i64>,
+}
+
+/// The key table's sparse index of guest keys by `until`, which the janitor reads.
+pub(crate) const GUEST_KEY_INDEX: &str = "GuestKeys";
+/// The one value of a guest key's index hash key (`guest_keys`): a guest key per day makes a
+/// few hundred items at most.
+const GUEST_KEYS: &str = "GUEST";
+/// A guest key's `until` is moved a day past the expiry it must cover, so that a session's
+/// appends move it about once a day, not on every append.
+const GUEST_KEY_SLACK_SECONDS: i64 = 86_400;
+
+impl KeyItem {
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<KeyItem, Error> {
+        let corrupt = || Error::Corrupt("a key item is malformed".into());
+        let generation = item
+            .get("generation")
+            .and_then(|g| g.as_b().ok())
+            .and_then(|b| <Generation>::try_from(b.as_ref()).ok())
+            .ok_or_else(corrupt)?;
+        let blob = item.get("wrapped").and_then(|w| w.as_b().ok()).ok_or_else(corrupt)?.as_ref().to_vec();
+        let master_key_id = item.get("master_key_id").and_then(|m| m.as_s().ok()).ok_or_else(corrupt)?.clone();
+        let until = item.get("until").and_then(|u| u.as_n().ok()).and_then(|u| u.parse().ok());
+        Ok(KeyItem { generation, wrapped: WrappedKey { master_key_id, blob }, until })
+    }
+}
+
+impl DynamoStore {
+    pub(crate) fn encryption(&self) -> Option<&Encryption> {
+        self.config.encryption.as_deref()
+    }
+
+    fn key_table(&self) -> String {
+        self.config.key_table()
+    }
+
+    /// The key to seal new content named by `key_ref`, created on first use; `None` when this
+    /// store does not encrypt. Two racing creations agree on one key: the second loses its
+    /// condition and reads the first's.
+    pub(crate) async fn sealing_key(&self, key_ref: &str) -> Result<Option<Arc<DataKey>>, Error> {
+        self.sealing_key_until(key_ref, None).await
+    }
+
+    /// [`DynamoStore::sealing_key`] for a guest key, which must live until `until` (epoch
+    /// seconds, the expiry of the session being written): its `until` is moved that far (and
+    /// a day more) when it falls short, so the janitor destroys it only once every session
+    /// sealed under it has expired.
+    pub(crate) async fn sealing_key_until(&self, key_ref: &str, until: Option<i64>) -> Result<Option<Arc<DataKey>>, Error> {
+        let Some(encryption) = self.encryption() else {
+            return Ok(None);
+        };
+        if let Some(item) = self.read_key_item(key_ref).await? {
+            if let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) {
+                self.extend_guest_key(key_ref, needed).await?;
+            }
+            return self.unwrapped(encryption, key_ref, &item).await.map(Some);
+        }
+        let (key, material) = DataKey::generate_with_material();
+        let wrapped = encryption.wrapper.wrap(key_ref, &key.generation, &material).await?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.key_table())
+            .item(keys::PK, s(key_ref))
+            .item("generation", AttributeValue::B(Blob::new(key.generation.to_vec())))
+            .item("wrapped", AttributeValue::B(Blob::new(wrapped.blob)))
+            .item("master_key_id", s(wrapped.master_key_id))
+            .item("created_at", s(clock::format(self.clock.now())))
+            .condition_expression("attribute_not_exists(PK)");
+        let put = match until {
+            Some(until) => put
+                .item("guest_keys", s(GUEST_KEYS))
+                .item("until", AttributeValue::N((until + GUEST_KEY_SLACK_SECONDS).to_string())),
+            None => put,
+        }
+        .send();
+        match within(self.config.write_timeout, put).await? {
+            Ok(_) => {
+                let key = Arc::new(key);
+                self.remember(encryption, key_ref, &key);
+                tracing::info!(key_ref = %redacted(key_ref), "data key created");
+                Ok(Some(key))
+            }
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+                let item = self.read_key_item(key_ref).await?.ok_or_else(|| {
+                    Error::Unavailable("a data key was created and destroyed while this one was made".into())
+                })?;
+                if let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) {
+                    self.extend_guest_key(key_ref, needed).await?;
+                }
+                self.unwrapped(encryption, key_ref, &item).await.map(Some)
+            }
+            Err(e) => Err(Error::from_store(e)),
+        }
+    }
+
+    /// The keys that open the envelopes among `refs`, as the key table holds them now: one
+    /// consistent GetItem each (in parallel), an unwrap only on a cache miss.
+    pub(crate) async fn opening_keys(&self, refs: BTreeSet<String>) -> Result<OpenKeys, Error> {
+        if refs.is_empty() {
+            return Ok(OpenKeys::default());
+        }
+        let encryption = self.encryption().ok_or_else(|| {
+            Error::Config("MASTER_KEYS was not loaded at init, so encrypted content cannot be read".to_owned())
+        })?;
+        let reads = refs.into_iter().map(|key_ref| async move {
+            let key = match self.read_key_item(&key_ref).await? {
+                Some(item) => Some(self.unwrapped(encryption, &key_ref, &item).await?),
+                None => None,
+            };
+            Ok::<_, Error>((key_ref, key))
+        });
+        let keys = futures::future::try_join_all(reads).await?;
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Deletes the data key `key_ref`: everything sealed under it, wherever a copy lies, can
+    /// no longer be opened. Deleting a key that is gone already is no error.
+    pub(crate) async fn destroy_data_key(&self, key_ref: &str) -> Result<(), Error> {
+        let delete = self.client.delete_item().table_name(self.key_table()).key(keys::PK, s(key_ref)).send();
+        within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
+        self.forget_cached(key_ref);
+        tracing::info!(key_ref = %redacted(key_ref), "data key destroyed");
+        Ok(())
+    }
+
+    /// Moves a guest key's `until` to `needed` and a day more, unless it is there already. A
+    /// key the janitor destroyed meanwhile is not brought back: it was destroyed only after
+    /// every session sealed under it expired, so the append's own condition fails too.
+    async fn extend_guest_key(&self, key_ref: &str, needed: i64) -> Result<(), Error> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.key_table())
+            .key(keys::PK, s(key_ref))
+            .update_expression("SET #until = :until")
+            .condition_expression("attribute_exists(PK) AND #until < :needed")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":until", AttributeValue::N((needed + GUEST_KEY_SLACK_SECONDS).to_string()))
+            .expression_attribute_values(":needed", AttributeValue::N(needed.to_string()))
+            .send();
+        match within(self.config.write_timeout, update).await? {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(Error::from_store(e)),
+        }
+    }
+
+    /// Destroys every guest key whose sessions have all expired by `now_secs` (its `until`
+    /// passed [`super::JANITOR_GRACE_SECONDS`] ago, the time an append that read it may still
+    /// run): the janitor's, each pass. Returns how many it destroyed.
+    pub(crate) async fn destroy_expired_guest_keys(&self, now_secs: i64) -> Result<u64, Error> {
+        let bound = now_secs - super::JANITOR_GRACE_SECONDS;
+        let query = self
+            .client
+            .query()
+            .table_name(self.key_table())
+            .index_name(GUEST_KEY_INDEX)
+            .key_condition_expression("guest_keys = :guest AND #until <= :bound")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":guest", s(GUEST_KEYS))
+            .expression_attribute_values(":bound", AttributeValue::N(bound.to_string()))
+            .send();
+        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
+        let mut destroyed = 0;
+        for item in output.items.unwrap_or_default() {
+            let Some(key_ref) = item.get(keys::PK).and_then(|pk| pk.as_s().ok()) else { continue };
+            // The index lags the table: the table's own `until` decides.
+            let delete = self
+                .client
+                .delete_item()
+                .table_name(self.key_table())
+                .key(keys::PK, s(key_ref))
+                .condition_expression("#until <= :bound")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_values(":bound", AttributeValue::N(bound.to_string()))
+                .send();
+            match within(self.config.write_timeout, delete).await? {
+                Ok(_) => {
+                    destroyed += 1;
+                    self.forget_cached(key_ref);
+                    tracing::info!(key_ref = %key_ref, "guest data key destroyed");
+                }
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(Error::from_store(e)),
+            }
+        }
+        Ok(destroyed)
+    }
+
+    async fn read_key_item(&self, key_ref: &str) -> Result<Option<KeyItem>, Error> {
+        let get = self
+            .client
+            .get_item()
+            .table_name(self.key_table())
+            .key(keys::PK, s(key_ref))
+            .consistent_read(true)
+            .send();
+        let output = within(self.config.write_timeout, get).await?.map_err(Error::from_store)?;
+        output.item.as_ref().map(KeyItem::from_item).transpose()
+    }
+
+    async fn unwrapped(&self, encryption: &Encryption, key_ref: &str, item: &KeyItem) -> Result<Arc<DataKey>, Error> {
+        let now_ms = self.clock.now_epoch_millis();
+        if let Some(key) = encryption.cache.lock().ok().and_then(|mut c| c.get(key_ref, &item.generation, now_ms)) {
+            return Ok(key);
+        }
+        let material = encryption.wrapper.unwrap(key_ref, &item.generation, &item.wrapped).await?;
+        let key = Arc::new(DataKey::from_parts(item.generation, material.as_ref())?);
+        self.remember(encryption, key_ref, &key);
+        Ok(key)
+    }
+
+    fn forget_cached(&self, key_ref: &str) {
+        if let Some(mut cache) = self.encryption().and_then(|e| e.cache.lock().ok()) {
+            cache.forget(key_ref);
+        }
+    }
+
+    fn remember(&self, encryption: &Encryption, key_ref: &str, key: &Arc<DataKey>) {
+        if let Ok(mut cache) = encryption.cache.lock() {
+            cache.insert(key_ref, Arc::clone(key), self.clock.now_epoch_millis());
+        }
+    }
+
+    /// Creates the key table as `template.yaml` declares it (hash key only, no stream, the
+    /// sparse index of guest keys). For DynamoDB Local and tests.
+    pub async fn create_key_table(&self) -> Result<(), Error> {
+        let key = |name: &str, key_type| {
+            KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().map_err(Error::unavailable)
+        };
+        let attribute = |name: &str, kind| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().map_err(Error::unavailable)
+        };
+        let guests = GlobalSecondaryIndex::builder()
+            .index_name(GUEST_KEY_INDEX)
+            .key_schema(key("guest_keys", KeyType::Hash)?)
+            .key_schema(key("until", KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(Error::unavailable)?;
+        self.client
+            .create_table()
+            .table_name(self.key_table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(keys::PK, KeyType::Hash)?)
+            .attribute_definitions(attribute(keys::PK, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("guest_keys", ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("until", ScalarAttributeType::N)?)
+            .global_secondary_indexes(guests)
+            .send()
+            .await
+            .map_err(Error::unavailable)?;
+        Ok(())
+    }
+}
+
+/// A key reference for the logs: the kind and day, never a customer id.
+fn redacted(key_ref: &str) -> &str {
+    if key_ref.starts_with(keys::GUEST_KEY_PREFIX) {
+        key_ref
+    } else {
+        "CUST#…"
+    }
+}
+
+const _: () = assert!(GENERATION_LEN == 16);
