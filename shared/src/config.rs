@@ -1,6 +1,7 @@
 //! The configuration: every setting, read once from the environment at start-up.
 use std::time::Duration;
 
+use crate::home::HomeSource;
 use crate::keyed_hash::HashKey;
 use crate::secret::Secret;
 use crate::Error;
@@ -26,6 +27,8 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `WARM_UP` | `0` | `1`: one cheap DynamoDB call during init ([`crate::DynamoStore::warm_up`]) |
 /// | `MEMORY_MAX_FACTS` | `50` | live long-term facts kept per customer; the least recently confirmed go first |
 /// | `MEMORY_TTL_DAYS` | unset | facts expire this many days after their last confirmation; unset, empty or `0`: never |
+/// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
+/// | `AWS_REGION` | unset | this region, set by Lambda |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -60,6 +63,11 @@ pub struct Config {
     pub memory_max_facts: usize,
     /// How long a fact lives after it was last written (`MEMORY_TTL_DAYS`); `None`: for ever.
     pub memory_ttl: Option<Duration>,
+    /// This region (`AWS_REGION`).
+    pub region: Option<String>,
+    /// With several regions: which region is home to each session ([`crate::home`]); `None`
+    /// in a single-region deployment, where every session is at home everywhere.
+    pub homes: Option<HomeSource>,
 }
 
 impl Default for Config {
@@ -79,6 +87,8 @@ impl Default for Config {
             warm_up: false,
             memory_max_facts: DEFAULT_MEMORY_MAX_FACTS,
             memory_ttl: None,
+            region: None,
+            homes: None,
         }
     }
 }
@@ -117,7 +127,33 @@ impl Config {
                 None => None,
                 Some(days) => Some(Duration::from_secs(number_from(&days, "MEMORY_TTL_DAYS")?.saturating_mul(86_400))),
             },
+            region: lookup("AWS_REGION").filter(|r| !r.is_empty()),
+            homes: HomeSource::from_lookup(&lookup).map_err(Error::Config)?,
         })
+    }
+
+    /// Whether this region is home to `slot` (always, in a single-region deployment). An
+    /// unreadable home map is an error: stream work must neither run twice nor be skipped.
+    pub fn is_home(&self, slot: u8) -> Result<bool, Error> {
+        match (&self.homes, &self.region) {
+            (Some(source), Some(region)) => Ok(source.homes().map_err(Error::Config)?.home_of(slot) == region),
+            _ => Ok(true),
+        }
+    }
+
+    /// The slot of a session this region makes without one of its own (a guest's): one this
+    /// region is home to. `None` in a single-region deployment, which makes plain v4 ids.
+    pub fn local_slot(&self) -> Result<Option<u8>, Error> {
+        match (&self.homes, &self.region) {
+            (Some(source), Some(region)) => {
+                let homes = source.homes().map_err(Error::Config)?;
+                // A region every slot has moved away from still makes ids of its own slot;
+                // the forwarding layer sends no creates there.
+                let own = homes.regions.iter().position(|r| r == region).unwrap_or(0) as u8;
+                Ok(Some(homes.slot_homed_in(region).unwrap_or(own)))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
