@@ -35,6 +35,13 @@ REPLICAS=$(IFS=,; echo "${replicas[*]}") ./target/debug/replicator >.run/replica
 children+=($!)
 wait_for_port "$REPLICATION_PORT"
 
+# Every stack knows every region's API and reads the one home map (`make failover` rewrites
+# it): a request whose home is another region is forwarded there (local/src/homing.rs), and
+# stream work runs only in a session's home (tidewater::home).
+apis=()
+for n in "${!regions[@]}"; do apis+=("${regions[$n]}=http://127.0.0.1:$((API_PORT + n))"); done
+export REGION_APIS=$(IFS=,; echo "${apis[*]}") REPLICATION_URL="http://127.0.0.1:$REPLICATION_PORT"
+export HOME_MAP_FILE="${HOME_MAP_FILE:-$PWD/.run/home-map.json}"
 for n in "${!regions[@]}"; do
   region="${regions[$n]}"
   AWS_REGION="$region" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$((REGIONS_DDB_PORT + n))" RUN_DIR=".run/$region" \
