@@ -42,6 +42,8 @@ apis=()
 for n in "${!regions[@]}"; do apis+=("${regions[$n]}=http://127.0.0.1:$((API_PORT + n))"); done
 export REGION_APIS=$(IFS=,; echo "${apis[*]}") REPLICATION_URL="http://127.0.0.1:$REPLICATION_PORT"
 export HOME_MAP_FILE="${HOME_MAP_FILE:-$PWD/.run/home-map.json}"
+# Each run starts with every region home to its own slots.
+echo '{"epoch": 0, "moved": {}}' >"$HOME_MAP_FILE"
 for n in "${!regions[@]}"; do
   region="${regions[$n]}"
   AWS_REGION="$region" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$((REGIONS_DDB_PORT + n))" RUN_DIR=".run/$region" \

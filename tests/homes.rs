@@ -1,0 +1,211 @@
+//! Home regions over two replicated regions (the replicator of tests/replication.rs): a request
+//! that reaches the other region is forwarded to the session's home and answered as home
+//! answers it, before anything has replicated; stream work runs only in the home.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::Event;
+use axum::extract::{Path, State};
+use lambda_http::Body;
+use serde_json::{json, Value};
+use tidewater::home::{HomeMap, HomeSource, Homes};
+use tidewater::{keys, Config, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater_local::gateway::{issue_token, Gateway};
+use tidewater_local::homing::{self, SERVED_BY};
+use tidewater_local::mesh::Settings;
+use tidewater_local::stream::StreamRunner;
+use tidewater_local::template;
+use tidewater_tests::{default_redactor, test_config, test_hash_key, test_receipt_salt};
+use uuid::Uuid;
+
+use crate::replication::{regions, Regions, EAST, LAG, WEST};
+
+const NAMES: [&str; 2] = ["us-east-1", "eu-west-1"];
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+const SECRET: &str = "tidewater-test-gateway-secret";
+
+fn homes() -> HomeSource {
+    HomeSource::Fixed(Homes::new(&NAMES.join(","), HomeMap::default()).expect("two regions"))
+}
+
+/// `region`'s store as its functions run it: knowing the regions and which one it is.
+async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
+    let config = Config { table_name: regions.table.clone(), region: Some(NAMES[region].to_owned()), homes: Some(homes()), ..config };
+    let config = config.with_receipt_salt(test_receipt_salt()).with_hash_key(test_hash_key());
+    Arc::new(DynamoStore::new(crate::replication::client(&regions.endpoints[region]).await, config))
+}
+
+/// Lambda's invoke API for one region, running the functions this test calls in-process.
+async fn invoke(
+    State(store): State<Arc<DynamoStore>>,
+    Path(function): Path<String>,
+    event: String,
+) -> axum::Json<Value> {
+    let request = lambda_http::request::from_str(&event).expect("an API Gateway event");
+    let store = &*store;
+    let response = match function.as_str() {
+        "create-session" => create_session::handle(store, &default_redactor(), request).await,
+        "append-turn" => append_turn::handle(store, &default_redactor(), store.config(), request).await,
+        "load-context" => load_context::handle(store, request).await,
+        other => panic!("this test does not call {other}"),
+    };
+    let headers: serde_json::Map<String, Value> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or_default())))
+        .collect();
+    let body = match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    };
+    axum::Json(json!({
+        "statusCode": response.status().as_u16(), "headers": headers, "multiValueHeaders": {},
+        "isBase64Encoded": false, "cookies": [], "body": body,
+    }))
+}
+
+/// Each region's API: the local gateway in front of its functions, forwarding to the other.
+async fn apis(regions: &Regions) -> Vec<String> {
+    let mut listeners = Vec::new();
+    let mut apis = BTreeMap::new();
+    for name in NAMES {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        apis.insert(name.to_owned(), format!("http://{}", listener.local_addr().expect("its address")));
+        listeners.push(listener);
+    }
+    for (region, listener) in listeners.into_iter().enumerate() {
+        let functions = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let functions_url = format!("http://{}", functions.local_addr().expect("its address"));
+        let store = home_store(regions, region, test_config()).await;
+        let lambda = axum::Router::new()
+            .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
+            .with_state(store);
+        tokio::spawn(async move { axum::serve(functions, lambda).await });
+        let routes = template::http_routes(&template::load(TEMPLATE).expect("the template"));
+        let here = homing::Regions { here: NAMES[region].to_owned(), apis: apis.clone(), homes: homes(), replication: None };
+        let gateway = Gateway::new(routes, SECRET.into(), functions_url).with_regions(Some(here));
+        tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+    }
+    NAMES.iter().map(|name| apis[*name].clone()).collect()
+}
+
+fn token(sub: &str, groups: &[&str]) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    issue_token(sub, &groups, SECRET, Duration::from_secs(600)).expect("a token")
+}
+
+/// The items of one session in `region`'s own DynamoDB Local, as (SK, item) text.
+async fn session_items(regions: &Regions, region: usize, session: &str) -> Vec<String> {
+    let pk = format!("SESSION#{session}");
+    let mut items: Vec<String> = regions
+        .items(region)
+        .await
+        .into_iter()
+        .filter(|item| item.get("PK").and_then(|pk| pk.as_s().ok()) == Some(&pk))
+        .map(|item| format!("{:?}", item.get("SK")))
+        .collect();
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn a_session_is_appended_and_loaded_through_the_other_region_before_anything_replicates() {
+    // Given two regions whose replication is held, each API in front of its own functions,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
+    let apis = apis(&regions).await;
+    let http = reqwest::Client::new();
+    // and alice, whose home is the west, creating a session there,
+    assert_eq!(Homes::new(&NAMES.join(","), HomeMap::default()).unwrap().home_of(tidewater::home::customer_slot("alice")), NAMES[WEST]);
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    assert_eq!(tidewater::home::carried_slot(&Uuid::parse_str(&session).unwrap()), Some(tidewater::home::customer_slot("alice")));
+
+    // when she appends through the east at once, and retries it there,
+    let turn = json!({"response_id": "r1", "role": "user", "content": "Is volume 3 of Frieren in stock?"});
+    let append = |api: &str| http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send();
+    let appended = append(&apis[EAST]).await.unwrap();
+    assert_eq!(appended.headers()[SERVED_BY], NAMES[WEST]);
+    assert_eq!((appended.status().as_u16(), appended.json::<Value>().await.unwrap()["turn_index"].clone()), (201, json!(1)));
+    let retried: Value = append(&apis[EAST]).await.unwrap().json().await.unwrap();
+    assert_eq!((&retried["turn_index"], &retried["duplicate"]), (&json!(1), &json!(true)));
+
+    // then a load through the east answers exactly what the west answers, ETag included,
+    let load = |api: &str| http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send();
+    let (east, west) = (load(&apis[EAST]).await.unwrap(), load(&apis[WEST]).await.unwrap());
+    assert_eq!((east.status(), east.headers()["etag"].clone()), (west.status(), west.headers()["etag"].clone()));
+    let (east, west): (Value, Value) = (east.json().await.unwrap(), west.json().await.unwrap());
+    assert_eq!(east, west);
+    assert_eq!(east["turns"].as_array().map(Vec::len), Some(1));
+    // and the turn was written once, in the west only: the east holds nothing of the session yet;
+    let west_items = session_items(&regions, WEST, &session).await;
+    assert_eq!(west_items.iter().filter(|sk| sk.contains("TURN#")).count(), 1);
+    assert!(session_items(&regions, EAST, &session).await.is_empty());
+    // once replication resumes the east holds the same items.
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(2 * LAG).await;
+    assert_eq!(session_items(&regions, EAST, &session).await, west_items);
+
+    // And a guest's session made in the east (its id carries an east slot) is served through the west.
+    let guest = token("guest-7", &["guest"]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[EAST])).bearer_auth(&guest).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let appended = http.post(format!("{}/sessions/{session}/turns", apis[WEST])).bearer_auth(&guest).json(&turn).send().await.unwrap();
+    assert_eq!((appended.status().as_u16(), appended.headers()[SERVED_BY].to_str().unwrap()), (201, NAMES[EAST]));
+}
+
+#[tokio::test]
+async fn with_two_regions_each_window_is_summarised_once_in_the_home() {
+    // Given two regions, and a guest session made in the east (its home) with 25 turns,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let config = Config { summary_keep_recent: 0, ..test_config() };
+    let stores = [home_store(&regions, EAST, config.clone()).await, home_store(&regions, WEST, config).await];
+    let guest = tidewater::Caller::new("guest-7", ["guest"]);
+    let session = stores[EAST].create_session(&guest, NewSession::default()).await.unwrap().session_id;
+    for i in 1..=25 {
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None, item: None };
+        stores[EAST].append_turn(&guest, session, turn.validate(stores[EAST].config()).unwrap()).await.unwrap();
+    }
+    // replicated to the west, whose stream carries META with its flag set,
+    regions.after(LAG).await;
+    // when each region's stream runner drives its own summarize function,
+    let summaries = |region: usize| {
+        let session = session.to_string();
+        let regions = &regions;
+        async move {
+            session_items(regions, region, &session).await.into_iter().filter(|sk| sk.contains(keys::SUMMARY_PREFIX)).count()
+        }
+    };
+    for region in [WEST, EAST] {
+        run_stream(&regions, region, &stores[region]).await;
+    }
+    // then only the east wrote a summary, and once it has replicated both hold that one.
+    assert_eq!(summaries(WEST).await, 0, "the west saw the replicated flag and left it to the home");
+    assert_eq!(summaries(EAST).await, 1);
+    regions.after(LAG).await;
+    run_stream(&regions, WEST, &stores[WEST]).await;
+    assert_eq!((summaries(EAST).await, summaries(WEST).await), (1, 1));
+}
+
+/// Runs `region`'s stream runner over its own DynamoDB Local until it has read everything.
+async fn run_stream(regions: &Regions, region: usize, store: &Arc<DynamoStore>) {
+    let streams = tidewater_local::stream::streams_client_at(Some(regions.upstream_url(region))).await;
+    let mapping = tidewater_local::filter::StreamMapping::load(TEMPLATE, "summarize").expect("the summarize mapping");
+    let mut runner = StreamRunner::new(regions.upstreams[region].clone(), streams, &regions.table, mapping, None)
+        .expect("a runner")
+        .with_retry_delay(Duration::from_millis(10));
+    let invoke = |event: Event| {
+        let store = Arc::clone(store);
+        async move { Ok(summarize::handle(&*store, &ExtractiveSummarizer::default(), store.config(), event).await) }
+    };
+    let mut quiet = 0;
+    while quiet < 3 {
+        let read = runner.poll_once(&invoke).await.expect("a poll").read;
+        quiet = if read == 0 { quiet + 1 } else { 0 };
+    }
+}
