@@ -2,6 +2,7 @@
 //! that reaches the other region is forwarded to the session's home and answered as home
 //! answers it, before anything has replicated; stream work runs only in the home.
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,9 @@ async fn invoke(
 
 /// Each region's API: the local gateway in front of its functions, forwarding to the other.
 async fn apis(regions: &Regions) -> Vec<String> {
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let replication = format!("http://{}", control.local_addr().expect("its address"));
+    tokio::spawn(axum::serve(control, Arc::clone(&regions.replicator).control()).into_future());
     let mut listeners = Vec::new();
     let mut apis = BTreeMap::new();
     for name in NAMES {
@@ -84,8 +88,15 @@ async fn apis(regions: &Regions) -> Vec<String> {
             .with_state(store);
         tokio::spawn(async move { axum::serve(functions, lambda).await });
         let routes = template::http_routes(&template::load(TEMPLATE).expect("the template"));
-        let here = homing::Regions { here: NAMES[region].to_owned(), apis: apis.clone(), homes: homes(), replication: None };
-        let gateway = Gateway::new(routes, SECRET.into(), functions_url).with_regions(Some(here));
+        let here = homing::Regions {
+            here: NAMES[region].to_owned(),
+            apis: apis.clone(),
+            homes: homes(),
+            replication: Some(replication.clone()),
+        };
+        let gateway = Gateway::new(routes, SECRET.into(), functions_url)
+            .with_region_status(Some(format!("{replication}/regions/{}", NAMES[region])))
+            .with_regions(Some(here));
         tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
     }
     NAMES.iter().map(|name| apis[*name].clone()).collect()
@@ -157,6 +168,57 @@ async fn a_session_is_appended_and_loaded_through_the_other_region_before_anythi
     let session = created["session_id"].as_str().expect("a session id").to_owned();
     let appended = http.post(format!("{}/sessions/{session}/turns", apis[WEST])).bearer_auth(&guest).json(&turn).send().await.unwrap();
     assert_eq!((appended.status().as_u16(), appended.headers()[SERVED_BY].to_str().unwrap()), (201, NAMES[EAST]));
+}
+
+#[tokio::test]
+async fn with_the_home_down_another_region_serves_reads_marked_stale_and_refuses_appends() {
+    // Given alice's session in the west (her home) with two replicated turns and a third
+    // acknowledged while west → east was paused,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let apis = apis(&regions).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let append = |api: &str, n: u32| {
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": format!("turn {n}")});
+        http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send()
+    };
+    for n in 1..=2 {
+        assert_eq!(append(&apis[WEST], n).await.unwrap().status(), 201);
+    }
+    regions.after(LAG).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(&apis[WEST], 3).await.unwrap().status(), 201);
+    // when the west goes down,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    // then a load through the east, even a conditional one, is the east's replica: 200,
+    // marked stale, without an ETag, and missing the turn that had not replicated;
+    let load = http
+        .get(format!("{}/sessions/{session}/context", apis[EAST]))
+        .bearer_auth(&alice)
+        .header("if-none-match", "\"3\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(load.status(), 200);
+    assert_eq!(load.headers()[homing::STALE], "true");
+    assert!(load.headers().get("etag").is_none());
+    let context: Value = load.json().await.unwrap();
+    assert_eq!(context["turns"].as_array().map(Vec::len), Some(2));
+    // an append through the east is 503 with Retry-After and writes nothing,
+    let refused = append(&apis[EAST], 4).await.unwrap();
+    assert_eq!((refused.status().as_u16(), refused.headers()["retry-after"].to_str().unwrap()), (503, "1"));
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "home_unavailable");
+    // and once the west is back, the third turn reaches the east and nothing else was written.
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false)
+    });
+    regions.after(LAG).await;
+    let turns = session_items(&regions, EAST, &session).await.into_iter().filter(|sk| sk.contains("TURN#")).count();
+    assert_eq!(turns, 3);
 }
 
 #[tokio::test]
