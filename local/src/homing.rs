@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, Response};
 use serde_json::{Map, Value};
 use tidewater::home::{self, Asker, HomeSource};
 use tidewater::model::hyphenated_uuid;
+
+use crate::forward::pass_on;
 
 /// The header of a forwarded request: the region it came from.
 pub const FORWARDED_FROM: &str = "tidewater-forwarded-from";
@@ -20,9 +22,6 @@ pub const FORWARDED_FROM: &str = "tidewater-forwarded-from";
 pub const STALE: &str = "tidewater-stale";
 /// On a forwarded answer: the region that served it.
 pub const SERVED_BY: &str = "tidewater-served-by";
-
-/// Headers that belong to one connection or one host, never forwarded.
-const NOT_FORWARDED: [&str; 7] = ["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length", "host"];
 
 /// This gateway's place among the regions.
 #[derive(Debug, Clone)]
@@ -94,7 +93,7 @@ fn groups(claims: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-/// Sends the request to `api` as it came (less the per-connection headers), marked as
+/// Sends the request to `api` as it came (less the per-connection headers and `Host`), marked as
 /// forwarded from `here`, and returns the answer as it is, naming the region that served it.
 pub async fn forward(
     client: &reqwest::Client,
@@ -104,25 +103,16 @@ pub async fn forward(
     request: (&Method, &str, &HeaderMap, Bytes),
 ) -> Result<Response<Body>, reqwest::Error> {
     let (method, path_and_query, headers, body) = request;
-    let mut outgoing = HeaderMap::new();
-    for (name, value) in headers.iter().filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str())) {
-        outgoing.append(name.clone(), value.clone());
-    }
+    let mut outgoing = headers.clone();
+    // The home's own name goes in `Host`, as reqwest sets it.
+    outgoing.remove(axum::http::header::HOST);
     if let Ok(value) = HeaderValue::from_str(here) {
         outgoing.insert(FORWARDED_FROM, value);
     }
-    let answer = client.request(method.clone(), format!("{api}{path_and_query}")).headers(outgoing).body(body).send().await?;
-    let status = answer.status();
-    let headers: Vec<(HeaderName, HeaderValue)> = answer
-        .headers()
-        .iter()
-        .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    let body = answer.bytes().await?;
+    let (status, headers, body) = pass_on(client, method, &format!("{api}{path_and_query}"), outgoing, body).await?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().extend(headers);
+    *response.headers_mut() = headers;
     if let Ok(value) = HeaderValue::from_str(served_by) {
         response.headers_mut().insert(SERVED_BY, value);
     }
