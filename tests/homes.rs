@@ -69,6 +69,12 @@ async fn invoke(
 
 /// Each region's API: the local gateway in front of its functions, forwarding to the other.
 async fn apis(regions: &Regions) -> Vec<String> {
+    apis_and_stores(regions).await.0
+}
+
+/// [`apis`], and the store each region's functions use.
+async fn apis_and_stores(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
+    let mut stores = Vec::new();
     let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let replication = format!("http://{}", control.local_addr().expect("its address"));
     tokio::spawn(axum::serve(control, Arc::clone(&regions.replicator).control()).into_future());
@@ -83,6 +89,7 @@ async fn apis(regions: &Regions) -> Vec<String> {
         let functions = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let functions_url = format!("http://{}", functions.local_addr().expect("its address"));
         let store = home_store(regions, region, test_config()).await;
+        stores.push(Arc::clone(&store));
         let lambda = axum::Router::new()
             .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
             .with_state(store);
@@ -99,7 +106,7 @@ async fn apis(regions: &Regions) -> Vec<String> {
             .with_regions(Some(here));
         tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
     }
-    NAMES.iter().map(|name| apis[*name].clone()).collect()
+    (NAMES.iter().map(|name| apis[*name].clone()).collect(), stores)
 }
 
 fn token(sub: &str, groups: &[&str]) -> String {
@@ -168,6 +175,34 @@ async fn a_session_is_appended_and_loaded_through_the_other_region_before_anythi
     let session = created["session_id"].as_str().expect("a session id").to_owned();
     let appended = http.post(format!("{}/sessions/{session}/turns", apis[WEST])).bearer_auth(&guest).json(&turn).send().await.unwrap();
     assert_eq!((appended.status().as_u16(), appended.headers()[SERVED_BY].to_str().unwrap()), (201, NAMES[EAST]));
+}
+
+#[tokio::test]
+async fn a_forwarded_append_costs_the_home_what_a_home_append_costs_and_the_other_region_nothing() {
+    // Given alice's session in the west, her home,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, stores) = apis_and_stores(&regions).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let mut consumed = Vec::new();
+    // when a 1 KB turn is appended through the west and another through the east,
+    for (n, api) in [(1, &apis[WEST]), (2, &apis[EAST])] {
+        stores.iter().for_each(|store| store.reset_consumed());
+        let content: String = (0..32).map(|_| Uuid::new_v4().simple().to_string()).collect::<String>()[..1000].to_owned();
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": content});
+        let appended = http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send().await.unwrap();
+        assert_eq!(appended.status(), 201);
+        consumed.push(stores.iter().map(|store| store.consumed()).collect::<Vec<_>>());
+    }
+    // then the forwarded one cost the west what the direct one did, and the east nothing: the
+    // price of a non-home region is one cross-region HTTP round trip, and no capacity.
+    let units = |capacity: &tidewater::Capacity| (capacity.read_units, capacity.write_units);
+    assert_eq!(units(&consumed[1][WEST]), units(&consumed[0][WEST]));
+    assert!(consumed[0][WEST].write_units > 0.0);
+    assert_eq!(units(&consumed[1][EAST]), (0.0, 0.0));
 }
 
 #[tokio::test]
