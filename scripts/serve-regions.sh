@@ -27,14 +27,6 @@ fi
 
 echo "building the functions and local tools (cargo build)..."
 cargo build --locked --workspace --bins
-replicas=()
-for n in "${!regions[@]}"; do
-  replicas+=("${regions[$n]}@$((REGIONS_DDB_PORT + n))=http://127.0.0.1:$((REPLICATION_PORT + 1 + n))")
-done
-REPLICAS=$(IFS=,; echo "${replicas[*]}") ./target/debug/replicator >.run/replicator.log 2>&1 &
-children+=($!)
-wait_for_port "$REPLICATION_PORT"
-
 # Every stack knows every region's API and reads the one home map (`make failover` rewrites
 # it): a request whose home is another region is forwarded there (local/src/homing.rs), and
 # stream work runs only in a session's home (tidewater::home).
@@ -44,6 +36,14 @@ export REGION_APIS=$(IFS=,; echo "${apis[*]}") REPLICATION_URL="http://127.0.0.1
 export HOME_MAP_FILE="${HOME_MAP_FILE:-$PWD/.run/home-map.json}"
 # Each run starts with every region home to its own slots.
 echo '{"epoch": 0, "moved": {}}' >"$HOME_MAP_FILE"
+replicas=()
+for n in "${!regions[@]}"; do
+  replicas+=("${regions[$n]}@$((REGIONS_DDB_PORT + n))=http://127.0.0.1:$((REPLICATION_PORT + 1 + n))")
+done
+REPLICAS=$(IFS=,; echo "${replicas[*]}") ./target/debug/replicator >.run/replicator.log 2>&1 &
+children+=($!)
+wait_for_port "$REPLICATION_PORT"
+
 for n in "${!regions[@]}"; do
   region="${regions[$n]}"
   AWS_REGION="$region" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$((REGIONS_DDB_PORT + n))" RUN_DIR=".run/$region" \
