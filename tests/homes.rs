@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{HomeMap, HomeSource, Homes};
-use tidewater::{keys, Config, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{keys, Config, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
@@ -305,4 +305,35 @@ async fn run_stream(regions: &Regions, region: usize, store: &Arc<DynamoStore>) 
         let read = runner.poll_once(&invoke).await.expect("a poll").read;
         quiet = if read == 0 { quiet + 1 } else { 0 };
     }
+}
+
+#[tokio::test]
+async fn a_purge_in_the_home_leaves_nothing_of_the_customer_in_the_other_region_once_replication_settles() {
+    // Given alice (home: the west) with a session whose first turns reached the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: LAG.as_micros() as i64, skew: vec![] }).await;
+    let west = home_store(&regions, WEST, test_config()).await;
+    let alice = tidewater_tests::alice();
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let append = |n: u32| {
+        let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
+        let west = Arc::clone(&west);
+        let alice = alice.clone();
+        async move { west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap() }
+    };
+    append(1).await;
+    append(2).await;
+    regions.after(3 * LAG).await;
+    assert!(!session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    // and a third turn acknowledged in the west while west → east is paused,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    append(3).await;
+    // when the west purges her and answers its receipt,
+    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 1);
+    // then, once replication resumes and settles, the east holds exactly what the west holds:
+    // the receipt and nothing of her sessions, the late third turn included.
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
 }
