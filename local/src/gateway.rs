@@ -155,7 +155,7 @@ impl Gateway {
     }
 
     /// Where a request in `slot` is served: here when this region is home (or any region may
-    /// serve it); else forwarded to its home, once; while the home is down or unreachable a
+    /// serve it and this one is home to some slot); else forwarded to its home, once; while the home is down or unreachable a
     /// read is served here (stale) and anything else is 503 with `Retry-After`.
     async fn away_from_home(
         &self,
@@ -166,14 +166,21 @@ impl Gateway {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Away {
-        let Some(slot) = slot else { return Away::Home };
-        let home = match regions.homes.homes() {
-            Ok(homes) => homes.home_of(slot).to_owned(),
+        let homes = match regions.homes.homes() {
+            Ok(homes) => homes,
             Err(message) => {
                 eprintln!("gateway: the home map: {message}");
                 return Away::Answered(unavailable("home_unknown", "the home map cannot be read"));
             }
         };
+        // A request any region may serve is served here, unless a failover moved every slot of
+        // this region away: then it goes where they went, so that nothing is made here.
+        let moved_away = || {
+            let own = homes.regions.iter().position(|region| *region == regions.here)?;
+            homes.slot_homed_in(&regions.here).is_none().then_some(own as u8)
+        };
+        let Some(slot) = slot.or_else(moved_away) else { return Away::Home };
+        let home = homes.home_of(slot).to_owned();
         if home == regions.here {
             return Away::Home;
         }

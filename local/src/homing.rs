@@ -199,6 +199,10 @@ mod served {
     /// Two regions, `east` and `west`, each knowing the other's API, and a replicator
     /// stand-in that says `down` are down.
     async fn two_regions(down: &'static [&'static str]) -> (Region, Region) {
+        two_regions_with(down, HomeMap::default()).await
+    }
+
+    async fn two_regions_with(down: &'static [&'static str], map: HomeMap) -> (Region, Region) {
         let (replicator, replication) = listener().await;
         let status = axum::Router::new().route(
             "/regions/{region}",
@@ -225,8 +229,9 @@ mod served {
             let routes = vec![
                 Route { method: "POST".into(), path: "/sessions/{id}/turns".into(), function: "append-turn".into() },
                 Route { method: "GET".into(), path: "/sessions/{id}/context".into(), function: "load-context".into() },
+                Route { method: "POST".into(), path: "/sessions".into(), function: "create-session".into() },
             ];
-            let homes = HomeSource::Fixed(Homes::new(&format!("{EAST},{WEST}"), HomeMap::default()).unwrap());
+            let homes = HomeSource::Fixed(Homes::new(&format!("{EAST},{WEST}"), map.clone()).unwrap());
             let here = Regions { here: name.to_owned(), apis: apis.clone(), homes, replication: Some(replication.clone()) };
             let gateway = Gateway::new(routes, "s3cret".into(), functions).with_regions(Some(here));
             tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
@@ -270,6 +275,23 @@ mod served {
         assert_eq!(bounced.status(), 503);
         assert_eq!(bounced.json::<Value>().await.unwrap()["code"], "home_moved");
         assert_eq!((east.invocations.load(Ordering::SeqCst), west.invocations.load(Ordering::SeqCst)), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_guest_session_is_made_where_it_lands_unless_every_slot_of_that_region_moved_away() {
+        let client = reqwest::Client::new();
+        let create = |api: String| client.post(format!("{api}/sessions")).bearer_auth(token()).body("{}").send();
+        // Given two regions, a guest's create is made where it lands;
+        let (east, _west) = two_regions(&[]).await;
+        let made = create(east.api.clone()).await.unwrap();
+        assert!(made.headers().get(SERVED_BY).is_none());
+        assert_eq!(east.invocations.load(Ordering::SeqCst), 1);
+        // but after a failover moved the east's slots to the west, it is made in the west.
+        let moved = HomeMap { epoch: 1, moved: BTreeMap::from([(EAST.to_owned(), WEST.to_owned())]) };
+        let (east, west) = two_regions_with(&[], moved).await;
+        let made = create(east.api.clone()).await.unwrap();
+        assert_eq!(made.headers()[SERVED_BY], WEST);
+        assert_eq!((east.invocations.load(Ordering::SeqCst), west.invocations.load(Ordering::SeqCst)), (0, 1));
     }
 
     #[tokio::test]
