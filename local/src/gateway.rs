@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::apigw::{request_event, HttpRequest};
-use crate::homing::{forward, marked_stale, request_slot, Regions, FORWARDED_FROM};
+use crate::homing::{fenced, forward, marked_stale, request_slot, Regions, FORWARDED_FROM};
 use crate::template::{find_route, Route};
 
 pub const ISSUER: &str = "tidewater-local";
@@ -117,9 +117,13 @@ impl Gateway {
         if let Some(regions) = &self.regions {
             let slot = request_slot(&route.path, &path_parameters, &claims, &body);
             match self.away_from_home(regions, slot, &method, &uri, &headers, &body).await {
-                Away::Home => {}
+                Away::Home if !fenced(regions, &route.path, &path_parameters) => {}
+                Away::Home if method != Method::GET => {
+                    return unavailable("session_fenced", "this session's last writes are in a region that is down; retry once it is back");
+                }
                 Away::Answered(response) => return response,
-                Away::HomeUnreachable => {
+                // A fenced session read here lacks what its old home has not delivered yet.
+                Away::Home | Away::HomeUnreachable => {
                     // Served from this region's replica, marked, and never revalidated as complete.
                     headers.remove(header::IF_NONE_MATCH);
                     stale = true;

@@ -84,6 +84,20 @@ pub fn request_slot(route_path: &str, parameters: &[(String, String)], claims: &
     None
 }
 
+/// Whether a request is on a session a failover fenced (`tidewater::home::HomeMap::fenced`):
+/// its home writes nothing of it until the old home's writes have arrived. An unreadable map
+/// fences nothing here; the home map's readers fail on it on their own.
+pub fn fenced(regions: &Regions, route_path: &str, parameters: &[(String, String)]) -> bool {
+    if !route_path.starts_with("/sessions/{id}") {
+        return false;
+    }
+    let id = parameters.iter().find(|(name, _)| name == "id").and_then(|(_, id)| hyphenated_uuid(id));
+    match (id, regions.homes.homes()) {
+        (Some(id), Ok(homes)) => homes.map.is_fenced(&id),
+        _ => false,
+    }
+}
+
 /// `cognito:groups` as the local authorizer's token carries it: an array, or one name.
 fn groups(claims: &Map<String, Value>) -> Vec<String> {
     match claims.get("cognito:groups") {
@@ -287,11 +301,29 @@ mod served {
         assert!(made.headers().get(SERVED_BY).is_none());
         assert_eq!(east.invocations.load(Ordering::SeqCst), 1);
         // but after a failover moved the east's slots to the west, it is made in the west.
-        let moved = HomeMap { epoch: 1, moved: BTreeMap::from([(EAST.to_owned(), WEST.to_owned())]) };
+        let moved = HomeMap { epoch: 1, moved: BTreeMap::from([(EAST.to_owned(), WEST.to_owned())]), ..HomeMap::default() };
         let (east, west) = two_regions_with(&[], moved).await;
         let made = create(east.api.clone()).await.unwrap();
         assert_eq!(made.headers()[SERVED_BY], WEST);
         assert_eq!((east.invocations.load(Ordering::SeqCst), west.invocations.load(Ordering::SeqCst)), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_fenced_session_is_written_nowhere_and_read_marked_stale_in_its_home() {
+        // Given a session of the east that a failover fenced,
+        let session = east_session();
+        let map = HomeMap { fenced: BTreeMap::from([(session.clone(), WEST.to_owned())]), ..HomeMap::default() };
+        let (east, west) = two_regions_with(&[], map).await;
+        let client = reqwest::Client::new();
+        // when an append and a load reach the west,
+        let append = client.post(format!("{}/sessions/{session}/turns", west.api)).bearer_auth(token()).send().await.unwrap();
+        let load = client.get(format!("{}/sessions/{session}/context", west.api)).bearer_auth(token()).send().await.unwrap();
+        // then the east refuses the append and serves the load marked stale, without an ETag.
+        assert_eq!((append.status().as_u16(), append.headers()["retry-after"].to_str().unwrap()), (503, "1"));
+        assert_eq!(append.json::<Value>().await.unwrap()["code"], "session_fenced");
+        assert_eq!((load.headers()[STALE].to_str().unwrap(), load.headers()[SERVED_BY].to_str().unwrap()), ("true", EAST));
+        assert!(load.headers().get("etag").is_none());
+        assert_eq!((east.invocations.load(Ordering::SeqCst), west.invocations.load(Ordering::SeqCst)), (1, 0));
     }
 
     #[tokio::test]

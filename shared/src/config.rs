@@ -141,6 +141,14 @@ impl Config {
         }
     }
 
+    /// Whether writes to `session` wait for a failover's old home ([`crate::home::HomeMap::fenced`]).
+    pub fn is_fenced(&self, session: &uuid::Uuid) -> Result<bool, Error> {
+        match &self.homes {
+            Some(source) => Ok(source.homes().map_err(Error::Config)?.map.is_fenced(session)),
+            None => Ok(false),
+        }
+    }
+
     /// The slot of a session this region makes without one of its own (a guest's): one this
     /// region is home to. `None` in a single-region deployment, which makes plain v4 ids.
     pub fn local_slot(&self) -> Result<Option<u8>, Error> {

@@ -85,6 +85,18 @@ pub struct HomeMap {
     /// A region whose slots now belong to another: from → to.
     #[serde(default)]
     pub moved: BTreeMap<String, String>,
+    /// Sessions a failover moved while their old home had writes the new one lacked: session
+    /// id → the old home. Nothing writes them until those writes have arrived, so that a late
+    /// write of the old home never meets a new one on the same key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fenced: BTreeMap<String, String>,
+}
+
+impl HomeMap {
+    /// Whether writes to `session` wait for its old home's writes to arrive.
+    pub fn is_fenced(&self, session: &Uuid) -> bool {
+        self.fenced.contains_key(&session.hyphenated().to_string())
+    }
 }
 
 /// The regions and their home map: everything needed to name a slot's home.
@@ -250,6 +262,9 @@ mod tests {
         let fixed = HomeSource::from_lookup(env(&[("REGIONS", "a,b"), ("HOME_MAP", r#"{"epoch":3,"moved":{"a":"b"}}"#)]));
         let homes = fixed.unwrap().unwrap().homes().unwrap();
         assert_eq!((homes.map.epoch, homes.home_of(0)), (3, "b"));
+        assert!(!homes.map.is_fenced(&Uuid::nil()));
+        let fenced: HomeMap = serde_json::from_str(r#"{"fenced":{"00000000-0000-0000-0000-000000000000":"a"}}"#).unwrap();
+        assert!(fenced.is_fenced(&Uuid::nil()));
         assert!(HomeSource::from_lookup(env(&[("REGIONS", "a"), ("HOME_MAP", "{")])).is_err());
 
         let path = std::env::temp_dir().join(format!("home-{}.json", Uuid::new_v4()));

@@ -107,14 +107,15 @@ struct Owner {
 /// Whether this region is home to the session of a META record, so that the summary and the
 /// facts are written once, where the session's writes happen, and never from a replicated
 /// copy of META in another region ([`tidewater::home`]). Always, in a single-region
-/// deployment. A home map that cannot be read is an error: the record is reported and
+/// deployment; never while a failover fences the session. A home map that cannot be read is an error: the record is reported and
 /// retried, never summarised in two regions nor skipped.
 pub fn at_home(config: &Config, record: &EventRecord, session_id: &Uuid) -> Result<bool, Error> {
     let slot = match serde_dynamo::from_item::<_, Owner>(record.change.new_image.clone()) {
         Ok(owner) if !owner.guest => home::customer_slot(&owner.owner_id),
         _ => home::id_slot(session_id),
     };
-    config.is_home(slot)
+    // A session a failover fenced is written by nothing until its old home's writes arrive.
+    Ok(config.is_home(slot)? && !config.is_fenced(session_id)?)
 }
 
 /// What summarising one session did.

@@ -3,6 +3,14 @@
 //! `make failover` calls), and measures the RPO of the move, the items `from` acknowledged
 //! that `to` lacks at that moment. When a region comes back up, the same list, for every other
 //! region, is what it returns with ([`Replicator::unreplicated_from`]).
+//!
+//! **The fence.** Every session with such an item is fenced in the home map (`fenced`): its new
+//! home writes nothing of it (the gateway answers 503 `session_fenced` to a write and serves a
+//! read marked stale; the summarize function skips it) until the old home is up and has
+//! delivered all of it ([`Replicator::lift_fences`]). So a late write of the old home never
+//! meets a new write on the same key, and no acknowledged turn is overwritten or dropped.
+//! Customers' partitions (registry, ledger, memory) are not fenced: they are named by a salted
+//! hash the replicator cannot tie to a customer.
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -25,6 +33,8 @@ pub struct Unreplicated {
 pub struct Failover {
     pub epoch: u64,
     pub moved: BTreeMap<String, String>,
+    /// The sessions fenced until their writes from `from` have arrived.
+    pub fenced: usize,
     /// What `from` had acknowledged and `to` lacked when the move was made.
     pub unreplicated: Unreplicated,
 }
@@ -62,12 +72,52 @@ impl Replicator {
         };
         let mut homes = Homes::new(&names, map).ok_or_else(|| FailoverError::HomeMap("no regions".into()))?;
         homes.fail_over(from, to);
-        // Measured before the new map is visible, so no write under it is counted.
-        let unreplicated = self.unreplicated(from_region, to_region);
-        let text = serde_json::to_string(&homes.map).map_err(|e| FailoverError::HomeMap(e.to_string()))?;
-        let written = path.with_extension("json.new");
-        std::fs::write(&written, text).and_then(|()| std::fs::rename(&written, &path)).map_err(|e| FailoverError::HomeMap(e.to_string()))?;
-        Ok(Failover { epoch: homes.map.epoch, moved: homes.map.moved, unreplicated })
+        // Measured before the new map is visible, so no write under it is counted; every
+        // session with such a write is fenced until it has arrived.
+        let keys = self.mesh().unreplicated(from_region, to_region);
+        for session in keys.iter().filter_map(session_of) {
+            homes.map.fenced.insert(session, from.to_owned());
+        }
+        write_map(&path, &homes.map)?;
+        if !homes.map.fenced.is_empty() {
+            self.fences.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let unreplicated = Unreplicated { items: keys.len(), turns: keys.iter().filter_map(turn_key).collect() };
+        Ok(Failover { epoch: homes.map.epoch, moved: homes.map.moved, fenced: homes.map.fenced.len(), unreplicated })
+    }
+
+    /// Lifts the fence of every session whose old home is up and has nothing of it left to
+    /// deliver. Called after each round of deliveries while any fence stands.
+    pub fn lift_fences(&self) {
+        if !self.fences.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(path) = self.home_map.lock().ok().and_then(|path| path.clone()) else { return };
+        let Some(mut map) = std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str::<HomeMap>(&text).ok()) else {
+            return;
+        };
+        let (waiting, down) = {
+            let mesh = self.mesh();
+            let regions = mesh.regions().len();
+            let mut waiting = std::collections::BTreeSet::new();
+            for (from, to) in (0..regions).flat_map(|from| (0..regions).map(move |to| (from, to))).filter(|(from, to)| from != to) {
+                waiting.extend(mesh.unreplicated(from, to).iter().filter_map(session_of));
+            }
+            let down: Vec<String> =
+                mesh.regions().iter().enumerate().filter(|(region, _)| mesh.is_down(*region)).map(|(_, name)| name.clone()).collect();
+            (waiting, down)
+        };
+        let before = map.fenced.len();
+        map.fenced.retain(|session, old_home| waiting.contains(session) || down.contains(old_home));
+        if map.fenced.len() != before {
+            println!("replicator: lifted {} fences, {} remain", before - map.fenced.len(), map.fenced.len());
+            if write_map(&path, &map).is_err() {
+                return;
+            }
+        }
+        if map.fenced.is_empty() {
+            self.fences.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     /// What `region` has written that each other region still lacks, by region name.
@@ -80,6 +130,20 @@ impl Replicator {
         let keys = self.mesh().unreplicated(from, to);
         Unreplicated { items: keys.len(), turns: keys.iter().filter_map(turn_key).collect() }
     }
+}
+
+/// Writes the home map whole, so that no reader sees half of it.
+fn write_map(path: &std::path::Path, map: &HomeMap) -> Result<(), FailoverError> {
+    let text = serde_json::to_string(map).map_err(|e| FailoverError::HomeMap(e.to_string()))?;
+    let written = path.with_extension("json.new");
+    std::fs::write(&written, text).and_then(|()| std::fs::rename(&written, path)).map_err(|e| FailoverError::HomeMap(e.to_string()))
+}
+
+/// The session id of an item key in a session's partition.
+fn session_of(key: &ItemKey) -> Option<String> {
+    let attributes: serde_json::Value = serde_json::from_str(&key.key).ok()?;
+    let id = tidewater::keys::session_id_from_pk(attributes["PK"]["S"].as_str()?)?;
+    Some(id.hyphenated().to_string())
 }
 
 /// `PK SK` of an item key that names a turn.
@@ -98,13 +162,15 @@ mod tests {
     use crate::mesh::{Mesh, Settings};
     use crate::replicator::Replica;
 
+    const SESSION: &str = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f";
+
     fn item(sort_key: &str) -> ItemKey {
-        let key = json!({"PK": {"S": "SESSION#s"}, "SK": {"S": sort_key}});
+        let key = json!({"PK": {"S": format!("SESSION#{SESSION}")}, "SK": {"S": sort_key}});
         ItemKey::new("t", key.as_object().unwrap())
     }
 
     #[test]
-    fn a_failover_rewrites_the_home_map_under_a_new_epoch_and_counts_the_turns_the_new_home_lacks() {
+    fn a_failover_rewrites_the_home_map_under_a_new_epoch_counts_the_turns_the_new_home_lacks_and_fences_them() {
         // Given two regions, east → west paused, and a turn with its META acknowledged in the east,
         let names = vec!["us-east-1".to_owned(), "eu-west-1".to_owned()];
         let replicas = names.iter().map(|name| Replica { name: name.clone(), upstream: "http://127.0.0.1:1".into() });
@@ -122,9 +188,23 @@ mod tests {
         assert_eq!((failover.epoch, failover.moved["us-east-1"].as_str()), (1, "eu-west-1"));
         let map: HomeMap = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(map.epoch, 1);
-        assert_eq!(failover.unreplicated, Unreplicated { items: 2, turns: vec!["SESSION#s TURN#0000000001".into()] });
-        // the east, returning, reports the same, and failing back raises the epoch again.
-        assert_eq!(replicator.unreplicated_from(0)["eu-west-1"].turns.len(), 1);
+        let turn = format!("SESSION#{SESSION} TURN#0000000001");
+        assert_eq!(failover.unreplicated, Unreplicated { items: 2, turns: vec![turn] });
+        // the session is fenced until the east's writes have arrived, however long that takes,
+        assert_eq!((failover.fenced, map.fenced[SESSION].as_str()), (1, "us-east-1"));
+        replicator.lift_fences();
+        assert_eq!(replicator.unreplicated_from(0)["eu-west-1"].turns.len(), 1, "the east returns with it");
+        let read_map = || serde_json::from_str::<HomeMap>(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(read_map().fenced.len(), 1);
+        replicator.with_mesh(|mesh| {
+            mesh.pause(None, None, false);
+            for delivery in mesh.due(i64::MAX / 2) {
+                mesh.applied(&delivery);
+            }
+        });
+        replicator.lift_fences();
+        assert!(read_map().fenced.is_empty(), "lifted once delivered");
+        // and failing back raises the epoch again.
         assert_eq!(replicator.fail_over("eu-west-1", "us-east-1").unwrap().epoch, 2);
         assert!(matches!(replicator.fail_over("us-east-1", "us-east-1"), Err(FailoverError::SameRegion)));
         assert!(matches!(replicator.fail_over("us-east-1", "mars"), Err(FailoverError::UnknownRegion(_))));

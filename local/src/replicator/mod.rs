@@ -86,6 +86,8 @@ pub struct Replicator {
     clock: Clock,
     /// The home map file `POST /failover` rewrites (`HOME_MAP_FILE`), when there is one.
     home_map: Mutex<Option<std::path::PathBuf>>,
+    /// Whether the home map may hold fences to lift ([`failover`]).
+    fences: std::sync::atomic::AtomicBool,
 }
 
 /// A replicator call to DynamoDB that failed.
@@ -118,6 +120,7 @@ impl Replicator {
             client,
             clock,
             home_map: Mutex::new(None),
+            fences: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -310,6 +313,7 @@ impl Replicator {
             }
         });
         futures::future::join_all(writes).await;
+        self.lift_fences();
     }
 
     async fn apply(&self, delivery: &Delivery) {
