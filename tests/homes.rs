@@ -32,7 +32,11 @@ fn homes() -> HomeSource {
 
 /// `region`'s store as its functions run it: knowing the regions and which one it is.
 async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
-    let config = Config { table_name: regions.table.clone(), region: Some(NAMES[region].to_owned()), homes: Some(homes()), ..config };
+    home_store_with(regions, region, config, homes()).await
+}
+
+async fn home_store_with(regions: &Regions, region: usize, config: Config, homes: HomeSource) -> Arc<DynamoStore> {
+    let config = Config { table_name: regions.table.clone(), region: Some(NAMES[region].to_owned()), homes: Some(homes), ..config };
     let config = config.with_receipt_salt(test_receipt_salt()).with_hash_key(test_hash_key());
     Arc::new(DynamoStore::new(crate::replication::client(&regions.endpoints[region]).await, config))
 }
@@ -74,6 +78,11 @@ async fn apis(regions: &Regions) -> Vec<String> {
 
 /// [`apis`], and the store each region's functions use.
 async fn apis_and_stores(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
+    apis_with(regions, homes()).await
+}
+
+/// [`apis_and_stores`] with the home map from `homes`.
+async fn apis_with(regions: &Regions, homes: HomeSource) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
     let mut stores = Vec::new();
     let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let replication = format!("http://{}", control.local_addr().expect("its address"));
@@ -88,7 +97,7 @@ async fn apis_and_stores(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore
     for (region, listener) in listeners.into_iter().enumerate() {
         let functions = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let functions_url = format!("http://{}", functions.local_addr().expect("its address"));
-        let store = home_store(regions, region, test_config()).await;
+        let store = home_store_with(regions, region, test_config(), homes.clone()).await;
         stores.push(Arc::clone(&store));
         let lambda = axum::Router::new()
             .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
@@ -98,7 +107,7 @@ async fn apis_and_stores(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore
         let here = homing::Regions {
             here: NAMES[region].to_owned(),
             apis: apis.clone(),
-            homes: homes(),
+            homes: homes.clone(),
             replication: Some(replication.clone()),
         };
         let gateway = Gateway::new(routes, SECRET.into(), functions_url)
@@ -336,4 +345,68 @@ async fn a_purge_in_the_home_leaves_nothing_of_the_customer_in_the_other_region_
     regions.after(3 * LAG).await;
     assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+}
+
+#[tokio::test]
+async fn after_a_failover_no_acknowledged_turn_is_lost_or_overwritten_and_the_returning_region_is_reported() {
+    // Given the regions reading one home map file that the replicator rewrites,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let (apis, _stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let create = || async {
+        let created: Value =
+            http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+        created["session_id"].as_str().expect("a session id").to_owned()
+    };
+    let append = |api: &str, session: &str, n: u32| {
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": format!("turn {n}")});
+        http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send()
+    };
+    // and alice (home: the west) with two sessions whose first two turns replicated,
+    let (session, quiet) = (create().await, create().await);
+    for n in 1..=2 {
+        assert_eq!(append(&apis[WEST], &session, n).await.unwrap().status(), 201);
+    }
+    regions.after(LAG).await;
+    // and a third turn acknowledged while west → east was paused, just before the west fails,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(&apis[WEST], &session, 3).await.unwrap().status(), 201);
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    // when the west's sessions fail over to the east,
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    // then the RPO is that one turn, and its session is fenced in the east: no write, reads marked stale;
+    assert_eq!((failover.epoch, failover.unreplicated.turns.len(), failover.fenced), (1, 1, 1));
+    let refused = append(&apis[EAST], &session, 4).await.unwrap();
+    assert_eq!((refused.status().as_u16(), refused.json::<Value>().await.unwrap()["code"].clone()), (503, json!("session_fenced")));
+    let load = http.get(format!("{}/sessions/{session}/context", apis[EAST])).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(load.headers()[homing::STALE], "true");
+    assert_eq!(load.json::<Value>().await.unwrap()["turns"].as_array().map(Vec::len), Some(2));
+    // while her other session, which lacked nothing, is written in its new home at once;
+    let moved = append(&apis[EAST], &quiet, 1).await.unwrap();
+    assert_eq!((moved.status().as_u16(), moved.headers().get(SERVED_BY).is_none()), (201, true));
+    // when the west returns it is reported with the turn, which is then delivered and the fence lifted,
+    let returned = regions.replicator.unreplicated_from(WEST);
+    assert_eq!(returned[NAMES[EAST]].turns, failover.unreplicated.turns);
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(LAG).await;
+    // and the session goes on in the east from the true count: nothing lost, overwritten or doubled.
+    let appended: Value = append(&apis[EAST], &session, 4).await.unwrap().json().await.unwrap();
+    assert_eq!(appended["turn_index"], 4);
+    let retried: Value = append(&apis[EAST], &session, 3).await.unwrap().json().await.unwrap();
+    assert_eq!((&retried["turn_index"], &retried["duplicate"]), (&json!(3), &json!(true)));
+    regions.after(LAG).await;
+    for api in &apis {
+        let context: Value =
+            http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send().await.unwrap().json().await.unwrap();
+        let contents: Vec<&str> = context["turns"].as_array().unwrap().iter().filter_map(|t| t["content"].as_str()).collect();
+        assert_eq!(contents, ["turn 1", "turn 2", "turn 3", "turn 4"], "{api}");
+    }
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    let _ = std::fs::remove_file(path);
 }
