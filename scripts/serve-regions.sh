@@ -27,6 +27,24 @@ fi
 
 echo "building the functions and local tools (cargo build)..."
 cargo build --locked --workspace --bins
+# Every stack knows every region's API and reads the one home map (`make failover` rewrites
+# it): a request whose home is another region is forwarded there (local/src/homing.rs), and
+# stream work runs only in a session's home (tidewater::home).
+apis=()
+for n in "${!regions[@]}"; do apis+=("${regions[$n]}=http://127.0.0.1:$((API_PORT + n))"); done
+export REGION_APIS=$(IFS=,; echo "${apis[*]}") REPLICATION_URL="http://127.0.0.1:$REPLICATION_PORT"
+export HOME_MAP_FILE="${HOME_MAP_FILE:-$PWD/.run/home-map.json}"
+# One token secret for every region's gateway, since a forwarded request carries its token to
+# the home; written where `make token API_PORT=<any region's port>` reads it, owner-only.
+if [ -z "${LOCAL_JWT_SECRET:-}" ]; then
+  LOCAL_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+fi
+export LOCAL_JWT_SECRET
+for n in "${!regions[@]}"; do
+  (umask 077; printf '%s' "$LOCAL_JWT_SECRET" >".run/gateway-$((API_PORT + n)).secret")
+done
+# Each run starts with every region home to its own slots.
+echo '{"epoch": 0, "moved": {}}' >"$HOME_MAP_FILE"
 replicas=()
 for n in "${!regions[@]}"; do
   replicas+=("${regions[$n]}@$((REGIONS_DDB_PORT + n))=http://127.0.0.1:$((REPLICATION_PORT + 1 + n))")

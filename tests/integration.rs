@@ -12,6 +12,7 @@ mod erasure;
 mod export_turns;
 mod fault_proxy;
 mod guest_purge;
+mod homes;
 mod janitor;
 mod keyed_hashes;
 mod lifecycle;

@@ -17,9 +17,9 @@ use tidewater::{NewSession, SessionCreator, ContextLoader};
 use tidewater_tests::{alice, api_request, body_json, default_redactor, newest, test_config, test_hash_key, test_receipt_salt};
 use uuid::Uuid;
 
-const LAG: Duration = Duration::from_secs(1);
-const EAST: usize = 0;
-const WEST: usize = 1;
+pub(crate) const LAG: Duration = Duration::from_secs(1);
+pub(crate) const EAST: usize = 0;
+pub(crate) const WEST: usize = 1;
 
 /// A DynamoDB Local of the test's own, from the jar `scripts/with-dynamodb.sh` runs; stopped
 /// when dropped.
@@ -67,23 +67,23 @@ impl Drop for SecondDynamoDb {
 
 /// Two regions, each a DynamoDB Local behind the replicator's proxy, with one table; the
 /// replicator (deliveries run by the test), its clock, and a client for each region.
-struct Regions {
-    replicator: Arc<Replicator>,
-    clock: Clock,
-    clients: [Client; 2],
-    upstreams: [Client; 2],
+pub(crate) struct Regions {
+    pub(crate) replicator: Arc<Replicator>,
+    pub(crate) clock: Clock,
+    pub(crate) clients: [Client; 2],
+    pub(crate) upstreams: [Client; 2],
     /// The regions' DynamoDB endpoints (the replicator's proxies).
-    endpoints: Vec<String>,
-    table: String,
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) table: String,
     _west: SecondDynamoDb,
 }
 
-async fn client(endpoint: &str) -> Client {
+pub(crate) async fn client(endpoint: &str) -> Client {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
     Client::new(&shared)
 }
 
-async fn regions(settings: Settings) -> Regions {
+pub(crate) async fn regions(settings: Settings) -> Regions {
     let east = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with `make test`");
     let west = SecondDynamoDb::start().await;
     let names = vec!["us-east-1".to_owned(), "eu-west-1".to_owned()];
@@ -118,19 +118,19 @@ async fn regions(settings: Settings) -> Regions {
 
 impl Regions {
     /// The tidewater store of `region`, on its endpoint.
-    async fn store(&self, region: usize) -> DynamoStore {
+    pub(crate) async fn store(&self, region: usize) -> DynamoStore {
         let config = Config { table_name: self.table.clone(), ..test_config() };
         let config = config.with_receipt_salt(test_receipt_salt()).with_hash_key(test_hash_key());
         DynamoStore::new(client(&self.endpoints[region]).await, config)
     }
 
     /// Moves the replicator's clock by `by` and writes whatever is then due.
-    async fn after(&self, by: Duration) {
+    pub(crate) async fn after(&self, by: Duration) {
         self.clock.advance(by);
         self.replicator.deliver_due().await;
     }
 
-    async fn items(&self, region: usize) -> Vec<HashMap<String, AttributeValue>> {
+    pub(crate) async fn items(&self, region: usize) -> Vec<HashMap<String, AttributeValue>> {
         let scan = self.upstreams[region].scan().table_name(&self.table).consistent_read(true).send().await;
         let mut items = scan.expect("scan").items.unwrap_or_default();
         items.sort_by_key(|item| format!("{:?}", item.get("SK")));
@@ -165,7 +165,7 @@ impl Regions {
         events
     }
 
-    fn upstream_url(&self, region: usize) -> String {
+    pub(crate) fn upstream_url(&self, region: usize) -> String {
         match region {
             EAST => std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default(),
             _ => self._west.url.clone(),

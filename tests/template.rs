@@ -273,8 +273,50 @@ fn every_log_group_keeps_logs_for_the_retention_parameter() {
 fn the_table_cannot_be_deleted_by_accident() {
     let template = project_template();
     let table = resource(&template, "SessionsTable");
-    assert_eq!(table["Properties"]["DeletionProtectionEnabled"].as_bool(), Some(true));
     assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    for replica in replicas(table) {
+        assert_eq!(replica["DeletionProtectionEnabled"].as_bool(), Some(true), "{replica:?}");
+        assert_eq!(replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    }
+}
+
+/// The replicas of the global table, the optional second one (inside `!If`) included.
+fn replicas(table: &serde_yaml::Value) -> Vec<&serde_yaml::Value> {
+    let listed = table["Properties"]["Replicas"].as_sequence().expect("a global table lists its replicas");
+    listed
+        .iter()
+        .map(|replica| match replica {
+            serde_yaml::Value::Tagged(tagged) => &tagged.value[1],
+            plain => plain,
+        })
+        .collect()
+}
+
+#[test]
+fn the_table_is_a_global_table_in_eventual_mode_with_every_feature_of_the_single_region_one() {
+    let template = project_template();
+    let table = resource(&template, "SessionsTable");
+    let properties = &table["Properties"];
+    // MREC: MRSC has no transactions and no TTL, and would need MultiRegionConsistency: STRONG.
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::GlobalTable"));
+    assert!(properties.get("MultiRegionConsistency").is_none_or(|mode| mode.as_str() == Some("EVENTUAL")));
+    assert_eq!(properties["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(properties["StreamSpecification"]["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
+    assert_eq!(properties["TimeToLiveSpecification"]["AttributeName"].as_str(), Some("ttl"));
+    assert_eq!(properties["GlobalSecondaryIndexes"][0]["IndexName"].as_str(), Some("GSI1"));
+    assert_eq!(properties["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    // One replica in the stack's region, and a second from the ReplicaRegion parameter.
+    let regions: Vec<String> = replicas(table).iter().map(|replica| spelled(&replica["Region"])).collect();
+    assert_eq!(regions, ["!Ref AWS::Region", "!Ref ReplicaRegion"]);
+    // A stack that does not own the table reads its own replica's stream.
+    for (id, properties, _) in template::functions(&template) {
+        for (_, event) in properties.get("Events").and_then(|e| e.as_mapping()).into_iter().flatten() {
+            if event["Type"].as_str() == Some("DynamoDB") {
+                let stream = spelled(&event["Properties"]["Stream"]);
+                assert!(stream.contains("OwnsTable") && stream.contains("TableStreamArn"), "{id}: {stream}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::apigw::{request_event, HttpRequest};
+use crate::homing::{fenced, forward, marked_stale, request_slot, Regions, FORWARDED_FROM};
 use crate::template::{find_route, Route};
 
 pub const ISSUER: &str = "tidewater-local";
@@ -36,12 +37,15 @@ pub struct Gateway {
     /// With `make run REGIONS=...`: the replicator's `GET /regions/<region>` for this gateway's
     /// region. While it answers `"down": true`, every request is answered 503.
     pub region_status: Option<String>,
+    /// With `make run REGIONS=...`: the other regions, and which one is home to a request.
+    /// A request whose home is elsewhere is forwarded there ([`crate::homing`]).
+    pub regions: Option<Regions>,
 }
 
 impl Gateway {
     pub fn new(routes: Vec<Route>, secret: String, invoke_url: String) -> Self {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap_or_default();
-        Gateway { routes, secret, invoke_url: invoke_url.trim_end_matches('/').to_owned(), client, region_status: None }
+        Gateway { routes, secret, invoke_url: invoke_url.trim_end_matches('/').to_owned(), client, region_status: None, regions: None }
     }
 
     /// Answers 503 while the replicator at `url` (its `GET /regions/<region>`) says the region is down.
@@ -49,10 +53,22 @@ impl Gateway {
         Gateway { region_status: url, ..self }
     }
 
-    /// Whether the replicator says this region is down. An unreachable replicator is not an
-    /// outage: `make run` stops every stack when it ends.
+    /// Forwards each request whose home is another region there ([`crate::homing`]).
+    pub fn with_regions(self, regions: Option<Regions>) -> Self {
+        Gateway { regions, ..self }
+    }
+
+    /// Whether the replicator says this region is down.
     async fn region_down(&self) -> bool {
-        let Some(url) = &self.region_status else { return false };
+        match &self.region_status {
+            Some(url) => self.down(url).await,
+            None => false,
+        }
+    }
+
+    /// Whether the replicator's `GET /regions/<region>` at `url` says the region is down. An
+    /// unreachable replicator is not an outage: `make run` stops every stack when it ends.
+    async fn down(&self, url: &str) -> bool {
         let asked = self.client.get(url).timeout(Duration::from_secs(1)).send().await;
         let Ok(answer) = asked else { return false };
         answer.json::<Value>().await.is_ok_and(|status| status["down"] == Value::Bool(true))
@@ -85,19 +101,35 @@ impl Gateway {
 
     async fn handle(&self, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
         if self.region_down().await {
-            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "region_unavailable", "this region is down");
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return response;
+            return unavailable("region_unavailable", "this region is down");
         }
         let path = uri.path();
         let Some((route, path_parameters)) = find_route(&self.routes, method.as_str(), path) else {
             return self.no_route(path);
         };
-        let path_parameters = path_parameters.into_iter().map(|(name, value)| (name, percent_decoded(value))).collect();
+        let path_parameters: Vec<(String, String)> = path_parameters.into_iter().map(|(name, value)| (name, percent_decoded(value))).collect();
         let claims = match self.verify(&headers) {
             Ok(claims) => claims,
             Err(message) => return error(StatusCode::UNAUTHORIZED, "unauthorized", &message),
         };
+        let mut headers = headers;
+        let mut stale = false;
+        if let Some(regions) = &self.regions {
+            let slot = request_slot(&route.path, &path_parameters, &claims, &body);
+            match self.away_from_home(regions, slot, &method, &uri, &headers, &body).await {
+                Away::Home if !fenced(regions, &route.path, &path_parameters) => {}
+                Away::Home if method != Method::GET => {
+                    return unavailable("session_fenced", "this session's last writes are in a region that is down; retry once it is back");
+                }
+                Away::Answered(response) => return response,
+                // A fenced session read here lacks what its old home has not delivered yet.
+                Away::Home | Away::HomeUnreachable => {
+                    // Served from this region's replica, marked, and never revalidated as complete.
+                    headers.remove(header::IF_NONE_MATCH);
+                    stale = true;
+                }
+            }
+        }
         let body = match String::from_utf8(body.to_vec()) {
             Ok(text) if text.is_empty() => None,
             Ok(text) => Some(text),
@@ -117,11 +149,65 @@ impl Gateway {
             Some(&claims),
         );
         match self.invoke(&route.function, &event).await {
+            Ok(response) if stale => marked_stale(into_http(response)),
             Ok(response) => into_http(response),
             Err(message) => {
                 eprintln!("gateway: {} {path}: {message}", method.as_str());
                 error(StatusCode::BAD_GATEWAY, "bad_gateway", "the function failed to answer")
             }
+        }
+    }
+
+    /// Where a request in `slot` is served: here when this region is home (or any region may
+    /// serve it and this one is home to some slot); else forwarded to its home, once; while the home is down or unreachable a
+    /// read is served here (stale) and anything else is 503 with `Retry-After`.
+    async fn away_from_home(
+        &self,
+        regions: &Regions,
+        slot: Option<u8>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Away {
+        let homes = match regions.homes.homes() {
+            Ok(homes) => homes,
+            Err(message) => {
+                eprintln!("gateway: the home map: {message}");
+                return Away::Answered(unavailable("home_unknown", "the home map cannot be read"));
+            }
+        };
+        // A request any region may serve is served here, unless a failover moved every slot of
+        // this region away: then it goes where they went, so that nothing is made here.
+        let moved_away = || {
+            let own = homes.regions.iter().position(|region| *region == regions.here)?;
+            homes.slot_homed_in(&regions.here).is_none().then_some(own as u8)
+        };
+        let Some(slot) = slot.or_else(moved_away) else { return Away::Home };
+        let home = homes.home_of(slot).to_owned();
+        if home == regions.here {
+            return Away::Home;
+        }
+        if headers.contains_key(FORWARDED_FROM) {
+            // The sender thinks this region is home and it is not: the maps disagree for the
+            // moment (a failover). Never a second hop.
+            return Away::Answered(unavailable("home_moved", "this session's home region is changing; retry"));
+        }
+        let home_down = match &regions.replication {
+            Some(replication) => self.down(&format!("{replication}/regions/{home}")).await,
+            None => false,
+        };
+        if let (false, Some(api)) = (home_down, regions.apis.get(&home)) {
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            match forward(&self.client, api, &regions.here, &home, (method, path, headers, body.clone())).await {
+                Ok(response) => return Away::Answered(response),
+                Err(e) => eprintln!("gateway: forwarding to {home}: {e}"),
+            }
+        }
+        if method == Method::GET {
+            Away::HomeUnreachable
+        } else {
+            Away::Answered(unavailable("home_unavailable", "this session's home region is unavailable; retry later"))
         }
     }
 
@@ -242,6 +328,23 @@ fn percent_decoded(raw: String) -> String {
         Ok(decoded) => decoded.into_owned(),
         Err(_) => raw,
     }
+}
+
+/// What the home rule says of a request that reached this region.
+enum Away {
+    /// Serve it here.
+    Home,
+    /// Forwarded and answered, or refused.
+    Answered(Response),
+    /// A read whose home is down: serve it from this region's replica, marked stale.
+    HomeUnreachable,
+}
+
+/// 503 with `Retry-After`: nothing was done, and a retry may succeed.
+fn unavailable(code: &str, message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 fn too_large() -> Response {

@@ -2,6 +2,7 @@
 //!
 //! - [`template`]: routes and stream filters read from `template.yaml`, so they never drift.
 //! - [`gateway`]: the HTTP API with its JWT authorizer, in front of `cargo lambda watch`.
+//! - [`homing`]: which region is home to a request, and the one hop that forwards it there.
 //! - [`apigw`]: API Gateway HTTP API (payload 2.0) events, as the authorizer delivers them.
 //! - [`filter`]: a function's stream event source mapping and its `FilterCriteria`, evaluated as Lambda does.
 //! - [`stream`]: the stream runner, which drives the summarize function from DynamoDB Local's stream.
@@ -18,6 +19,7 @@ pub mod fault;
 pub mod filter;
 pub mod forward;
 pub mod gateway;
+pub mod homing;
 pub mod mesh;
 pub mod replicator;
 pub mod run_secret;

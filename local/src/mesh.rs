@@ -231,6 +231,15 @@ impl Mesh {
         self.down.contains(&region)
     }
 
+    /// The items written in `from` whose latest change has not reached `to` yet (queued or
+    /// being written): what `from` acknowledged and `to` lacks, by item, in key order.
+    pub fn unreplicated(&self, from: Region, to: Region) -> Vec<ItemKey> {
+        let queued = self.queues.get(&(from, to)).into_iter().flatten().map(|queued| &queued.change);
+        let in_flight = self.in_flight.iter().filter(|d| d.to == to && d.change.stamp.region == from).map(|d| &d.change);
+        let keys: BTreeSet<ItemKey> = queued.chain(in_flight).map(|change| change.key.clone()).collect();
+        keys.into_iter().collect()
+    }
+
     pub fn status(&self) -> Status {
         let queued = self.queues.values().flatten().map(|queued| queued.change.id);
         let pending: BTreeSet<u64> = queued.chain(self.in_flight.iter().map(|d| d.change.id)).collect();
@@ -406,6 +415,22 @@ mod tests {
         assert_eq!(deliver(&mut mesh, SECOND, &mut tables).len(), 2);
         assert_eq!(tables[WEST][&key("A")], image("a"));
         assert_eq!(tables[EAST][&key("B")], image("b"));
+    }
+
+    #[test]
+    fn what_a_region_wrote_and_another_lacks_is_listed_until_it_is_delivered() {
+        let mut mesh = lagged(0);
+        let mut tables = vec![HashMap::new(), HashMap::new()];
+        mesh.pause(Some(EAST), Some(WEST), true);
+        write(&mut mesh, &mut tables, EAST, key("TURN#2"), image("b"), 0);
+        write(&mut mesh, &mut tables, EAST, key("TURN#1"), image("a"), 0);
+        write(&mut mesh, &mut tables, EAST, key("TURN#1"), image("a2"), 1);
+        write(&mut mesh, &mut tables, WEST, key("META"), image("m"), 0);
+        assert_eq!(mesh.unreplicated(EAST, WEST), [key("TURN#1"), key("TURN#2")], "one entry per item, in key order");
+        assert!(mesh.unreplicated(WEST, EAST).iter().all(|k| *k == key("META")));
+        mesh.pause(None, None, false);
+        deliver(&mut mesh, SECOND, &mut tables);
+        assert!(mesh.unreplicated(EAST, WEST).is_empty());
     }
 
     #[test]

@@ -466,12 +466,20 @@ pub fn to_event_record(record: &Record, stream_arn: &str) -> EventRecord {
 /// when set, else `AWS_ENDPOINT_URL_DYNAMODB` (DynamoDB Local serves both APIs on one port).
 /// Its GetRecords answers are repaired for the SDK; see [`RepairEmptyMaps`].
 pub async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
+    let endpoint = match std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") {
+        None => std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok(),
+        Some(_) => None,
+    };
+    streams_client_at(endpoint).await
+}
+
+/// A DynamoDB Streams client for `endpoint` (the SDK's own when `None`), repaired as
+/// [`streams_client`]'s is: the stream of one region's DynamoDB Local among several.
+pub async fn streams_client_at(endpoint: Option<String>) -> aws_sdk_dynamodbstreams::Client {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut config = aws_sdk_dynamodbstreams::config::Builder::from(&shared);
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").is_none() {
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
-            config = config.endpoint_url(endpoint);
-        }
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint);
     }
     #[allow(deprecated)] // The SDK's own default with the features this workspace enables.
     let inner = shared.http_client().or_else(aws_smithy_http_client::hyper_014::default_client);

@@ -1,6 +1,7 @@
 //! The configuration: every setting, read once from the environment at start-up.
 use std::time::Duration;
 
+use crate::home::HomeSource;
 use crate::keyed_hash::HashKey;
 use crate::secret::Secret;
 use crate::Error;
@@ -29,6 +30,8 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `KEY_TABLE_NAME` | `<TABLE_NAME>-keys` | the table of wrapped data keys (crypto-shredding) |
 /// | `KEY_CACHE_SECONDS` | `300` | how long an unwrapped data key stays in a function's memory |
 /// | `KEY_CACHE_ENTRIES` | `10000` | how many unwrapped data keys a function keeps at most |
+/// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
+/// | `AWS_REGION` | unset | this region, set by Lambda |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -72,6 +75,11 @@ pub struct Config {
     /// ([`crate::crypto`]). Only the functions that read or write content load them
     /// (`MASTER_KEYS`); a store without them refuses to open an encrypted value.
     pub encryption: Option<std::sync::Arc<crate::crypto::Encryption>>,
+    /// This region (`AWS_REGION`).
+    pub region: Option<String>,
+    /// With several regions: which region is home to each session ([`crate::home`]); `None`
+    /// in a single-region deployment, where every session is at home everywhere.
+    pub homes: Option<HomeSource>,
 }
 
 impl Default for Config {
@@ -95,6 +103,8 @@ impl Default for Config {
             key_cache_ttl: Duration::from_secs(300),
             key_cache_entries: 10_000,
             encryption: None,
+            region: None,
+            homes: None,
         }
     }
 }
@@ -137,7 +147,41 @@ impl Config {
             key_cache_ttl: Duration::from_secs(number("KEY_CACHE_SECONDS", defaults.key_cache_ttl.as_secs())?),
             key_cache_entries: number("KEY_CACHE_ENTRIES", defaults.key_cache_entries as u64)? as usize,
             encryption: None,
+            region: lookup("AWS_REGION").filter(|r| !r.is_empty()),
+            homes: HomeSource::from_lookup(&lookup).map_err(Error::Config)?,
         })
+    }
+
+    /// Whether this region is home to `slot` (always, in a single-region deployment). An
+    /// unreadable home map is an error: stream work must neither run twice nor be skipped.
+    pub fn is_home(&self, slot: u8) -> Result<bool, Error> {
+        match (&self.homes, &self.region) {
+            (Some(source), Some(region)) => Ok(source.homes().map_err(Error::Config)?.home_of(slot) == region),
+            _ => Ok(true),
+        }
+    }
+
+    /// Whether writes to `session` wait for a failover's old home ([`crate::home::HomeMap::fenced`]).
+    pub fn is_fenced(&self, session: &uuid::Uuid) -> Result<bool, Error> {
+        match &self.homes {
+            Some(source) => Ok(source.homes().map_err(Error::Config)?.map.is_fenced(session)),
+            None => Ok(false),
+        }
+    }
+
+    /// The slot of a session this region makes without one of its own (a guest's): one this
+    /// region is home to. `None` in a single-region deployment, which makes plain v4 ids.
+    pub fn local_slot(&self) -> Result<Option<u8>, Error> {
+        match (&self.homes, &self.region) {
+            (Some(source), Some(region)) => {
+                let homes = source.homes().map_err(Error::Config)?;
+                // A region every slot has moved away from still makes ids of its own slot;
+                // the forwarding layer sends no creates there.
+                let own = homes.regions.iter().position(|r| r == region).unwrap_or(0) as u8;
+                Ok(Some(homes.slot_homed_in(region).unwrap_or(own)))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

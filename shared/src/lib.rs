@@ -10,6 +10,7 @@
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
 //! - [`secret`]: the cursor key, receipt salt and hash key, read once at init, with no
 //!   defaults (feature `secrets` reads them from Secrets Manager).
+//! - [`home`]: the home region of a session or a customer (multi-region), known without a read.
 //! - [`keyed_hash`]: the HMACs the table keeps of customer text (idempotency, fact ids).
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
@@ -21,6 +22,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod deferred;
 mod error;
+pub mod home;
 pub mod items;
 pub mod keyed_hash;
 pub mod keys;

@@ -10,6 +10,9 @@
 //! Before each summary it also stores the window's long-term customer facts
 //! ([`Summarizer::extract_facts`], [`MemoryWriter::write_facts`]); guests get none.
 //!
+//! With several regions it summarises only the sessions whose home is this region
+//! ([`at_home`]): every region's stream carries the META writes replicated into it.
+//!
 //! It answers with a partial batch response: a record that fails is reported alone, by its
 //! sequence number, and the rest of the batch still goes through.
 use std::collections::HashMap;
@@ -21,7 +24,7 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use tidewater::metrics::{Metrics, Unit};
 use tidewater::summarizer::next_window_end;
-use tidewater::{keys, Config, Error, MemoryWriter, Summarizer, SummaryInput, SummarySource, SummaryWriter};
+use tidewater::{home, keys, Config, Error, MemoryWriter, Summarizer, SummaryInput, SummarySource, SummaryWriter};
 use uuid::Uuid;
 
 mod bedrock;
@@ -93,6 +96,28 @@ pub fn classify(record: &EventRecord) -> Result<Trigger, Poison> {
     Ok(if image.needs_summary { Trigger::Session(image.session_id) } else { Trigger::Skip })
 }
 
+/// Who owns the session of a META image: what decides its home region.
+#[derive(Debug, Deserialize)]
+struct Owner {
+    owner_id: String,
+    #[serde(default)]
+    guest: bool,
+}
+
+/// Whether this region is home to the session of a META record, so that the summary and the
+/// facts are written once, where the session's writes happen, and never from a replicated
+/// copy of META in another region ([`tidewater::home`]). Always, in a single-region
+/// deployment; never while a failover fences the session. A home map that cannot be read is an error: the record is reported and
+/// retried, never summarised in two regions nor skipped.
+pub fn at_home(config: &Config, record: &EventRecord, session_id: &Uuid) -> Result<bool, Error> {
+    let slot = match serde_dynamo::from_item::<_, Owner>(record.change.new_image.clone()) {
+        Ok(owner) if !owner.guest => home::customer_slot(&owner.owner_id),
+        _ => home::id_slot(session_id),
+    };
+    // A session a failover fenced is written by nothing until its old home's writes arrive.
+    Ok(config.is_home(slot)? && !config.is_fenced(session_id)?)
+}
+
 /// What summarising one session did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -121,13 +146,20 @@ where
         let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
         match classify(record) {
             Ok(Trigger::Skip) => {}
-            Ok(Trigger::Session(session_id)) => {
-                let slot = *positions.entry(session_id).or_insert_with(|| {
-                    sessions.push((session_id, Vec::new()));
-                    sessions.len() - 1
-                });
-                sessions[slot].1.push((position, sequence_number));
-            }
+            Ok(Trigger::Session(session_id)) => match at_home(config, record, &session_id) {
+                Ok(false) => tracing::debug!(%session_id, "not this region's session; its home summarises it"),
+                Err(error) => {
+                    tracing::error!(%session_id, %error, "the home map cannot be read; reporting the record");
+                    failed.push((position, sequence_number));
+                }
+                Ok(true) => {
+                    let slot = *positions.entry(session_id).or_insert_with(|| {
+                        sessions.push((session_id, Vec::new()));
+                        sessions.len() - 1
+                    });
+                    sessions[slot].1.push((position, sequence_number));
+                }
+            },
             Err(poison) => {
                 tracing::error!(
                     session_id = poison.session_id.map(|id| id.to_string()).unwrap_or_else(|| "unknown".to_owned()),

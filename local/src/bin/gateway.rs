@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::path::Path;
 
-use tidewater_local::{gateway, run_secret, shutdown, template};
+use tidewater_local::{gateway, homing, run_secret, shutdown, template};
 
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -27,7 +27,8 @@ async fn main() -> Result<(), String> {
         }
     };
     let gateway = gateway::Gateway::new(routes, secret, env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"))
-        .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()));
+        .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()))
+        .with_regions(homing::Regions::from_lookup(|name| std::env::var(name).ok())?);
     for route in &gateway.routes {
         println!("gateway: {:<6} {:<32} -> {}", route.method, route.path, route.function);
     }

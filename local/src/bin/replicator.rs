@@ -7,6 +7,7 @@
 //! | `REPLICATION_LAG_MS` / `REPLICATION_JITTER_MS` | `300` / `700` | a change reaches another region after the lag plus up to the jitter, drawn per change and region |
 //! | `REPLICATION_SKEW_MS` | none | `region=ms, ...`: how far ahead (negative: behind) each region's clock runs when it stamps a write |
 //! | `REPLICATION_SEED` | `1` | seeds the jitter |
+//! | `HOME_MAP_FILE` | none | the home map `POST /failover` rewrites; without it a failover is refused |
 //!
 //! Ctrl-C or SIGTERM stops it.
 use std::sync::Arc;
@@ -46,6 +47,9 @@ async fn main() -> Result<(), String> {
     };
     let mesh = Mesh::new(names, settings, number("REPLICATION_SEED", 1)? as u64);
     let replicator = Replicator::new(replicas.clone(), mesh, Clock::system());
+    if let Some(path) = env("HOME_MAP_FILE") {
+        replicator.set_home_map(path.into());
+    }
 
     let (quit, quitting) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -1,7 +1,8 @@
 //! The replicator's control API, on `REPLICATION_PORT` (127.0.0.1 only): `GET /status`,
 //! `POST /pause` and `/resume` (optionally `?from=<region>&to=<region>`),
-//! `POST /regions/<region>/down` and `/up`, and `GET /regions/<region>`. Errors are
-//! `{"code","message"}` JSON.
+//! `POST /regions/<region>/down` and `/up` (whose answer adds `returned_with`: what the region
+//! had written that each other region lacks, [`super::failover`]), `GET /regions/<region>`,
+//! and `POST /failover?from=<region>&to=<region>`. Errors are `{"code","message"}` JSON.
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -13,6 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::failover::FailoverError;
 use super::Replicator;
 
 impl Replicator {
@@ -24,6 +26,7 @@ impl Replicator {
             .route("/resume", post(resume))
             .route("/regions/{region}", get(region_status))
             .route("/regions/{region}/{state}", post(region_state))
+            .route("/failover", post(failover))
             .fallback(|| async { control_error(StatusCode::NOT_FOUND, "not_found", "no such control route") })
             .with_state(self)
     }
@@ -43,9 +46,29 @@ async fn status(State(replicator): Shared) -> Response<Body> {
 
 /// What `GET /status` answers, and every call that changes the state answers after it.
 fn status_of(replicator: &Replicator) -> Response<Body> {
+    Json(status_json(replicator)).into_response()
+}
+
+fn status_json(replicator: &Replicator) -> serde_json::Value {
     let mut status = serde_json::to_value(replicator.mesh().status()).unwrap_or_default();
     status["replicated_write_units"] = json!(replicator.replicated_write_units());
-    Json(status).into_response()
+    status
+}
+
+/// `POST /failover?from=&to=`: the new home map and what `to` lacked of `from` at the move.
+async fn failover(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
+    let (Some(from), Some(to)) = (directions.from, directions.to) else {
+        return control_error(StatusCode::BAD_REQUEST, "bad_request", "POST /failover?from=<region>&to=<region>");
+    };
+    match replicator.fail_over(&from, &to) {
+        Ok(failover) => {
+            println!("replicator: failover {from} -> {to}: {}", json!(failover));
+            Json(failover).into_response()
+        }
+        Err(e @ FailoverError::UnknownRegion(_)) => control_error(StatusCode::BAD_REQUEST, "unknown_region", &e.to_string()),
+        Err(e @ FailoverError::SameRegion) => control_error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
+        Err(e) => control_error(StatusCode::CONFLICT, "no_home_map", &e.to_string()),
+    }
 }
 
 async fn pause(State(replicator): Shared, Query(directions): Query<Directions>) -> Response<Body> {
@@ -87,13 +110,20 @@ async fn region_state(State(replicator): Shared, Path((name, state)): Path<(Stri
         "up" => false,
         _ => return control_error(StatusCode::NOT_FOUND, "not_found", "POST /regions/<region>/down or /up"),
     };
-    let mut mesh = replicator.mesh();
+    let mesh = replicator.mesh();
     let Some(region) = mesh.region(&name) else {
         return control_error(StatusCode::NOT_FOUND, "unknown_region", &format!("no region {name:?}"));
     };
-    mesh.set_down(region, down);
     drop(mesh);
-    status_of(&replicator)
+    // What the region acknowledged and the others lack, found before any of it is delivered.
+    let returned_with = (!down).then(|| replicator.unreplicated_from(region));
+    replicator.with_mesh(|mesh| mesh.set_down(region, down));
+    let mut status = status_json(&replicator);
+    if let Some(returned_with) = returned_with {
+        println!("replicator: {name} is back with what the others lack: {}", json!(returned_with));
+        status["returned_with"] = json!(returned_with);
+    }
+    Json(status).into_response()
 }
 
 fn control_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {

@@ -46,6 +46,7 @@ use crate::forward::{answer, forward};
 use crate::mesh::{Delivery, ItemKey, Mesh, Micros, Region};
 
 mod control;
+pub mod failover;
 pub mod writes;
 
 use writes::{operation, written_items_of, writes, Write};
@@ -83,6 +84,10 @@ pub struct Replicator {
     replicated_units: Mutex<Vec<f64>>,
     client: reqwest::Client,
     clock: Clock,
+    /// The home map file `POST /failover` rewrites (`HOME_MAP_FILE`), when there is one.
+    home_map: Mutex<Option<std::path::PathBuf>>,
+    /// Whether the home map may hold fences to lift ([`failover`]).
+    fences: std::sync::atomic::AtomicBool,
 }
 
 /// A replicator call to DynamoDB that failed.
@@ -114,7 +119,16 @@ impl Replicator {
             replicated_units,
             client,
             clock,
+            home_map: Mutex::new(None),
+            fences: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The home map file that `POST /failover` rewrites ([`failover`]).
+    pub fn set_home_map(&self, path: std::path::PathBuf) {
+        if let Ok(mut home_map) = self.home_map.lock() {
+            *home_map = Some(path);
+        }
     }
 
     /// Changes the replication state directly, as the control API does (tests, tools).
@@ -299,6 +313,7 @@ impl Replicator {
             }
         });
         futures::future::join_all(writes).await;
+        self.lift_fences();
     }
 
     async fn apply(&self, delivery: &Delivery) {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::clock;
 use crate::items::MetaItem;
 use crate::model::{Caller, NewSession, SessionCreated};
-use crate::{keys, Error};
+use crate::{home, keys, Error};
 
 use super::{cancellation_reasons, condition_failed, s, to_item, within};
 use super::{DynamoStore, SessionCreator};
@@ -20,7 +20,10 @@ impl SessionCreator for DynamoStore {
     async fn create_session(&self, caller: &Caller, request: NewSession) -> Result<SessionCreated, Error> {
         request.validate()?;
         let chosen_id = request.session_id.is_some();
-        let session_id = request.session_id.unwrap_or_else(Uuid::new_v4);
+        let session_id = match request.session_id {
+            Some(id) => id,
+            None => self.new_session_id(caller)?,
+        };
         let (now, _, ttl) = self.now_with_expiry();
         let meta = MetaItem {
             pk: keys::session_pk(&session_id),
@@ -75,6 +78,17 @@ mod create_position {
 }
 
 impl DynamoStore {
+    /// A server-made session id. With several regions it carries its slot (`crate::home`): a
+    /// signed-in customer's, or for a guest one this region is home to; else a plain v4.
+    fn new_session_id(&self, caller: &Caller) -> Result<Uuid, Error> {
+        let slot = match self.config.local_slot()? {
+            None => return Ok(Uuid::new_v4()),
+            Some(_) if !caller.is_guest() => home::customer_slot(&caller.customer_id),
+            Some(local) => local,
+        };
+        Ok(home::new_session_id(slot))
+    }
+
     /// Whether items of an earlier session with this id remain while its META is gone (after
     /// TTL removed it, or a deletion was cut off): such an id cannot be used again until the
     /// sweep has removed them.

@@ -1,0 +1,412 @@
+//! Home regions over two replicated regions (the replicator of tests/replication.rs): a request
+//! that reaches the other region is forwarded to the session's home and answered as home
+//! answers it, before anything has replicated; stream work runs only in the home.
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::dynamodb::Event;
+use axum::extract::{Path, State};
+use lambda_http::Body;
+use serde_json::{json, Value};
+use tidewater::home::{HomeMap, HomeSource, Homes};
+use tidewater::{keys, Config, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater_local::gateway::{issue_token, Gateway};
+use tidewater_local::homing::{self, SERVED_BY};
+use tidewater_local::mesh::Settings;
+use tidewater_local::stream::StreamRunner;
+use tidewater_local::template;
+use tidewater_tests::{default_redactor, test_config, test_hash_key, test_receipt_salt};
+use uuid::Uuid;
+
+use crate::replication::{regions, Regions, EAST, LAG, WEST};
+
+const NAMES: [&str; 2] = ["us-east-1", "eu-west-1"];
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+const SECRET: &str = "tidewater-test-gateway-secret";
+
+fn homes() -> HomeSource {
+    HomeSource::Fixed(Homes::new(&NAMES.join(","), HomeMap::default()).expect("two regions"))
+}
+
+/// `region`'s store as its functions run it: knowing the regions and which one it is.
+async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
+    home_store_with(regions, region, config, homes()).await
+}
+
+async fn home_store_with(regions: &Regions, region: usize, config: Config, homes: HomeSource) -> Arc<DynamoStore> {
+    let config = Config { table_name: regions.table.clone(), region: Some(NAMES[region].to_owned()), homes: Some(homes), ..config };
+    let config = config.with_receipt_salt(test_receipt_salt()).with_hash_key(test_hash_key());
+    Arc::new(DynamoStore::new(crate::replication::client(&regions.endpoints[region]).await, config))
+}
+
+/// Lambda's invoke API for one region, running the functions this test calls in-process.
+async fn invoke(
+    State(store): State<Arc<DynamoStore>>,
+    Path(function): Path<String>,
+    event: String,
+) -> axum::Json<Value> {
+    let request = lambda_http::request::from_str(&event).expect("an API Gateway event");
+    let store = &*store;
+    let response = match function.as_str() {
+        "create-session" => create_session::handle(store, &default_redactor(), request).await,
+        "append-turn" => append_turn::handle(store, &default_redactor(), store.config(), request).await,
+        "load-context" => load_context::handle(store, request).await,
+        other => panic!("this test does not call {other}"),
+    };
+    let headers: serde_json::Map<String, Value> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or_default())))
+        .collect();
+    let body = match response.body() {
+        Body::Text(text) => text.clone(),
+        Body::Binary(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    };
+    axum::Json(json!({
+        "statusCode": response.status().as_u16(), "headers": headers, "multiValueHeaders": {},
+        "isBase64Encoded": false, "cookies": [], "body": body,
+    }))
+}
+
+/// Each region's API: the local gateway in front of its functions, forwarding to the other.
+async fn apis(regions: &Regions) -> Vec<String> {
+    apis_and_stores(regions).await.0
+}
+
+/// [`apis`], and the store each region's functions use.
+async fn apis_and_stores(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
+    apis_with(regions, homes()).await
+}
+
+/// [`apis_and_stores`] with the home map from `homes`.
+async fn apis_with(regions: &Regions, homes: HomeSource) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
+    let mut stores = Vec::new();
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let replication = format!("http://{}", control.local_addr().expect("its address"));
+    tokio::spawn(axum::serve(control, Arc::clone(&regions.replicator).control()).into_future());
+    let mut listeners = Vec::new();
+    let mut apis = BTreeMap::new();
+    for name in NAMES {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        apis.insert(name.to_owned(), format!("http://{}", listener.local_addr().expect("its address")));
+        listeners.push(listener);
+    }
+    for (region, listener) in listeners.into_iter().enumerate() {
+        let functions = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let functions_url = format!("http://{}", functions.local_addr().expect("its address"));
+        let store = home_store_with(regions, region, test_config(), homes.clone()).await;
+        stores.push(Arc::clone(&store));
+        let lambda = axum::Router::new()
+            .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
+            .with_state(store);
+        tokio::spawn(async move { axum::serve(functions, lambda).await });
+        let routes = template::http_routes(&template::load(TEMPLATE).expect("the template"));
+        let here = homing::Regions {
+            here: NAMES[region].to_owned(),
+            apis: apis.clone(),
+            homes: homes.clone(),
+            replication: Some(replication.clone()),
+        };
+        let gateway = Gateway::new(routes, SECRET.into(), functions_url)
+            .with_region_status(Some(format!("{replication}/regions/{}", NAMES[region])))
+            .with_regions(Some(here));
+        tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+    }
+    (NAMES.iter().map(|name| apis[*name].clone()).collect(), stores)
+}
+
+fn token(sub: &str, groups: &[&str]) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    issue_token(sub, &groups, SECRET, Duration::from_secs(600)).expect("a token")
+}
+
+/// The items of one session in `region`'s own DynamoDB Local, as (SK, item) text.
+async fn session_items(regions: &Regions, region: usize, session: &str) -> Vec<String> {
+    let pk = format!("SESSION#{session}");
+    let mut items: Vec<String> = regions
+        .items(region)
+        .await
+        .into_iter()
+        .filter(|item| item.get("PK").and_then(|pk| pk.as_s().ok()) == Some(&pk))
+        .map(|item| format!("{:?}", item.get("SK")))
+        .collect();
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn a_session_is_appended_and_loaded_through_the_other_region_before_anything_replicates() {
+    // Given two regions whose replication is held, each API in front of its own functions,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
+    let apis = apis(&regions).await;
+    let http = reqwest::Client::new();
+    // and alice, whose home is the west, creating a session there,
+    assert_eq!(Homes::new(&NAMES.join(","), HomeMap::default()).unwrap().home_of(tidewater::home::customer_slot("alice")), NAMES[WEST]);
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    assert_eq!(tidewater::home::carried_slot(&Uuid::parse_str(&session).unwrap()), Some(tidewater::home::customer_slot("alice")));
+
+    // when she appends through the east at once, and retries it there,
+    let turn = json!({"response_id": "r1", "role": "user", "content": "Is volume 3 of Frieren in stock?"});
+    let append = |api: &str| http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send();
+    let appended = append(&apis[EAST]).await.unwrap();
+    assert_eq!(appended.headers()[SERVED_BY], NAMES[WEST]);
+    assert_eq!((appended.status().as_u16(), appended.json::<Value>().await.unwrap()["turn_index"].clone()), (201, json!(1)));
+    let retried: Value = append(&apis[EAST]).await.unwrap().json().await.unwrap();
+    assert_eq!((&retried["turn_index"], &retried["duplicate"]), (&json!(1), &json!(true)));
+
+    // then a load through the east answers exactly what the west answers, ETag included,
+    let load = |api: &str| http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send();
+    let (east, west) = (load(&apis[EAST]).await.unwrap(), load(&apis[WEST]).await.unwrap());
+    assert_eq!((east.status(), east.headers()["etag"].clone()), (west.status(), west.headers()["etag"].clone()));
+    let (east, west): (Value, Value) = (east.json().await.unwrap(), west.json().await.unwrap());
+    assert_eq!(east, west);
+    assert_eq!(east["turns"].as_array().map(Vec::len), Some(1));
+    // and the turn was written once, in the west only: the east holds nothing of the session yet;
+    let west_items = session_items(&regions, WEST, &session).await;
+    assert_eq!(west_items.iter().filter(|sk| sk.contains("TURN#")).count(), 1);
+    assert!(session_items(&regions, EAST, &session).await.is_empty());
+    // once replication resumes the east holds the same items.
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(2 * LAG).await;
+    assert_eq!(session_items(&regions, EAST, &session).await, west_items);
+
+    // And a guest's session made in the east (its id carries an east slot) is served through the west.
+    let guest = token("guest-7", &["guest"]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[EAST])).bearer_auth(&guest).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let appended = http.post(format!("{}/sessions/{session}/turns", apis[WEST])).bearer_auth(&guest).json(&turn).send().await.unwrap();
+    assert_eq!((appended.status().as_u16(), appended.headers()[SERVED_BY].to_str().unwrap()), (201, NAMES[EAST]));
+}
+
+#[tokio::test]
+async fn a_forwarded_append_costs_the_home_what_a_home_append_costs_and_the_other_region_nothing() {
+    // Given alice's session in the west, her home,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, stores) = apis_and_stores(&regions).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let mut consumed = Vec::new();
+    // when a 1 KB turn is appended through the west and another through the east,
+    for (n, api) in [(1, &apis[WEST]), (2, &apis[EAST])] {
+        stores.iter().for_each(|store| store.reset_consumed());
+        let content: String = (0..32).map(|_| Uuid::new_v4().simple().to_string()).collect::<String>()[..1000].to_owned();
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": content});
+        let appended = http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send().await.unwrap();
+        assert_eq!(appended.status(), 201);
+        consumed.push(stores.iter().map(|store| store.consumed()).collect::<Vec<_>>());
+    }
+    // then the forwarded one cost the west what the direct one did, and the east nothing: the
+    // price of a non-home region is one cross-region HTTP round trip, and no capacity.
+    let units = |capacity: &tidewater::Capacity| (capacity.read_units, capacity.write_units);
+    assert_eq!(units(&consumed[1][WEST]), units(&consumed[0][WEST]));
+    assert!(consumed[0][WEST].write_units > 0.0);
+    assert_eq!(units(&consumed[1][EAST]), (0.0, 0.0));
+}
+
+#[tokio::test]
+async fn with_the_home_down_another_region_serves_reads_marked_stale_and_refuses_appends() {
+    // Given alice's session in the west (her home) with two replicated turns and a third
+    // acknowledged while west → east was paused,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let apis = apis(&regions).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let append = |api: &str, n: u32| {
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": format!("turn {n}")});
+        http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send()
+    };
+    for n in 1..=2 {
+        assert_eq!(append(&apis[WEST], n).await.unwrap().status(), 201);
+    }
+    regions.after(LAG).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(&apis[WEST], 3).await.unwrap().status(), 201);
+    // when the west goes down,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    // then a load through the east, even a conditional one, is the east's replica: 200,
+    // marked stale, without an ETag, and missing the turn that had not replicated;
+    let load = http
+        .get(format!("{}/sessions/{session}/context", apis[EAST]))
+        .bearer_auth(&alice)
+        .header("if-none-match", "\"3\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(load.status(), 200);
+    assert_eq!(load.headers()[homing::STALE], "true");
+    assert!(load.headers().get("etag").is_none());
+    let context: Value = load.json().await.unwrap();
+    assert_eq!(context["turns"].as_array().map(Vec::len), Some(2));
+    // an append through the east is 503 with Retry-After and writes nothing,
+    let refused = append(&apis[EAST], 4).await.unwrap();
+    assert_eq!((refused.status().as_u16(), refused.headers()["retry-after"].to_str().unwrap()), (503, "1"));
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "home_unavailable");
+    // and once the west is back, the third turn reaches the east and nothing else was written.
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false)
+    });
+    regions.after(LAG).await;
+    let turns = session_items(&regions, EAST, &session).await.into_iter().filter(|sk| sk.contains("TURN#")).count();
+    assert_eq!(turns, 3);
+}
+
+#[tokio::test]
+async fn with_two_regions_each_window_is_summarised_once_in_the_home() {
+    // Given two regions, and a guest session made in the east (its home) with 25 turns,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let config = Config { summary_keep_recent: 0, ..test_config() };
+    let stores = [home_store(&regions, EAST, config.clone()).await, home_store(&regions, WEST, config).await];
+    let guest = tidewater::Caller::new("guest-7", ["guest"]);
+    let session = stores[EAST].create_session(&guest, NewSession::default()).await.unwrap().session_id;
+    for i in 1..=25 {
+        let turn = NewTurn { response_id: format!("r{i}"), role: "user".into(), content: format!("turn {i}"), intent: None, token_count: None, item: None };
+        stores[EAST].append_turn(&guest, session, turn.validate(stores[EAST].config()).unwrap()).await.unwrap();
+    }
+    // replicated to the west, whose stream carries META with its flag set,
+    regions.after(LAG).await;
+    // when each region's stream runner drives its own summarize function,
+    let summaries = |region: usize| {
+        let session = session.to_string();
+        let regions = &regions;
+        async move {
+            session_items(regions, region, &session).await.into_iter().filter(|sk| sk.contains(keys::SUMMARY_PREFIX)).count()
+        }
+    };
+    for region in [WEST, EAST] {
+        run_stream(&regions, region, &stores[region]).await;
+    }
+    // then only the east wrote a summary, and once it has replicated both hold that one.
+    assert_eq!(summaries(WEST).await, 0, "the west saw the replicated flag and left it to the home");
+    assert_eq!(summaries(EAST).await, 1);
+    regions.after(LAG).await;
+    run_stream(&regions, WEST, &stores[WEST]).await;
+    assert_eq!((summaries(EAST).await, summaries(WEST).await), (1, 1));
+}
+
+/// Runs `region`'s stream runner over its own DynamoDB Local until it has read everything.
+async fn run_stream(regions: &Regions, region: usize, store: &Arc<DynamoStore>) {
+    let streams = tidewater_local::stream::streams_client_at(Some(regions.upstream_url(region))).await;
+    let mapping = tidewater_local::filter::StreamMapping::load(TEMPLATE, "summarize").expect("the summarize mapping");
+    let mut runner = StreamRunner::new(regions.upstreams[region].clone(), streams, &regions.table, mapping, None)
+        .expect("a runner")
+        .with_retry_delay(Duration::from_millis(10));
+    let invoke = |event: Event| {
+        let store = Arc::clone(store);
+        async move { Ok(summarize::handle(&*store, &ExtractiveSummarizer::default(), store.config(), event).await) }
+    };
+    let mut quiet = 0;
+    while quiet < 3 {
+        let read = runner.poll_once(&invoke).await.expect("a poll").read;
+        quiet = if read == 0 { quiet + 1 } else { 0 };
+    }
+}
+
+#[tokio::test]
+async fn a_purge_in_the_home_leaves_nothing_of_the_customer_in_the_other_region_once_replication_settles() {
+    // Given alice (home: the west) with a session whose first turns reached the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: LAG.as_micros() as i64, skew: vec![] }).await;
+    let west = home_store(&regions, WEST, test_config()).await;
+    let alice = tidewater_tests::alice();
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let append = |n: u32| {
+        let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
+        let west = Arc::clone(&west);
+        let alice = alice.clone();
+        async move { west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap() }
+    };
+    append(1).await;
+    append(2).await;
+    regions.after(3 * LAG).await;
+    assert!(!session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    // and a third turn acknowledged in the west while west → east is paused,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    append(3).await;
+    // when the west purges her and answers its receipt,
+    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 1);
+    // then, once replication resumes and settles, the east holds exactly what the west holds:
+    // the receipt and nothing of her sessions, the late third turn included.
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+}
+
+#[tokio::test]
+async fn after_a_failover_no_acknowledged_turn_is_lost_or_overwritten_and_the_returning_region_is_reported() {
+    // Given the regions reading one home map file that the replicator rewrites,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let (apis, _stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let create = || async {
+        let created: Value =
+            http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+        created["session_id"].as_str().expect("a session id").to_owned()
+    };
+    let append = |api: &str, session: &str, n: u32| {
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": format!("turn {n}")});
+        http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send()
+    };
+    // and alice (home: the west) with two sessions whose first two turns replicated,
+    let (session, quiet) = (create().await, create().await);
+    for n in 1..=2 {
+        assert_eq!(append(&apis[WEST], &session, n).await.unwrap().status(), 201);
+    }
+    regions.after(LAG).await;
+    // and a third turn acknowledged while west → east was paused, just before the west fails,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(&apis[WEST], &session, 3).await.unwrap().status(), 201);
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    // when the west's sessions fail over to the east,
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    // then the RPO is that one turn, and its session is fenced in the east: no write, reads marked stale;
+    assert_eq!((failover.epoch, failover.unreplicated.turns.len(), failover.fenced), (1, 1, 1));
+    let refused = append(&apis[EAST], &session, 4).await.unwrap();
+    assert_eq!((refused.status().as_u16(), refused.json::<Value>().await.unwrap()["code"].clone()), (503, json!("session_fenced")));
+    let load = http.get(format!("{}/sessions/{session}/context", apis[EAST])).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(load.headers()[homing::STALE], "true");
+    assert_eq!(load.json::<Value>().await.unwrap()["turns"].as_array().map(Vec::len), Some(2));
+    // while her other session, which lacked nothing, is written in its new home at once;
+    let moved = append(&apis[EAST], &quiet, 1).await.unwrap();
+    assert_eq!((moved.status().as_u16(), moved.headers().get(SERVED_BY).is_none()), (201, true));
+    // when the west returns it is reported with the turn, which is then delivered and the fence lifted,
+    let returned = regions.replicator.unreplicated_from(WEST);
+    assert_eq!(returned[NAMES[EAST]].turns, failover.unreplicated.turns);
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(LAG).await;
+    // and the session goes on in the east from the true count: nothing lost, overwritten or doubled.
+    let appended: Value = append(&apis[EAST], &session, 4).await.unwrap().json().await.unwrap();
+    assert_eq!(appended["turn_index"], 4);
+    let retried: Value = append(&apis[EAST], &session, 3).await.unwrap().json().await.unwrap();
+    assert_eq!((&retried["turn_index"], &retried["duplicate"]), (&json!(3), &json!(true)));
+    regions.after(LAG).await;
+    for api in &apis {
+        let context: Value =
+            http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send().await.unwrap().json().await.unwrap();
+        let contents: Vec<&str> = context["turns"].as_array().unwrap().iter().filter_map(|t| t["content"].as_str()).collect();
+        assert_eq!(contents, ["turn 1", "turn 2", "turn 3", "turn 4"], "{api}");
+    }
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    let _ = std::fs::remove_file(path);
+}
