@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{HomeMap, HomeSource, Homes};
-use tidewater::{keys, Config, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{keys, Config, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
@@ -409,4 +409,62 @@ async fn after_a_failover_no_acknowledged_turn_is_lost_or_overwritten_and_the_re
     }
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
     let _ = std::fs::remove_file(path);
+}
+
+/// What DynamoDB's TTL may do in `region` at the clock's now: delete every item whose `ttl`
+/// has passed, through the region's endpoint, so the delete replicates as AWS replicates a
+/// TTL delete (with a later stamp than any write it raced).
+async fn ttl_pass(regions: &Regions, region: usize) -> usize {
+    let now = regions.clock.now_epoch_seconds();
+    let due: Vec<_> = regions
+        .items(region)
+        .await
+        .into_iter()
+        .filter(|item| item.get("ttl").and_then(|ttl| ttl.as_n().ok()?.parse::<i64>().ok()).is_some_and(|ttl| ttl <= now))
+        .collect();
+    for item in &due {
+        regions.clients[region]
+            .delete_item()
+            .table_name(&regions.table)
+            .key(keys::PK, item[keys::PK].clone())
+            .key(keys::SK, item[keys::SK].clone())
+            .send()
+            .await
+            .expect("a TTL delete");
+    }
+    due.len()
+}
+
+#[tokio::test]
+async fn a_replica_whose_copy_lags_the_homes_ttl_slide_never_expires_the_live_session() {
+    // Given alice's session (home: the west) whose first turn reached the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let on_clock = |store: Arc<DynamoStore>| Arc::try_unwrap(store).expect("one owner").with_clock(regions.clock.clone());
+    let west = on_clock(home_store(&regions, WEST, test_config()).await);
+    let alice = tidewater_tests::alice();
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let append = |n: u32| {
+        let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
+        west.append_turn(&alice, session, turn.validate(west.config()).unwrap())
+    };
+    append(1).await.unwrap();
+    regions.after(3 * LAG).await;
+    assert_eq!(session_items(&regions, EAST, &session.to_string()).await.len(), session_items(&regions, WEST, &session.to_string()).await.len());
+    // and west → east paused while, an hour before the session would expire, a second turn
+    // slides its expiry in the west,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    let ttl = test_config().session_ttl;
+    regions.after(ttl - Duration::from_secs(3_600)).await;
+    append(2).await.unwrap();
+    // when, two hours later (past the expiry the east's copy knows), TTL runs in the east
+    // and replication resumes,
+    regions.after(Duration::from_secs(7_200)).await;
+    let deleted = ttl_pass(&regions, EAST).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    // then TTL deleted nothing, and the session opens in its home with both turns.
+    assert_eq!(deleted, 0, "the east's stale copy expired a live session");
+    let context = west.load_context(&alice, session, tidewater_tests::newest(10, true)).await.expect("the session is live");
+    assert_eq!(context.turns.len(), 2);
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
 }

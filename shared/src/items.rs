@@ -6,6 +6,23 @@ use uuid::Uuid;
 use crate::model::{Role, Session, Summary, Turn};
 use crate::{clock, codec, keys, Error};
 
+/// How long after a session expires DynamoDB's TTL may delete its META: the `ttl` attribute
+/// is the expiry plus this, and expiry itself is enforced on read ([`MetaItem::is_expired`])
+/// and in every write's condition. With several regions each replica runs TTL on its own
+/// copy, and a TTL delete replicates everywhere with a later stamp than the write it raced:
+/// a replica whose copy lags the home's last ttl slide would delete a live session in every
+/// region. This is the bound on replication lag that makes that impossible: a copy that lags
+/// by less than it still carries a `ttl` past the live session's expiry. Seven days is far
+/// above any replication lag DynamoDB global tables report (seconds; a region cut off for
+/// longer is failed over, `crate::home`), and it is how long an expired session's items stay
+/// stored (unreadable) before TTL and the sweep remove them.
+pub const TTL_AFTER_EXPIRY_SECONDS: i64 = 7 * 86_400;
+
+/// The `ttl` attribute of a session that expires at `expires_secs`.
+pub fn ttl_for_expiry(expires_secs: i64) -> i64 {
+    expires_secs.saturating_add(TTL_AFTER_EXPIRY_SECONDS)
+}
+
 /// `SK = ~META`: one per session. It carries the turn counter, the summary watermark and
 /// the sparse customer-index keys (absent for guests). It stays small (no summary, no
 /// turn content), so an append that updates it bills one write unit per KB of page context.
@@ -35,6 +52,7 @@ pub struct MetaItem {
     pub summary_rearm: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// DynamoDB's TTL attribute: the expiry plus [`TTL_AFTER_EXPIRY_SECONDS`].
     pub ttl: i64,
     pub version: u64,
     #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
@@ -53,8 +71,13 @@ pub struct MetaItem {
 }
 
 impl MetaItem {
+    /// When the session expires: its `ttl` less [`TTL_AFTER_EXPIRY_SECONDS`].
+    pub fn expires_secs(&self) -> i64 {
+        self.ttl.saturating_sub(TTL_AFTER_EXPIRY_SECONDS)
+    }
+
     pub fn is_expired(&self, now_epoch_seconds: i64) -> bool {
-        self.ttl <= now_epoch_seconds
+        self.expires_secs() <= now_epoch_seconds
     }
 
     pub fn session(&self) -> Session {
@@ -65,7 +88,7 @@ impl MetaItem {
             turn_count: self.turn_count,
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),
-            expires_at: clock::format_epoch_seconds(self.ttl),
+            expires_at: clock::format_epoch_seconds(self.expires_secs()),
         }
     }
 }

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 use uuid::Uuid;
 
 use super::{cancellation_reasons, condition_failed, failed_item, n, request_token, s, within, DynamoStore};
-use crate::items::{MetaItem, TurnItem};
+use crate::items::{self, MetaItem, TurnItem};
 use crate::model::{Caller, Retracted};
 use crate::{clock, keys, Error};
 
@@ -77,7 +77,7 @@ impl TurnRetractor for DynamoStore {
             .key(keys::SK, s(keys::META))
             .update_expression("SET version = version + :one, retracted_turns = if_not_exists(retracted_turns, :zero) + :one")
             .condition_expression(
-                "turn_count = :count AND owner_id = :owner AND #ttl > :now_secs \
+                "turn_count = :count AND owner_id = :owner AND #ttl > :live_ttl \
                  AND (attribute_not_exists(summarized_through) OR summarized_through < :index)",
             )
             .expression_attribute_names("#ttl", "ttl")
@@ -86,7 +86,7 @@ impl TurnRetractor for DynamoStore {
                 (":zero".to_owned(), n(0)),
                 (":count".to_owned(), n(meta.turn_count)),
                 (":owner".to_owned(), s(&caller.customer_id)),
-                (":now_secs".to_owned(), n(now_secs)),
+                (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
                 (":index".to_owned(), n(turn_index)),
             ])))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
