@@ -468,3 +468,52 @@ async fn a_replica_whose_copy_lags_the_homes_ttl_slide_never_expires_the_live_se
     assert_eq!(context.turns.len(), 2);
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
 }
+
+#[tokio::test]
+async fn a_support_read_of_a_client_chosen_session_is_the_homes_or_marked_stale() {
+    // Given alice (home: the west) with a session whose id she chose, and a support agent
+    // whose own slot's home is the east
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, _stores) = apis_and_stores(&regions).await;
+    let map = match homes() {
+        HomeSource::Fixed(homes) => homes,
+        _ => unreachable!(),
+    };
+    let home = |sub: &str| map.home_of(tidewater::home::customer_slot(sub)).to_owned();
+    assert_eq!(home("alice"), NAMES[WEST]);
+    let agent = (0..100).map(|n| format!("agent-{n}")).find(|sub| home(sub) == NAMES[EAST]).expect("an agent homed in the east");
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let chosen = Uuid::new_v4().to_string();
+    let created = http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({"session_id": chosen})).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let append = |n: u32| {
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": format!("turn {n}")});
+        http.post(format!("{}/sessions/{chosen}/turns", apis[WEST])).bearer_auth(&alice).json(&turn).send()
+    };
+    assert_eq!(append(1).await.unwrap().status(), 201);
+    regions.after(3 * LAG).await;
+    // and a second turn acknowledged while west → east is paused
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(2).await.unwrap().status(), 201);
+
+    // When the agent loads the session (through alice's own home region's API, even)
+    let load = http
+        .get(format!("{}/sessions/{chosen}/context", apis[WEST]))
+        .bearer_auth(token(&agent, &["support"]))
+        .send()
+        .await
+        .unwrap();
+
+    // Then the answer is the home's (both turns), or it is marked stale and has no ETag
+    let stale = load.headers().get(homing::STALE).is_some();
+    let etag = load.headers().get("etag").cloned();
+    let served_by = load.headers().get(SERVED_BY).cloned();
+    let body: Value = load.json().await.unwrap();
+    let turns = body["turns"].as_array().map(Vec::len);
+    assert!(
+        turns == Some(2) || (stale && etag.is_none()),
+        "a replica's read presented as complete: turns {turns:?}, etag {etag:?}, stale {stale}, served by {served_by:?}"
+    );
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+}
