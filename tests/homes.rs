@@ -517,3 +517,42 @@ async fn a_support_read_of_a_client_chosen_session_is_the_homes_or_marked_stale(
     );
     regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
 }
+
+#[tokio::test]
+async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after_its_receipt() {
+    // Given the regions reading one home map file that the replicator rewrites,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let from_file = || HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+    let west = home_store_with(&regions, WEST, test_config(), from_file()).await;
+    let east = home_store_with(&regions, EAST, test_config(), from_file()).await;
+    let alice = tidewater_tests::alice();
+    // and alice (home: the west) making a session with a turn there while west → east is
+    // paused, just before the west fails over to the east,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "turn 1".into(), intent: None, token_count: None, item: None };
+    west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap();
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    assert_eq!(failover.fenced, 1);
+
+    // when she asks her new home, the east, to purge her while the fence stands,
+    let refused = east.purge_customer(&alice.customer_id, "purge-1").await;
+
+    // then it is refused as retryable, and no receipt is issued;
+    assert!(matches!(refused, Err(tidewater::Error::PurgeFenced)), "a receipt while the old home may still deliver: {refused:?}");
+    // once the west is back and has delivered, the purge runs and nothing of hers remains anywhere.
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(LAG).await;
+    let receipt = east.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 1);
+    regions.after(3 * LAG).await;
+    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    assert!(session_items(&regions, WEST, &session.to_string()).await.is_empty());
+    let _ = std::fs::remove_file(path);
+}
