@@ -18,6 +18,12 @@ use crate::{clock, codec, keys, Error};
 /// stored (unreadable) before TTL and the sweep remove them.
 pub const TTL_AFTER_EXPIRY_SECONDS: i64 = 7 * 86_400;
 
+/// The condition that a META's session has not expired at `:now_secs`, with `:live_ttl` =
+/// [`ttl_for_expiry`]`(now)`: a META written before the margin existed (no `ttl_margin`)
+/// carries `ttl` = its expiry, and is held to that.
+pub const LIVE_CONDITION: &str =
+    "(#ttl > :live_ttl OR (attribute_not_exists(ttl_margin) AND #ttl > :now_secs))";
+
 /// The `ttl` attribute of a session that expires at `expires_secs`.
 pub fn ttl_for_expiry(expires_secs: i64) -> i64 {
     expires_secs.saturating_add(TTL_AFTER_EXPIRY_SECONDS)
@@ -52,8 +58,12 @@ pub struct MetaItem {
     pub summary_rearm: bool,
     pub created_at: String,
     pub updated_at: String,
-    /// DynamoDB's TTL attribute: the expiry plus [`TTL_AFTER_EXPIRY_SECONDS`].
+    /// DynamoDB's TTL attribute: the expiry plus `ttl_margin`.
     pub ttl: i64,
+    /// [`TTL_AFTER_EXPIRY_SECONDS`] on every META written since the margin exists; absent on
+    /// an older one, whose `ttl` is its expiry (every write of it adds the margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_margin: Option<i64>,
     pub version: u64,
     #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -71,9 +81,9 @@ pub struct MetaItem {
 }
 
 impl MetaItem {
-    /// When the session expires: its `ttl` less [`TTL_AFTER_EXPIRY_SECONDS`].
+    /// When the session expires: its `ttl` less its `ttl_margin`.
     pub fn expires_secs(&self) -> i64 {
-        self.ttl.saturating_sub(TTL_AFTER_EXPIRY_SECONDS)
+        self.ttl.saturating_sub(self.ttl_margin.unwrap_or(0))
     }
 
     pub fn is_expired(&self, now_epoch_seconds: i64) -> bool {

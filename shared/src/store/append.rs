@@ -153,6 +153,7 @@ impl DynamoStore {
             "turn_count = :index",
             "updated_at = :now",
             "#ttl = :ttl",
+            "ttl_margin = :margin",
             "version = version + :one",
         ];
         let mut values = HashMap::from([
@@ -160,6 +161,8 @@ impl DynamoStore {
             (":previous".to_owned(), n(base.turn_count)),
             (":now".to_owned(), s(&now)),
             (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
+            (":now_secs".to_owned(), n(now_secs)),
+            (":margin".to_owned(), n(items::TTL_AFTER_EXPIRY_SECONDS)),
             (":ttl".to_owned(), n(items::ttl_for_expiry(expires))),
             (":one".to_owned(), n(1)),
             (":owner".to_owned(), s(&caller.customer_id)),
@@ -189,7 +192,7 @@ impl DynamoStore {
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
             .update_expression(format!("SET {}", set.join(", ")))
-            .condition_expression("turn_count = :previous AND owner_id = :owner AND #ttl > :live_ttl")
+            .condition_expression(format!("turn_count = :previous AND owner_id = :owner AND {}", items::LIVE_CONDITION))
             .expression_attribute_names("#ttl", "ttl")
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

@@ -40,6 +40,7 @@ impl SessionCreator for DynamoStore {
             created_at: now.clone(),
             updated_at: now.clone(),
             ttl: items::ttl_for_expiry(expires),
+            ttl_margin: Some(items::TTL_AFTER_EXPIRY_SECONDS),
             version: 1,
             gsi1pk: (!caller.is_guest()).then(|| keys::customer_pk(&caller.customer_id)),
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),

@@ -76,10 +76,11 @@ impl TurnRetractor for DynamoStore {
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
             .update_expression("SET version = version + :one, retracted_turns = if_not_exists(retracted_turns, :zero) + :one")
-            .condition_expression(
-                "turn_count = :count AND owner_id = :owner AND #ttl > :live_ttl \
+            .condition_expression(format!(
+                "turn_count = :count AND owner_id = :owner AND {} \
                  AND (attribute_not_exists(summarized_through) OR summarized_through < :index)",
-            )
+                items::LIVE_CONDITION
+            ))
             .expression_attribute_names("#ttl", "ttl")
             .set_expression_attribute_values(Some(HashMap::from([
                 (":one".to_owned(), n(1)),
@@ -87,6 +88,7 @@ impl TurnRetractor for DynamoStore {
                 (":count".to_owned(), n(meta.turn_count)),
                 (":owner".to_owned(), s(&caller.customer_id)),
                 (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
+                (":now_secs".to_owned(), n(now_secs)),
                 (":index".to_owned(), n(turn_index)),
             ])))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

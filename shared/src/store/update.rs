@@ -115,6 +115,7 @@ impl DynamoStore {
             "page_context = :page_context",
             "updated_at = :now",
             "#ttl = :ttl",
+            "ttl_margin = :margin",
             "patched_from = version",
             "version = version + :one",
         ];
@@ -124,11 +125,13 @@ impl DynamoStore {
             set.push("listed_turn_count = turn_count");
         }
         let mut condition =
-            "attribute_exists(PK) AND owner_id = :owner AND #ttl > :live_ttl AND guest = :guest".to_owned();
+            format!("attribute_exists(PK) AND owner_id = :owner AND {} AND guest = :guest", items::LIVE_CONDITION);
         let mut values = HashMap::from([
             (":page_context".to_owned(), page_context.clone()),
             (":now".to_owned(), s(&now)),
             (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
+            (":now_secs".to_owned(), n(now_secs)),
+            (":margin".to_owned(), n(items::TTL_AFTER_EXPIRY_SECONDS)),
             (":ttl".to_owned(), n(items::ttl_for_expiry(expires))),
             (":one".to_owned(), n(1)),
             (":owner".to_owned(), s(&caller.customer_id)),
