@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{HomeMap, HomeSource, Homes};
-use tidewater::{keys, Config, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{keys, Config, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
@@ -408,5 +408,151 @@ async fn after_a_failover_no_acknowledged_turn_is_lost_or_overwritten_and_the_re
         assert_eq!(contents, ["turn 1", "turn 2", "turn 3", "turn 4"], "{api}");
     }
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    let _ = std::fs::remove_file(path);
+}
+
+/// What DynamoDB's TTL may do in `region` at the clock's now: delete every item whose `ttl`
+/// has passed, through the region's endpoint, so the delete replicates as AWS replicates a
+/// TTL delete (with a later stamp than any write it raced).
+async fn ttl_pass(regions: &Regions, region: usize) -> usize {
+    let now = regions.clock.now_epoch_seconds();
+    let due: Vec<_> = regions
+        .items(region)
+        .await
+        .into_iter()
+        .filter(|item| item.get("ttl").and_then(|ttl| ttl.as_n().ok()?.parse::<i64>().ok()).is_some_and(|ttl| ttl <= now))
+        .collect();
+    for item in &due {
+        regions.clients[region]
+            .delete_item()
+            .table_name(&regions.table)
+            .key(keys::PK, item[keys::PK].clone())
+            .key(keys::SK, item[keys::SK].clone())
+            .send()
+            .await
+            .expect("a TTL delete");
+    }
+    due.len()
+}
+
+#[tokio::test]
+async fn a_replica_whose_copy_lags_the_homes_ttl_slide_never_expires_the_live_session() {
+    // Given alice's session (home: the west) whose first turn reached the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let on_clock = |store: Arc<DynamoStore>| Arc::try_unwrap(store).expect("one owner").with_clock(regions.clock.clone());
+    let west = on_clock(home_store(&regions, WEST, test_config()).await);
+    let alice = tidewater_tests::alice();
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let append = |n: u32| {
+        let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
+        west.append_turn(&alice, session, turn.validate(west.config()).unwrap())
+    };
+    append(1).await.unwrap();
+    regions.after(3 * LAG).await;
+    assert_eq!(session_items(&regions, EAST, &session.to_string()).await.len(), session_items(&regions, WEST, &session.to_string()).await.len());
+    // and west → east paused while, an hour before the session would expire, a second turn
+    // slides its expiry in the west,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    let ttl = test_config().session_ttl;
+    regions.after(ttl - Duration::from_secs(3_600)).await;
+    append(2).await.unwrap();
+    // when, two hours later (past the expiry the east's copy knows), TTL runs in the east
+    // and replication resumes,
+    regions.after(Duration::from_secs(7_200)).await;
+    let deleted = ttl_pass(&regions, EAST).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    // then TTL deleted nothing, and the session opens in its home with both turns.
+    assert_eq!(deleted, 0, "the east's stale copy expired a live session");
+    let context = west.load_context(&alice, session, tidewater_tests::newest(10, true)).await.expect("the session is live");
+    assert_eq!(context.turns.len(), 2);
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+}
+
+#[tokio::test]
+async fn a_support_read_of_a_client_chosen_session_is_the_homes_or_marked_stale() {
+    // Given alice (home: the west) with a session whose id she chose, and a support agent
+    // whose own slot's home is the east
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, _stores) = apis_and_stores(&regions).await;
+    let map = match homes() {
+        HomeSource::Fixed(homes) => homes,
+        _ => unreachable!(),
+    };
+    let home = |sub: &str| map.home_of(tidewater::home::customer_slot(sub)).to_owned();
+    assert_eq!(home("alice"), NAMES[WEST]);
+    let agent = (0..100).map(|n| format!("agent-{n}")).find(|sub| home(sub) == NAMES[EAST]).expect("an agent homed in the east");
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let chosen = Uuid::new_v4().to_string();
+    let created = http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({"session_id": chosen})).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let append = |n: u32| {
+        let turn = json!({"response_id": format!("r{n}"), "role": "user", "content": format!("turn {n}")});
+        http.post(format!("{}/sessions/{chosen}/turns", apis[WEST])).bearer_auth(&alice).json(&turn).send()
+    };
+    assert_eq!(append(1).await.unwrap().status(), 201);
+    regions.after(3 * LAG).await;
+    // and a second turn acknowledged while west → east is paused
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(2).await.unwrap().status(), 201);
+
+    // When the agent loads the session (through alice's own home region's API, even)
+    let load = http
+        .get(format!("{}/sessions/{chosen}/context", apis[WEST]))
+        .bearer_auth(token(&agent, &["support"]))
+        .send()
+        .await
+        .unwrap();
+
+    // Then the answer is the home's (both turns), or it is marked stale and has no ETag
+    let stale = load.headers().get(homing::STALE).is_some();
+    let etag = load.headers().get("etag").cloned();
+    let served_by = load.headers().get(SERVED_BY).cloned();
+    let body: Value = load.json().await.unwrap();
+    let turns = body["turns"].as_array().map(Vec::len);
+    assert!(
+        turns == Some(2) || (stale && etag.is_none()),
+        "a replica's read presented as complete: turns {turns:?}, etag {etag:?}, stale {stale}, served by {served_by:?}"
+    );
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+}
+
+#[tokio::test]
+async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after_its_receipt() {
+    // Given the regions reading one home map file that the replicator rewrites,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let from_file = || HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+    let west = home_store_with(&regions, WEST, test_config(), from_file()).await;
+    let east = home_store_with(&regions, EAST, test_config(), from_file()).await;
+    let alice = tidewater_tests::alice();
+    // and alice (home: the west) making a session with a turn there while west → east is
+    // paused, just before the west fails over to the east,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "turn 1".into(), intent: None, token_count: None, item: None };
+    west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap();
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    assert_eq!(failover.fenced, 1);
+
+    // when she asks her new home, the east, to purge her while the fence stands,
+    let refused = east.purge_customer(&alice.customer_id, "purge-1").await;
+
+    // then it is refused as retryable, and no receipt is issued;
+    assert!(matches!(refused, Err(tidewater::Error::PurgeFenced)), "a receipt while the old home may still deliver: {refused:?}");
+    // once the west is back and has delivered, the purge runs and nothing of hers remains anywhere.
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(LAG).await;
+    let receipt = east.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 1);
+    regions.after(3 * LAG).await;
+    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    assert!(session_items(&regions, WEST, &session.to_string()).await.is_empty());
     let _ = std::fs::remove_file(path);
 }

@@ -291,3 +291,36 @@ async fn after_a_summary_lands_the_rearm_starts_afresh() {
     let triggers = append_and_trigger(&store, session, due + 16..=next_due + 10).await;
     assert_eq!(triggers, vec![next_due, next_due + 10]);
 }
+
+#[tokio::test]
+async fn a_session_written_before_the_ttl_margin_keeps_its_expiry_and_gains_the_margin_on_its_next_write() {
+    // Given a session whose META was written before the margin: `ttl` = its expiry, no `ttl_margin`,
+    let store = store().await;
+    let session = session_with_turns(&store, &alice(), 1).await;
+    let as_before_the_margin = || {
+        store
+            .client()
+            .update_item()
+            .table_name(&store.config().table_name)
+            .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+            .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
+            .update_expression("SET #ttl = #ttl - ttl_margin REMOVE ttl_margin")
+            .expression_attribute_names("#ttl", "ttl")
+            .send()
+    };
+    as_before_the_margin().await.unwrap();
+    // when an hour passes and she appends,
+    store.clock().advance(Duration::from_secs(3_600));
+    let appended = store.append_turn(&alice(), session, turn(2)).await;
+
+    // then the session was live and the append slid its expiry, now with the margin;
+    assert_eq!(appended.expect("a live session").turn_index, 2);
+    let meta = meta(&store, session).await;
+    let number = |name: &str| meta[name].as_n().unwrap().parse::<i64>().unwrap();
+    let expires = store.clock().now_epoch_seconds() + store.config().session_ttl.as_secs() as i64;
+    assert_eq!((number("ttl"), number("ttl_margin")), (expires + tidewater::items::TTL_AFTER_EXPIRY_SECONDS, tidewater::items::TTL_AFTER_EXPIRY_SECONDS));
+    // and such a META is held to its own ttl: once it passes, the session is gone.
+    as_before_the_margin().await.unwrap();
+    store.clock().advance(store.config().session_ttl + Duration::from_secs(1));
+    assert!(matches!(store.append_turn(&alice(), session, turn(3)).await, Err(Error::NotFound)));
+}

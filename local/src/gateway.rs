@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::apigw::{request_event, HttpRequest};
-use crate::homing::{fenced, forward, marked_stale, request_slot, Regions, FORWARDED_FROM};
+use crate::homing::{fenced, forward, home_unknown, marked_stale, request_slot, Regions, FORWARDED_FROM};
 use crate::template::{find_route, Route};
 
 pub const ISSUER: &str = "tidewater-local";
@@ -114,7 +114,11 @@ impl Gateway {
         };
         let mut headers = headers;
         let mut stale = false;
-        if let Some(regions) = &self.regions {
+        if self.regions.is_some() && method == Method::GET && home_unknown(&route.path, &path_parameters, &claims) {
+            // No region can be named home: served from this region's replica, marked stale.
+            headers.remove(header::IF_NONE_MATCH);
+            stale = true;
+        } else if let Some(regions) = &self.regions {
             let slot = request_slot(&route.path, &path_parameters, &claims, &body);
             match self.away_from_home(regions, slot, &method, &uri, &headers, &body).await {
                 Away::Home if !fenced(regions, &route.path, &path_parameters) => {}

@@ -84,6 +84,21 @@ pub fn request_slot(route_path: &str, parameters: &[(String, String)], claims: &
     None
 }
 
+/// Whether the request's home cannot be told from the request: `support` or `privacy` acting
+/// on a session whose id carries no slot (a customer's client-chosen id). The owner, whose slot
+/// is the home, is in the session's META, which the gateway does not read; the region a staff
+/// member lands in may hold a lagging replica, so such a read is served here marked stale,
+/// never as complete.
+pub fn home_unknown(route_path: &str, parameters: &[(String, String)], claims: &Map<String, Value>) -> bool {
+    let groups = groups(claims);
+    let staff = groups.iter().any(|g| g == "support" || g == "privacy");
+    let id = parameters.iter().find(|(name, _)| name == "id").and_then(|(_, id)| hyphenated_uuid(id));
+    staff
+        && !groups.iter().any(|g| g == "guest")
+        && route_path.starts_with("/sessions/{id}")
+        && id.is_some_and(|id| home::carried_slot(&id).is_none())
+}
+
 /// Whether a request is on a session a failover fenced (`tidewater::home::HomeMap::fenced`):
 /// its home writes nothing of it until the old home's writes have arrived. An unreadable map
 /// fences nothing here; the home map's readers fail on it on their own.
@@ -169,6 +184,18 @@ mod tests {
         assert_eq!(request_slot("/customers/me/sessions", &none, &alice, b""), alice_slot);
         assert_eq!(request_slot("/customers/{id}", &by_id("bob"), &claims("pat", &["privacy"]), b""), Some(home::customer_slot("bob")));
         assert_eq!(request_slot("/receipts/{receipt_id}", &none, &alice, b""), None);
+    }
+
+    #[test]
+    fn only_staff_acting_on_an_id_without_a_slot_leave_the_home_unknown() {
+        let support = claims("carol", &["support"]);
+        let chosen = vec![("id".to_owned(), "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f".to_owned())];
+        let made = vec![("id".to_owned(), home::new_session_id(7).to_string())];
+        assert!(home_unknown("/sessions/{id}/context", &chosen, &support));
+        assert!(home_unknown("/sessions/{id}", &chosen, &claims("pat", &["privacy"])));
+        assert!(!home_unknown("/sessions/{id}/context", &made, &support), "a server-made id carries its slot");
+        assert!(!home_unknown("/sessions/{id}/context", &chosen, &claims("alice", &[])), "a customer's own slot is known");
+        assert!(!home_unknown("/customers/{id}", &[("id".to_owned(), "bob".to_owned())], &support));
     }
 
     #[test]

@@ -169,6 +169,15 @@ impl Config {
         }
     }
 
+    /// Whether any failover fence stands: a purge waits for it, since the fenced sessions'
+    /// old home may hold a session of the customer that no registry here lists yet.
+    pub fn any_fence(&self) -> Result<bool, Error> {
+        match &self.homes {
+            Some(source) => Ok(!source.homes().map_err(Error::Config)?.map.fenced.is_empty()),
+            None => Ok(false),
+        }
+    }
+
     /// The slot of a session this region makes without one of its own (a guest's): one this
     /// region is home to. `None` in a single-region deployment, which makes plain v4 ids.
     pub fn local_slot(&self) -> Result<Option<u8>, Error> {

@@ -42,6 +42,10 @@ pub enum Error {
     /// DynamoDB failed, throttled or did not answer in time; the call is safe to retry.
     #[error("the store is unavailable, retry later")]
     Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// A failover fence stands ([`crate::home::HomeMap::fenced`]): a purge now could miss a
+    /// session the old home made and has not delivered, and issue its receipt all the same.
+    #[error("a region that failed over has not delivered all its writes yet; retry once it is back")]
+    PurgeFenced,
     /// A stored item could not be read back into its type.
     #[error("a stored item is corrupt")]
     Corrupt(#[source] Box<dyn StdError + Send + Sync>),
@@ -68,6 +72,7 @@ impl Error {
             Error::PreconditionFailed => "precondition_failed",
             Error::Rejected(_) => "validation_failed",
             Error::Unavailable(_) => "unavailable",
+            Error::PurgeFenced => "purge_fenced",
             Error::Corrupt(_) | Error::Config(_) => "internal",
         }
     }

@@ -221,7 +221,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::SessionIdUnavailable => StatusCode::CONFLICT,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::PurgeFenced => StatusCode::SERVICE_UNAVAILABLE,
         Error::Corrupt(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

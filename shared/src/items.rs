@@ -6,6 +6,29 @@ use uuid::Uuid;
 use crate::model::{Role, Session, Summary, Turn};
 use crate::{clock, codec, keys, Error};
 
+/// How long after a session expires DynamoDB's TTL may delete its META: the `ttl` attribute
+/// is the expiry plus this, and expiry itself is enforced on read ([`MetaItem::is_expired`])
+/// and in every write's condition. With several regions each replica runs TTL on its own
+/// copy, and a TTL delete replicates everywhere with a later stamp than the write it raced:
+/// a replica whose copy lags the home's last ttl slide would delete a live session in every
+/// region. This is the bound on replication lag that makes that impossible: a copy that lags
+/// by less than it still carries a `ttl` past the live session's expiry. Seven days is far
+/// above any replication lag DynamoDB global tables report (seconds; a region cut off for
+/// longer is failed over, `crate::home`), and it is how long an expired session's items stay
+/// stored (unreadable) before TTL and the sweep remove them.
+pub const TTL_AFTER_EXPIRY_SECONDS: i64 = 7 * 86_400;
+
+/// The condition that a META's session has not expired at `:now_secs`, with `:live_ttl` =
+/// [`ttl_for_expiry`]`(now)`: a META written before the margin existed (no `ttl_margin`)
+/// carries `ttl` = its expiry, and is held to that.
+pub const LIVE_CONDITION: &str =
+    "(#ttl > :live_ttl OR (attribute_not_exists(ttl_margin) AND #ttl > :now_secs))";
+
+/// The `ttl` attribute of a session that expires at `expires_secs`.
+pub fn ttl_for_expiry(expires_secs: i64) -> i64 {
+    expires_secs.saturating_add(TTL_AFTER_EXPIRY_SECONDS)
+}
+
 /// `SK = ~META`: one per session. It carries the turn counter, the summary watermark and
 /// the sparse customer-index keys (absent for guests). It stays small (no summary, no
 /// turn content), so an append that updates it bills one write unit per KB of page context.
@@ -35,7 +58,12 @@ pub struct MetaItem {
     pub summary_rearm: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// DynamoDB's TTL attribute: the expiry plus `ttl_margin`.
     pub ttl: i64,
+    /// [`TTL_AFTER_EXPIRY_SECONDS`] on every META written since the margin exists; absent on
+    /// an older one, whose `ttl` is its expiry (every write of it adds the margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_margin: Option<i64>,
     pub version: u64,
     #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -53,8 +81,13 @@ pub struct MetaItem {
 }
 
 impl MetaItem {
+    /// When the session expires: its `ttl` less its `ttl_margin`.
+    pub fn expires_secs(&self) -> i64 {
+        self.ttl.saturating_sub(self.ttl_margin.unwrap_or(0))
+    }
+
     pub fn is_expired(&self, now_epoch_seconds: i64) -> bool {
-        self.ttl <= now_epoch_seconds
+        self.expires_secs() <= now_epoch_seconds
     }
 
     /// The data key this session's content is sealed under: its customer's, or for a guest
@@ -75,7 +108,7 @@ impl MetaItem {
             turn_count: self.turn_count,
             created_at: self.created_at.clone(),
             updated_at: self.updated_at.clone(),
-            expires_at: clock::format_epoch_seconds(self.ttl),
+            expires_at: clock::format_epoch_seconds(self.expires_secs()),
         }
     }
 }

@@ -270,8 +270,15 @@ pub fn read_fault_during(faults: &Log, session: Uuid, from_ms: u64, to_ms: u64) 
         READS.contains(&injection.operation.as_str())
             && injection.fault != Fault::Stale
             && (from_ms.saturating_sub(10)..=to_ms + 10).contains(&injection.at_ms)
-            && injection.keys.contains(&pk)
+            && injection.keys.iter().any(|key| *key == pk || is_data_key(key))
     })
+}
+
+/// A load also reads the data key its turns are sealed under, in the key table, whose item
+/// names a customer's hash or a guest's day rather than the session: a fault there degrades
+/// the load as one on the session does.
+fn is_data_key(key: &str) -> bool {
+    key.starts_with(&keys::customer_data_key("")) || key.starts_with(keys::GUEST_KEY_PREFIX)
 }
 
 fn check(name: &'static str, passed: bool, detail: String) -> Check {
@@ -392,5 +399,19 @@ mod tests {
         assert!(!passed(&verdict(&outcome, &table, &exports, &faults), "degraded loads only while faults hit reads"));
         faults.injections[0].operation = "Query".into();
         assert!(passed(&verdict(&outcome, &table, &exports, &faults), "degraded loads only while faults hit reads"));
+    }
+
+    #[test]
+    fn a_read_fault_on_a_data_key_explains_a_degraded_load() {
+        let (session, mut outcome, table) = session_with_two_appends();
+        outcome.degraded.push(DegradedLoad { session, started_ms: 1_000, finished_ms: 2_000 });
+        let key_read = Injection {
+            at_ms: 1_500,
+            operation: "GetItem".into(),
+            fault: Fault::Throttling,
+            keys: vec![keys::customer_data_key("0f3a")],
+        };
+        let faults = Log { injections: vec![key_read], ..Log::default() };
+        assert!(passed(&verdict(&outcome, &table, &HashMap::new(), &faults), "degraded loads only while faults hit reads"));
     }
 }

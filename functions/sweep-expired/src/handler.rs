@@ -4,6 +4,11 @@
 //! session's entry in its owner's registry. Turns and idempotency records carry no `ttl`,
 //! so nothing of a live session ever expires on its own, and nothing outlives it.
 //!
+//! With several regions it sweeps wherever TTL ran, home or not: TTL may run first in any
+//! replica, and the other regions see only a replicated REMOVE without the TTL principal. That is
+//! safe because META's `ttl` lies `tidewater::items::TTL_AFTER_EXPIRY_SECONDS` past the expiry,
+//! so no replica's TTL removes a session that is live in its home.
+//!
 //! Sweeping is idempotent; a record that fails is reported alone, by its sequence number. A
 //! sweep writes the janitor's work item before it deletes anything, so one cut off half-way
 //! is finished by the janitor even when its record ends in the DLQ and the stream forgets it.

@@ -310,6 +310,7 @@ fn meta(session: Uuid, owner: &str, turn_count: u64, needs_summary: bool) -> Met
         created_at: "2026-11-26T19:00:00Z".to_owned(),
         updated_at: "2026-11-26T19:20:00Z".to_owned(),
         ttl: 1_795_806_000,
+        ttl_margin: None,
         version: turn_count + 1,
         gsi1pk: Some(keys::customer_pk(owner)),
         gsi1sk: Some("2026-11-26T19:20:00Z".to_owned()),

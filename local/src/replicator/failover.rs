@@ -10,7 +10,9 @@
 //! delivered all of it ([`Replicator::lift_fences`]). So a late write of the old home never
 //! meets a new write on the same key, and no acknowledged turn is overwritten or dropped.
 //! Customers' partitions (registry, ledger, memory) are not fenced: they are named by a salted
-//! hash the replicator cannot tie to a customer.
+//! hash the replicator cannot tie to a customer. So a purge, which lists the registry, waits
+//! while any fence stands (503 `purge_fenced`, `tidewater::Error::PurgeFenced`): the old home
+//! may still deliver a session of the customer whose registry entry the new home lacks.
 use std::collections::BTreeMap;
 
 use serde::Serialize;

@@ -13,7 +13,9 @@
 //! (`ExecuteStatement`, `ExecuteTransaction`, `BatchExecuteStatement`) are refused with a 400,
 //! since the proxy cannot see which items they write; tidewater uses none. Table changes
 //! (`CreateTable`, TTL) are not replicated: every region creates its own table, as each
-//! replica of a global table exists per region.
+//! replica of a global table exists per region. An item DynamoDB Local deletes by TTL bypasses
+//! the proxy and is not replicated, whereas AWS replicates a TTL delete like any delete; a test
+//! that needs it deletes through the region's endpoint instead (`ttl_pass` in tests/homes.rs).
 //!
 //! **How it applies them.** Every few milliseconds the deliveries that are due are written
 //! into their regions, under that region's write lock: a `PutItem` of the whole image or a

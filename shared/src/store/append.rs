@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 use uuid::Uuid;
 
 use crate::clock;
-use crate::items::{MetaItem, ResponseItem, TurnItem};
+use crate::items::{self, MetaItem, ResponseItem, TurnItem};
 use crate::model::{Appended, Caller, TurnDraft};
 use crate::{codec, keys, Error};
 
@@ -151,7 +151,7 @@ impl DynamoStore {
         base: &AppendBase,
     ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder, Error>
     {
-        let (now, now_secs, ttl) = self.now_with_expiry();
+        let (now, now_secs, expires) = self.now_with_expiry();
         let index = base.turn_count + 1;
         let pk = keys::session_pk(session_id);
 
@@ -181,14 +181,17 @@ impl DynamoStore {
             "turn_count = :index",
             "updated_at = :now",
             "#ttl = :ttl",
+            "ttl_margin = :margin",
             "version = version + :one",
         ];
         let mut values = HashMap::from([
             (":index".to_owned(), n(index)),
             (":previous".to_owned(), n(base.turn_count)),
             (":now".to_owned(), s(&now)),
+            (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
             (":now_secs".to_owned(), n(now_secs)),
-            (":ttl".to_owned(), n(ttl)),
+            (":margin".to_owned(), n(items::TTL_AFTER_EXPIRY_SECONDS)),
+            (":ttl".to_owned(), n(items::ttl_for_expiry(expires))),
             (":one".to_owned(), n(1)),
             (":owner".to_owned(), s(&caller.customer_id)),
         ]);
@@ -217,7 +220,7 @@ impl DynamoStore {
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
             .update_expression(format!("SET {}", set.join(", ")))
-            .condition_expression("turn_count = :previous AND owner_id = :owner AND #ttl > :now_secs")
+            .condition_expression(format!("turn_count = :previous AND owner_id = :owner AND {}", items::LIVE_CONDITION))
             .expression_attribute_names("#ttl", "ttl")
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnConsumedCapacity, Trans
 use uuid::Uuid;
 
 use crate::clock;
-use crate::items::MetaItem;
+use crate::items::{self, MetaItem};
 use crate::model::{Caller, NewSession, SessionCreated};
 use crate::{home, keys, Error};
 
@@ -24,7 +24,7 @@ impl SessionCreator for DynamoStore {
             Some(id) => id,
             None => self.new_session_id(caller)?,
         };
-        let (now, _, ttl) = self.now_with_expiry();
+        let (now, _, expires) = self.now_with_expiry();
         let meta = MetaItem {
             pk: keys::session_pk(&session_id),
             sk: keys::META.to_owned(),
@@ -39,7 +39,8 @@ impl SessionCreator for DynamoStore {
             summary_rearm: false,
             created_at: now.clone(),
             updated_at: now.clone(),
-            ttl,
+            ttl: items::ttl_for_expiry(expires),
+            ttl_margin: Some(items::TTL_AFTER_EXPIRY_SECONDS),
             version: 1,
             gsi1pk: (!caller.is_guest()).then(|| keys::customer_pk(&caller.customer_id)),
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
@@ -50,7 +51,7 @@ impl SessionCreator for DynamoStore {
             return Err(Error::SessionIdUnavailable);
         }
         let created =
-            SessionCreated { session_id, created_at: now.clone(), expires_at: clock::format_epoch_seconds(ttl), created: true };
+            SessionCreated { session_id, created_at: now.clone(), expires_at: clock::format_epoch_seconds(expires), created: true };
         let id_taken =
             if caller.is_guest() { self.put_guest_meta(&meta).await? } else { self.put_registered_meta(caller, &meta).await? };
         if !id_taken {
@@ -61,8 +62,8 @@ impl SessionCreator for DynamoStore {
         match existing {
             Some(meta) if meta.owner_id == caller.customer_id && !meta.is_expired(now_secs) => Ok(SessionCreated {
                 session_id,
+                expires_at: clock::format_epoch_seconds(meta.expires_secs()),
                 created_at: meta.created_at,
-                expires_at: clock::format_epoch_seconds(meta.ttl),
                 created: false,
             }),
             Some(meta) if meta.owner_id == caller.customer_id => Err(Error::SessionIdUnavailable),

@@ -283,6 +283,7 @@ impl DynamoStore {
         &self.config.table_name
     }
 
+    /// Now (formatted and in epoch seconds) and the expiry of a session written now.
     pub(crate) fn now_with_expiry(&self) -> (String, i64, i64) {
         let now = self.clock.now();
         let now_secs = now.unix_timestamp();

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 use uuid::Uuid;
 
 use super::{cancellation_reasons, condition_failed, failed_item, n, request_token, s, within, DynamoStore};
-use crate::items::{MetaItem, TurnItem};
+use crate::items::{self, MetaItem, TurnItem};
 use crate::model::{Caller, Retracted};
 use crate::{clock, keys, Error};
 
@@ -76,16 +76,18 @@ impl TurnRetractor for DynamoStore {
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
             .update_expression("SET version = version + :one, retracted_turns = if_not_exists(retracted_turns, :zero) + :one")
-            .condition_expression(
-                "turn_count = :count AND owner_id = :owner AND #ttl > :now_secs \
+            .condition_expression(format!(
+                "turn_count = :count AND owner_id = :owner AND {} \
                  AND (attribute_not_exists(summarized_through) OR summarized_through < :index)",
-            )
+                items::LIVE_CONDITION
+            ))
             .expression_attribute_names("#ttl", "ttl")
             .set_expression_attribute_values(Some(HashMap::from([
                 (":one".to_owned(), n(1)),
                 (":zero".to_owned(), n(0)),
                 (":count".to_owned(), n(meta.turn_count)),
                 (":owner".to_owned(), s(&caller.customer_id)),
+                (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
                 (":now_secs".to_owned(), n(now_secs)),
                 (":index".to_owned(), n(turn_index)),
             ])))

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValu
 use uuid::Uuid;
 
 use super::{from_item, n, s, within, DynamoStore};
-use crate::items::MetaItem;
+use crate::items::{self, MetaItem};
 use crate::model::{Caller, IfMatch, SessionPatch, SessionUpdated};
 use crate::{keys, Error};
 
@@ -109,12 +109,13 @@ impl DynamoStore {
         if_match: Option<&IfMatch>,
         guest: bool,
     ) -> Result<Attempt, Error> {
-        let (now, now_secs, ttl) = self.now_with_expiry();
+        let (now, now_secs, expires) = self.now_with_expiry();
         // `patched_from` takes the version before this update (operands read the old item).
         let mut set = vec![
             "page_context = :page_context",
             "updated_at = :now",
             "#ttl = :ttl",
+            "ttl_margin = :margin",
             "patched_from = version",
             "version = version + :one",
         ];
@@ -124,12 +125,14 @@ impl DynamoStore {
             set.push("listed_turn_count = turn_count");
         }
         let mut condition =
-            "attribute_exists(PK) AND owner_id = :owner AND #ttl > :now_secs AND guest = :guest".to_owned();
+            format!("attribute_exists(PK) AND owner_id = :owner AND {} AND guest = :guest", items::LIVE_CONDITION);
         let mut values = HashMap::from([
             (":page_context".to_owned(), page_context.clone()),
             (":now".to_owned(), s(&now)),
+            (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
             (":now_secs".to_owned(), n(now_secs)),
-            (":ttl".to_owned(), n(ttl)),
+            (":margin".to_owned(), n(items::TTL_AFTER_EXPIRY_SECONDS)),
+            (":ttl".to_owned(), n(items::ttl_for_expiry(expires))),
             (":one".to_owned(), n(1)),
             (":owner".to_owned(), s(&caller.customer_id)),
             (":guest".to_owned(), AttributeValue::Bool(guest)),

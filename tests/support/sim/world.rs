@@ -190,6 +190,12 @@ impl World {
         self.now_ms() > s.expires_at_ms
     }
 
+    /// Whether DynamoDB's TTL may have removed the session's META: its `ttl` lies
+    /// `TTL_AFTER_EXPIRY_SECONDS` past the expiry.
+    fn ttl_due(&self, s: &SessionModel) -> bool {
+        self.now_ms() > s.expires_at_ms + tidewater::items::TTL_AFTER_EXPIRY_SECONDS * 1_000 + EXPIRY_SLACK_MS
+    }
+
     fn near_expiry(&self, s: &SessionModel) -> bool {
         (self.now_ms() - s.expires_at_ms).abs() < EXPIRY_SLACK_MS
     }
@@ -981,7 +987,7 @@ impl World {
     async fn ttl_remove(&mut self, pick: u32, found: &mut Vec<Violation>) -> Option<usize> {
         let index = self.pick_session(pick)?;
         let s = &self.sessions[index];
-        if s.state != State::Live || !self.expired(s) || self.near_expiry(s) {
+        if s.state != State::Live || !self.ttl_due(s) {
             return None;
         }
         let id = s.id;

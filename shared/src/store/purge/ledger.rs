@@ -73,6 +73,11 @@ impl DynamoStore {
         request_id: &str,
         key_destroyed_at: Option<&str>,
     ) -> Result<Receipt, Error> {
+        // A fence means a region that failed over may still deliver a session of any customer
+        // homed there, registry entry and all: a receipt now could be followed by its data.
+        if self.config.any_fence()? {
+            return Err(Error::PurgeFenced);
+        }
         let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }).await?;
         let ledger = self.open_ledger(hash, request_id, &work, key_destroyed_at).await?;
         if ledger.work_sk.as_deref() != Some(work.as_str()) {
