@@ -183,7 +183,7 @@ const PARTITIONS: &[(&str, &[&str])] = &[
     ("load-context", &["SESSION#*", "MEMORY#*", "CUST#*", "GUEST#*"]),
     ("summarize", &["SESSION#*", "MEMORY#*", "CUST#*", "GUEST#*"]),
     ("sweep-expired", &["SESSION#*", "PRIVACY#*", "JANITOR"]),
-    ("janitor", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR", "GUEST", "GUEST#*"]),
+    ("janitor", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR", "GUEST", "GUEST#*", "CUST#*"]),
     ("update-session", &["SESSION#*"]),
     ("list-sessions", &["CUSTOMER#*"]),
     ("export-turns", &["SESSION#*", "CUST#*", "GUEST#*"]),

@@ -1,6 +1,6 @@
 //! The key table: each customer's (and each guest day's) wrapped data key, the one copy of it.
 //!
-//! Its item is `PK = CUST#<customer id>` or `GUEST#<yyyy-mm-dd>` ([`keys::customer_data_key`],
+//! Its item is `PK = CUST#<customer hash>` or `GUEST#<yyyy-mm-dd>` ([`keys::customer_data_key`],
 //! [`keys::guest_data_key`]) with the key's random `generation`, the `wrapped` key and the
 //! `master_key_id` that wrapped it; a guest key also its `until` (the latest expiry of a
 //! session sealed under it) and `guest_keys = GUEST`, which puts it in the sparse index the
@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{s, within, DynamoStore};
+use crate::items::MetaItem;
 use crate::crypto::{DataKey, Encryption, Generation, KeyWrapper, WrappedKey, GENERATION_LEN};
 use crate::{clock, keys, Error};
 
@@ -91,6 +92,53 @@ impl DynamoStore {
 
     fn key_table(&self) -> String {
         self.config.key_table()
+    }
+
+    /// The key table's name of `customer_id`'s data key: `CUST#<customer hash>`, as the janitor,
+    /// which knows a customer only by hash, names it too.
+    pub(crate) fn customer_key_ref(&self, customer_id: &str) -> Result<String, Error> {
+        Ok(keys::customer_data_key(&self.customer_hash(customer_id)?))
+    }
+
+    /// The name of the data key `meta`'s session is sealed under; `None` when this store does
+    /// not encrypt.
+    pub(crate) fn session_key_ref(&self, meta: &MetaItem) -> Result<Option<String>, Error> {
+        match self.encryption() {
+            Some(_) => meta.data_key_ref(|owner| self.customer_hash(owner)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The key named by `key_ref` as the key table holds it now, never created (an append's
+    /// read beside META). `None` when there is none (or this store does not encrypt).
+    pub(crate) async fn existing_key(&self, key_ref: &str) -> Result<Option<Arc<DataKey>>, Error> {
+        let Some(encryption) = self.encryption() else {
+            return Ok(None);
+        };
+        match self.read_key_item(key_ref).await? {
+            Some(item) => self.unwrapped(encryption, key_ref, &item).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The key named by `key_ref`, for a writer of `session_id` (a summary, facts): made only
+    /// once a strongly consistent read finds the session's META live and `fits` it, as an
+    /// append makes its key only after reading META, so that a writer racing a purge does not
+    /// leave its customer a key after the receipt (the purge destroys the key once every META
+    /// of the customer is gone). `Ok(None)` when the session is gone or does not fit.
+    pub(crate) async fn key_for_session(
+        &self,
+        key_ref: &str,
+        session_id: &uuid::Uuid,
+        fits: impl FnOnce(&MetaItem) -> bool,
+    ) -> Result<Option<Arc<DataKey>>, Error> {
+        if let Some(key) = self.existing_key(key_ref).await? {
+            return Ok(Some(key));
+        }
+        match self.read_meta(session_id, true, self.config.write_timeout).await? {
+            Some(meta) if fits(&meta) && !meta.is_expired(self.clock.now_epoch_seconds()) => Box::pin(self.sealing_key(key_ref)).await,
+            _ => Ok(None),
+        }
     }
 
     /// The key to seal new content named by `key_ref`, created on first use; `None` when this

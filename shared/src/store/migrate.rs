@@ -48,7 +48,7 @@ impl DynamoStore {
             };
             if !owners.contains_key(&session_id) {
                 let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?;
-                owners.insert(session_id, meta.map(|m| m.data_key_ref()));
+                owners.insert(session_id, meta.map(|m| self.session_key_ref(&m)).transpose()?.flatten());
             }
             let Some(Some(key_ref)) = owners.get(&session_id) else {
                 page.left_plain += 1;

@@ -109,7 +109,7 @@ impl DynamoStore {
         if caller.is_guest() || self.encryption().is_none() {
             return Ok(OpenKeys::default());
         }
-        self.opening_keys(BTreeSet::from([keys::customer_data_key(&caller.customer_id)])).await
+        self.opening_keys(BTreeSet::from([self.customer_key_ref(&caller.customer_id)?])).await
     }
 
     /// An item copied from the table or its stream (a restore, an export, a backup), with its
