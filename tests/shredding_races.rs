@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::store::{BatchDeleter, ItemKey};
-use tidewater::{keys, Config, ContextLoader, DynamoStore, Error, Janitor, NewTurn, TurnAppender};
+use serde_json::json;
+use tidewater::{keys, Caller, Config, ContextLoader, DynamoStore, Error, Janitor, NewTurn, SessionPatch, SessionUpdater, TurnAppender};
 use tidewater_tests::{alice, fresh_store, newest, scan_table, session_item_count, session_with_turns, test_config};
 use uuid::Uuid;
 
@@ -126,4 +127,25 @@ async fn a_purge_finished_by_the_janitor_leaves_no_key_that_opens_a_raced_turns_
         let opened = fresh.open_copied_item(item).await;
         assert!(matches!(opened, Err(Error::NotFound)), "a purged customer's copy opened after the receipt: {:?}", opened.map(|i| i[keys::SK].clone()));
     }
+}
+
+#[tokio::test]
+async fn a_guest_session_kept_alive_by_patches_still_opens_after_janitor_passes() {
+    // Given a guest session with one turn, sealed under its day's key
+    let store = fresh_store(test_config()).await;
+    let guest = Caller::new("visitor-1", ["guest"]);
+    let session = session_with_turns(&store, &guest, 1).await;
+    let ttl = store.config().session_ttl;
+
+    // When the guest keeps the session alive with PATCHes only, and the janitor runs
+    for _ in 0..5 {
+        store.clock().advance(ttl / 2);
+        let patch = SessionPatch { page_context: json!({"page": "/checkout"}).as_object().cloned().unwrap() };
+        store.update_session(&guest, session, patch, None).await.expect("the session is alive");
+        store.janitor_pass(store.clock().now()).await.unwrap();
+    }
+
+    // Then the live session still loads with its turn
+    let loaded = store.load_context(&guest, session, newest(10, true)).await;
+    assert_eq!(loaded.expect("a live guest session loads").turns.len(), 1);
 }

@@ -184,7 +184,7 @@ const PARTITIONS: &[(&str, &[&str])] = &[
     ("summarize", &["SESSION#*", "MEMORY#*", "CUST#*", "GUEST#*"]),
     ("sweep-expired", &["SESSION#*", "PRIVACY#*", "JANITOR"]),
     ("janitor", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR", "GUEST", "GUEST#*", "CUST#*"]),
-    ("update-session", &["SESSION#*"]),
+    ("update-session", &["SESSION#*", "GUEST#*"]),
     ("list-sessions", &["CUSTOMER#*"]),
     ("export-turns", &["SESSION#*", "CUST#*", "GUEST#*"]),
     ("delete-session", &["SESSION#*", "PRIVACY#*", "JANITOR"]),

@@ -17,10 +17,11 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
 };
 
 use super::{s, within, DynamoStore};
@@ -157,9 +158,7 @@ impl DynamoStore {
             return Ok(None);
         };
         if let Some(item) = self.read_key_item(key_ref).await? {
-            if let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) {
-                self.extend_guest_key(key_ref, needed).await?;
-            }
+            self.cover_until(key_ref, &item, until).await?;
             return self.unwrapped(encryption, key_ref, &item).await.map(Some);
         }
         let (key, material) = DataKey::generate_with_material();
@@ -192,9 +191,7 @@ impl DynamoStore {
                 let item = self.read_key_item(key_ref).await?.ok_or_else(|| {
                     Error::Unavailable("a data key was created and destroyed while this one was made".into())
                 })?;
-                if let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) {
-                    self.extend_guest_key(key_ref, needed).await?;
-                }
+                self.cover_until(key_ref, &item, until).await?;
                 self.unwrapped(encryption, key_ref, &item).await.map(Some)
             }
             Err(e) => Err(Error::from_store(e)),
@@ -231,10 +228,43 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Moves a guest key's `until` to `needed` and a day more, unless it is there already. A
-    /// key the janitor destroyed meanwhile is not brought back: it was destroyed only after
-    /// every session sealed under it expired, so the append's own condition fails too.
-    async fn extend_guest_key(&self, key_ref: &str, needed: i64) -> Result<(), Error> {
+    /// Makes the guest key `item` (named `key_ref`), about to seal content, cover `until`. A
+    /// key the janitor destroyed between its read and now is not brought back, and nothing is
+    /// sealed under it: a retryable error, whose retry makes a new key.
+    async fn cover_until(&self, key_ref: &str, item: &KeyItem, until: Option<i64>) -> Result<(), Error> {
+        let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) else {
+            return Ok(());
+        };
+        if self.extend_guest_key(key_ref, needed).await? {
+            Ok(())
+        } else {
+            Err(Error::Unavailable("the guest data key was destroyed while this write read it; retry".into()))
+        }
+    }
+
+    /// Before a guest's session slides its expiry without sealing anything (a PATCH): moves
+    /// the `until` of the day key its content is sealed under to cover the new expiry, so the
+    /// janitor never destroys the key of a live session. A session with no key (no content
+    /// sealed yet), or gone (the update answers 404), needs nothing.
+    pub(crate) async fn cover_guest_session(&self, session_id: &uuid::Uuid) -> Result<(), Error> {
+        // Without a key wrapper of its own (update-session seals nothing), still: the
+        // functions that seal may have sealed this session's content.
+        let Some(meta) = self.read_meta(session_id, true, self.config.write_timeout).await?.filter(|m| m.guest) else {
+            return Ok(());
+        };
+        let key_ref = meta.data_key_ref(|owner| self.customer_hash(owner))?;
+        let needed = self.now_with_expiry().2;
+        if let Some(item) = self.read_key_item(&key_ref).await? {
+            if item.until.is_some_and(|held| held < needed) {
+                self.extend_guest_key(&key_ref, needed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a guest key's `until` to `needed` and a day more, unless it is there already:
+    /// `false` when the key is gone (the janitor destroyed it meanwhile; never brought back).
+    async fn extend_guest_key(&self, key_ref: &str, needed: i64) -> Result<bool, Error> {
         let update = self
             .client
             .update_item()
@@ -245,10 +275,15 @@ impl DynamoStore {
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":until", AttributeValue::N((needed + GUEST_KEY_SLACK_SECONDS).to_string()))
             .expression_attribute_values(":needed", AttributeValue::N(needed.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send();
         match within(self.config.write_timeout, update).await? {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                // Moved as far by another write already, or gone.
+                UpdateItemError::ConditionalCheckFailedException(failed) => Ok(failed.item.is_some()),
+                other => Err(Error::from_store(other)),
+            },
             Err(e) => Err(Error::from_store(e)),
         }
     }
