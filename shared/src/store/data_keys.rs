@@ -137,22 +137,20 @@ impl DynamoStore {
             return Ok(Some(key));
         }
         match self.read_meta(session_id, true, self.config.write_timeout).await? {
-            Some(meta) if fits(&meta) && !meta.is_expired(self.clock.now_epoch_seconds()) => Box::pin(self.sealing_key(key_ref)).await,
+            // A guest's day key made here covers the session's expiry, as an append's does.
+            Some(meta) if fits(&meta) && !meta.is_expired(self.clock.now_epoch_seconds()) => {
+                Box::pin(self.sealing_key_until(key_ref, meta.guest.then_some(meta.ttl))).await
+            }
             _ => Ok(None),
         }
     }
 
     /// The key to seal new content named by `key_ref`, created on first use; `None` when this
     /// store does not encrypt. Two racing creations agree on one key: the second loses its
-    /// condition and reads the first's.
-    pub(crate) async fn sealing_key(&self, key_ref: &str) -> Result<Option<Arc<DataKey>>, Error> {
-        self.sealing_key_until(key_ref, None).await
-    }
-
-    /// [`DynamoStore::sealing_key`] for a guest key, which must live until `until` (epoch
-    /// seconds, the expiry of the session being written): its `until` is moved that far (and
-    /// a day more) when it falls short, so the janitor destroys it only once every session
-    /// sealed under it has expired.
+    /// condition and reads the first's. A guest key (`until`: epoch seconds, the expiry of the
+    /// session being written; `None` for a customer's key) must live until then: its `until`
+    /// is moved that far (and a day more) when it falls short, so the janitor destroys it only
+    /// once every session sealed under it has expired.
     pub(crate) async fn sealing_key_until(&self, key_ref: &str, until: Option<i64>) -> Result<Option<Arc<DataKey>>, Error> {
         let Some(encryption) = self.encryption() else {
             return Ok(None);
@@ -162,7 +160,8 @@ impl DynamoStore {
             return self.unwrapped(encryption, key_ref, &item).await.map(Some);
         }
         let (key, material) = DataKey::generate_with_material();
-        let wrapped = encryption.wrapper.wrap(key_ref, &key.generation, &material).await?;
+        // A KMS call gets the deadline every DynamoDB call gets.
+        let wrapped = within(self.config.write_timeout, encryption.wrapper.wrap(key_ref, &key.generation, &material)).await??;
         let put = self
             .client
             .put_item()
@@ -347,7 +346,7 @@ impl DynamoStore {
         if let Some(key) = encryption.cache.lock().ok().and_then(|mut c| c.get(key_ref, &item.generation, now_ms)) {
             return Ok(key);
         }
-        let material = encryption.wrapper.unwrap(key_ref, &item.generation, &item.wrapped).await?;
+        let material = within(self.config.write_timeout, encryption.wrapper.unwrap(key_ref, &item.generation, &item.wrapped)).await??;
         let key = Arc::new(DataKey::from_parts(item.generation, material.as_ref())?);
         self.remember(encryption, key_ref, &key);
         Ok(key)
