@@ -175,3 +175,35 @@ async fn a_sealed_turn_replaced_by_plaintext_is_refused() {
     let loaded = store.load_context(&alice(), session, newest(10, true)).await;
     assert!(matches!(loaded, Err(Error::Corrupt(_))), "a downgraded turn was served: {loaded:?}");
 }
+
+#[tokio::test]
+async fn writers_arriving_after_a_purge_leave_the_customer_no_key() {
+    use tidewater::{CustomerPurger, FactDraft, FactKind, FactSource, MemoryWriter, SummaryWriter};
+    // Given alice's session, and her purge
+    let store = fresh_store(test_config()).await;
+    let session = session_with_turns(&store, &alice(), 2).await;
+    store.purge_customer("alice", "req-purge").await.unwrap();
+
+    // When writers that were under way reach the session afterwards: an append, a summary, facts
+    let draft = turn("late", "late: my card number is 4111").validate(store.config()).unwrap();
+    assert!(matches!(TurnAppender::append_turn(&*store, &alice(), session, draft).await, Err(Error::NotFound)));
+    assert!(!store.put_summary(session, 2, "alice asked about Frieren").await.unwrap());
+    let source = FactSource { session_id: session, from_turn: 1, to_turn: 1 };
+    let stated_at = tidewater::clock::format(store.clock().now());
+    let fact = FactDraft::new(FactKind::Preference, "likes Frieren", "likes Frieren", source, &stated_at).unwrap();
+    assert_eq!(store.write_facts("alice", session, &[fact]).await.unwrap(), 0);
+
+    // Then the key table holds no key of alice's after her receipt
+    let salt = store.config().receipt_salt().unwrap().expose().to_owned();
+    let key_ref = keys::customer_data_key(&tidewater::store::customer_hash(&salt, "alice"));
+    let key = store
+        .client()
+        .get_item()
+        .table_name(store.config().key_table())
+        .key(keys::PK, AttributeValue::S(key_ref))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(key.item.is_none(), "a key of a purged customer was made after the receipt");
+}
