@@ -34,6 +34,14 @@ mod append_position {
 /// which the stream filter matches, so the summariser is asked again.
 pub const SUMMARY_REARM_TURNS: u64 = 10;
 
+/// What an append writes, the same in every attempt: the compressed content, the payload's
+/// keyed hash, and the key the turn is sealed under (none when the store does not encrypt).
+struct Written<'a> {
+    content: &'a [u8],
+    payload_hash: &'a str,
+    seal: Option<(&'a str, &'a DataKey)>,
+}
+
 /// The fields of META that an append needs to decide the next index.
 struct AppendBase {
     turn_count: u64,
@@ -89,7 +97,8 @@ impl TurnAppender for DynamoStore {
         let payload_hash = turn.payload_hash(self.config.hash_key()?, &session_id);
 
         for attempt in 0..MAX_APPEND_ATTEMPTS {
-            let transaction = self.append_transaction(caller, &session_id, &turn, &content, &payload_hash, &base, seal)?;
+            let written = Written { content: &content, payload_hash: &payload_hash, seal };
+            let transaction = self.append_transaction(caller, &session_id, &turn, &written, &base)?;
             let index = base.turn_count + 1;
             let sent = within(self.config.write_timeout, transaction.send()).await?;
             let reasons = match sent {
@@ -137,16 +146,14 @@ impl DynamoStore {
     /// One transaction: claim the response id, write the turn, and move META's counter from
     /// `turn_count` to `turn_count + 1`. Any concurrent append to the same session breaks the
     /// last condition, so indices stay gap-free, and a reused response id breaks the first.
-    /// The turn's content is sealed under `seal`'s key when the store encrypts.
+    /// The turn's content is sealed under `written.seal`'s key when the store encrypts.
     fn append_transaction(
         &self,
         caller: &Caller,
         session_id: &Uuid,
         turn: &TurnDraft,
-        content: &[u8],
-        payload_hash: &str,
+        written: &Written<'_>,
         base: &AppendBase,
-        seal: Option<(&str, &DataKey)>,
     ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder, Error>
     {
         let (now, now_secs, ttl) = self.now_with_expiry();
@@ -157,13 +164,13 @@ impl DynamoStore {
             pk: pk.clone(),
             sk: keys::response_sk(&turn.response_id),
             turn_index: index,
-            payload_hash: payload_hash.to_owned(),
+            payload_hash: written.payload_hash.to_owned(),
         };
         let turn_item = TurnItem {
             pk: pk.clone(),
             sk: keys::turn_sk(index),
             role: turn.role,
-            content: content.to_vec(),
+            content: written.content.to_vec(),
             intent: turn.intent.clone(),
             token_count: turn.token_count,
             created_at: now.clone(),
@@ -171,7 +178,7 @@ impl DynamoStore {
             retracted_at: None,
         };
         let mut turn_item = to_item(&turn_item)?;
-        if let Some((key_ref, key)) = seal {
+        if let Some((key_ref, key)) = written.seal {
             seal_item(&mut turn_item, key_ref, key)?;
         }
 

@@ -47,13 +47,12 @@ impl DynamoStore {
                 page.left_plain += 1;
                 continue;
             };
-            if !owners.contains_key(&session_id) {
+            if let std::collections::hash_map::Entry::Vacant(owner) = owners.entry(session_id) {
                 let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?;
-                let owner = match meta {
+                owner.insert(match meta {
                     Some(meta) => self.session_key_ref(&meta)?.map(|key_ref| (key_ref, meta.guest.then_some(meta.ttl))),
                     None => None,
-                };
-                owners.insert(session_id, owner);
+                });
             }
             let Some(Some((key_ref, until))) = owners.get(&session_id) else {
                 page.left_plain += 1;
