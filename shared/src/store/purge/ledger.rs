@@ -158,12 +158,12 @@ impl DynamoStore {
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::PURGE_LEDGER))
-            .update_expression(format!(
+            .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
                  work_sk = if_not_exists(work_sk, :work_sk) \
                  ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
-            ))
+            )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
             .expression_attribute_values(":now", s(clock::format(self.clock.now())))
