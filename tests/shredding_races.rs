@@ -207,3 +207,41 @@ async fn writers_arriving_after_a_purge_leave_the_customer_no_key() {
         .unwrap();
     assert!(key.item.is_none(), "a key of a purged customer was made after the receipt");
 }
+
+#[tokio::test]
+async fn an_append_whose_guest_key_is_destroyed_under_it_seals_nothing() {
+    // Given a guest session whose day key's until has passed, as the janitor would find it
+    let store = fresh_store(test_config()).await;
+    let guest = Caller::new("visitor-2", ["guest"]);
+    let session = session_with_turns(&store, &guest, 1).await;
+    let day = tidewater::clock::format(store.clock().now())[..10].to_owned();
+    let past = store.clock().now_epoch_seconds() - tidewater::store::JANITOR_GRACE_SECONDS - 1;
+    store
+        .client()
+        .update_item()
+        .table_name(store.config().key_table())
+        .key(keys::PK, AttributeValue::S(keys::guest_data_key(&day)))
+        .update_expression("SET #until = :past")
+        .expression_attribute_names("#until", "until")
+        .expression_attribute_values(":past", AttributeValue::N(past.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let before = session_item_count(&store, session).await;
+
+    // When an append reads the key, and the janitor destroys it before the append moves its until
+    let plan = tidewater_local::fault::Plan::parse("latency@UpdateItem=1", std::time::Duration::from_millis(300)).unwrap();
+    let (client, proxy) = tidewater_tests::client_through_proxy_with(plan, store.clock().clone()).await;
+    let slow = DynamoStore::new(client, store.config().clone()).with_clock(store.clock().clone());
+    let draft = turn("late", "late: my card number is 4111").validate(store.config()).unwrap();
+    let append = tokio::spawn(async move { TurnAppender::append_turn(&slow, &guest, session, draft).await });
+    while proxy.log().injections.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    store.janitor_pass(store.clock().now()).await.unwrap();
+
+    // Then the append seals nothing under the destroyed key: a retryable error, no new item
+    let appended = append.await.unwrap();
+    assert!(matches!(appended, Err(Error::Unavailable(_))), "{appended:?}");
+    assert_eq!(session_item_count(&store, session).await, before);
+}
