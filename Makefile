@@ -126,6 +126,7 @@ redrive:
 # Seals content written before encryption, in place and resumably (local/src/bin/migrate.rs).
 migrate:
 	MASTER_KEYS="$${MASTER_KEYS:-$$(cat .run/master-key 2>/dev/null)}" \
+	RECEIPT_SALT=$${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy} \
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin migrate

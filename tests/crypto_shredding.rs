@@ -108,8 +108,9 @@ async fn a_ciphertext_moved_to_another_item_or_session_fails_to_open() {
 
 #[tokio::test]
 async fn turns_written_before_encryption_stay_readable_beside_sealed_ones() {
-    // Given a store that wrote in the clear, then one that encrypts, on the same table
-    let store = fresh_store(test_config()).await;
+    // Given a store that wrote in the clear, then one that encrypts and serves plaintext
+    // (PLAINTEXT_READABLE=true, until the migration), on the same table
+    let store = fresh_store(Config { plaintext_readable: true, ..test_config() }).await;
     let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
     let session = session_with_turns(&plain, &alice(), 2).await;
     let stored = in_session(&scan_table(&store).await, session);
@@ -183,8 +184,9 @@ async fn a_guests_content_stops_opening_from_a_copy_once_every_session_of_its_da
 #[tokio::test]
 async fn migrating_seals_plain_content_in_place_page_by_page_and_a_second_run_finds_nothing() {
     use tidewater::{FactDraft, FactKind, FactSource, MemoryReader, MemoryWriter};
-    // Given turns, a summary and a fact written before encryption, a customer's and a guest's
-    let store = fresh_store(test_config()).await;
+    // Given turns, a summary and a fact written before encryption, a customer's and a guest's,
+    // read by a store that serves plaintext until the migration is done
+    let store = fresh_store(Config { plaintext_readable: true, ..test_config() }).await;
     let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
     let session = session_with_turns(&plain, &alice(), 3).await;
     let guest = Caller::new("visitor-1", ["guest"]);
@@ -214,6 +216,8 @@ async fn migrating_seals_plain_content_in_place_page_by_page_and_a_second_run_fi
     assert!(pages > 3, "{pages} pages");
     assert_eq!(sealed, 7);
     assert_eq!(plain_items().await, 0);
+    // to a store that serves nothing unsealed
+    let store = DynamoStore::new(store.client().clone(), Config { plaintext_readable: false, ..store.config().clone() });
     let after = store.load_context(&alice(), session, newest(10, true)).await.unwrap();
     assert_eq!(serde_json::to_value(&after.turns).unwrap(), serde_json::to_value(&before.turns).unwrap());
     assert_eq!(after.summary.map(|s| s.text), before.summary.map(|s| s.text));

@@ -25,6 +25,7 @@ mod redaction;
 mod replication;
 mod retract_turn;
 mod secrets;
+mod shredding_races;
 mod simulation;
 mod summarize;
 mod template;

@@ -32,6 +32,7 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `KEY_CACHE_ENTRIES` | `10000` | how many unwrapped data keys a function keeps at most |
 /// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
 /// | `AWS_REGION` | unset | this region, set by Lambda |
+/// | `PLAINTEXT_READABLE` | `false` | `true`: content written before encryption (not sealed) is served; until `make migrate` reports no plain item left |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -71,6 +72,11 @@ pub struct Config {
     /// Bounds of the cache of unwrapped data keys (`KEY_CACHE_SECONDS`, `KEY_CACHE_ENTRIES`).
     pub key_cache_ttl: Duration,
     pub key_cache_entries: usize,
+    /// `PLAINTEXT_READABLE=true`: a store that encrypts still serves content that is not sealed
+    /// (written before encryption). Off, such a value is refused as corrupt, so that whoever can
+    /// write the table cannot put chosen plaintext in place of a sealed value. On only until
+    /// `make migrate` has sealed every plain item.
+    pub plaintext_readable: bool,
     /// The master keys and the key cache: content of customers and guests is encrypted
     /// ([`crate::crypto`]). Only the functions that read or write content load them
     /// (`MASTER_KEYS`); a store without them refuses to open an encrypted value.
@@ -102,6 +108,7 @@ impl Default for Config {
             key_table_name: None,
             key_cache_ttl: Duration::from_secs(300),
             key_cache_entries: 10_000,
+            plaintext_readable: false,
             encryption: None,
             region: None,
             homes: None,
@@ -146,6 +153,7 @@ impl Config {
             key_table_name: lookup("KEY_TABLE_NAME").filter(|t| !t.is_empty()),
             key_cache_ttl: Duration::from_secs(number("KEY_CACHE_SECONDS", defaults.key_cache_ttl.as_secs())?),
             key_cache_entries: number("KEY_CACHE_ENTRIES", defaults.key_cache_entries as u64)? as usize,
+            plaintext_readable: lookup("PLAINTEXT_READABLE").is_some_and(|v| matches!(v.trim(), "1" | "true")),
             encryption: None,
             region: lookup("AWS_REGION").filter(|r| !r.is_empty()),
             homes: HomeSource::from_lookup(&lookup).map_err(Error::Config)?,

@@ -90,13 +90,14 @@ impl MetaItem {
         self.expires_secs() <= now_epoch_seconds
     }
 
-    /// The data key this session's content is sealed under: its customer's, or for a guest
-    /// the key of the day the session was created ([`keys::guest_data_key`]).
-    pub fn data_key_ref(&self) -> String {
+    /// The data key this session's content is sealed under: its customer's (named by
+    /// `customer_hash` of the owner), or for a guest the key of the day the session was created
+    /// ([`keys::guest_data_key`]).
+    pub fn data_key_ref(&self, customer_hash: impl FnOnce(&str) -> Result<String, Error>) -> Result<String, Error> {
         if self.guest {
-            keys::guest_data_key(self.created_at.get(..10).unwrap_or(&self.created_at))
+            Ok(keys::guest_data_key(self.created_at.get(..10).unwrap_or(&self.created_at)))
         } else {
-            keys::customer_data_key(&self.owner_id)
+            Ok(keys::customer_data_key(&customer_hash(&self.owner_id)?))
         }
     }
 

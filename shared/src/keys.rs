@@ -34,9 +34,11 @@ pub const WORK_PK: &str = "JANITOR";
 /// reads what is overdue, oldest first.
 pub const WORK_PREFIX: &str = "DUE#";
 
-/// The key table's hash key: the data key of one signed-in customer. Deleted by the purge.
-pub fn customer_data_key(customer_id: &str) -> String {
-    format!("CUST#{customer_id}")
+/// The key table's hash key: the data key of one signed-in customer, named by its
+/// `customer_hash` (as the privacy partition is), so that a purge finished by the janitor,
+/// which knows only the hash, destroys it too. Deleted by the purge.
+pub fn customer_data_key(customer_hash: &str) -> String {
+    format!("CUST#{customer_hash}")
 }
 
 /// The key table's hash key: the data key of the guest sessions created on `day`

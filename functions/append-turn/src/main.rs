@@ -6,7 +6,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let aws = sdk_config().await;
-    let store = DynamoStore::with_secrets(&aws, config.clone(), &[StoreSecret::HashKey, StoreSecret::MasterKeys]);
+    let store = DynamoStore::with_secrets(&aws, config.clone(), &[StoreSecret::ReceiptSalt, StoreSecret::HashKey, StoreSecret::MasterKeys]);
     let redactor = AnyRedactor::from_env().await?;
     run(service_fn(|request| async {
         Ok::<_, Error>(append_turn::handle(&*store.get().await?, &redactor, &config, request).await)

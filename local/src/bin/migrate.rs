@@ -3,7 +3,7 @@
 //! starts to `MIGRATE_CHECKPOINT` (default `.run/migrate-checkpoint.json`), and starts from
 //! there when the file exists; it removes the file when the table is done. Safe to run again
 //! and beside live traffic. Needs the master keys the functions use (`MASTER_KEYS`; `make run`'s
-//! are in `.run/master-key`).
+//! are in `.run/master-key`) and their `RECEIPT_SALT`.
 use std::collections::HashMap;
 
 use tidewater::{dynamodb_client, secret, telemetry, Config, DynamoStore, Error};
@@ -17,7 +17,12 @@ async fn main() -> Result<(), Error> {
         Err(Error::Config(format!("read the master keys from {arn} and pass them as MASTER_KEYS")))
     })
     .await?;
-    let config = Config::from_env()?.with_master_keys(&master_keys)?;
+    // A customer's data key is named by the customer's hash.
+    let salt = secret::read("RECEIPT_SALT", |name| std::env::var(name).ok(), |arn| async move {
+        Err(Error::Config(format!("read the salt from {arn} and pass it as RECEIPT_SALT")))
+    })
+    .await?;
+    let config = Config::from_env()?.with_master_keys(&master_keys)?.with_receipt_salt(salt);
     let store = DynamoStore::new(dynamodb_client().await, config);
     let checkpoint = std::env::var("MIGRATE_CHECKPOINT").unwrap_or_else(|_| ".run/migrate-checkpoint.json".to_owned());
     let mut start = read_checkpoint(&checkpoint)?;

@@ -70,24 +70,29 @@ impl TurnAppender for DynamoStore {
         session_id: Uuid,
         turn: TurnDraft,
     ) -> Result<Appended, Error> {
-        // A customer's key is read (made, the first time) beside META.
-        let early_ref = (!caller.is_guest()).then(|| keys::customer_data_key(&caller.customer_id));
+        // A customer's key is read beside META; made, the first time, only once META is read.
+        let early_ref = match self.encryption() {
+            Some(_) if !caller.is_guest() => Some(self.customer_key_ref(&caller.customer_id)?),
+            _ => None,
+        };
         let early_key = async {
             match &early_ref {
-                Some(key_ref) => Box::pin(self.sealing_key(key_ref)).await,
+                Some(key_ref) => Box::pin(self.existing_key(key_ref)).await,
                 None => Ok(None),
             }
         };
         let (meta, early_key) = futures::join!(self.read_meta(&session_id, true, self.config.write_timeout), early_key);
         let meta = meta?.ok_or(Error::NotFound)?;
-        let key_ref = meta.data_key_ref();
+        let key_ref = self.session_key_ref(&meta)?;
+        // A guest's day key must outlive this session's new expiry.
+        let until = meta.guest.then(|| self.now_with_expiry().2);
         let mut base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
-        let key = match early_ref {
-            Some(early) if early == key_ref => early_key?,
-            // A guest's day key must outlive this session's new expiry.
-            _ => Box::pin(self.sealing_key_until(&key_ref, Some(self.now_with_expiry().2))).await?,
+        let key = match (&key_ref, early_key?) {
+            (None, _) => None,
+            (Some(key_ref), Some(early)) if early_ref.as_ref() == Some(key_ref) => Some(early),
+            (Some(key_ref), _) => Box::pin(self.sealing_key_until(key_ref, until)).await?,
         };
-        let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
+        let seal = key_ref.as_deref().zip(key.as_deref());
         let content = codec::compress(&turn.content);
         let payload_hash = turn.payload_hash(self.config.hash_key()?, &session_id);
 

@@ -1,6 +1,6 @@
 //! The key table: each customer's (and each guest day's) wrapped data key, the one copy of it.
 //!
-//! Its item is `PK = CUST#<customer id>` or `GUEST#<yyyy-mm-dd>` ([`keys::customer_data_key`],
+//! Its item is `PK = CUST#<customer hash>` or `GUEST#<yyyy-mm-dd>` ([`keys::customer_data_key`],
 //! [`keys::guest_data_key`]) with the key's random `generation`, the `wrapped` key and the
 //! `master_key_id` that wrapped it; a guest key also its `until` (the latest expiry of a
 //! session sealed under it) and `guest_keys = GUEST`, which puts it in the sparse index the
@@ -17,13 +17,15 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
 };
 
 use super::{s, within, DynamoStore};
+use crate::items::MetaItem;
 use crate::crypto::{DataKey, Encryption, Generation, KeyWrapper, WrappedKey, GENERATION_LEN};
 use crate::{clock, keys, Error};
 
@@ -93,29 +95,73 @@ impl DynamoStore {
         self.config.key_table()
     }
 
-    /// The key to seal new content named by `key_ref`, created on first use; `None` when this
-    /// store does not encrypt. Two racing creations agree on one key: the second loses its
-    /// condition and reads the first's.
-    pub(crate) async fn sealing_key(&self, key_ref: &str) -> Result<Option<Arc<DataKey>>, Error> {
-        self.sealing_key_until(key_ref, None).await
+    /// The key table's name of `customer_id`'s data key: `CUST#<customer hash>`, as the janitor,
+    /// which knows a customer only by hash, names it too.
+    pub(crate) fn customer_key_ref(&self, customer_id: &str) -> Result<String, Error> {
+        Ok(keys::customer_data_key(&self.customer_hash(customer_id)?))
     }
 
-    /// [`DynamoStore::sealing_key`] for a guest key, which must live until `until` (epoch
-    /// seconds, the expiry of the session being written): its `until` is moved that far (and
-    /// a day more) when it falls short, so the janitor destroys it only once every session
-    /// sealed under it has expired.
+    /// The name of the data key `meta`'s session is sealed under; `None` when this store does
+    /// not encrypt.
+    pub(crate) fn session_key_ref(&self, meta: &MetaItem) -> Result<Option<String>, Error> {
+        match self.encryption() {
+            Some(_) => meta.data_key_ref(|owner| self.customer_hash(owner)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The key named by `key_ref` as the key table holds it now, never created (an append's
+    /// read beside META). `None` when there is none (or this store does not encrypt).
+    pub(crate) async fn existing_key(&self, key_ref: &str) -> Result<Option<Arc<DataKey>>, Error> {
+        let Some(encryption) = self.encryption() else {
+            return Ok(None);
+        };
+        match self.read_key_item(key_ref).await? {
+            Some(item) => self.unwrapped(encryption, key_ref, &item).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The key named by `key_ref`, for a writer of `session_id` (a summary, facts): made only
+    /// once a strongly consistent read finds the session's META live and `fits` it, as an
+    /// append makes its key only after reading META, so that a writer racing a purge does not
+    /// leave its customer a key after the receipt (the purge destroys the key once every META
+    /// of the customer is gone). `Ok(None)` when the session is gone or does not fit.
+    pub(crate) async fn key_for_session(
+        &self,
+        key_ref: &str,
+        session_id: &uuid::Uuid,
+        fits: impl FnOnce(&MetaItem) -> bool,
+    ) -> Result<Option<Arc<DataKey>>, Error> {
+        if let Some(key) = self.existing_key(key_ref).await? {
+            return Ok(Some(key));
+        }
+        match self.read_meta(session_id, true, self.config.write_timeout).await? {
+            // A guest's day key made here covers the session's expiry, as an append's does.
+            Some(meta) if fits(&meta) && !meta.is_expired(self.clock.now_epoch_seconds()) => {
+                Box::pin(self.sealing_key_until(key_ref, meta.guest.then_some(meta.ttl))).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The key to seal new content named by `key_ref`, created on first use; `None` when this
+    /// store does not encrypt. Two racing creations agree on one key: the second loses its
+    /// condition and reads the first's. A guest key (`until`: epoch seconds, the expiry of the
+    /// session being written; `None` for a customer's key) must live until then: its `until`
+    /// is moved that far (and a day more) when it falls short, so the janitor destroys it only
+    /// once every session sealed under it has expired.
     pub(crate) async fn sealing_key_until(&self, key_ref: &str, until: Option<i64>) -> Result<Option<Arc<DataKey>>, Error> {
         let Some(encryption) = self.encryption() else {
             return Ok(None);
         };
         if let Some(item) = self.read_key_item(key_ref).await? {
-            if let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) {
-                self.extend_guest_key(key_ref, needed).await?;
-            }
+            self.cover_until(key_ref, &item, until).await?;
             return self.unwrapped(encryption, key_ref, &item).await.map(Some);
         }
         let (key, material) = DataKey::generate_with_material();
-        let wrapped = encryption.wrapper.wrap(key_ref, &key.generation, &material).await?;
+        // A KMS call gets the deadline every DynamoDB call gets.
+        let wrapped = within(self.config.write_timeout, encryption.wrapper.wrap(key_ref, &key.generation, &material)).await??;
         let put = self
             .client
             .put_item()
@@ -144,9 +190,7 @@ impl DynamoStore {
                 let item = self.read_key_item(key_ref).await?.ok_or_else(|| {
                     Error::Unavailable("a data key was created and destroyed while this one was made".into())
                 })?;
-                if let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) {
-                    self.extend_guest_key(key_ref, needed).await?;
-                }
+                self.cover_until(key_ref, &item, until).await?;
                 self.unwrapped(encryption, key_ref, &item).await.map(Some)
             }
             Err(e) => Err(Error::from_store(e)),
@@ -183,10 +227,43 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Moves a guest key's `until` to `needed` and a day more, unless it is there already. A
-    /// key the janitor destroyed meanwhile is not brought back: it was destroyed only after
-    /// every session sealed under it expired, so the append's own condition fails too.
-    async fn extend_guest_key(&self, key_ref: &str, needed: i64) -> Result<(), Error> {
+    /// Makes the guest key `item` (named `key_ref`), about to seal content, cover `until`. A
+    /// key the janitor destroyed between its read and now is not brought back, and nothing is
+    /// sealed under it: a retryable error, whose retry makes a new key.
+    async fn cover_until(&self, key_ref: &str, item: &KeyItem, until: Option<i64>) -> Result<(), Error> {
+        let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) else {
+            return Ok(());
+        };
+        if self.extend_guest_key(key_ref, needed).await? {
+            Ok(())
+        } else {
+            Err(Error::Unavailable("the guest data key was destroyed while this write read it; retry".into()))
+        }
+    }
+
+    /// Before a guest's session slides its expiry without sealing anything (a PATCH): moves
+    /// the `until` of the day key its content is sealed under to cover the new expiry, so the
+    /// janitor never destroys the key of a live session. A session with no key (no content
+    /// sealed yet), or gone (the update answers 404), needs nothing.
+    pub(crate) async fn cover_guest_session(&self, session_id: &uuid::Uuid) -> Result<(), Error> {
+        // Without a key wrapper of its own (update-session seals nothing), still: the
+        // functions that seal may have sealed this session's content.
+        let Some(meta) = self.read_meta(session_id, true, self.config.write_timeout).await?.filter(|m| m.guest) else {
+            return Ok(());
+        };
+        let key_ref = meta.data_key_ref(|owner| self.customer_hash(owner))?;
+        let needed = self.now_with_expiry().2;
+        if let Some(item) = self.read_key_item(&key_ref).await? {
+            if item.until.is_some_and(|held| held < needed) {
+                self.extend_guest_key(&key_ref, needed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a guest key's `until` to `needed` and a day more, unless it is there already:
+    /// `false` when the key is gone (the janitor destroyed it meanwhile; never brought back).
+    async fn extend_guest_key(&self, key_ref: &str, needed: i64) -> Result<bool, Error> {
         let update = self
             .client
             .update_item()
@@ -197,10 +274,15 @@ impl DynamoStore {
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":until", AttributeValue::N((needed + GUEST_KEY_SLACK_SECONDS).to_string()))
             .expression_attribute_values(":needed", AttributeValue::N(needed.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send();
         match within(self.config.write_timeout, update).await? {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                // Moved as far by another write already, or gone.
+                UpdateItemError::ConditionalCheckFailedException(failed) => Ok(failed.item.is_some()),
+                other => Err(Error::from_store(other)),
+            },
             Err(e) => Err(Error::from_store(e)),
         }
     }
@@ -264,7 +346,7 @@ impl DynamoStore {
         if let Some(key) = encryption.cache.lock().ok().and_then(|mut c| c.get(key_ref, &item.generation, now_ms)) {
             return Ok(key);
         }
-        let material = encryption.wrapper.unwrap(key_ref, &item.generation, &item.wrapped).await?;
+        let material = within(self.config.write_timeout, encryption.wrapper.unwrap(key_ref, &item.generation, &item.wrapped)).await??;
         let key = Arc::new(DataKey::from_parts(item.generation, material.as_ref())?);
         self.remember(encryption, key_ref, &key);
         Ok(key)

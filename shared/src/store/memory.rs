@@ -183,9 +183,20 @@ impl MemoryWriter for DynamoStore {
             .map(|(ttl, draft)| FactItem::of(&pk, &draft.fact_id(key, &customer_hash), draft, ttl))
             .collect();
 
-        // A fact's text is sealed under its customer's data key (`store/sealing.rs`).
-        let key_ref = keys::customer_data_key(customer_id);
-        let data_key = if pending.is_empty() { None } else { Box::pin(self.sealing_key(&key_ref)).await? };
+        // A fact's text is sealed under its customer's data key (`store/sealing.rs`), made only
+        // for a live session of the customer's.
+        let key_ref = self.customer_key_ref(customer_id)?;
+        let owned = |meta: &crate::items::MetaItem| !meta.guest && meta.owner_id == customer_id;
+        let data_key = match self.encryption() {
+            Some(_) if !pending.is_empty() => match Box::pin(self.key_for_session(&key_ref, &session_id, owned)).await? {
+                Some(key) => Some(key),
+                None => {
+                    tracing::info!(%session_id, "session gone, a guest's or not the customer's; no facts written");
+                    return Ok(0);
+                }
+            },
+            _ => None,
+        };
         let seal = data_key.as_deref().map(|key| (key_ref.as_str(), key));
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             if pending.is_empty() {

@@ -37,7 +37,8 @@ impl DynamoStore {
         let scan = self.client.scan().table_name(self.table()).set_exclusive_start_key(start).limit(page_size.max(1)).send();
         let output = within(self.config.write_timeout, scan).await?.map_err(Error::from_store)?;
         let mut page = MigrationPage { next: output.last_evaluated_key.filter(|k| !k.is_empty()), ..MigrationPage::default() };
-        let mut owners: HashMap<Uuid, Option<String>> = HashMap::new();
+        // Each session's key and, for a guest's day key, the expiry it must cover.
+        let mut owners: HashMap<Uuid, Option<(String, Option<i64>)>> = HashMap::new();
         for item in output.items.unwrap_or_default() {
             if !has_plain_content(&item) {
                 continue;
@@ -48,13 +49,16 @@ impl DynamoStore {
             };
             if let std::collections::hash_map::Entry::Vacant(owner) = owners.entry(session_id) {
                 let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?;
-                owner.insert(meta.map(|m| m.data_key_ref()));
+                owner.insert(match meta {
+                    Some(meta) => self.session_key_ref(&meta)?.map(|key_ref| (key_ref, meta.guest.then_some(meta.ttl))),
+                    None => None,
+                });
             }
-            let Some(Some(key_ref)) = owners.get(&session_id) else {
+            let Some(Some((key_ref, until))) = owners.get(&session_id) else {
                 page.left_plain += 1;
                 continue;
             };
-            let Some(key) = Box::pin(self.sealing_key(key_ref)).await? else { continue };
+            let Some(key) = Box::pin(self.sealing_key_until(key_ref, *until)).await? else { continue };
             let mut sealed = item.clone();
             seal_item(&mut sealed, key_ref, &key)?;
             if self.replace_if_unchanged(&item, sealed).await? {

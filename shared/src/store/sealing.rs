@@ -66,11 +66,22 @@ pub(crate) fn envelope_refs<'a>(items: impl IntoIterator<Item = &'a HashMap<Stri
 
 /// Opens every envelope of `item` in place. A value whose key is destroyed (deleted, or
 /// created again since) is [`Error::NotFound`]: it was erased. One that does not open with
-/// its key (moved from another item, changed) is [`Error::Corrupt`].
-pub(crate) fn open_item(item: &mut HashMap<String, AttributeValue>, keys: &OpenKeys) -> Result<(), Error> {
+/// its key (moved from another item, changed) is [`Error::Corrupt`], and so is a value that
+/// is not sealed at all unless `plain_readable` (content written before encryption).
+pub(crate) fn open_item(item: &mut HashMap<String, AttributeValue>, keys: &OpenKeys, plain_readable: bool) -> Result<(), Error> {
+    let refused = || Error::Corrupt("content that is not sealed, where sealed content is required (PLAINTEXT_READABLE)".into());
     for attribute in SEALED_ATTRIBUTES {
-        let Some(AttributeValue::B(bytes)) = item.get(*attribute) else { continue };
-        let Some(header) = envelope::header(bytes.as_ref())? else { continue };
+        let bytes = match item.get(*attribute) {
+            Some(AttributeValue::B(bytes)) => bytes,
+            Some(AttributeValue::S(_)) if !plain_readable => return Err(refused()),
+            _ => continue,
+        };
+        let Some(header) = envelope::header(bytes.as_ref())? else {
+            if plain_readable {
+                continue;
+            }
+            return Err(refused());
+        };
         let key = keys.get(header.key_ref).ok_or(Error::NotFound)?;
         let plain = match envelope::open(&header, key, &binding(item, attribute)) {
             Ok(plain) => plain,
@@ -97,8 +108,10 @@ impl DynamoStore {
     pub(crate) async fn open_items_with(&self, items: &mut [HashMap<String, AttributeValue>], mut known: OpenKeys) -> Result<(), Error> {
         let missing: BTreeSet<String> = envelope_refs(items.iter())?.into_iter().filter(|r| !known.contains(r)).collect();
         known.extend(Box::pin(self.opening_keys(missing)).await?);
+        // A store that does not encrypt has only plaintext to serve.
+        let plain_readable = self.config.plaintext_readable || self.encryption().is_none();
         for item in items.iter_mut() {
-            open_item(item, &known)?;
+            open_item(item, &known, plain_readable)?;
         }
         Ok(())
     }
@@ -109,7 +122,7 @@ impl DynamoStore {
         if caller.is_guest() || self.encryption().is_none() {
             return Ok(OpenKeys::default());
         }
-        self.opening_keys(BTreeSet::from([keys::customer_data_key(&caller.customer_id)])).await
+        self.opening_keys(BTreeSet::from([self.customer_key_ref(&caller.customer_id)?])).await
     }
 
     /// An item copied from the table or its stream (a restore, an export, a backup), with its
@@ -161,7 +174,7 @@ mod tests {
         assert!(has_plain_content(&plain) && !has_plain_content(&sealed));
         assert_eq!(envelope_refs([&sealed]).unwrap(), BTreeSet::from(["CUST#alice".to_owned()]));
         let keys = OpenKeys::from_iter([("CUST#alice".to_owned(), Some(key))]);
-        open_item(&mut sealed, &keys).unwrap();
+        open_item(&mut sealed, &keys, false).unwrap();
         assert_eq!(sealed, plain);
     }
 
@@ -171,21 +184,24 @@ mod tests {
         let mut sealed = turn(b"x");
         seal_item(&mut sealed, "CUST#alice", &key).unwrap();
         let gone = OpenKeys::from_iter([("CUST#alice".to_owned(), None)]);
-        assert!(matches!(open_item(&mut sealed.clone(), &gone), Err(Error::NotFound)));
+        assert!(matches!(open_item(&mut sealed.clone(), &gone, false), Err(Error::NotFound)));
         let keys = OpenKeys::from_iter([("CUST#alice".to_owned(), Some(key))]);
         let mut moved = sealed.clone();
         moved.insert(keys::SK.to_owned(), AttributeValue::S(keys::turn_sk(2)));
-        assert!(matches!(open_item(&mut moved, &keys), Err(Error::Corrupt(_))));
+        assert!(matches!(open_item(&mut moved, &keys, false), Err(Error::Corrupt(_))));
         let mut other_role = sealed;
         other_role.insert("role".to_owned(), AttributeValue::S("assistant".into()));
-        assert!(matches!(open_item(&mut other_role, &keys), Err(Error::Corrupt(_))));
+        assert!(matches!(open_item(&mut other_role, &keys, false), Err(Error::Corrupt(_))));
     }
 
     #[test]
-    fn plain_items_pass_through_opening_untouched() {
+    fn plain_items_pass_through_opening_untouched_only_while_plaintext_is_readable() {
         let mut plain = turn(&crate::codec::compress("old"));
         let before = plain.clone();
-        open_item(&mut plain, &OpenKeys::default()).unwrap();
+        open_item(&mut plain, &OpenKeys::default(), true).unwrap();
         assert_eq!(plain, before);
+        assert!(matches!(open_item(&mut plain, &OpenKeys::default(), false), Err(Error::Corrupt(_))));
+        let mut fact = HashMap::from([("text".to_owned(), AttributeValue::S("likes Frieren".into()))]);
+        assert!(matches!(open_item(&mut fact, &OpenKeys::default(), false), Err(Error::Corrupt(_))));
     }
 }

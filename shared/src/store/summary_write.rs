@@ -37,9 +37,19 @@ impl SummaryWriter for DynamoStore {
             tracing::info!(%session_id, through_turn, "session is gone; summary not written");
             return Ok(false);
         };
-        let key_ref = meta.data_key_ref();
-        let key = Box::pin(self.sealing_key(&key_ref)).await?;
-        let seal = key.as_deref().map(|key| (key_ref.as_str(), key));
+        // The key the session's turns are sealed under, made only for a live session.
+        let key_ref = self.session_key_ref(&meta)?;
+        let key = match &key_ref {
+            Some(key_ref) => match Box::pin(self.key_for_session(key_ref, &session_id, |_| true)).await? {
+                Some(key) => Some(key),
+                None => {
+                    tracing::info!(%session_id, through_turn, "session is gone; summary not written");
+                    return Ok(false);
+                }
+            },
+            None => None,
+        };
+        let seal = key_ref.as_deref().zip(key.as_deref());
         for _ in 0..MAX_SUMMARY_ATTEMPTS {
             let transaction = self.summary_transaction(&session_id, through_turn, &compressed, &now, next_due, seal)?;
             let reasons = match within(self.config.write_timeout, transaction.send()).await? {

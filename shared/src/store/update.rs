@@ -58,6 +58,10 @@ impl SessionUpdater for DynamoStore {
         }
         let page_context =
             serde_dynamo::to_attribute_value::<_, AttributeValue>(&patch.page_context).map_err(Error::corrupt)?;
+        if caller.is_guest() {
+            // The day key of a guest's content must outlive the expiry this update slides.
+            self.cover_guest_session(&session_id).await?;
+        }
         // Guests' META carries no customer-index keys. The token says which kind of session
         // to expect; the condition checks it, and a mismatch is retried the other way.
         let mut guest = caller.is_guest();

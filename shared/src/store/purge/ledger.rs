@@ -45,45 +45,37 @@ impl DynamoStore {
         request_id: &str,
     ) -> Result<Receipt, Error> {
         let hash = self.customer_hash(customer_id)?;
-        // The key goes first: from here on no copy of the customer's content opens, wherever
-        // it lies (a backup, the stream, an export), whatever the rest of the purge meets.
-        let key_ref = keys::customer_data_key(customer_id);
-        self.destroy_data_key(&key_ref).await?;
-        let key_destroyed_at = clock::format(self.clock.now());
-        let receipt = Box::pin(self.purge_by_hash(deleter, &hash, request_id, Some(&key_destroyed_at))).await?;
-        // A key an append raced into being while the purge ran seals nothing that is left.
-        self.destroy_data_key(&key_ref).await?;
-        Ok(receipt)
+        Box::pin(self.purge_by_hash(deleter, &hash, request_id)).await
     }
 
     /// Runs an abandoned purge of the customer to its end (the janitor): `None` when no purge
     /// of theirs is open.
     pub(crate) async fn finish_purge(&self, hash: &str) -> Result<Option<Receipt>, Error> {
         match self.ledger(hash).await? {
-            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id, None).await?)),
+            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id).await?)),
             None => Ok(None),
         }
     }
 
-    /// The purge of the customer whose hash is `hash`.
-    async fn purge_by_hash<D: BatchDeleter>(
-        &self,
-        deleter: &D,
-        hash: &str,
-        request_id: &str,
-        key_destroyed_at: Option<&str>,
-    ) -> Result<Receipt, Error> {
+    /// The purge of the customer whose hash is `hash`, by the customer's request or by the
+    /// janitor finishing one: both destroy the customer's data key, first and last.
+    async fn purge_by_hash<D: BatchDeleter>(&self, deleter: &D, hash: &str, request_id: &str) -> Result<Receipt, Error> {
         // A fence means a region that failed over may still deliver a session of any customer
         // homed there, registry entry and all: a receipt now could be followed by its data.
         if self.config.any_fence()? {
             return Err(Error::PurgeFenced);
         }
         let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }).await?;
-        let ledger = self.open_ledger(hash, request_id, &work, key_destroyed_at).await?;
+        let ledger = self.open_ledger(hash, request_id, &work).await?;
         if ledger.work_sk.as_deref() != Some(work.as_str()) {
             // An earlier run of this purge left its own work item, which the ledger names.
             self.unschedule(&work).await?;
         }
+        // The key goes once the work item and ledger stand (a purge cut off from here on is
+        // finished by the janitor): no copy of the customer's content opens any more, wherever
+        // it lies (a backup, the stream, an export), whatever the rest of the purge meets.
+        let key_ref = keys::customer_data_key(hash);
+        self.destroy_data_key(&key_ref).await?;
         let listed = self.registered_sessions(hash).await?;
         self.mark_listed(hash, &listed).await?;
 
@@ -91,7 +83,11 @@ impl DynamoStore {
             let pending = self.pending(hash).await?;
             if pending.is_empty() {
                 self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
-                let receipt = self.close_ledger(hash, &ledger).await?;
+                // A key an append raced into being while the purge ran goes too, so that from
+                // the receipt's `key_destroyed_at` on no key of the customer exists.
+                self.destroy_data_key(&key_ref).await?;
+                let key_destroyed_at = clock::format(self.clock.now());
+                let receipt = self.close_ledger(hash, &ledger, &key_destroyed_at).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
                     sessions_deleted = receipt.sessions_deleted,
@@ -160,25 +156,19 @@ impl DynamoStore {
         hash: &str,
         request_id: &str,
         work_sk: &str,
-        key_destroyed_at: Option<&str>,
     ) -> Result<LedgerItem, Error> {
-        // The first destruction of the key is the one the receipt states.
-        let (key_set, key_value) = match key_destroyed_at {
-            Some(at) => (", key_destroyed_at = if_not_exists(key_destroyed_at, :key_destroyed_at)", Some(s(at))),
-            None => ("", None),
-        };
         let update = self
             .client
             .update_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::PURGE_LEDGER))
-            .update_expression(format!(
+            .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
-                 work_sk = if_not_exists(work_sk, :work_sk){key_set} \
+                 work_sk = if_not_exists(work_sk, :work_sk) \
                  ADD sessions_deleted :zero, items_deleted :zero, memory_items_deleted :zero",
-            ))
+            )
             .expression_attribute_values(":receipt_id", s(Uuid::new_v4().to_string()))
             .expression_attribute_values(":hash", s(hash))
             .expression_attribute_values(":now", s(clock::format(self.clock.now())))
@@ -187,10 +177,6 @@ impl DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let update = match key_value {
-            Some(at) => update.expression_attribute_values(":key_destroyed_at", at),
-            None => update,
-        };
         let output = within(self.config.write_timeout, update.send()).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         from_item(output.attributes.unwrap_or_default())
@@ -259,7 +245,7 @@ impl DynamoStore {
     /// deleted nothing writes no receipt when the customer has one: it answers that one, so a
     /// repeat of a purge whose answer was lost gets its receipt, with its counts. When a
     /// concurrent run of the same purge closed the ledger first, answers with that run's receipt.
-    pub(super) async fn close_ledger(&self, hash: &str, opened: &LedgerItem) -> Result<Receipt, Error> {
+    pub(super) async fn close_ledger(&self, hash: &str, opened: &LedgerItem, key_destroyed_at: &str) -> Result<Receipt, Error> {
         let receipt_id = opened.receipt_id;
         let last: Option<LastReceiptItem> =
             self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
@@ -291,7 +277,7 @@ impl DynamoStore {
                         items_deleted: ledger.items_deleted,
                         memory_items_deleted: ledger.memory_items_deleted,
                         request_id: ledger.request_id,
-                        key_destroyed_at: ledger.key_destroyed_at,
+                        key_destroyed_at: Some(key_destroyed_at.to_owned()),
                     };
                     let pointer = HashMap::from([
                         (keys::PK.to_owned(), s(keys::privacy_pk(hash))),

@@ -21,13 +21,12 @@
 //!    the same id writes the entry again); then the marker, then the work item.
 //!
 //! # A purge
-//! 0. destroys the customer's data key (`CUST#<id>` in the key table, `store/data_keys.rs`):
-//!    from then on no copy of their content, in the table, its stream or any backup, opens.
-//!    It destroys it again before answering, in case an append raced a new key into being;
-//!    the receipt states when (`key_destroyed_at`);
 //! 1. writes its work item, then opens the customer's ledger (`PRIVACY#<customer_hash> /
 //!    LEDGER`), or reopens the one a cut-off purge left: it keeps the receipt id,
-//!    `requested_at`, `request_id`, the counts and its work item;
+//!    `requested_at`, `request_id`, the counts and its work item; then destroys the
+//!    customer's data key (`CUST#<customer_hash>` in the key table, `store/data_keys.rs`):
+//!    from then on no copy of their content, in the table, its stream or any backup, opens,
+//!    and a purge cut off after it is finished by the janitor, which knows the hash alone;
 //! 2. lists the customer's sessions from their registry (`PRIVACY#<customer_hash> /
 //!    SESSION#<id>`, written with META, removed only after every item of the session is
 //!    gone), so sessions whose META expired or was removed by TTL are found too, and marks
@@ -41,8 +40,10 @@
 //!    deletes also adding its count to the ledger's `memory_items_deleted`. Every session's
 //!    META is gone by then, and a window's facts are written only while its META exists, so
 //!    no fact can arrive after this step;
-//! 5. writes the receipt, points `PRIVACY#<customer_hash> / RECEIPT` at it, deletes the ledger
-//!    and the work item, in one transaction.
+//! 5. destroys the data key again, in case an append raced a new key into being (the
+//!    janitor's finish of a purge too); then, in one transaction, writes the receipt, which
+//!    states when (`key_destroyed_at`), points `PRIVACY#<customer_hash> / RECEIPT` at it, and
+//!    deletes the ledger and the work item.
 //!
 //! Repeating a purge is safe at any point: a cut-off purge's repeat (or the janitor) finishes
 //! the job and answers with the same receipt id and exact counts; a repeat that finds nothing
@@ -174,9 +175,6 @@ struct LedgerItem {
     /// The janitor's work item for this purge, retired with the ledger.
     #[serde(default)]
     work_sk: Option<String>,
-    /// When the purge destroyed the customer's data key (its first step).
-    #[serde(default)]
-    key_destroyed_at: Option<String>,
 }
 
 /// `PRIVACY#<customer_hash> / RECEIPT`: the customer's last receipt.
