@@ -298,12 +298,7 @@ async fn a_session_written_before_the_ttl_margin_keeps_its_expiry_and_gains_the_
     let store = store().await;
     let session = session_with_turns(&store, &alice(), 1).await;
     let as_before_the_margin = || {
-        store
-            .client()
-            .update_item()
-            .table_name(&store.config().table_name)
-            .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
-            .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
+        update_session_item(&store, session, keys::META)
             .update_expression("SET #ttl = #ttl - ttl_margin REMOVE ttl_margin")
             .expression_attribute_names("#ttl", "ttl")
             .send()

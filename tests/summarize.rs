@@ -243,12 +243,7 @@ async fn a_flag_no_full_window_justifies_is_cleared_without_a_summary() {
     // Given a flag left set on a session of 5 turns
     let store = store().await;
     let session = session_with_turns(&store, &alice(), None, 5).await;
-    store
-        .client()
-        .update_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
-        .key(keys::SK, AttributeValue::S(keys::META.to_owned()))
+    update_session_item(&store, session, keys::META)
         .update_expression("SET needs_summary = :t")
         .expression_attribute_values(":t", AttributeValue::Bool(true))
         .send()

@@ -255,6 +255,20 @@ pub async fn session_item_count(store: &DynamoStore, session_id: Uuid) -> usize 
     scan_table(store).await.iter().filter(|item| item["PK"].as_s().is_ok_and(|p| *p == pk)).count()
 }
 
+/// An UpdateItem of the item `sk` of `session`'s partition, for a test to set what no route writes.
+pub fn update_session_item(
+    store: &DynamoStore,
+    session: Uuid,
+    sk: &str,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    store
+        .client()
+        .update_item()
+        .table_name(&store.config().table_name)
+        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .key(keys::SK, AttributeValue::S(sk.to_owned()))
+}
+
 /// Removes the session's `~META` as DynamoDB's TTL does, leaving every other item; returns it.
 pub async fn delete_meta_as_ttl_would(
     store: &DynamoStore,
