@@ -163,6 +163,15 @@ impl DynamoStore {
         self.privacy_items(hash, keys::PENDING_PREFIX, None).await?.into_iter().map(from_item).collect()
     }
 
+    /// An UpdateItem of the customer's ledger.
+    fn ledger_update(&self, hash: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+    }
+
     /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
     pub(super) async fn open_ledger(
         &self,
@@ -171,11 +180,7 @@ impl DynamoStore {
         work_sk: &str,
     ) -> Result<LedgerItem, Error> {
         let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .ledger_update(hash)
             .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
@@ -241,11 +246,7 @@ impl DynamoStore {
     pub(super) async fn mark_swept(&self, hash: &str, deleted: bool) -> Result<Option<LedgerItem>, Error> {
         let expression = if deleted { "SET swept_at = :now" } else { "SET swept_at = if_not_exists(swept_at, :now)" };
         let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .ledger_update(hash)
             .update_expression(expression)
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":now", s(clock::format(self.clock.now())))
