@@ -655,3 +655,27 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
     assert!(session_items(&regions, WEST, &session.to_string()).await.is_empty());
     let _ = std::fs::remove_file(path);
 }
+
+#[tokio::test]
+async fn a_guest_days_key_is_destroyed_by_one_region_alone() {
+    // Given a guest's session sealed under the day's key in the west, replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let sealing = || test_config().with_master_keys(&tidewater_tests::test_master_keys()).expect("a test master key");
+    let stores = [region_store(&regions, EAST, sealing(), homes()).await, region_store(&regions, WEST, sealing(), homes()).await];
+    let guest = tidewater::Caller::new("visitor-1", ["guest"]);
+    tidewater_tests::session_with_turns(&stores[WEST], &guest, 1).await;
+    regions.after(3 * LAG).await;
+    // when the session has long expired and each region's janitor passes before the other's
+    // deletes arrive,
+    let later = stores[WEST].config().session_ttl + Duration::from_secs(3 * 86_400);
+    let mut destroyed = Vec::new();
+    for store in &stores {
+        store.clock().advance(later);
+        destroyed.push(store.janitor_pass(store.clock().now()).await.unwrap().guest_keys_destroyed);
+    }
+    // then only the home of the slot the key's name hashes to destroyed it.
+    let day = &tidewater::clock::format(stores[WEST].clock().now() - later)[..10];
+    let owner = homes().homes().unwrap().home_of(tidewater::home::customer_slot(&keys::guest_data_key(day))).to_owned();
+    let expected: Vec<u64> = NAMES.iter().map(|name| u64::from(*name == owner)).collect();
+    assert_eq!(destroyed, expected);
+}
