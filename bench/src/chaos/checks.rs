@@ -37,7 +37,9 @@ pub struct Exported {
 pub struct Inputs<'a> {
     pub outcome: &'a Outcome,
     pub exchanges: &'a [Exchange],
-    pub faults: &'a Log,
+    /// The fault proxy's log; `None` when no proxy ran (`make chaos REGIONS=2`): then no
+    /// load may degrade, and no fault is required to fire.
+    pub faults: Option<&'a Log>,
     pub table: &'a Table,
     pub exports: &'a HashMap<Uuid, Exported>,
     /// (file, line) of every panic found in the logs.
@@ -214,7 +216,9 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
     let unexplained: Vec<String> = outcome
         .degraded
         .iter()
-        .filter(|load| !read_fault_during(inputs.faults, load.session, load.started_ms, load.finished_ms))
+        .filter(|load| {
+            !inputs.faults.is_some_and(|faults| read_fault_during(faults, load.session, load.started_ms, load.finished_ms))
+        })
         .map(|load| {
             format!(
                 "{} degraded at {}..{} ms with no read fault on it",
@@ -238,9 +242,10 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         ),
     ));
 
+    let Some(faults) = inputs.faults else { return verdict };
     let fired: BTreeMap<&str, u64> = Fault::ALL
         .iter()
-        .map(|fault| (fault.name(), inputs.faults.injected.get(fault.name()).map_or(0, |by_op| by_op.values().sum())))
+        .map(|fault| (fault.name(), faults.injected.get(fault.name()).map_or(0, |by_op| by_op.values().sum())))
         .collect();
     verdict.checks.push(check(
         "every kind of fault fired",
@@ -341,7 +346,7 @@ mod tests {
         run(&Inputs {
             outcome,
             exchanges: &[],
-            faults,
+            faults: Some(faults),
             table,
             exports,
             panics: &[],
