@@ -33,6 +33,17 @@ export REPLICATION_LAG_MS="${REPLICATION_LAG_MS:-300}" REPLICATION_JITTER_MS="${
 export REPLICATION_SEED="${REPLICATION_SEED:-$CHAOS_SEED}"
 
 source ./scripts/children.sh
+for port in $(seq "$base" $((base + 4 * n))); do
+  if listening "$port"; then echo "chaos: port $port is taken (set CHAOS_REGIONS_PORT)" >&2; exit 1; fi
+done
+# serve-regions.sh runs inside a DynamoDB Local per region (scripts/with-dynamodb.sh), each of
+# which would wait for what it runs before its own clean-up: stop the whole tree at once.
+stop_regions() {
+  trap '' INT TERM
+  trap - EXIT
+  STOP_GRACE_SECONDS=8 ./scripts/stop-processes.sh $(./scripts/descendants.sh "${pids[@]}")
+}
+trap stop_regions EXIT
 echo "chaos: starting $regions (logs $run_dir/)"
 REGIONS="$regions" FUNCTION_CONCURRENCY="${FUNCTION_CONCURRENCY:-8}" RELOAD_ON_CHANGE=0 \
   ./scripts/serve-regions.sh >"$run_dir/regions.log" 2>&1 &

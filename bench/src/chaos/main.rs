@@ -82,6 +82,7 @@ async fn run() -> Result<bool, String> {
         jwt_secret: jwt_secret()?,
         stale_lag: Duration::from_millis(number("FAULT_STALE_MS", 0)?),
         disrupting: Arc::default(),
+        acked: Arc::default(),
     };
     let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
     let report_path = env_or("CHAOS_REPORT", "bench/chaos");

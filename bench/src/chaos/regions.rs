@@ -15,12 +15,12 @@
 //!
 //! and the variables of `make chaos` (`main.rs`) other than the proxy's.
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tidewater::home::HomeMap;
+use tidewater::home::{self, HomeMap, Homes};
 use tidewater::keys;
 use tidewater_local::fault::Log;
 use uuid::Uuid;
@@ -35,6 +35,10 @@ const PAUSE: Duration = Duration::from_secs(3);
 /// How long the first region's writes pile up unreplicated before it goes down: what the
 /// failover's RPO then measures.
 const BEFORE_OUTAGE: Duration = Duration::from_secs(3);
+/// Changes the failing region must have queued unreplicated before it goes down, so that the
+/// failover has something to fence (waited for at most [`PILE_UP_LIMIT`]).
+const PILE_UP: u64 = 10;
+const PILE_UP_LIMIT: Duration = Duration::from_secs(60);
 /// How long the fences may take to lift once the failed region is back.
 const FENCES_LIFT: Duration = Duration::from_secs(120);
 
@@ -74,9 +78,29 @@ struct Disruptions {
     returned: Value,
 }
 
+/// The region home to most hot sessions (its appends are the ones a failover can lose), then
+/// the other regions in order.
+fn failing_first(names: &[String], seed: u64, customers: usize) -> Vec<String> {
+    let homes = Homes::new(&names.join(","), HomeMap::default());
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for customer in workload::hot_customers(seed, customers) {
+        let home = homes.as_ref().map_or(names[0].as_str(), |homes| homes.home_of(home::customer_slot(&customer)));
+        *count.entry(home).or_default() += 1;
+    }
+    let failing = names.iter().max_by_key(|name| (count.get(name.as_str()).copied().unwrap_or(0), std::cmp::Reverse(*name)));
+    let failing = failing.cloned().unwrap_or_default();
+    std::iter::once(failing.clone()).chain(names.iter().filter(|name| **name != failing).cloned()).collect()
+}
+
 /// Pauses each direction in turn, then lets the first region's writes pile up, takes it down,
 /// fails it over to the second, brings it back after `outage` and waits for the fences to lift.
-async fn disrupt(control: &Control, regions: &[String], outage: Duration, home_map: &str) -> Result<Disruptions, String> {
+async fn disrupt(
+    control: &Control,
+    regions: &[String],
+    outage: Duration,
+    home_map: &str,
+    (acked, appends): (&AtomicUsize, usize),
+) -> Result<Disruptions, String> {
     let started = Instant::now();
     let mut done = Disruptions::default();
     let note = |done: &mut Disruptions, what: String| {
@@ -84,7 +108,10 @@ async fn disrupt(control: &Control, regions: &[String], outage: Duration, home_m
         done.events.push(((started.elapsed().as_secs_f64() * 10.0).round() / 10.0, what));
     };
     let (failing, other) = (&regions[0], &regions[1]);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // From the tenth append acknowledged: the stacks are warm and the workers busy.
+    while acked.load(Ordering::SeqCst) < appends / 10 && started.elapsed() < PILE_UP_LIMIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for (from, to) in [(failing, other), (other, failing)] {
         control.post(&format!("/pause?from={from}&to={to}")).await?;
         note(&mut done, format!("replication {from} → {to} paused"));
@@ -95,6 +122,10 @@ async fn disrupt(control: &Control, regions: &[String], outage: Duration, home_m
     control.post(&format!("/pause?from={failing}&to={other}")).await?;
     note(&mut done, format!("replication {failing} → {other} paused"));
     tokio::time::sleep(BEFORE_OUTAGE).await;
+    let piling = Instant::now();
+    while control.pending().await? < PILE_UP && piling.elapsed() < PILE_UP_LIMIT {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     control.post(&format!("/regions/{failing}/down")).await?;
     note(&mut done, format!("{failing} down"));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -158,19 +189,23 @@ pub async fn run() -> Result<bool, String> {
     };
     let home_map = std::env::var("HOME_MAP_FILE").map_err(|_| "set HOME_MAP_FILE")?;
     let appends = number("CHAOS_APPENDS", 2400)? as usize;
+    let seed = number("CHAOS_SEED", 42)?;
+    let customers = 10;
     let disrupting = Arc::new(AtomicBool::new(true));
+    let acked = Arc::new(AtomicUsize::new(0));
     let settings = Settings {
-        seed: number("CHAOS_SEED", 42)?,
+        seed,
         sessions: number("CHAOS_SESSIONS", 60)? as usize,
-        customers: 10,
+        customers,
         appends,
         workers: number("CHAOS_WORKERS", 24)? as usize,
         deadline: Duration::from_secs(number("CHAOS_SECONDS", 210)?),
         jwt_secret: jwt_secret()?,
         stale_lag: Duration::ZERO,
         disrupting: Arc::clone(&disrupting),
+        acked: Arc::clone(&acked),
     };
-    let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
+    let (sessions, workers) = (settings.sessions, settings.workers);
     let outage = Duration::from_secs(number("CHAOS_OUTAGE_SECONDS", 10)?);
     let config = tidewater::Config::from_env().map_err(|e| e.to_string())?;
     let (threshold, keep_recent) = (config.summary_threshold, config.summary_keep_recent);
@@ -178,8 +213,9 @@ pub async fn run() -> Result<bool, String> {
     println!("chaos: seed {seed}, {sessions} sessions, {appends} appends, {workers} workers, each request to a random one of {}", names.join(", "));
     let bases: Vec<&str> = apis.iter().map(|(_, url)| url.as_str()).collect();
     let api = Arc::new(Api::spread(&bases, seed));
+    let order = failing_first(&names, seed, customers);
     let disruptions = async {
-        let done = disrupt(&control, &names, outage, &home_map).await;
+        let done = disrupt(&control, &order, outage, &home_map, (&acked, appends)).await;
         disrupting.store(false, Ordering::SeqCst);
         done
     };
@@ -207,9 +243,11 @@ pub async fn run() -> Result<bool, String> {
             tables.push(stored::scan(client, &config.table_name).await?);
         }
         let behind: usize = tables.iter().map(|table| summaries_behind(table, &live, (threshold, keep_recent))).sum();
-        if (pending == 0 && behind == 0) || started.elapsed() >= settle {
+        // A write in the home between two Scans (a summary's) differs for a moment: scan again.
+        let differ = disagreements(&names, &tables).len();
+        if (pending == 0 && behind == 0 && differ == 0) || started.elapsed() >= settle {
             println!(
-                "chaos: replication and summaries settled after {:.1} s ({pending} changes pending, {behind} sessions behind)",
+                "chaos: replication and summaries settled after {:.1} s ({pending} changes pending, {behind} sessions behind, {differ} items differ)",
                 started.elapsed().as_secs_f64()
             );
             break tables;
@@ -308,6 +346,8 @@ pub async fn run() -> Result<bool, String> {
     report["appends"]["sent_again_after_the_client_gave_up"] = json!(outcome.requeued);
     report["regions"] = json!({
         "regions": names,
+        "failed": order[0],
+        "failed_over_to": order[1],
         "replication_lag_ms": number("REPLICATION_LAG_MS", 300)?,
         "replication_jitter_ms": number("REPLICATION_JITTER_MS", 700)?,
         "outage_s": outage.as_secs(),
@@ -373,7 +413,12 @@ fn disagreements(names: &[String], tables: &[stored::Table]) -> Vec<String> {
         for key in keys {
             match (tables[0].items.get(key), table.items.get(key)) {
                 (Some(a), Some(b)) if a == b => {}
-                (Some(_), Some(_)) => found.push(format!("{key} differs in {region}")),
+                (Some(a), Some(b)) => {
+                    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                    let differing: Vec<&str> =
+                        names.into_iter().filter(|name| a.get(*name) != b.get(*name)).map(String::as_str).collect();
+                    found.push(format!("{key} differs in {region} ({})", differing.join(", ")));
+                }
                 (Some(_), None) => found.push(format!("{key} missing in {region}")),
                 (None, _) => found.push(format!("{key} only in {region}")),
             }
@@ -404,6 +449,10 @@ fn listing_check(name: &'static str, failures: &[String], covered: &str) -> Chec
     Check { name, passed: failures.is_empty(), detail }
 }
 
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("?")
+}
+
 /// The regions' part of the report: the figures the issue asks for, then the timeline.
 fn markdown(report: &Value) -> String {
     use std::fmt::Write as _;
@@ -430,9 +479,9 @@ fn markdown(report: &Value) -> String {
         names.join(", "),
         regions["replication_lag_ms"],
         regions["replication_jitter_ms"],
-        names.first().unwrap_or(&"?"),
+        text(&regions["failed"]),
         regions["outage_s"],
-        names.get(1).unwrap_or(&"?"),
+        text(&regions["failed_over_to"]),
     );
     let returned = &regions["returned_with"];
     let returned: Vec<String> = returned

@@ -25,9 +25,9 @@ pub struct Table {
     pub sessions: HashMap<Uuid, Partition>,
     /// Items whose customer-index key names each customer.
     pub indexed_by_customer: HashMap<String, usize>,
-    /// Every item, `PK SK` → its attributes written out in name order: two regions hold the
-    /// same item when these are equal.
-    pub items: BTreeMap<String, String>,
+    /// Every item, `PK SK` → its attributes, each written out: two regions hold the same item
+    /// when these are equal.
+    pub items: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Table {
@@ -64,8 +64,8 @@ pub async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<Tabl
 
 fn add(stored: &mut Table, item: HashMap<String, AttributeValue>) -> Result<(), String> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    let ordered: BTreeMap<&String, &AttributeValue> = item.iter().collect();
-    stored.items.insert(format!("{} {}", text(keys::PK), text(keys::SK)), format!("{ordered:?}"));
+    let attributes = item.iter().map(|(name, value)| (name.clone(), format!("{value:?}"))).collect();
+    stored.items.insert(format!("{} {}", text(keys::PK), text(keys::SK)), attributes);
     let index_key = text(keys::GSI1PK);
     if !index_key.is_empty() {
         *stored.indexed_by_customer.entry(index_key).or_default() += 1;

@@ -32,6 +32,8 @@ pub struct Settings {
     /// Set while `make chaos REGIONS=2` disrupts replication and regions: workers whose queue
     /// is empty wait for the appends given up meanwhile to come back rather than finish.
     pub disrupting: Arc<AtomicBool>,
+    /// Counts the appends acknowledged so far, for whoever disrupts to follow.
+    pub acked: Arc<AtomicUsize>,
 }
 
 /// Turns each purged session gets before the purge.
@@ -105,6 +107,17 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// The customer the `n`th of a run's customers is; the `n`th session (of the first
+/// [`HOT_SESSIONS`], hot) belongs to the `n`th customer, round the customers.
+pub fn customer(seed: u64, n: usize) -> String {
+    format!("chaos-{seed}-customer-{n}")
+}
+
+/// The customers of the hot sessions, which take most appends.
+pub fn hot_customers(seed: u64, customers: usize) -> Vec<String> {
+    (0..HOT_SESSIONS).map(|n| customer(seed, n % customers.max(1))).collect()
+}
+
 /// The content of the turn `response_id` names, so that a stored turn tells whose it is.
 pub fn content_for(response_id: &str) -> String {
     format!("{response_id} | chaos turn: is volume {} in stock?", response_id.len())
@@ -132,8 +145,7 @@ struct Shared {
 
 pub async fn run(api: Arc<Api>, settings: Settings) -> Outcome {
     let mut rng = fastrand::Rng::with_seed(settings.seed);
-    let owners: Vec<String> =
-        (0..settings.customers).map(|c| format!("chaos-{}-customer-{c}", settings.seed)).collect();
+    let owners: Vec<String> = (0..settings.customers).map(|c| customer(settings.seed, c)).collect();
     let purged_customer = format!("chaos-{}-purged", settings.seed);
     let mut tokens = HashMap::new();
     for customer in owners.iter().chain([&purged_customer]) {
@@ -357,6 +369,7 @@ async fn append_worker(shared: &Shared, mut rng: fastrand::Rng) {
                 if let Ok(mut all) = shared.acked.lock() {
                     all.insert(response_id.clone(), acked);
                 }
+                shared.settings.acked.fetch_add(1, Ordering::SeqCst);
                 if rng.f64() < PROBE_RATE {
                     probe(shared, &call, turn_index, &mut rng).await;
                 }
