@@ -40,6 +40,8 @@ pub struct Inputs<'a> {
     /// The fault proxy's log; `None` when no proxy ran (`make chaos REGIONS=2`): then no
     /// load may degrade, and no fault is required to fire.
     pub faults: Option<&'a Log>,
+    /// When a region was down (from, to, in ms): a load that degraded meanwhile is explained.
+    pub outages: &'a [(u64, u64)],
     pub table: &'a Table,
     pub exports: &'a HashMap<Uuid, Exported>,
     /// (file, line) of every panic found in the logs.
@@ -218,10 +220,11 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         .iter()
         .filter(|load| {
             !inputs.faults.is_some_and(|faults| read_fault_during(faults, load.session, load.started_ms, load.finished_ms))
+                && !inputs.outages.iter().any(|(down, up)| load.started_ms <= *up && load.finished_ms >= *down)
         })
         .map(|load| {
             format!(
-                "{} degraded at {}..{} ms with no read fault on it",
+                "{} degraded at {}..{} ms with no read fault on it and no region down",
                 load.session, load.started_ms, load.finished_ms
             )
         })
@@ -347,6 +350,7 @@ mod tests {
             outcome,
             exchanges: &[],
             faults: Some(faults),
+            outages: &[],
             table,
             exports,
             panics: &[],

@@ -133,6 +133,7 @@ async fn run() -> Result<bool, String> {
         outcome: &outcome,
         exchanges: &api.exchanges(),
         faults: Some(&faults),
+        outages: &[],
         table: &table,
         exports: &exports,
         panics: &log_figures.panics,

@@ -76,6 +76,8 @@ struct Disruptions {
     events: Vec<(f64, String)>,
     failover: Value,
     returned: Value,
+    /// When the failing region was down, in ms since the Unix epoch.
+    outage: (u64, u64),
 }
 
 /// The region home to most hot sessions (its appends are the ones a failover can lose), then
@@ -127,6 +129,7 @@ async fn disrupt(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     control.post(&format!("/regions/{failing}/down")).await?;
+    done.outage.0 = crate::client::now_ms();
     note(&mut done, format!("{failing} down"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     done.failover = control.post(&format!("/failover?from={failing}&to={other}")).await?;
@@ -142,6 +145,7 @@ async fn disrupt(
     tokio::time::sleep(outage).await;
     control.post(&format!("/resume?from={failing}&to={other}")).await?;
     done.returned = control.post(&format!("/regions/{failing}/up")).await?;
+    done.outage.1 = crate::client::now_ms();
     let returned = &done.returned["returned_with"][other];
     let what = format!(
         "{failing} up, returning with {} items ({} turns) {other} lacked",
@@ -277,6 +281,7 @@ pub async fn run() -> Result<bool, String> {
                 outcome: &outcome,
                 exchanges: &exchanges,
                 faults: None,
+                outages: &[disruptions.outage],
                 table,
                 exports,
                 panics: &log_figures.panics,
