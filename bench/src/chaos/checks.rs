@@ -411,6 +411,30 @@ mod tests {
     }
 
     #[test]
+    fn without_a_proxy_a_load_may_degrade_only_while_a_region_is_down() {
+        let (_, mut outcome, table) = session_with_two_appends();
+        let session = outcome.sessions[0].id;
+        outcome.degraded.push(DegradedLoad { session, started_ms: 1_000, finished_ms: 2_000 });
+        let exports = HashMap::new();
+        let inputs = |outages| Inputs {
+            outcome: &outcome,
+            exchanges: &[],
+            faults: None,
+            outages,
+            table: &table,
+            exports: &exports,
+            panics: &[],
+            summary_threshold: 20,
+            summary_keep_recent: 10,
+            min_appends: 0,
+        };
+        let name = "degraded loads only while faults hit reads";
+        assert!(!passed(&run(&inputs(&[(3_000, 9_000)])), name));
+        assert!(passed(&run(&inputs(&[(1_500, 9_000)])), name));
+        assert!(run(&inputs(&[])).checks.iter().all(|c| c.name != "every kind of fault fired"));
+    }
+
+    #[test]
     fn a_read_fault_on_a_data_key_explains_a_degraded_load() {
         let (session, mut outcome, table) = session_with_two_appends();
         outcome.degraded.push(DegradedLoad { session, started_ms: 1_000, finished_ms: 2_000 });

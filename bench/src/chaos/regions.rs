@@ -526,3 +526,49 @@ fn markdown(report: &Value) -> String {
     let _ = writeln!(md);
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(passed: bool, detail: &str) -> Verdict {
+        Verdict { checks: vec![Check { name: "one summary per window", passed, detail: detail.into() }], lost: 1, duplicated: 0 }
+    }
+
+    fn item(value: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("v".to_owned(), value.to_owned())])
+    }
+
+    #[test]
+    fn a_check_passes_across_regions_only_when_it_passed_in_each_and_losses_add_up() {
+        let names = vec!["us-east-1".to_owned(), "eu-west-1".to_owned()];
+        let merged = merged(&names, &[verdict(true, "2 windows"), verdict(false, "1 found")]);
+        assert!(!merged.checks[0].passed);
+        assert_eq!(merged.checks[0].detail, "us-east-1: 2 windows; eu-west-1: 1 found");
+        assert_eq!(merged.lost, 2);
+        let same = super::merged(&names, &[verdict(true, "2 windows"), verdict(true, "2 windows")]);
+        assert!(same.checks[0].passed);
+        assert_eq!(same.checks[0].detail, "in every region: 2 windows");
+    }
+
+    #[test]
+    fn an_item_another_region_lacks_or_holds_otherwise_is_a_disagreement() {
+        let names = vec!["a".to_owned(), "b".to_owned()];
+        let mut first = stored::Table::default();
+        first.items.insert("S#1 META".into(), item("1"));
+        first.items.insert("S#1 TURN#1".into(), item("x"));
+        let mut second = stored::Table::default();
+        second.items.insert("S#1 META".into(), item("2"));
+        second.items.insert("S#2 META".into(), item("1"));
+        let found = disagreements(&names, &[first, second]);
+        assert_eq!(found, ["S#1 META differs in b (v)", "S#1 TURN#1 missing in b", "S#2 META only in b"]);
+    }
+
+    #[test]
+    fn the_rpo_names_each_turn_the_new_home_lacked() {
+        let session = Uuid::from_u128(9);
+        let turn = format!("{} {}", keys::session_pk(&session), keys::turn_sk(3));
+        let failover = json!({"unreplicated": {"items": 4, "turns": [turn, "not a key"]}});
+        assert_eq!(rpo_turns(&failover), [(session, 3)]);
+    }
+}
