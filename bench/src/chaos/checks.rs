@@ -232,7 +232,7 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
     verdict.checks.push(passing(
         listing("degraded loads only while faults hit reads", &unexplained),
         format!(
-            "{} of {} loads degraded, each during a read fault on its session",
+            "{} of {} loads degraded, each during a read fault on its session or a region's outage",
             outcome.degraded.len(),
             outcome.loads
         ),

@@ -272,7 +272,9 @@ pub async fn run() -> Result<bool, String> {
         for record in outcome.sessions.iter().filter(|s| !s.deleted) {
             let token = tidewater_local::gateway::issue_token(&record.owner, &[], &secret, Duration::from_secs(600))?;
             match export(&reader, &token, record.id).await {
-                Ok(turns) => drop(exported.insert(record.id, turns)),
+                Ok(turns) => {
+                    exported.insert(record.id, turns);
+                }
                 Err(error) => unexported.push(format!("through {region}: {error}")),
             }
         }
@@ -313,7 +315,7 @@ pub async fn run() -> Result<bool, String> {
     verdict.checks.push(listing_check(
         "every region holds the same items",
         &disagreements,
-        &format!("{items} items, byte for byte the same in {}", names.join(" and ")),
+        &format!("{items} items, attribute for attribute the same in {}", names.join(" and ")),
     ));
     let rpo = rpo_turns(&disruptions.failover);
     let acked_at: HashMap<(Uuid, u64), &str> =
