@@ -24,6 +24,7 @@ mod purge;
 mod redaction;
 mod replication;
 mod retract_turn;
+mod sealed_page_context;
 mod secrets;
 mod shredding_races;
 mod simulation;
