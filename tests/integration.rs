@@ -15,6 +15,7 @@ mod guest_purge;
 mod homes;
 mod janitor;
 mod keyed_hashes;
+mod kms;
 mod lifecycle;
 mod list_sessions;
 mod load_context;
