@@ -38,6 +38,19 @@ async fn kms_store(url: &str, config: Config) -> Arc<DynamoStore> {
     fresh_store(Config { encryption: Some(kms_encryption(url).await), ..config }).await
 }
 
+/// Appends alice's turn `content` to `session`.
+async fn append(store: &DynamoStore, session: uuid::Uuid, content: &str) {
+    let turn = tidewater::NewTurn {
+        response_id: "r1".into(),
+        role: "user".into(),
+        content: content.into(),
+        intent: None,
+        token_count: None,
+        item: None,
+    };
+    tidewater::TurnAppender::append_turn(store, &alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
+}
+
 /// The same table through a new function instance: a cache of its own.
 fn another_instance(store: &DynamoStore) -> DynamoStore {
     DynamoStore::new(store.client().clone(), store.config().clone().with_empty_key_cache()).with_clock(store.clock().clone())
@@ -61,15 +74,7 @@ async fn with_kms_content_is_sealed_opened_and_shredded_by_a_purge() {
     // When alice and bob write
     let page_context = json!({"order": "A-1"}).as_object().cloned();
     let alices = store.create_session(&alice(), NewSession { session_id: None, page_context }).await.unwrap().session_id;
-    let turn = tidewater::NewTurn {
-        response_id: "r1".into(),
-        role: "user".into(),
-        content: "is volume 3 of Frieren in stock?".into(),
-        intent: None,
-        token_count: None,
-        item: None,
-    };
-    tidewater::TurnAppender::append_turn(&*store, &alice(), alices, turn.validate(store.config()).unwrap()).await.unwrap();
+    append(&store, alices, "is volume 3 of Frieren in stock?").await;
     let bobs = session_with_turns(&store, &bob(), 1).await;
 
     // Then each key is wrapped by KMS (one Encrypt each), named by the key's ARN
@@ -195,15 +200,7 @@ async fn migrating_with_kms_seals_plain_content_under_kms_wrapped_keys() {
     let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
     let page_context = json!({"order": "A-1"}).as_object().cloned();
     let session = plain.create_session(&alice(), NewSession { session_id: None, page_context }).await.unwrap().session_id;
-    let turn = tidewater::NewTurn {
-        response_id: "r1".into(),
-        role: "user".into(),
-        content: "is volume 3 in stock?".into(),
-        intent: None,
-        token_count: None,
-        item: None,
-    };
-    tidewater::TurnAppender::append_turn(&plain, &alice(), session, turn.validate(store.config()).unwrap()).await.unwrap();
+    append(&plain, session, "is volume 3 in stock?").await;
 
     // When the migration runs with the KMS-wrapping store, the KMS key rotated halfway
     kms.rotate();

@@ -25,31 +25,12 @@ async fn session(store: &DynamoStore, caller: &Caller, page_context: Value) -> U
 }
 
 async fn stored_meta(store: &DynamoStore, session: Uuid) -> Item {
-    let meta = store
-        .client()
-        .get_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
-        .key(keys::SK, AttributeValue::S(keys::META.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    meta.item.expect("META exists")
+    session_item(store, session, keys::META).await.expect("META exists")
 }
 
 async fn set_page_context(store: &DynamoStore, session: Uuid, value: AttributeValue) {
-    store
-        .client()
-        .update_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
-        .key(keys::SK, AttributeValue::S(keys::META.into()))
-        .update_expression("SET page_context = :p")
-        .expression_attribute_values(":p", value)
-        .send()
-        .await
-        .unwrap();
+    let set = update_session_item(store, session, keys::META).update_expression("SET page_context = :p");
+    set.expression_attribute_values(":p", value).send().await.unwrap();
 }
 
 /// Whether `text` shows anywhere in `item`, in any attribute's bytes.
@@ -153,16 +134,7 @@ async fn a_patch_retried_after_a_lost_answer_is_applied_once_and_a_different_cha
     assert_eq!(stored_meta(&store, id).await, applied);
 
     // When the sealed value stays but its digest is taken away (a migrated item, say)
-    store
-        .client()
-        .update_item()
-        .table_name(&store.config().table_name)
-        .key(keys::PK, AttributeValue::S(keys::session_pk(&id)))
-        .key(keys::SK, AttributeValue::S(keys::META.into()))
-        .update_expression("REMOVE page_context_digest")
-        .send()
-        .await
-        .unwrap();
+    update_session_item(&store, id, keys::META).update_expression("REMOVE page_context_digest").send().await.unwrap();
     // Then a retry cannot prove it is the same change, and is refused rather than guessed
     let blind = patch(&store, &alice(), id, json!({"page": "/cart", "items": 2}), "\"1\"").await;
     assert_error(&blind, 412, "precondition_failed");

@@ -301,6 +301,21 @@ pub fn update_session_item(
         .key(keys::SK, AttributeValue::S(sk.to_owned()))
 }
 
+/// The item `sk` of `session`'s partition as stored, read strongly consistent.
+pub async fn session_item(store: &DynamoStore, session: Uuid, sk: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    let read = store
+        .client()
+        .get_item()
+        .table_name(&store.config().table_name)
+        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .key(keys::SK, AttributeValue::S(sk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("a direct read");
+    read.item
+}
+
 /// Removes the session's `~META` as DynamoDB's TTL does, leaving every other item; returns it.
 pub async fn delete_meta_as_ttl_would(
     store: &DynamoStore,
