@@ -37,7 +37,7 @@ pub trait SessionUpdater {
 const MAX_UPDATE_ATTEMPTS: u32 = 3;
 
 enum Attempt {
-    Updated(MetaItem),
+    Updated(Box<MetaItem>),
     /// The condition failed; the item as it was (its page context as stored), when DynamoDB
     /// returned it.
     Refused(Option<HashMap<String, AttributeValue>>),
@@ -237,7 +237,7 @@ impl DynamoStore {
             Ok(output) => {
                 self.record_write(output.consumed_capacity());
                 let item = output.attributes.ok_or_else(|| Error::Corrupt("the update returned no item".into()))?;
-                Ok(Attempt::Updated(from_item(item)?))
+                Ok(Attempt::Updated(Box::new(from_item(item)?)))
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
