@@ -49,6 +49,15 @@ replicas=()
 for n in "${!regions[@]}"; do
   replicas+=("${regions[$n]}@$((REGIONS_DDB_PORT + n))=http://127.0.0.1:$((REPLICATION_PORT + 1 + n))")
 done
+# A purge reads every other region's replica before its receipt: each region's endpoint. The
+# replication window a purge waits (PURGE_SETTLE_SECONDS) bounds the replicator's lag here,
+# REPLICATION_LAG_MS plus REPLICATION_JITTER_MS (1 s by default).
+endpoints=()
+for n in "${!regions[@]}"; do
+  endpoints+=("${regions[$n]}=http://127.0.0.1:$((REGIONS_DDB_PORT + n))")
+done
+REGION_ENDPOINTS=$(IFS=,; echo "${endpoints[*]}")
+export REGION_ENDPOINTS PURGE_SETTLE_SECONDS="${PURGE_SETTLE_SECONDS:-5}"
 REPLICAS=$(IFS=,; echo "${replicas[*]}") ./target/debug/replicator >.run/replicator.log 2>&1 &
 children+=($!)
 wait_for_port "$REPLICATION_PORT"
