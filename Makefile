@@ -140,9 +140,11 @@ redrive:
 	cargo run --quiet --locked -p tidewater-local --bin redrive
 
 # Seals content written before encryption, in place and resumably (local/src/bin/migrate.rs).
+# With KMS_KEY_ID set, KMS wraps the data keys it makes, as the functions' does.
 migrate:
 	MASTER_KEYS="$${MASTER_KEYS:-$$(cat .run/master-key 2>/dev/null)}" \
 	RECEIPT_SALT=$${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy} \
+	HASH_KEY=$${HASH_KEY:-tidewater-local-hash-key-do-not-deploy-anywhere} \
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin migrate
