@@ -10,7 +10,7 @@ use aws_lambda_events::dynamodb::Event;
 use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
-use tidewater::home::{HomeMap, HomeSource, Homes};
+use tidewater::home::{self, HomeMap, HomeSource, Homes};
 use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS};
 use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
@@ -760,4 +760,39 @@ async fn guests_served_in_two_regions_within_the_lag_both_read_their_turns_after
             assert_eq!(load.status(), 200, "{name} through {api}");
         }
     }
+}
+
+/// A store of region `region` of the regions `homes` names, over `table`'s table and clock.
+fn store_in_region(table: &DynamoStore, region: &str, homes: &Homes) -> DynamoStore {
+    let config = Config { region: Some(region.to_owned()), homes: Some(HomeSource::Fixed(homes.clone())), ..table.config().clone() };
+    DynamoStore::new(table.client().clone(), config).with_clock(table.clock().clone())
+}
+
+#[tokio::test]
+async fn a_purges_work_item_stays_with_the_customers_home_through_failovers() {
+    // Given three regions, a failed over to b, and a customer homed in b by their own slot,
+    let mut homes = Homes::new("a,b,c", HomeMap::default()).unwrap();
+    homes.fail_over("a", "b");
+    let customer = (0..).map(|i| format!("customer-{i}")).find(|c| usize::from(home::customer_slot(c)) % 3 == 1).unwrap();
+    let caller = tidewater::Caller::new(customer.clone(), Vec::<String>::new());
+    let table = tidewater_tests::store().await;
+    let b = store_in_region(&table, "b", &homes);
+    for _ in 0..2 {
+        tidewater_tests::session_with_turns(&b, &caller, 20).await;
+    }
+    // whose purge in b was cut off half-way, leaving its work item,
+    let cut_off = b.purge_customer_with(&tidewater_tests::CutOffAfter::new(&b, 1), &customer, "purge-1").await;
+    assert!(cut_off.is_err());
+
+    // when c fails over to a (back up by now), which gives a back its own slots, and the work
+    // item falls due,
+    homes.fail_over("c", "a");
+    table.clock().advance(Duration::from_secs(JANITOR_GRACE_SECONDS as u64 + 1));
+    let now = table.clock().now();
+
+    // then a's janitor leaves it alone, and b's, still the customer's home, finishes the purge.
+    let in_a = store_in_region(&table, "a", &homes).janitor_pass(now).await.unwrap();
+    assert_eq!((in_a.purges_finished, in_a.failed, in_a.elsewhere), (0, 0, 1), "a ran b's customer's purge: {in_a:?}");
+    let in_b = store_in_region(&table, "b", &homes).janitor_pass(now).await.unwrap();
+    assert_eq!((in_b.purges_finished, in_b.failed, in_b.elsewhere), (1, 0, 0), "{in_b:?}");
 }

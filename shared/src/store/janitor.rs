@@ -21,11 +21,14 @@
 //! - a purge whose ledger is still open is run to the end, as a repeat of the request would:
 //!   the same receipt, with exact counts, and creates work again.
 //!
-//! With several regions the work partition replicates everywhere, so each item carries a slot
-//! of the region that wrote it (where its operation ran), and only the janitor of that slot's
-//! home takes it on ([`JanitorReport::elsewhere`] counts the others): nothing is finished
-//! twice, nor outside the home, where a receipt or ledger would be written. After a failover
-//! the slot's new home takes over. Guest data keys are destroyed only by the home of the slot
+//! With several regions the work partition replicates everywhere, so each item carries the slot
+//! of its target (the customer's, [`crate::home::customer_slot`], for a purge; the session's,
+//! [`crate::home::session_request_slot`], for a DELETE or a sweep), and only the janitor of that
+//! slot's home takes it on ([`JanitorReport::elsewhere`] counts the others): nothing is
+//! finished twice, nor outside the target's home, where a receipt or ledger would be written.
+//! After a failover the slot's new home takes over, and it is the target's home whatever later
+//! failovers move (not a slot of the region that wrote the item, which a failover can split
+//! from the target's). Guest data keys are destroyed only by the home of the slot
 //! their name hashes to ([`crate::home::customer_slot`] of the key's name).
 //!
 //! The item is deleted once its task is done. A task that fails, and an item that names no
@@ -126,8 +129,8 @@ struct WorkItem {
     session_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     customer_hash: Option<String>,
-    /// With several regions, a slot of the region that wrote it: only the janitor of that
-    /// slot's home takes it on (the work partition replicates to every region). None in a
+    /// With several regions, the slot of its target (customer or session): only the janitor of
+    /// that slot's home takes it on (the work partition replicates to every region). None in a
     /// single-region deployment, and in items written before regions: any janitor takes those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     slot: Option<u8>,
@@ -214,8 +217,10 @@ struct Done {
 
 impl DynamoStore {
     /// Records the intent of a destructive operation starting now; returns the work item's
-    /// sort key, for [`DynamoStore::unschedule`] once it has finished.
-    pub(crate) async fn schedule(&self, task: &Task) -> Result<String, Error> {
+    /// sort key, for [`DynamoStore::unschedule`] once it has finished. `slot` is the slot of the
+    /// task's target, stamped on the item with several regions; `None` (an item written before
+    /// regions, run again) leaves it to any region.
+    pub(crate) async fn schedule(&self, task: &Task, slot: Option<u8>) -> Result<String, Error> {
         let due = self.clock.now_epoch_seconds() + JANITOR_GRACE_SECONDS;
         let (sk, session_id, customer_hash) = match task {
             Task::Session { session_id, customer_hash } => {
@@ -225,7 +230,7 @@ impl DynamoStore {
                 (keys::work_sk(due, &keys::purge_task(customer_hash)), None, Some(customer_hash.clone()))
             }
         };
-        let slot = self.config.local_slot()?;
+        let slot = slot.filter(|_| self.config.homes.is_some());
         let item = WorkItem { pk: keys::WORK_PK.to_owned(), sk: sk.clone(), session_id, customer_hash, slot };
         let put = self
             .client
@@ -267,7 +272,7 @@ impl DynamoStore {
     /// Finishes the task of one work item, then retires the item.
     async fn work_on(&self, raw: Item) -> Result<Done, Error> {
         let item: WorkItem = from_item(raw)?;
-        let done = self.finish(&item.task()?).await?;
+        let done = self.finish(&item.task()?, item.slot).await?;
         self.unschedule(&item.sk).await?;
         Ok(done)
     }
@@ -324,13 +329,13 @@ impl DynamoStore {
         Ok((output.items.unwrap_or_default(), output.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 
-    async fn finish(&self, task: &Task) -> Result<Done, Error> {
+    async fn finish(&self, task: &Task, slot: Option<u8>) -> Result<Done, Error> {
         match task {
             Task::Session { session_id, customer_hash } => {
                 let items = self.finish_session(customer_hash.as_deref(), session_id).await?;
                 Ok(Done { sessions: 1, purges: 0, items })
             }
-            Task::Purge { customer_hash } => match self.finish_purge(customer_hash).await? {
+            Task::Purge { customer_hash } => match self.finish_purge(customer_hash, slot).await? {
                 Some(receipt) => {
                     tracing::info!(receipt_id = %receipt.receipt_id, "the janitor finished an abandoned purge");
                     Ok(Done { sessions: 0, purges: 1, items: 0 })

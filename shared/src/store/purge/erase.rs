@@ -18,7 +18,7 @@ use crate::model::Caller;
 use crate::store::janitor::Task;
 use crate::store::transact::Transacted;
 use crate::store::{from_item, n, s, to_item, within, DynamoStore};
-use crate::{keys, Error};
+use crate::{home, keys, Error};
 
 use super::{BatchDeleter, Erased, ItemKey, MetaOutcome, PendingItem, SessionDeleter};
 use super::{BATCH_LIMIT, MAX_BATCH_ATTEMPTS, MAX_META_ATTEMPTS};
@@ -52,7 +52,13 @@ impl DynamoStore {
         session_id: Uuid,
     ) -> Result<(), Error> {
         let hash = self.customer_hash(&caller.customer_id)?;
-        let work = self.schedule(&Task::Session { session_id, customer_hash: Some(hash.clone()) }).await?;
+        let asker = home::Asker {
+            customer_id: &caller.customer_id,
+            guest: caller.is_guest(),
+            staff: caller.is_support() || caller.is_privacy(),
+        };
+        let slot = home::session_request_slot(asker, &session_id);
+        let work = self.schedule(&Task::Session { session_id, customer_hash: Some(hash.clone()) }, Some(slot)).await?;
         let marker = self.mark_pending(&hash, &session_id, Some(&work)).await?;
         let erased = self.erase_session(deleter, &hash, &session_id, Some(&marker)).await?;
         self.delete_pending(&hash, &session_id).await?;

@@ -46,27 +46,35 @@ impl DynamoStore {
         request_id: &str,
     ) -> Result<Receipt, Error> {
         let hash = self.customer_hash(customer_id)?;
-        Box::pin(self.purge_by_hash(deleter, &hash, request_id)).await
+        let slot = crate::home::customer_slot(customer_id);
+        Box::pin(self.purge_by_hash(deleter, &hash, request_id, Some(slot))).await
     }
 
-    /// Runs an abandoned purge of the customer to its end (the janitor): `None` when no purge
-    /// of theirs is open.
-    pub(crate) async fn finish_purge(&self, hash: &str) -> Result<Option<Receipt>, Error> {
+    /// Runs an abandoned purge of the customer to its end (the janitor, with the slot its work
+    /// item carries): `None` when no purge of theirs is open.
+    pub(crate) async fn finish_purge(&self, hash: &str, slot: Option<u8>) -> Result<Option<Receipt>, Error> {
         match self.ledger(hash).await? {
-            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id).await?)),
+            Some(ledger) => Ok(Some(self.purge_by_hash(self, hash, &ledger.request_id, slot).await?)),
             None => Ok(None),
         }
     }
 
     /// The purge of the customer whose hash is `hash`, by the customer's request or by the
-    /// janitor finishing one: both destroy the customer's data key, first and last.
-    async fn purge_by_hash<D: BatchDeleter>(&self, deleter: &D, hash: &str, request_id: &str) -> Result<Receipt, Error> {
+    /// janitor finishing one: both destroy the customer's data key, first and last. `slot` is
+    /// the customer's, which their work item carries.
+    async fn purge_by_hash<D: BatchDeleter>(
+        &self,
+        deleter: &D,
+        hash: &str,
+        request_id: &str,
+        slot: Option<u8>,
+    ) -> Result<Receipt, Error> {
         // A fence means a region that failed over may still deliver a session of any customer
         // homed there, registry entry and all: a receipt now could be followed by its data.
         if self.config.any_fence()? {
             return Err(Error::PurgeFenced);
         }
-        let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }).await?;
+        let work = self.schedule(&Task::Purge { customer_hash: hash.to_owned() }, slot).await?;
         let ledger = self.open_ledger(hash, request_id, &work).await?;
         if ledger.work_sk.as_deref() != Some(work.as_str()) {
             // An earlier run of this purge left its own work item, which the ledger names.

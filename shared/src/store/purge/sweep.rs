@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::store::janitor::Task;
 use crate::store::DynamoStore;
-use crate::Error;
+use crate::{home, Error};
 
 use super::{BatchDeleter, ExpiredSessionSweeper};
 
@@ -31,7 +31,9 @@ impl DynamoStore {
             return Ok(0);
         }
         let hash = owner.map(|owner| self.customer_hash(owner)).transpose()?;
-        let work = self.schedule(&Task::Session { session_id: *session_id, customer_hash: hash.clone() }).await?;
+        // The session's slot: its owner's, or a guest session's own.
+        let slot = owner.map_or_else(|| home::id_slot(session_id), home::customer_slot);
+        let work = self.schedule(&Task::Session { session_id: *session_id, customer_hash: hash.clone() }, Some(slot)).await?;
         let deleted = self.sweep(deleter, session_id, None).await?;
         if let Some(hash) = &hash {
             self.unregister(hash, session_id).await?;
