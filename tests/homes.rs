@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{self, HomeMap, HomeSource, Homes};
-use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS};
+use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES, WAITING_WINDOWS_BEFORE_FAILURE};
 use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
@@ -795,4 +795,30 @@ async fn a_purges_work_item_stays_with_the_customers_home_through_failovers() {
     assert_eq!((in_a.purges_finished, in_a.failed, in_a.elsewhere), (0, 0, 1), "a ran b's customer's purge: {in_a:?}");
     let in_b = store_in_region(&table, "b", &homes).janitor_pass(now).await.unwrap();
     assert_eq!((in_b.purges_finished, in_b.failed, in_b.elsewhere), (1, 0, 0), "{in_b:?}");
+}
+
+#[tokio::test]
+async fn a_purge_waiting_for_a_region_far_longer_than_replication_explains_is_counted_as_failed_then_stuck() {
+    // Given alice's session in the west, replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let west = store_reading_replicas(&regions, WEST).await;
+    let alice = tidewater_tests::alice();
+    tidewater_tests::session_with_turns(&west, &alice, 2).await;
+    regions.after(3 * LAG).await;
+    // when west → east stops replicating and the west purges her,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    let first = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(first, Err(Error::PurgeReplicating(_))), "{first:?}");
+    // then the janitor counts it waiting once its work item is due,
+    let settle = west.config().purge_settle;
+    west.clock().advance(Duration::from_secs(JANITOR_GRACE_SECONDS as u64 + 1) + settle);
+    let pass = west.janitor_pass(west.clock().now()).await.unwrap();
+    assert_eq!((pass.waiting, pass.failed, pass.stuck), (1, 0, 0), "{pass:?}");
+    // and once it has waited ten windows past its due time, a failure at each pass, then stuck.
+    west.clock().advance(settle * WAITING_WINDOWS_BEFORE_FAILURE);
+    for failures in 1..=STUCK_AFTER_FAILURES {
+        let pass = west.janitor_pass(west.clock().now()).await.unwrap();
+        let stuck = u64::from(failures >= STUCK_AFTER_FAILURES);
+        assert_eq!((pass.waiting, pass.failed, pass.stuck), (0, 1, stuck), "pass {failures}: {pass:?}");
+    }
 }

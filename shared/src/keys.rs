@@ -99,6 +99,11 @@ pub fn work_sk(due_epoch_seconds: i64, task: &str) -> String {
     format!("{WORK_PREFIX}{:010}#{task}", due_epoch_seconds.max(0))
 }
 
+/// When a work item falls due, from its sort key ([`work_sk`]).
+pub fn work_due(sk: &str) -> Option<i64> {
+    sk.strip_prefix(WORK_PREFIX)?.split('#').next()?.parse().ok()
+}
+
 /// The upper bound of the sort keys of work items due at `now_epoch_seconds`.
 pub fn work_due_bound(now_epoch_seconds: i64) -> String {
     format!("{WORK_PREFIX}{:010}#~", now_epoch_seconds.max(0))
@@ -183,6 +188,8 @@ mod tests {
         assert!(late.as_str() > work_due_bound(1_700_000_000).as_str());
         assert!(late.as_str() <= work_due_bound(1_700_000_001).as_str());
         assert!(WORK_PREFIX < early.as_str());
+        assert_eq!(work_due(&work_sk(1_700_000_000, &purge_task("abc"))), Some(1_700_000_000));
+        assert_eq!(work_due("SESSION#x"), None);
     }
 
     #[test]

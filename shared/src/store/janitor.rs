@@ -36,7 +36,10 @@
 //! it, counts it in [`JanitorReport::failed`], and adds one to the item's `failures` (with the
 //! last error and its time). An item that has failed [`STUCK_AFTER_FAILURES`] passes is
 //! logged as an error and counted in [`JanitorReport::stuck`], which the scheduled function
-//! emits as a metric: it needs someone to look.
+//! emits as a metric: it needs someone to look. A purge waiting for another region is counted
+//! in [`JanitorReport::waiting`], not failed, until it has waited
+//! [`WAITING_WINDOWS_BEFORE_FAILURE`] replication windows past its due time; from then on each
+//! pass counts it as a failure, so a replica that never catches up ends stuck.
 //!
 //! Each pass then destroys the guest data keys whose every session has expired
 //! (`store/data_keys.rs`), so a guest's content is unreadable in any copy at most
@@ -71,6 +74,12 @@ const MAX_PAGES: usize = 20;
 /// Passes in a row a work item may fail before it is reported stuck: one failure can be a
 /// throttle or a timeout, three at the schedule's interval (15 minutes) are not.
 pub const STUCK_AFTER_FAILURES: u64 = 3;
+/// Replication windows (`PURGE_SETTLE_SECONDS`) past its work item's due time a purge may
+/// still wait for another region before each pass counts it as a failure (and, after
+/// [`STUCK_AFTER_FAILURES`] of them, stuck): a replica that never catches up (replication
+/// stopped for it, or an item there the purge cannot delete) needs someone to look, and would
+/// otherwise keep the customer's ledger open forever.
+pub const WAITING_WINDOWS_BEFORE_FAILURE: u32 = 10;
 /// How much of a failure's message a work item keeps.
 const MAX_ERROR_CHARS: usize = 300;
 
@@ -103,7 +112,8 @@ pub struct JanitorReport {
     #[serde(default)]
     pub elsewhere: u64,
     /// Purges done in the home whose receipt waits for the other regions (the replication
-    /// window, or a replica still behind): they stay for the next pass, and are not failures.
+    /// window, or a replica still behind): they stay for the next pass, and are not failures
+    /// until they have waited [`WAITING_WINDOWS_BEFORE_FAILURE`] windows past their due time.
     #[serde(default)]
     pub waiting: u64,
 }
@@ -177,8 +187,9 @@ impl Janitor for DynamoStore {
                         report.sessions_finished += done.sessions;
                         report.purges_finished += done.purges;
                     }
-                    // A purge done in the home, waiting for the other regions: not a failure.
-                    Err(Error::PurgeReplicating(_)) => report.waiting += 1,
+                    // A purge done in the home, waiting for the other regions: not a failure,
+                    // until it has waited longer than replication can explain.
+                    Err(Error::PurgeReplicating(_)) if !self.waited_too_long(&sk, now) => report.waiting += 1,
                     Err(error) => {
                         report.failed += 1;
                         let failures = self.note_failure(&sk, &error, now).await;
@@ -257,6 +268,13 @@ impl DynamoStore {
         let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         Ok(())
+    }
+
+    /// Whether the purge of work item `sk` has waited for the other regions longer than
+    /// [`WAITING_WINDOWS_BEFORE_FAILURE`] replication windows past its due time.
+    fn waited_too_long(&self, sk: &str, now: OffsetDateTime) -> bool {
+        let bound = self.config.purge_settle.saturating_mul(WAITING_WINDOWS_BEFORE_FAILURE).as_secs() as i64;
+        keys::work_due(sk).is_some_and(|due| now.unix_timestamp() - due > bound)
     }
 
     /// Whether this region's janitor takes on a work item: the home of the slot it carries

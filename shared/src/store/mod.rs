@@ -49,7 +49,7 @@ mod export;
 mod memory;
 pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter};
 mod janitor;
-pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES};
+pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES, WAITING_WINDOWS_BEFORE_FAILURE};
 mod page_context;
 mod resume;
 mod retract;
