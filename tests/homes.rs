@@ -822,3 +822,24 @@ async fn a_purge_waiting_for_a_region_far_longer_than_replication_explains_is_co
         assert_eq!((pass.waiting, pass.failed, pass.stuck), (0, 1, stuck), "pass {failures}: {pass:?}");
     }
 }
+
+#[tokio::test]
+async fn a_purge_gives_its_receipt_without_a_region_lost_for_good_once_it_has_failed_over() {
+    // Given alice's session in the west, replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let mut moved = Homes::new(&NAMES.join(","), HomeMap::default()).expect("two regions");
+    moved.fail_over(NAMES[EAST], NAMES[WEST]);
+    let replica = crate::replication::client(&regions.endpoints[EAST]).await;
+    let west = region_store(&regions, WEST, test_config(), HomeSource::Fixed(moved)).await.with_replicas(vec![(NAMES[EAST].to_owned(), replica)]);
+    let alice = tidewater_tests::alice();
+    tidewater_tests::session_with_turns(&west, &alice, 2).await;
+    regions.after(3 * LAG).await;
+    // when the east is lost and failed over to the west, and the west purges her,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(EAST, true));
+    let first = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(first, Err(Error::PurgeReplicating(_))), "the window first: {first:?}");
+    west.clock().advance(west.config().purge_settle);
+    // then, past the window, the receipt comes without the east (which gets the deletes if it returns).
+    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt without the lost region");
+    assert_eq!((receipt.sessions_deleted, receipt.request_id.as_str()), (1, "purge-1"));
+}

@@ -216,6 +216,18 @@ impl Config {
         }
     }
 
+    /// Whether the home map has moved `region`'s slots to another region (it failed over):
+    /// such a region is home to nothing, and a purge does not wait for its replica.
+    pub fn failed_over(&self, region: &str) -> Result<bool, Error> {
+        match &self.homes {
+            Some(source) => {
+                let homes = source.homes().map_err(Error::Config)?;
+                Ok(homes.map.moved.get(region).is_some_and(|to| to != region))
+            }
+            None => Ok(false),
+        }
+    }
+
     /// The slot of a session this region makes without one of its own (a guest's): one this
     /// region is home to. `None` in a single-region deployment, which makes plain v4 ids.
     pub fn local_slot(&self) -> Result<Option<u8>, Error> {

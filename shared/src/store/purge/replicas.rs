@@ -12,7 +12,9 @@
 //! 2. it reads each other region's replica: the customer's registry entries and pending
 //!    markers (`PRIVACY#<hash>`), their memory (`MEMORY#<hash>`), and the partition of every
 //!    session the purge deleted (the ledger's `sessions`). Anything there is a replica still
-//!    behind: [`Error::PurgeReplicating`]. A region that does not answer is a 503 too.
+//!    behind: [`Error::PurgeReplicating`]. A region that does not answer is a 503 too. A region
+//!    the home map moved away from (failed over) is not read: it may be gone for good, a
+//!    standing fence refuses the purge, and it gets the deletes if it returns.
 //!
 //! The ledger and the purge's work item stay open meanwhile, so a repeat of the request (or the
 //! janitor) finishes the purge with the same receipt id and counts.
@@ -74,6 +76,13 @@ impl DynamoStore {
             }
         }
         for (region, client) in &self.replicas {
+            // A region the home map moved away from (it failed over) may be gone for good: its
+            // unreplicated writes are the failover fence's to wait for (a purge is refused
+            // while one stands), and it gets the purge's deletes by replication if it returns.
+            if self.config.failed_over(region)? {
+                tracing::info!(%region, "a purge does not wait for a region that failed over");
+                continue;
+            }
             if self.replica_holds(client, hash, sessions).await? {
                 tracing::info!(%region, "a purge waits for a region that still holds some of the customer");
                 return Err(Error::PurgeReplicating(BEHIND_RETRY_SECONDS));
