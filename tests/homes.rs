@@ -11,8 +11,9 @@ use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{self, HomeMap, HomeSource, Homes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES, WAITING_WINDOWS_BEFORE_FAILURE};
-use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, SessionDeleter, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
@@ -842,4 +843,39 @@ async fn a_purge_gives_its_receipt_without_a_region_lost_for_good_once_it_has_fa
     // then, past the window, the receipt comes without the east (which gets the deletes if it returns).
     let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt without the lost region");
     assert_eq!((receipt.sessions_deleted, receipt.request_id.as_str()), (1, "purge-1"));
+}
+
+#[tokio::test]
+async fn a_purge_just_after_a_session_delete_waits_the_window_though_it_deleted_nothing() {
+    // Given alice's session in the west, replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let west = store_reading_replicas(&regions, WEST).await;
+    let alice = tidewater_tests::alice();
+    let session = tidewater_tests::session_with_turns(&west, &alice, 2).await;
+    regions.after(3 * LAG).await;
+    // when she DELETEs it while west → east is paused, and of that only her registry entry's
+    // delete reaches the east (replication keeps no order between items),
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    west.delete_session(&alice, session).await.expect("deleted");
+    let hash = tidewater::store::customer_hash(tidewater_tests::TEST_RECEIPT_SALT, &alice.customer_id);
+    regions.upstreams[EAST]
+        .delete_item()
+        .table_name(&regions.table)
+        .key("PK", AttributeValue::S(keys::privacy_pk(&hash)))
+        .key("SK", AttributeValue::S(keys::registry_sk(&session)))
+        .send()
+        .await
+        .expect("the registry entry's delete, arrived");
+    // and she purges at once, which finds nothing left in the west,
+    let first = west.purge_customer(&alice.customer_id, "purge-1").await;
+    // then no receipt is given while the east still holds the session: the window first;
+    assert!(matches!(first, Err(Error::PurgeReplicating(s)) if s == 60), "{first:?}");
+    assert!(!session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    // and once the deletes have arrived and the window has passed, the receipt comes.
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    west.clock().advance(west.config().purge_settle);
+    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 0);
+    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
 }

@@ -101,8 +101,12 @@ impl DynamoStore {
                 // the receipt. A ledger already closed is a concurrent run's, which checked.
                 if self.has_replicas() {
                     if let Some(swept) = self.mark_swept(hash, erased_any || memory_deleted > 0).await? {
+                        // The window is waited even when nothing was deleted (a DELETE of a
+                        // session just before may be on its way), unless this answers the
+                        // customer's last receipt.
                         let deleted = swept.sessions_deleted + swept.items_deleted + swept.memory_items_deleted > 0;
-                        self.await_replicas(hash, deleted, swept.swept_at.as_deref(), &swept.sessions).await?;
+                        let answers_last = !deleted && self.last_receipt(hash).await?.is_some();
+                        self.await_replicas(hash, !answers_last, swept.swept_at.as_deref(), &swept.sessions).await?;
                     }
                 }
                 let receipt = self.close_ledger(hash, &ledger, &key_destroyed_at).await?;
@@ -294,8 +298,7 @@ impl DynamoStore {
     /// concurrent run of the same purge closed the ledger first, answers with that run's receipt.
     pub(super) async fn close_ledger(&self, hash: &str, opened: &LedgerItem, key_destroyed_at: &str) -> Result<Receipt, Error> {
         let receipt_id = opened.receipt_id;
-        let last: Option<LastReceiptItem> =
-            self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
+        let last = self.last_receipt(hash).await?;
         if let Some(ledger) = self.ledger(hash).await?.filter(|l| l.receipt_id == receipt_id) {
             let close = self
                 .delete_of(keys::privacy_pk(hash), keys::PURGE_LEDGER)
@@ -349,12 +352,16 @@ impl DynamoStore {
         if let Some(receipt) = self.get_receipt(&receipt_id).await? {
             return Ok(receipt);
         }
-        let last: Option<LastReceiptItem> =
-            self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await?;
+        let last = self.last_receipt(hash).await?;
         match last {
             Some(last) => self.get_receipt(&last.receipt_id).await?.ok_or_else(|| Error::Corrupt("the last receipt is missing".into())),
             None => Err(Error::Unavailable("the purge's ledger changed under it; repeat the purge".into())),
         }
+    }
+
+    /// The customer's last receipt's pointer, if they have one.
+    async fn last_receipt(&self, hash: &str) -> Result<Option<LastReceiptItem>, Error> {
+        self.get_item(keys::privacy_pk(hash), keys::LAST_RECEIPT, true, self.config.write_timeout).await
     }
 
     pub(super) async fn get_receipt(&self, receipt_id: &Uuid) -> Result<Option<Receipt>, Error> {

@@ -7,8 +7,11 @@
 //! still show after the home is clean is a write the home made before the purge that has not
 //! reached another region yet, or a delete that has not. So, before the receipt:
 //! 1. the purge waits [`crate::Config::purge_settle`] after its last delete (from the ledger's
-//!    `swept_at`), a bound on replication lag, answering [`Error::PurgeReplicating`] with the
-//!    seconds left; a purge that deleted nothing has nothing in flight and does not wait;
+//!    `swept_at`, stamped by its first run when it deleted nothing), a bound on replication
+//!    lag, answering [`Error::PurgeReplicating`] with the seconds left. A purge that deleted
+//!    nothing waits too, since a DELETE of a session just before it may still be on its way;
+//!    only one that answers the customer's last receipt (the repeat of a purge whose answer was
+//!    lost) does not;
 //! 2. it reads each other region's replica: the customer's registry entries and pending
 //!    markers (`PRIVACY#<hash>`), their memory (`MEMORY#<hash>`), and the partition of every
 //!    session the purge deleted (the ledger's `sessions`). Anything there is a replica still
@@ -63,11 +66,11 @@ impl DynamoStore {
     pub(super) async fn await_replicas(
         &self,
         hash: &str,
-        deleted_anything: bool,
+        wait_window: bool,
         swept_at: Option<&str>,
         sessions: &BTreeSet<Uuid>,
     ) -> Result<(), Error> {
-        if deleted_anything {
+        if wait_window {
             let now = self.clock.now().unix_timestamp();
             let swept = swept_at.and_then(clock::parse_epoch_seconds).unwrap_or(now);
             let left = swept + self.config.purge_settle.as_secs() as i64 - now;
