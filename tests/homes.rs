@@ -879,3 +879,35 @@ async fn a_purge_just_after_a_session_delete_waits_the_window_though_it_deleted_
     assert_eq!(receipt.sessions_deleted, 0);
     assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_purge_receipt_waits_until_the_other_regions_key_table_no_longer_holds_the_customers_key() {
+    // Given alice's sealed session in the west, her data key replicated to the east's key table,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let sealed = test_config().with_master_keys(&test_master_keys()).expect("the test master key");
+    let replica = crate::replication::client(&regions.endpoints[EAST]).await;
+    let west = region_store(&regions, WEST, sealed, homes()).await.with_replicas(vec![(NAMES[EAST].to_owned(), replica)]);
+    let alice = tidewater_tests::alice();
+    tidewater_tests::session_with_turns(&west, &alice, 2).await;
+    regions.after(3 * LAG).await;
+    let key_table = west.config().key_table();
+    let key_ref = keys::customer_data_key(&tidewater::store::customer_hash(tidewater_tests::TEST_RECEIPT_SALT, &alice.customer_id));
+    let east_key = || {
+        regions.upstreams[EAST].get_item().table_name(&key_table).key("PK", AttributeValue::S(key_ref.clone())).consistent_read(true).send()
+    };
+    let copy = east_key().await.unwrap().item.expect("her key reached the east");
+    // when the west purges her and every delete has arrived in the east but the key's,
+    let first = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(first, Err(Error::PurgeReplicating(_))), "{first:?}");
+    regions.after(3 * LAG).await;
+    west.clock().advance(west.config().purge_settle);
+    regions.upstreams[EAST].put_item().table_name(&key_table).set_item(Some(copy)).send().await.expect("the key, still in the east");
+    // then no receipt is given while the east's key table holds her key,
+    let behind = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(behind, Err(Error::PurgeReplicating(_))), "a receipt while the east holds her key: {behind:?}");
+    // and once its delete has arrived, the receipt comes.
+    regions.upstreams[EAST].delete_item().table_name(&key_table).key("PK", AttributeValue::S(key_ref.clone())).send().await.unwrap();
+    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 1);
+    assert!(east_key().await.unwrap().item.is_none());
+}

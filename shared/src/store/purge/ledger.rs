@@ -106,7 +106,7 @@ impl DynamoStore {
                         // customer's last receipt.
                         let deleted = swept.sessions_deleted + swept.items_deleted + swept.memory_items_deleted > 0;
                         let answers_last = !deleted && self.last_receipt(hash).await?.is_some();
-                        self.await_replicas(hash, !answers_last, swept.swept_at.as_deref(), &swept.sessions).await?;
+                        self.await_replicas(hash, &key_ref, !answers_last, swept.swept_at.as_deref(), &swept.sessions).await?;
                     }
                 }
                 let receipt = self.close_ledger(hash, &ledger, &key_destroyed_at).await?;

@@ -12,12 +12,13 @@
 //!    nothing waits too, since a DELETE of a session just before it may still be on its way;
 //!    only one that answers the customer's last receipt (the repeat of a purge whose answer was
 //!    lost) does not;
-//! 2. it reads each other region's replica: the customer's registry entries and pending
-//!    markers (`PRIVACY#<hash>`), their memory (`MEMORY#<hash>`), and the partition of every
-//!    session the purge deleted (the ledger's `sessions`). Anything there is a replica still
-//!    behind: [`Error::PurgeReplicating`]. A region that does not answer is a 503 too. A region
-//!    the home map moved away from (failed over) is not read: it may be gone for good, a
-//!    standing fence refuses the purge, and it gets the deletes if it returns.
+//! 2. it reads each other region's replica, strongly consistent: the customer's registry
+//!    entries and pending markers (`PRIVACY#<hash>`), their memory (`MEMORY#<hash>`), the
+//!    partition of every session the purge deleted (the ledger's `sessions`), and, when the
+//!    store encrypts, the customer's data key in that region's key table. Anything there is a
+//!    replica still behind: [`Error::PurgeReplicating`]. A region that does not answer is a 503
+//!    too. A region the home map moved away from (failed over) is not read: it may be gone
+//!    for good, a standing fence refuses the purge, and it gets the deletes if it returns.
 //!
 //! The ledger and the purge's work item stay open meanwhile, so a repeat of the request (or the
 //! janitor) finishes the purge with the same receipt id and counts.
@@ -66,6 +67,7 @@ impl DynamoStore {
     pub(super) async fn await_replicas(
         &self,
         hash: &str,
+        key_ref: &str,
         wait_window: bool,
         swept_at: Option<&str>,
         sessions: &BTreeSet<Uuid>,
@@ -86,7 +88,7 @@ impl DynamoStore {
                 tracing::info!(%region, "a purge does not wait for a region that failed over");
                 continue;
             }
-            if self.replica_holds(client, hash, sessions).await? {
+            if self.replica_holds(client, hash, key_ref, sessions).await? {
                 tracing::info!(%region, "a purge waits for a region that still holds some of the customer");
                 return Err(Error::PurgeReplicating(BEHIND_RETRY_SECONDS));
             }
@@ -95,8 +97,12 @@ impl DynamoStore {
     }
 
     /// Whether the replica behind `client` holds a registry entry, pending marker or memory
-    /// item of the customer, or any item of one of `sessions`.
-    async fn replica_holds(&self, client: &Client, hash: &str, sessions: &BTreeSet<Uuid>) -> Result<bool, Error> {
+    /// item of the customer, any item of one of `sessions`, or (when this store encrypts) the
+    /// customer's data key `key_ref` in its key table.
+    async fn replica_holds(&self, client: &Client, hash: &str, key_ref: &str, sessions: &BTreeSet<Uuid>) -> Result<bool, Error> {
+        if self.encryption().is_some() && self.replica_has_key(client, key_ref).await? {
+            return Ok(true);
+        }
         let privacy = self.replica_keys(client, keys::privacy_pk(hash), None).await?;
         let behind = privacy.iter().any(|sk| sk.starts_with(keys::REGISTRY_PREFIX) || sk.starts_with(keys::PENDING_PREFIX));
         if behind || !self.replica_keys(client, keys::memory_pk(hash), Some(1)).await?.is_empty() {
@@ -112,7 +118,23 @@ impl DynamoStore {
         held.into_iter().try_fold(false, |any, held| Ok(any || held?))
     }
 
-    /// The sort keys under `pk` in another region's replica (up to `limit`, or all).
+    /// Whether another region's replica of the key table still holds the data key `key_ref`
+    /// (a strongly consistent read).
+    async fn replica_has_key(&self, client: &Client, key_ref: &str) -> Result<bool, Error> {
+        let get = client
+            .get_item()
+            .table_name(self.config.key_table())
+            .key(keys::PK, s(key_ref))
+            .projection_expression(keys::PK)
+            .consistent_read(true)
+            .send();
+        let output = within(self.config.write_timeout, get).await?.map_err(Error::from_store)?;
+        Ok(output.item.is_some_and(|item| !item.is_empty()))
+    }
+
+    /// The sort keys under `pk` in another region's replica (up to `limit`, or all), read
+    /// strongly consistent: an eventually consistent read could miss an item replication has
+    /// just applied there.
     async fn replica_keys(&self, client: &Client, pk: String, limit: Option<i32>) -> Result<Vec<String>, Error> {
         let mut found = Vec::new();
         let mut start = None;
@@ -123,6 +145,7 @@ impl DynamoStore {
                 .key_condition_expression("PK = :pk")
                 .expression_attribute_values(":pk", s(pk.clone()))
                 .projection_expression("SK")
+                .consistent_read(true)
                 .set_limit(limit)
                 .set_exclusive_start_key(start)
                 .send();
