@@ -836,7 +836,6 @@ async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_
 }
 
 #[tokio::test]
-#[ignore = "known defect (README, Multi-region): each region makes the day's guest key for the guests it serves, and last writer wins keeps one"]
 async fn guests_served_in_two_regions_within_the_lag_both_read_their_turns_after_it() {
     // Given content sealed in both regions under one master key,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;

@@ -114,7 +114,7 @@ impl DynamoStore {
     /// The name of the data key `meta`'s session is sealed under. A guest's day key is named
     /// by the region its session's slot belongs to (with several regions), so that only that
     /// slot's home ever writes it.
-    fn meta_key_ref(&self, meta: &MetaItem) -> Result<String, Error> {
+    pub(crate) fn meta_key_ref(&self, meta: &MetaItem) -> Result<String, Error> {
         let region = match meta.guest {
             true => self.config.guest_key_region(crate::home::id_slot(&meta.session_id))?,
             false => None,
