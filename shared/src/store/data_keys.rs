@@ -2,10 +2,10 @@
 //!
 //! Its item is `PK = CUST#<customer hash>`, or for guests `GUEST#<region>#<yyyy-mm-dd>` with
 //! several regions and `GUEST#<yyyy-mm-dd>` with one ([`keys::customer_data_key`],
-//! [`keys::regional_guest_data_key`], [`keys::guest_data_key`]) with the key's random `generation`, the `wrapped` key and the
-//! `master_key_id` that wrapped it; a guest key also its `until` (the latest expiry of a
-//! session sealed under it) and `guest_keys = GUEST`, which puts it in the sparse index the
-//! janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
+//! [`keys::regional_guest_data_key`], [`keys::guest_data_key`]) with the key's random
+//! `generation`, the `wrapped` key and the `master_key_id` that wrapped it; a guest key also
+//! its `until` (the latest expiry of a session sealed under it) and `guest_keys = GUEST`,
+//! which puts it in the sparse index the janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
 //! so deleting the item is the end of the key (see the README's privacy section for its backups).
 //!
 //! **A warm cache never outlives a destroyed key.** Every use of a key, to seal or to open,
