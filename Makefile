@@ -95,7 +95,7 @@ bench: tools
 	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
 	cargo build --release --locked -p tidewater-bench --bin bench -p tidewater-local --bin bench-summarize
 	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
-	DDB_PORT=$(BENCH_DDB_PORT) ./scripts/with-dynamodb.sh target/release/bench
+	DDB_PORT=$(BENCH_DDB_PORT) DDB_JAVA_OPTS= ./scripts/with-dynamodb.sh target/release/bench
 
 # DynamoDB Local, a fault-injecting proxy and the whole local stack, under a seeded concurrent
 # workload; checks every guarantee afterwards. Prints and writes bench/chaos.md and .json.
