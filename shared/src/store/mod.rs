@@ -161,6 +161,9 @@ pub struct DynamoStore {
     config: Config,
     clock: Clock,
     consumed: Mutex<Capacity>,
+    /// A client of each other region's replica, by region: a purge reads them before its
+    /// receipt (`store/purge/replicas.rs`). None in a single-region deployment.
+    replicas: Vec<(String, Client)>,
 }
 
 /// Builds a DynamoDB client from the environment. `AWS_ENDPOINT_URL_DYNAMODB` points it at
@@ -195,7 +198,13 @@ impl DynamoStore {
             config,
             clock: Clock::system(),
             consumed: Mutex::new(Capacity::default()),
+            replicas: Vec::new(),
         }
+    }
+
+    /// The same store, reading the other regions' replicas through `replicas` (region, client).
+    pub fn with_replicas(self, replicas: Vec<(String, Client)>) -> Self {
+        DynamoStore { replicas, ..self }
     }
 
     /// A store whose configuration gets the receipt salt (`RECEIPT_SALT`, [`crate::secret`]),
@@ -227,7 +236,8 @@ impl DynamoStore {
                         StoreSecret::MasterKeys => config.with_key_wrapper_from_env(&shared).await?,
                     };
                 }
-                let store = DynamoStore::new(client, config);
+                let replicas = purge::replica_clients(&shared, &config)?;
+                let store = DynamoStore::new(client, config).with_replicas(replicas);
                 store.warm_up().await;
                 Ok(store)
             }
