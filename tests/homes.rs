@@ -364,7 +364,7 @@ async fn a_purge_receipt_waits_until_the_other_region_holds_nothing_of_the_custo
     // replication window after its last delete, then, once it has passed, the east still
     // holding her session;
     let first = west.purge_customer(&alice.customer_id, "purge-1").await;
-    assert!(matches!(first, Err(Error::PurgeReplicating(s)) if s == 60), "{first:?}");
+    assert!(matches!(first, Err(Error::PurgeReplicating(s)) if (1..=60).contains(&s)), "{first:?}");
     assert!(session_items(&regions, WEST, &session.to_string()).await.is_empty());
     west.clock().advance(west.config().purge_settle);
     let behind = west.purge_customer(&alice.customer_id, "purge-1").await;
@@ -971,7 +971,7 @@ async fn a_purge_just_after_a_session_delete_waits_the_window_though_it_deleted_
     // and she purges at once, which finds nothing left in the west,
     let first = west.purge_customer(&alice.customer_id, "purge-1").await;
     // then no receipt is given while the east still holds the session: the window first;
-    assert!(matches!(first, Err(Error::PurgeReplicating(s)) if s == 60), "{first:?}");
+    assert!(matches!(first, Err(Error::PurgeReplicating(s)) if (1..=60).contains(&s)), "{first:?}");
     assert!(!session_items(&regions, EAST, &session.to_string()).await.is_empty());
     // and once the deletes have arrived and the window has passed, the receipt comes.
     regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
