@@ -227,7 +227,8 @@ async fn an_append_whose_guest_key_is_destroyed_under_it_seals_nothing() {
     // When an append reads the key, and the janitor destroys it before the append moves its until
     let plan = tidewater_local::fault::Plan::parse("latency@UpdateItem=1", std::time::Duration::from_millis(300)).unwrap();
     let (client, proxy) = tidewater_tests::client_through_proxy_with(plan, store.clock().clone()).await;
-    let slow = DynamoStore::new(client, store.config().clone()).with_clock(store.clock().clone());
+    // (another instance: this one's lease would vouch for the key as it was made, not as set above)
+    let slow = DynamoStore::new(client, store.config().clone().with_empty_key_cache()).with_clock(store.clock().clone());
     let draft = turn("late", "late: my card number is 4111").validate(store.config()).unwrap();
     let append = tokio::spawn(async move { TurnAppender::append_turn(&slow, &guest, session, draft).await });
     while proxy.log().injections.is_empty() {

@@ -87,6 +87,8 @@ impl DynamoStore {
                 // the receipt's `key_destroyed_at` on no key of the customer exists.
                 self.destroy_data_key(&key_ref).await?;
                 let key_destroyed_at = clock::format(self.clock.now());
+                // No receipt while a warm instance may still hold a lease on the key.
+                self.wait_out_key_leases().await;
                 let receipt = self.close_ledger(hash, &ledger, &key_destroyed_at).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
