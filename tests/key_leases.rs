@@ -2,14 +2,12 @@
 //! never longer, and a purge waits out every lease before its receipt, so a warm instance
 //! opens nothing of a purged customer's after the receipt. The clock moves; nothing sleeps.
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use tidewater::store::{BatchDeleter, ItemKey, KEY_LEASE_MARGIN};
+use tidewater::store::KEY_LEASE_MARGIN;
 use tidewater::{keys, ContextLoader, CustomerPurger, DynamoStore, Error, Janitor, NewTurn, TurnAppender};
-use tidewater_tests::{alice, fresh_store, newest, scan_table, session_with_turns, test_config};
-use uuid::Uuid;
+use tidewater_tests::{alice, fresh_store, newest, scan_table, session_with_turns, test_config, AppendsThenDies};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -125,29 +123,6 @@ async fn a_purge_racing_a_warm_load_and_append_leaves_them_nothing_to_open_after
     assert!(matches!(TurnAppender::append_turn(&warm, &alice(), session, draft).await, Err(Error::NotFound)));
 }
 
-/// Lets `appender` append to each of alice's sessions in the middle of the purge's first
-/// batch, then cuts the purge off (the function dies).
-struct AppendsThenDies<'a> {
-    store: &'a DynamoStore,
-    appender: &'a DynamoStore,
-    sessions: Vec<Uuid>,
-    ran: Mutex<bool>,
-}
-
-impl BatchDeleter for AppendsThenDies<'_> {
-    async fn delete_batch(&self, keys: &[ItemKey]) -> Result<(), Error> {
-        if std::mem::replace(&mut *self.ran.lock().unwrap(), true) {
-            return Err(Error::Unavailable("the function died".into()));
-        }
-        for (at, session) in self.sessions.iter().enumerate() {
-            let draft = turn(&format!("racing-{at}")).validate(self.store.config()).unwrap();
-            let _ = TurnAppender::append_turn(self.appender, &alice(), *session, draft).await;
-        }
-        BatchDeleter::delete_batch(self.store, keys).await?;
-        Err(Error::Unavailable("the function died".into()))
-    }
-}
-
 #[tokio::test]
 async fn the_janitor_finishing_a_cut_off_purge_waits_out_the_lease_of_a_key_raced_into_being() {
     // Given more sessions of alice's than the purge erases at once
@@ -160,7 +135,7 @@ async fn the_janitor_finishing_a_cut_off_purge_waits_out_the_lease_of_a_key_race
     // When another instance's appends race the purge after it destroyed the key (making a
     // new key, which that instance then holds a lease on), and the purge dies
     let appender = another_instance(&store);
-    let racing = AppendsThenDies { store: &store, appender: &appender, sessions: sessions.clone(), ran: Mutex::new(false) };
+    let racing = AppendsThenDies::new(&store, &appender, sessions.clone());
     assert!(store.purge_customer_with(&racing, "alice", "req-raced").await.is_err());
     let copy = copy_of_content(&store).await;
     let mut raced = 0;

@@ -251,6 +251,50 @@ pub async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usi
     session_id
 }
 
+/// A purge's deleter that, in the middle of its first batch, lets `appender` append a turn
+/// (as alice) to each of `sessions`, then dies: the purge is cut off there, for the janitor
+/// (or a repeat) to finish.
+pub struct AppendsThenDies<'a> {
+    store: &'a DynamoStore,
+    appender: &'a DynamoStore,
+    sessions: Vec<Uuid>,
+    /// The sessions whose racing append landed.
+    pub appended: std::sync::Mutex<Vec<Uuid>>,
+    ran: std::sync::Mutex<bool>,
+}
+
+impl<'a> AppendsThenDies<'a> {
+    pub fn new(store: &'a DynamoStore, appender: &'a DynamoStore, sessions: Vec<Uuid>) -> Self {
+        AppendsThenDies { store, appender, sessions, appended: Default::default(), ran: Default::default() }
+    }
+}
+
+impl tidewater::store::BatchDeleter for AppendsThenDies<'_> {
+    async fn delete_batch(&self, keys: &[tidewater::store::ItemKey]) -> Result<(), tidewater::Error> {
+        use tidewater::TurnAppender;
+        let died = || tidewater::Error::Unavailable("the function died".into());
+        if std::mem::replace(&mut *self.ran.lock().expect("not poisoned"), true) {
+            return Err(died());
+        }
+        for (at, session) in self.sessions.iter().enumerate() {
+            let turn = tidewater::NewTurn {
+                response_id: format!("racing-{at}"),
+                role: "user".into(),
+                content: "racing: my card number is 4111".into(),
+                intent: None,
+                token_count: None,
+                item: None,
+            };
+            let draft = turn.validate(self.store.config()).expect("a valid turn");
+            if self.appender.append_turn(&alice(), *session, draft).await.is_ok() {
+                self.appended.lock().expect("not poisoned").push(*session);
+            }
+        }
+        tidewater::store::BatchDeleter::delete_batch(self.store, keys).await?;
+        Err(died())
+    }
+}
+
 /// How many items are under the session's partition, by Scan.
 pub async fn session_item_count(store: &DynamoStore, session_id: Uuid) -> usize {
     let pk = tidewater::keys::session_pk(&session_id);
