@@ -170,14 +170,15 @@ mod tests {
     #[test]
     fn a_lease_serves_the_key_until_its_bound_and_not_across_a_clock_set_back() {
         let clock = crate::clock::Clock::manual();
-        let mut cache = KeyCache::new(10, Duration::from_secs(60), Duration::from_millis(1_000));
+        // (a lease of a minute: the real time the test takes, which the clock counts too, is a sliver of it)
+        let mut cache = KeyCache::new(10, Duration::from_secs(3_600), Duration::from_secs(60));
         let key = Arc::new(DataKey::generate());
         let read_at = clock.stamp();
         cache.insert("CUST#a", Arc::clone(&key), clock.now_epoch_millis());
         cache.grant("CUST#a", key.generation, None, read_at);
-        clock.advance(Duration::from_millis(999));
+        clock.advance(Duration::from_secs(59));
         assert!(cache.leased("CUST#a", clock.stamp(), clock.now_epoch_millis()).is_some());
-        clock.advance(Duration::from_millis(1));
+        clock.advance(Duration::from_secs(1));
         assert!(cache.leased("CUST#a", clock.stamp(), clock.now_epoch_millis()).is_none(), "the lease ran out");
         assert!(cache.get("CUST#a", &key.generation, clock.now_epoch_millis()).is_some(), "the unwrapped key stays cached");
 
