@@ -15,6 +15,11 @@ BENCH_DDB_PORT ?= 8766
 CHAOS_SEED ?= 42
 CHAOS_SECONDS ?= 210
 CHAOS_REPORT ?= bench/chaos
+# `make chaos REGIONS=2` (scripts/chaos-regions.sh): its 4N+1 ports from here, its report.
+CHAOS_REGIONS_PORT ?= 8420
+CHAOS_REGIONS_REPORT ?= bench/chaos-regions
+# The short one `make test` runs beside the chaos and fuzz runs, on ports of its own.
+TEST_CHAOS_REGIONS_PORT ?= 8430
 # The local stack `make test` starts for its short fuzz run, on ports of its own.
 TEST_API_PORT ?= 3765
 TEST_STACK_DDB_PORT ?= 8767
@@ -56,7 +61,7 @@ run:
 
 # After the cargo tests: Ctrl-C stops all of `make run`, every listener of the local stack is
 # on loopback, then a short seeded chaos run and, beside it, a short fuzz run against a local
-# stack of its own; then the Python client's lint, type check and tests against another.
+# stack of its own and a short chaos run across two regions; then the Python client's lint, type check and tests against another.
 test: tools lint
 	cargo build --workspace --bins --locked
 	DDB_PORT=$(TEST_DDB_PORT) ./scripts/with-dynamodb.sh cargo test --workspace --locked --no-fail-fast
@@ -65,10 +70,14 @@ test: tools lint
 	@# The chaos run and the fuzz run, each with a stack of its own, at the same time; the fuzz
 	@# run's output follows the chaos run's, and either failing fails the target.
 	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh & chaos=$$!; \
+	CHAOS_SESSIONS=6 CHAOS_APPENDS=120 CHAOS_WORKERS=8 CHAOS_SECONDS=600 CHAOS_OUTAGE_SECONDS=5 FUNCTION_CONCURRENCY=4 \
+	  CHAOS_REGIONS_PORT=$(TEST_CHAOS_REGIONS_PORT) CHAOS_REPORT=target/chaos-regions-test ./scripts/chaos-regions.sh \
+	  >target/chaos-regions-test.log 2>&1 & regions=$$!; \
 	API_PORT=$(TEST_API_PORT) DDB_PORT=$(TEST_STACK_DDB_PORT) LAMBDA_PORT=$(TEST_LAMBDA_PORT) FUZZ_OWN_STACK=1 \
 	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh >target/fuzz-test.log 2>&1; fuzz=$$?; \
-	wait $$chaos; chaos=$$?; cat target/fuzz-test.log; \
-	echo "chaos run: exit $$chaos, fuzz run: exit $$fuzz"; [ $$chaos = 0 ] && [ $$fuzz = 0 ]
+	wait $$chaos; chaos=$$?; wait $$regions; regions=$$?; cat target/fuzz-test.log target/chaos-regions-test.log; \
+	echo "chaos run: exit $$chaos, fuzz run: exit $$fuzz, chaos run across regions: exit $$regions"; \
+	[ $$chaos = 0 ] && [ $$fuzz = 0 ] && [ $$regions = 0 ]
 	PY_API_PORT=$(TEST_PY_API_PORT) PY_DDB_PORT=$(TEST_PY_DDB_PORT) PY_PROXY_PORT=$(TEST_PY_PROXY_PORT) \
 	  PY_LAMBDA_PORT=$(TEST_PY_LAMBDA_PORT) ./scripts/test-python-client.sh
 
@@ -95,13 +104,20 @@ bench: tools
 	cargo build --release --locked $(addprefix -p ,$(FUNCTIONS))
 	cargo build --release --locked -p tidewater-bench --bin bench -p tidewater-local --bin bench-summarize
 	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
-	DDB_PORT=$(BENCH_DDB_PORT) ./scripts/with-dynamodb.sh target/release/bench
+	# A second DynamoDB Local on the next port: the other region of the regions section.
+	DDB_PORT=$$(($(BENCH_DDB_PORT) + 1)) ./scripts/with-dynamodb.sh sh -c \
+	  'BENCH_SECOND_DYNAMODB="$$AWS_ENDPOINT_URL_DYNAMODB" DDB_PORT=$(BENCH_DDB_PORT) exec ./scripts/with-dynamodb.sh target/release/bench'
 
 # DynamoDB Local, a fault-injecting proxy and the whole local stack, under a seeded concurrent
 # workload; checks every guarantee afterwards. Prints and writes bench/chaos.md and .json.
+# With REGIONS=2: a stack per region and the replicator, requests to random regions, lag,
+# pauses, an outage and a failover; checks every region; writes bench/chaos-regions.md and .json.
 chaos: tools
 	cargo build --workspace --bins --locked
-	CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_REPORT=$(CHAOS_REPORT) ./scripts/chaos.sh
+	if [ -n "$(REGIONS)" ]; then \
+	  REGIONS=$(REGIONS) CHAOS_REGIONS_PORT=$(CHAOS_REGIONS_PORT) CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	    CHAOS_REPORT=$(CHAOS_REGIONS_REPORT) ./scripts/chaos-regions.sh; \
+	else CHAOS_SEED=$(CHAOS_SEED) CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_REPORT=$(CHAOS_REPORT) ./scripts/chaos.sh; fi
 
 # The lifecycle simulation, long: SEED and STEPS (tests/support/sim; `make test` runs 400 steps).
 # SIM_KNOWN=none also fails on the defects it lists as known; SIM_PARALLEL eras run at once (the
@@ -124,9 +140,11 @@ redrive:
 	cargo run --quiet --locked -p tidewater-local --bin redrive
 
 # Seals content written before encryption, in place and resumably (local/src/bin/migrate.rs).
+# With KMS_KEY_ID set, KMS wraps the data keys it makes, as the functions' does.
 migrate:
 	MASTER_KEYS="$${MASTER_KEYS:-$$(cat .run/master-key 2>/dev/null)}" \
 	RECEIPT_SALT=$${RECEIPT_SALT:-tidewater-local-receipt-salt-do-not-deploy} \
+	HASH_KEY=$${HASH_KEY:-tidewater-local-hash-key-do-not-deploy-anywhere} \
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin migrate

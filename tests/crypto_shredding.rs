@@ -1,13 +1,14 @@
 //! Crypto-shredding (issue 23): content is sealed under a key per customer, and a purge that
-//! destroys the key leaves every copy of the content (a restore of the table, an export)
-//! unreadable, even to a function instance that had the key cached.
+//! destroys the key leaves every copy of the content (a restore of the table, an export, the
+//! stream's records) unreadable, even to a function instance that had the key cached.
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::{
-    codec, keys, Caller, Config, ContextLoader, CustomerPurger, DynamoStore, Error, Janitor, SummaryWriter,
+    codec, keys, Caller, Config, ContextLoader, CustomerPurger, DynamoStore, Error, Janitor, NewSession, SessionCreator,
+    SessionPatch, SessionUpdater, SummaryWriter,
 };
-use tidewater_tests::{alice, bob, fresh_store, newest, scan_table, session_with_turns, test_config};
+use tidewater_tests::{alice, bob, fresh_store, newest, scan_table, session_with_turns, stream_copy, test_config};
 use uuid::Uuid;
 
 type Item = HashMap<String, AttributeValue>;
@@ -26,6 +27,12 @@ fn with_content(items: &[Item]) -> Vec<Item> {
     items.iter().filter(|item| item.contains_key("content") || item.contains_key("text")).cloned().collect()
 }
 
+/// The items that hold sealed content: a turn's, a summary's or a fact's, or a page context.
+fn sealed(items: &[Item]) -> Vec<Item> {
+    let is_sealed = |item: &&Item| ["content", "text", "page_context"].iter().any(|a| item.get(*a).is_some_and(AttributeValue::is_b));
+    items.iter().filter(is_sealed).cloned().collect()
+}
+
 fn text_of(item: &Item) -> String {
     let bytes = item.get("content").or_else(|| item.get("text")).and_then(|v| v.as_b().ok()).expect("binary content");
     codec::decompress(bytes.as_ref()).expect("gzip")
@@ -38,10 +45,28 @@ async fn after_a_purge_no_copy_of_the_customer_opens_even_for_a_warm_instance_an
     let alices = session_with_turns(&store, &alice(), 3).await;
     let bobs = session_with_turns(&store, &bob(), 2).await;
     assert!(store.put_summary(alices, 2, "alice asked about Frieren volumes 0 and 1").await.unwrap());
+    // and a session of each whose page context was changed (the stream holds both images)
+    let mut with_pages = Vec::new();
+    for caller in [alice(), bob()] {
+        let page_context = serde_json::json!({"page": "/manga/frieren"}).as_object().cloned();
+        let id = store.create_session(&caller, NewSession { session_id: None, page_context }).await.unwrap().session_id;
+        let patch = SessionPatch { page_context: serde_json::json!({"page": "/cart"}).as_object().cloned().unwrap() };
+        store.update_session(&caller, id, patch, None).await.unwrap();
+        with_pages.push(id);
+    }
 
-    // and a copy of every item, as a restore or an export holds them (a stream record's new
-    // image carries the same attribute values as the item it wrote)
+    // and a copy of every item, as a restore or an export holds them, and of every record
+    // of the stream, new and old images, as its 24 hours hold them
     let table_copy = scan_table(&store).await;
+    let stream_copy = stream_copy(&store).await;
+    let alices_stream: Vec<Item> = [alices, with_pages[0]].iter().flat_map(|id| sealed(&in_session(&stream_copy, *id))).collect();
+    let bobs_stream: Vec<Item> = [bobs, with_pages[1]].iter().flat_map(|id| sealed(&in_session(&stream_copy, *id))).collect();
+    // 3 turns and 2 summary items, META's sealed page context created, then changed (new and old)
+    assert_eq!(alices_stream.len(), 3 + 2 + 3, "{alices_stream:?}");
+    assert_eq!(bobs_stream.len(), 2 + 3);
+    for image in &alices_stream {
+        assert!(store.open_copied_item(image).await.is_ok(), "alice's stream images open before the purge");
+    }
     let alices_copy = with_content(&in_session(&table_copy, alices));
     let bobs_copy = with_content(&in_session(&table_copy, bobs));
     assert_eq!(alices_copy.len(), 3 + 2, "turns and both summary items");
@@ -71,6 +96,15 @@ async fn after_a_purge_no_copy_of_the_customer_opens_even_for_a_warm_instance_an
         for item in &bobs_copy {
             let opened = instance.open_copied_item(item).await.expect("bob's content opens");
             assert!(text_of(&opened).contains("Frieren"));
+        }
+        // and the same from the stream's records: nothing of alice's, all of bob's
+        for image in &alices_stream {
+            let opened = instance.open_copied_item(image).await;
+            assert!(matches!(opened, Err(Error::NotFound)), "alice's stream image opened after the purge: {opened:?}");
+        }
+        for image in &bobs_stream {
+            let opened = instance.open_copied_item(image).await.expect("bob's stream images open");
+            assert!(!tidewater::store::has_plain_content(image) && opened != *image);
         }
     }
 

@@ -11,13 +11,14 @@ use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{HomeMap, HomeSource, Homes};
-use tidewater::{keys, Config, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS};
+use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
 use tidewater_local::stream::StreamRunner;
 use tidewater_local::template;
-use tidewater_tests::{default_redactor, test_config, test_hash_key, test_receipt_salt};
+use tidewater_tests::{default_redactor, test_config, test_hash_key, test_master_keys, test_receipt_salt};
 use uuid::Uuid;
 
 use crate::replication::{regions, Regions, EAST, LAG, WEST};
@@ -36,9 +37,21 @@ async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<Dyn
 }
 
 async fn home_store_with(regions: &Regions, region: usize, config: Config, homes: HomeSource) -> Arc<DynamoStore> {
+    Arc::new(region_store(regions, region, config, homes).await)
+}
+
+async fn region_store(regions: &Regions, region: usize, config: Config, homes: HomeSource) -> DynamoStore {
     let config = Config { table_name: regions.table.clone(), region: Some(NAMES[region].to_owned()), homes: Some(homes), ..config };
     let config = config.with_receipt_salt(test_receipt_salt()).with_hash_key(test_hash_key());
-    Arc::new(DynamoStore::new(crate::replication::client(&regions.endpoints[region]).await, config))
+    DynamoStore::new(crate::replication::client(&regions.endpoints[region]).await, config)
+}
+
+/// `region`'s store as the purge-customer and janitor functions run it: it also reads the
+/// other region's replica, through that region's endpoint.
+async fn store_reading_replicas(regions: &Regions, region: usize) -> DynamoStore {
+    let other = 1 - region;
+    let replica = crate::replication::client(&regions.endpoints[other]).await;
+    region_store(regions, region, test_config(), homes()).await.with_replicas(vec![(NAMES[other].to_owned(), replica)])
 }
 
 /// Lambda's invoke API for one region, running the functions this test calls in-process.
@@ -83,6 +96,11 @@ async fn apis_and_stores(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore
 
 /// [`apis_and_stores`] with the home map from `homes`.
 async fn apis_with(regions: &Regions, homes: HomeSource) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
+    apis_with_config(regions, homes, test_config()).await
+}
+
+/// [`apis_with`], the functions' stores made from `config`.
+async fn apis_with_config(regions: &Regions, homes: HomeSource, config: Config) -> (Vec<String>, Vec<Arc<DynamoStore>>) {
     let mut stores = Vec::new();
     let control = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let replication = format!("http://{}", control.local_addr().expect("its address"));
@@ -97,7 +115,7 @@ async fn apis_with(regions: &Regions, homes: HomeSource) -> (Vec<String>, Vec<Ar
     for (region, listener) in listeners.into_iter().enumerate() {
         let functions = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let functions_url = format!("http://{}", functions.local_addr().expect("its address"));
-        let store = home_store_with(regions, region, test_config(), homes.clone()).await;
+        let store = home_store_with(regions, region, config.clone(), homes.clone()).await;
         stores.push(Arc::clone(&store));
         let lambda = axum::Router::new()
             .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
@@ -317,12 +335,15 @@ async fn run_stream(regions: &Regions, region: usize, store: &Arc<DynamoStore>) 
 }
 
 #[tokio::test]
-async fn a_purge_in_the_home_leaves_nothing_of_the_customer_in_the_other_region_once_replication_settles() {
-    // Given alice (home: the west) with a session whose first turns reached the east,
+async fn a_purge_receipt_waits_until_the_other_region_holds_nothing_of_the_customer() {
+    // Given alice (home: the west) with a session whose first turns reached the east, and a
+    // guest's session there too,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: LAG.as_micros() as i64, skew: vec![] }).await;
-    let west = home_store(&regions, WEST, test_config()).await;
+    let west = Arc::new(store_reading_replicas(&regions, WEST).await);
     let alice = tidewater_tests::alice();
+    let guest = tidewater::Caller::new("guest-9", ["guest"]);
     let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    let guests = west.create_session(&guest, NewSession::default()).await.unwrap().session_id;
     let append = |n: u32| {
         let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
         let west = Arc::clone(&west);
@@ -333,18 +354,101 @@ async fn a_purge_in_the_home_leaves_nothing_of_the_customer_in_the_other_region_
     append(2).await;
     regions.after(3 * LAG).await;
     assert!(!session_items(&regions, EAST, &session.to_string()).await.is_empty());
-    // and a third turn acknowledged in the west while west → east is paused,
+    // and a third turn acknowledged in the west while west → east is paused (a write made
+    // before the purge that replicates after it),
     regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
     append(3).await;
-    // when the west purges her and answers its receipt,
-    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
-    assert_eq!(receipt.sessions_deleted, 1);
-    // then, once replication resumes and settles, the east holds exactly what the west holds:
-    // the receipt and nothing of her sessions, the late third turn included.
+
+    // when the west purges her, the west is clean but the answer is no receipt: first the
+    // replication window after its last delete, then, once it has passed, the east still
+    // holding her session;
+    let first = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(first, Err(Error::PurgeReplicating(s)) if s == 60), "{first:?}");
+    assert!(session_items(&regions, WEST, &session.to_string()).await.is_empty());
+    west.clock().advance(west.config().purge_settle);
+    let behind = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(behind, Err(Error::PurgeReplicating(_))), "a receipt while the east holds her session: {behind:?}");
+    assert!(!session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    let receipts = |region: usize| {
+        let regions = &regions;
+        async move { regions.items(region).await.iter().filter(|i| i.get("SK").and_then(|sk| sk.as_s().ok()).is_some_and(|sk| sk == "RECEIPT")).count() }
+    };
+    assert_eq!(receipts(WEST).await, 0);
+
+    // then, once replication resumes and settles, the repeat answers the receipt, with the
+    // counts of the first run; nothing of her sessions is left in either region, the late
+    // third turn included, and the guest's session is untouched in both;
     regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
     regions.after(3 * LAG).await;
-    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
+    let receipt = west.purge_customer(&alice.customer_id, "purge-2").await.expect("a receipt");
+    assert_eq!((receipt.sessions_deleted, receipt.items_deleted, receipt.request_id.as_str()), (1, 7, "purge-1"));
+    regions.after(3 * LAG).await;
+    for region in [EAST, WEST] {
+        assert!(session_items(&regions, region, &session.to_string()).await.is_empty());
+        assert!(session_items(&regions, region, &guests.to_string()).await.iter().any(|sk| sk.contains(keys::META)));
+    }
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    // and a repeat whose first answer was lost gets the same receipt at once, without a window.
+    let again = west.purge_customer(&alice.customer_id, "purge-3").await.expect("the same receipt");
+    assert_eq!(again.receipt_id, receipt.receipt_id);
+}
+
+#[tokio::test]
+async fn a_purge_gives_no_receipt_while_the_other_region_is_down_and_finishes_once_it_is_back() {
+    // Given alice's session in the west, replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let west = store_reading_replicas(&regions, WEST).await;
+    let alice = tidewater_tests::alice();
+    let session = tidewater_tests::session_with_turns(&west, &alice, 2).await;
+    regions.after(3 * LAG).await;
+    // when the east goes down and the west purges her past the replication window,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(EAST, true));
+    let first = west.purge_customer(&alice.customer_id, "purge-1").await;
+    assert!(matches!(first, Err(Error::PurgeReplicating(_))), "{first:?}");
+    west.clock().advance(west.config().purge_settle);
+    let down = west.purge_customer(&alice.customer_id, "purge-1").await;
+    // then no receipt is given while the east cannot be read (a retryable 503),
+    assert!(matches!(down, Err(Error::Unavailable(_))), "{down:?}");
+    // and once the east is back and has the deletes, the repeat answers the receipt.
+    regions.replicator.with_mesh(|mesh| mesh.set_down(EAST, false));
+    regions.after(3 * LAG).await;
+    let receipt = west.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
+    assert_eq!(receipt.sessions_deleted, 1);
+    assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
+}
+
+#[tokio::test]
+async fn each_regions_janitor_finishes_only_the_work_its_region_began() {
+    // Given a purge of alice cut off half-way in the west, her home, whose work item and open
+    // ledger have replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (west, east) = (store_reading_replicas(&regions, WEST).await, store_reading_replicas(&regions, EAST).await);
+    let alice = tidewater_tests::alice();
+    for _ in 0..2 {
+        tidewater_tests::session_with_turns(&west, &alice, 20).await;
+    }
+    let cut_off = west.purge_customer_with(&tidewater_tests::CutOffAfter::new(&west, 1), &alice.customer_id, "purge-1").await;
+    assert!(cut_off.is_err());
+    regions.after(3 * LAG).await;
+    let grace = Duration::from_secs(JANITOR_GRACE_SECONDS as u64 + 1);
+    west.clock().advance(grace);
+    east.clock().advance(grace);
+
+    // when each region's janitor runs a pass once the item is overdue,
+    let in_east = east.janitor_pass(east.clock().now()).await.unwrap();
+    // then the east's leaves it to the west and writes nothing: no receipt outside the home;
+    assert_eq!((in_east.purges_finished, in_east.failed, in_east.elsewhere), (0, 0, 1), "{in_east:?}");
+    regions.after(3 * LAG).await;
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    // the west's finishes the purge, and its receipt comes once the east has the deletes.
+    let in_west = west.janitor_pass(west.clock().now()).await.unwrap();
+    assert_eq!((in_west.purges_finished, in_west.failed, in_west.waiting), (0, 0, 1), "the replication window first: {in_west:?}");
+    regions.after(3 * LAG).await;
+    west.clock().advance(west.config().purge_settle);
+    let in_west = west.janitor_pass(west.clock().now()).await.unwrap();
+    assert_eq!((in_west.purges_finished, in_west.failed, in_west.elsewhere), (1, 0, 0), "{in_west:?}");
+    let receipt = west.purge_customer(&alice.customer_id, "purge-2").await.expect("the janitor's receipt");
+    assert_eq!((receipt.sessions_deleted, receipt.request_id.as_str()), (2, "purge-1"));
 }
 
 #[tokio::test]
@@ -555,4 +659,105 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
     assert!(session_items(&regions, EAST, &session.to_string()).await.is_empty());
     assert!(session_items(&regions, WEST, &session.to_string()).await.is_empty());
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_guest_days_key_is_destroyed_by_one_region_alone() {
+    // Given a guest's session sealed under the day's key in the west, replicated to the east,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let sealing = || test_config().with_master_keys(&tidewater_tests::test_master_keys()).expect("a test master key");
+    let stores = [region_store(&regions, EAST, sealing(), homes()).await, region_store(&regions, WEST, sealing(), homes()).await];
+    let guest = tidewater::Caller::new("visitor-1", ["guest"]);
+    tidewater_tests::session_with_turns(&stores[WEST], &guest, 1).await;
+    regions.after(3 * LAG).await;
+    // when the session has long expired and each region's janitor passes before the other's
+    // deletes arrive,
+    let later = stores[WEST].config().session_ttl + Duration::from_secs(3 * 86_400);
+    let mut destroyed = Vec::new();
+    for store in &stores {
+        store.clock().advance(later);
+        destroyed.push(store.janitor_pass(store.clock().now()).await.unwrap().guest_keys_destroyed);
+    }
+    // then only the home of the slot the key's name hashes to destroyed it.
+    let day = &tidewater::clock::format(stores[WEST].clock().now() - later)[..10];
+    let owner = homes().homes().unwrap().home_of(tidewater::home::customer_slot(&keys::guest_data_key(day))).to_owned();
+    let expected: Vec<u64> = NAMES.iter().map(|name| u64::from(*name == owner)).collect();
+    assert_eq!(destroyed, expected);
+}
+
+#[tokio::test]
+#[ignore = "known defect (README, Multi-region): a customer's data key first made in the old home within the lag is made again in the new home, and last writer wins keeps one"]
+async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_turns_after_it() {
+    // Given content sealed in both regions under one master key, and a home map the replicator rewrites,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let sealed = test_config().with_master_keys(&test_master_keys()).expect("the test master key");
+    let homes = HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+    let (apis, _stores) = apis_with_config(&regions, homes, sealed).await;
+    let (http, alice) = (reqwest::Client::new(), token("alice", &[]));
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let created = http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap();
+        sessions.push(created.json::<Value>().await.unwrap()["session_id"].as_str().expect("a session id").to_owned());
+    }
+    let append = |api: &str, session: &str| {
+        let turn = json!({"response_id": "r1", "role": "user", "content": format!("turn 1 of {session}")});
+        http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn).send()
+    };
+    // and alice (home: the west) with two sessions replicated before she wrote any turn,
+    regions.after(LAG).await;
+    // when her first turn, which makes her data key, is acknowledged in the west while west → east is paused,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(&apis[WEST], &sessions[0]).await.unwrap().status(), 201);
+    // and the west fails over to the east, where her other session (nothing of it unreplicated) takes a turn,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    assert_eq!(append(&apis[EAST], &sessions[1]).await.unwrap().status(), 201);
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(LAG).await;
+    // then, once the west is back and has delivered, both acknowledged turns open in both regions.
+    for api in &apis {
+        for session in &sessions {
+            let load = http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send().await.unwrap();
+            assert_eq!(load.status(), 200, "{session} through {api}");
+            let context: Value = load.json().await.unwrap();
+            let contents: Vec<&str> = context["turns"].as_array().unwrap().iter().filter_map(|t| t["content"].as_str()).collect();
+            assert_eq!(contents, [format!("turn 1 of {session}")], "{api}");
+        }
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+#[ignore = "known defect (README, Multi-region): each region makes the day's guest key for the guests it serves, and last writer wins keeps one"]
+async fn guests_served_in_two_regions_within_the_lag_both_read_their_turns_after_it() {
+    // Given content sealed in both regions under one master key,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let sealed = test_config().with_master_keys(&test_master_keys()).expect("the test master key");
+    let (apis, _stores) = apis_with_config(&regions, homes(), sealed).await;
+    let http = reqwest::Client::new();
+    // when a guest in each region writes a first turn, the day's first sealed content there, within the lag,
+    let mut guests = Vec::new();
+    for (region, name) in [(EAST, "guest-east"), (WEST, "guest-west")] {
+        let guest = token(name, &["guest"]);
+        let created = http.post(format!("{}/sessions", apis[region])).bearer_auth(&guest).json(&json!({})).send().await.unwrap();
+        let session = created.json::<Value>().await.unwrap()["session_id"].as_str().expect("a session id").to_owned();
+        let turn = json!({"response_id": "r1", "role": "user", "content": format!("turn 1 of {name}")});
+        let appended = http.post(format!("{}/sessions/{session}/turns", apis[region])).bearer_auth(&guest).json(&turn).send().await.unwrap();
+        assert_eq!(appended.status(), 201);
+        guests.push((guest, session, name));
+    }
+    regions.after(LAG).await;
+    regions.after(LAG).await;
+    // then, once both have replicated, each guest's turn opens through either region.
+    for api in &apis {
+        for (guest, session, name) in &guests {
+            let load = http.get(format!("{api}/sessions/{session}/context")).bearer_auth(guest).send().await.unwrap();
+            assert_eq!(load.status(), 200, "{name} through {api}");
+        }
+    }
 }

@@ -178,14 +178,14 @@ fn resource<'a>(template: &'a serde_yaml::Value, id: &str) -> &'a serde_yaml::Va
 /// The key prefixes (or, as `JANITOR`, exact keys) each function works in
 /// (shared/src/keys.rs); for list-sessions, the customer index's.
 const PARTITIONS: &[(&str, &[&str])] = &[
-    ("create-session", &["SESSION#*", "PRIVACY#*"]),
+    ("create-session", &["SESSION#*", "PRIVACY#*", "CUST#*", "GUEST#*"]),
     ("append-turn", &["SESSION#*", "CUST#*", "GUEST#*"]),
     ("load-context", &["SESSION#*", "MEMORY#*", "CUST#*", "GUEST#*"]),
     ("summarize", &["SESSION#*", "MEMORY#*", "CUST#*", "GUEST#*"]),
     ("sweep-expired", &["SESSION#*", "PRIVACY#*", "JANITOR"]),
     ("janitor", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR", "GUEST", "GUEST#*", "CUST#*"]),
-    ("update-session", &["SESSION#*", "GUEST#*"]),
-    ("list-sessions", &["CUSTOMER#*"]),
+    ("update-session", &["SESSION#*", "CUST#*", "GUEST#*"]),
+    ("list-sessions", &["CUSTOMER#*", "CUST#*"]),
     ("export-turns", &["SESSION#*", "CUST#*", "GUEST#*"]),
     ("delete-session", &["SESSION#*", "PRIVACY#*", "JANITOR"]),
     ("purge-customer", &["SESSION#*", "PRIVACY#*", "RECEIPT#*", "MEMORY#*", "JANITOR", "CUST#*"]),

@@ -25,6 +25,7 @@ mod lambda;
 mod load;
 mod process;
 mod redaction;
+mod regions;
 mod report;
 mod runtime_api;
 mod secrets_manager;
@@ -199,6 +200,15 @@ async fn run(options: &Options, store: &DynamoStore, report: &mut Report) -> Res
     if options.wants("redact") {
         eprintln!("redaction: the offline detector per KB, and the append handler with and without it...");
         redaction::redaction_cost(store, report).await?;
+    }
+    if options.wants("regions") {
+        match std::env::var("BENCH_SECOND_DYNAMODB") {
+            Ok(second) => {
+                eprintln!("regions: a request served from another region, and an append's capacity with two...");
+                regions::regions_cost(store, &second, report).await?;
+            }
+            Err(_) => eprintln!("regions: skipped, BENCH_SECOND_DYNAMODB names no second DynamoDB Local (make bench starts one)"),
+        }
     }
     if options.wants("crypto") {
         eprintln!("encryption: append and load p50 sealed and in the clear, unwraps for 1,000 customers...");

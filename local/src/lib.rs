@@ -11,6 +11,7 @@
 //! - [`forward`]: passing a request on to DynamoDB and its answer back, for the proxies.
 //! - [`mesh`]: multi-region replication (DynamoDB global tables, MREC) as pure state.
 //! - [`replicator`]: the local multi-region replicator: a proxy per region, deliveries and the control API.
+//! - [`kms`]: a stand-in of AWS KMS (Encrypt, Decrypt, GenerateDataKey, rotation), for the `kms` feature's tests.
 //! - [`settings`]: the local tools' settings from the environment, with defaults.
 //! - [`run_secret`]: the gateway's signing secret, random for each run unless set.
 //! - [`shutdown`]: the Ctrl-C handling every long-running tool shares.
@@ -20,6 +21,7 @@ pub mod filter;
 pub mod forward;
 pub mod gateway;
 pub mod homing;
+pub mod kms;
 pub mod mesh;
 pub mod replicator;
 pub mod run_secret;

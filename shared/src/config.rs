@@ -33,6 +33,8 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `KEY_LEASE_MS` | `1000` | how long a read of a key item vouches for the key ([`crate::crypto::cache`]); a purge waits this long and [`crate::store::KEY_LEASE_MARGIN`] more before its receipt, so every function must have the same |
 /// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
 /// | `AWS_REGION` | unset | this region, set by Lambda |
+/// | `REGION_ENDPOINTS` | unset | `region=url,...`: each region's DynamoDB endpoint, for the reads a purge makes in the other regions (locally; on AWS each region's own) |
+/// | `PURGE_SETTLE_SECONDS` | `60` | with several regions: how long after its last delete a purge waits before its receipt ([`Config::purge_settle`]) |
 /// | `PLAINTEXT_READABLE` | `false` | `true`: content written before encryption (not sealed) is served; until `make migrate` reports no plain item left |
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -89,6 +91,18 @@ pub struct Config {
     /// With several regions: which region is home to each session ([`crate::home`]); `None`
     /// in a single-region deployment, where every session is at home everywhere.
     pub homes: Option<HomeSource>,
+    /// Each region's DynamoDB endpoint when it is not the region's own (`REGION_ENDPOINTS`,
+    /// locally); a purge reads the other regions' replicas there.
+    pub region_endpoints: std::collections::BTreeMap<String, String>,
+    /// With several regions, a purge that deleted something answers its receipt only this
+    /// long after its last delete, and only once every other region's replica holds nothing of
+    /// the customer (`PURGE_SETTLE_SECONDS`). It bounds the replication lag: a write the home
+    /// made before the purge may still be on its way to another region when the purge first
+    /// finds that region clean, and it must have arrived, with the purge's delete after it,
+    /// before the last look. AWS gives no bound on `ReplicationLatency` ("typically within a
+    /// second"); 60 s is a margin of over an order of magnitude, and an alarm on the metric
+    /// above it says when it does not hold.
+    pub purge_settle: Duration,
 }
 
 impl Default for Config {
@@ -116,6 +130,8 @@ impl Default for Config {
             encryption: None,
             region: None,
             homes: None,
+            region_endpoints: Default::default(),
+            purge_settle: Duration::from_secs(60),
         }
     }
 }
@@ -162,6 +178,8 @@ impl Config {
             encryption: None,
             region: lookup("AWS_REGION").filter(|r| !r.is_empty()),
             homes: HomeSource::from_lookup(&lookup).map_err(Error::Config)?,
+            region_endpoints: region_endpoints(lookup("REGION_ENDPOINTS").as_deref().unwrap_or_default())?,
+            purge_settle: Duration::from_secs(number("PURGE_SETTLE_SECONDS", defaults.purge_settle.as_secs())?),
         })
     }
 
@@ -191,6 +209,18 @@ impl Config {
         }
     }
 
+    /// The regions other than this one, in their fixed order: none in a single-region
+    /// deployment.
+    pub fn other_regions(&self) -> Result<Vec<String>, Error> {
+        match &self.homes {
+            Some(source) => {
+                let homes = source.homes().map_err(Error::Config)?;
+                Ok(homes.regions.into_iter().filter(|r| Some(r) != self.region.as_ref()).collect())
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The slot of a session this region makes without one of its own (a guest's): one this
     /// region is home to. `None` in a single-region deployment, which makes plain v4 ids.
     pub fn local_slot(&self) -> Result<Option<u8>, Error> {
@@ -213,6 +243,21 @@ pub fn positive_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, def
         None => Ok(default),
         Some(value) => number_from(&value, name),
     }
+}
+
+/// `REGION_ENDPOINTS`: `region=url` pairs, comma-separated.
+fn region_endpoints(value: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((region, url)) if !region.trim().is_empty() && !url.trim().is_empty() => {
+                Ok((region.trim().to_owned(), url.trim().to_owned()))
+            }
+            _ => Err(Error::Validation(format!("REGION_ENDPOINTS must be region=url pairs, got {pair:?}"))),
+        })
+        .collect()
 }
 
 /// A non-negative integer setting `name`, or `default` when it is unset.
@@ -342,6 +387,22 @@ mod tests {
         .unwrap();
         assert_eq!((set.memory_max_facts, set.memory_ttl), (5, Some(Duration::from_secs(30 * 86_400))));
         assert!(Config::from_lookup(|n| (n == "MEMORY_TTL_DAYS").then(|| "soon".to_owned())).is_err());
+    }
+
+    #[test]
+    fn each_regions_endpoint_and_the_other_regions_come_from_the_environment() {
+        let config = Config::from_lookup(|n| match n {
+            "REGIONS" => Some("us-east-1,eu-west-1,ap-south-1".to_owned()),
+            "AWS_REGION" => Some("eu-west-1".to_owned()),
+            "REGION_ENDPOINTS" => Some("us-east-1=http://127.0.0.1:1, eu-west-1=http://127.0.0.1:2".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.other_regions().unwrap(), ["us-east-1", "ap-south-1"]);
+        assert_eq!(config.region_endpoints.get("us-east-1").map(String::as_str), Some("http://127.0.0.1:1"));
+        assert_eq!(config.purge_settle, Duration::from_secs(60));
+        assert!(Config::from_lookup(|_| None).unwrap().other_regions().unwrap().is_empty());
+        assert!(Config::from_lookup(|n| (n == "REGION_ENDPOINTS").then(|| "us-east-1".to_owned())).is_err());
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub enum Error {
     /// session the old home made and has not delivered, and issue its receipt all the same.
     #[error("a region that failed over has not delivered all its writes yet; retry once it is back")]
     PurgeFenced,
+    /// A purge has deleted everything in the home, but another region's replica still holds
+    /// some of it, or the replication window has not passed: no receipt yet. Retry after the
+    /// seconds it carries; the repeat (or the janitor) finishes the purge.
+    #[error("the purge is done in the customer's home region and waits for the other regions to replicate it; repeat it after Retry-After")]
+    PurgeReplicating(u64),
     /// A stored item could not be read back into its type.
     #[error("a stored item is corrupt")]
     Corrupt(#[source] Box<dyn StdError + Send + Sync>),
@@ -73,6 +78,7 @@ impl Error {
             Error::Rejected(_) => "validation_failed",
             Error::Unavailable(_) => "unavailable",
             Error::PurgeFenced => "purge_fenced",
+            Error::PurgeReplicating(_) => "purge_replicating",
             Error::Corrupt(_) | Error::Config(_) => "internal",
         }
     }

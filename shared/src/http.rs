@@ -221,7 +221,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::SessionIdUnavailable => StatusCode::CONFLICT,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-        Error::Unavailable(_) | Error::PurgeFenced => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::PurgeFenced | Error::PurgeReplicating(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Corrupt(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -240,7 +240,11 @@ pub fn error_response(error: &Error) -> Response<Body> {
     }
     let mut response = json(status.as_u16(), &ErrorBody { code: error.code(), message: error.to_string() });
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+        let seconds = match error {
+            Error::PurgeReplicating(seconds) => (*seconds).max(1),
+            _ => u64::from(RETRY_AFTER_SECONDS),
+        };
+        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     }
     response
 }

@@ -41,8 +41,15 @@ pub struct MetaItem {
     pub session_id: Uuid,
     pub owner_id: String,
     pub guest: bool,
-    #[serde(default)]
+    /// Sealed in the table when it holds anything (`store/sealing.rs`). The store's readers
+    /// that serve it open it first; a raw read (a write's own read of META, a condition's
+    /// old item) leaves a sealed one closed, and it reads as empty ([`page_context_unless_sealed`]).
+    #[serde(default, deserialize_with = "page_context_unless_sealed")]
     pub page_context: Map<String, Value>,
+    /// The keyed digest (`HashKey::page_context`) of the page context the last PATCH wrote:
+    /// what a retry of that PATCH compares while the value itself is sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_context_digest: Option<String>,
     pub turn_count: u64,
     #[serde(default)]
     pub summarized_through: u64,
@@ -78,6 +85,31 @@ pub struct MetaItem {
     /// that was applied (its answer lost) from a change made since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patched_from: Option<u64>,
+}
+
+/// A page context as stored: the map itself, or, when still sealed (binary), an empty map.
+fn page_context_unless_sealed<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Map<String, Value>, D::Error> {
+    struct ClearOrSealed;
+    impl<'de> serde::de::Visitor<'de> for ClearOrSealed {
+        type Value = Map<String, Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a page context, as a map or sealed")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Map::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, _sealed: &[u8]) -> Result<Self::Value, E> {
+            Ok(Map::new())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, _sealed: Vec<u8>) -> Result<Self::Value, E> {
+            Ok(Map::new())
+        }
+    }
+    deserializer.deserialize_any(ClearOrSealed)
 }
 
 impl MetaItem {
@@ -204,4 +236,47 @@ pub struct SummaryItem {
     #[serde(with = "serde_bytes")]
     pub text: Vec<u8>,
     pub created_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    use super::*;
+
+    fn meta(page_context: Option<AttributeValue>) -> HashMap<String, AttributeValue> {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let mut item = HashMap::from([
+            ("PK".to_owned(), s("SESSION#6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f")),
+            ("SK".to_owned(), s(keys::META)),
+            ("session_id".to_owned(), s("6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f")),
+            ("owner_id".to_owned(), s("alice")),
+            ("guest".to_owned(), AttributeValue::Bool(false)),
+            ("turn_count".to_owned(), n("2")),
+            ("created_at".to_owned(), s("2026-01-01T00:00:00.000Z")),
+            ("updated_at".to_owned(), s("2026-01-01T00:00:00.000Z")),
+            ("ttl".to_owned(), n("1")),
+            ("version".to_owned(), n("3")),
+        ]);
+        if let Some(page_context) = page_context {
+            item.insert("page_context".to_owned(), page_context);
+        }
+        item
+    }
+
+    #[test]
+    fn a_raw_meta_reads_with_its_page_context_clear_absent_or_left_sealed() {
+        let clear = AttributeValue::M(HashMap::from([("page".to_owned(), AttributeValue::S("/cart".into()))]));
+        let read = |item| serde_dynamo::from_item::<_, MetaItem>(item).unwrap();
+        assert_eq!(read(meta(Some(clear))).page_context["page"], "/cart");
+        assert!(read(meta(None)).page_context.is_empty());
+        let sealed = read(meta(Some(AttributeValue::B(Blob::new(vec![0xE1, 1, 2, 3])))));
+        assert!(sealed.page_context.is_empty(), "a sealed page context is left closed");
+        assert_eq!(sealed.turn_count, 2, "and the rest of META reads as ever");
+        assert!(serde_dynamo::from_item::<_, MetaItem>(meta(Some(AttributeValue::S("x".into())))).is_err());
+    }
 }

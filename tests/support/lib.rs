@@ -233,6 +233,38 @@ pub async fn scan_table(
     }
 }
 
+/// Every image the table's stream holds now, new and old, as items: what a copy of the
+/// stream (its 24 hours) holds. Read as the local stream runner reads DynamoDB Local's
+/// stream (`tidewater_local::stream`, its answers repaired for the SDK), from each shard's
+/// trim horizon, with no filter.
+pub async fn stream_copy(store: &DynamoStore) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    use aws_lambda_events::dynamodb::Event;
+    use aws_lambda_events::streams::DynamoDbEventResponse;
+    use tidewater_local::filter::{EventFilter, StreamMapping};
+    use tidewater_local::stream::{streams_client, StreamRunner};
+    let mapping =
+        StreamMapping { function: "copy".into(), batch_size: 1000, maximum_retry_attempts: 0, filter: EventFilter::default() };
+    let streams = streams_client().await;
+    let mut runner = StreamRunner::new(store.client().clone(), streams, &store.config().table_name, mapping, None)
+        .expect("a stream reader");
+    let records = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let copy = |event: Event| {
+        let records = Arc::clone(&records);
+        async move {
+            records.lock().expect("not poisoned").extend(event.records);
+            Ok(DynamoDbEventResponse::default())
+        }
+    };
+    while runner.poll_once(&copy).await.expect("read the stream").read > 0 {}
+    let records = std::mem::take(&mut *records.lock().expect("not poisoned"));
+    records
+        .into_iter()
+        .flat_map(|record| [record.change.new_image, record.change.old_image])
+        .map(std::collections::HashMap::from)
+        .filter(|image| !image.is_empty())
+        .collect()
+}
+
 /// A session of `caller`'s with `turns` user turns (response ids `r0`, `r1`, ...).
 pub async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usize) -> Uuid {
     use tidewater::{NewSession, SessionCreator, TurnAppender};
@@ -313,6 +345,21 @@ pub fn update_session_item(
         .table_name(&store.config().table_name)
         .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
         .key(keys::SK, AttributeValue::S(sk.to_owned()))
+}
+
+/// The item `sk` of `session`'s partition as stored, read strongly consistent.
+pub async fn session_item(store: &DynamoStore, session: Uuid, sk: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    let read = store
+        .client()
+        .get_item()
+        .table_name(&store.config().table_name)
+        .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+        .key(keys::SK, AttributeValue::S(sk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("a direct read");
+    read.item
 }
 
 /// Removes the session's `~META` as DynamoDB's TTL does, leaving every other item; returns it.

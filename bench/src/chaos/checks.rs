@@ -37,7 +37,11 @@ pub struct Exported {
 pub struct Inputs<'a> {
     pub outcome: &'a Outcome,
     pub exchanges: &'a [Exchange],
-    pub faults: &'a Log,
+    /// The fault proxy's log; `None` when no proxy ran (`make chaos REGIONS=2`): then no
+    /// load may degrade, and no fault is required to fire.
+    pub faults: Option<&'a Log>,
+    /// When a region was down (from, to, in ms): a load that degraded meanwhile is explained.
+    pub outages: &'a [(u64, u64)],
     pub table: &'a Table,
     pub exports: &'a HashMap<Uuid, Exported>,
     /// (file, line) of every panic found in the logs.
@@ -214,10 +218,13 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
     let unexplained: Vec<String> = outcome
         .degraded
         .iter()
-        .filter(|load| !read_fault_during(inputs.faults, load.session, load.started_ms, load.finished_ms))
+        .filter(|load| {
+            !inputs.faults.is_some_and(|faults| read_fault_during(faults, load.session, load.started_ms, load.finished_ms))
+                && !inputs.outages.iter().any(|(down, up)| load.started_ms <= *up && load.finished_ms >= *down)
+        })
         .map(|load| {
             format!(
-                "{} degraded at {}..{} ms with no read fault on it",
+                "{} degraded at {}..{} ms with no read fault on it and no region down",
                 load.session, load.started_ms, load.finished_ms
             )
         })
@@ -225,7 +232,7 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
     verdict.checks.push(passing(
         listing("degraded loads only while faults hit reads", &unexplained),
         format!(
-            "{} of {} loads degraded, each during a read fault on its session",
+            "{} of {} loads degraded, each during a read fault on its session or a region's outage",
             outcome.degraded.len(),
             outcome.loads
         ),
@@ -238,9 +245,10 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         ),
     ));
 
+    let Some(faults) = inputs.faults else { return verdict };
     let fired: BTreeMap<&str, u64> = Fault::ALL
         .iter()
-        .map(|fault| (fault.name(), inputs.faults.injected.get(fault.name()).map_or(0, |by_op| by_op.values().sum())))
+        .map(|fault| (fault.name(), faults.injected.get(fault.name()).map_or(0, |by_op| by_op.values().sum())))
         .collect();
     verdict.checks.push(check(
         "every kind of fault fired",
@@ -341,7 +349,8 @@ mod tests {
         run(&Inputs {
             outcome,
             exchanges: &[],
-            faults,
+            faults: Some(faults),
+            outages: &[],
             table,
             exports,
             panics: &[],
@@ -399,6 +408,30 @@ mod tests {
         assert!(!passed(&verdict(&outcome, &table, &exports, &faults), "degraded loads only while faults hit reads"));
         faults.injections[0].operation = "Query".into();
         assert!(passed(&verdict(&outcome, &table, &exports, &faults), "degraded loads only while faults hit reads"));
+    }
+
+    #[test]
+    fn without_a_proxy_a_load_may_degrade_only_while_a_region_is_down() {
+        let (_, mut outcome, table) = session_with_two_appends();
+        let session = outcome.sessions[0].id;
+        outcome.degraded.push(DegradedLoad { session, started_ms: 1_000, finished_ms: 2_000 });
+        let exports = HashMap::new();
+        let inputs = |outages| Inputs {
+            outcome: &outcome,
+            exchanges: &[],
+            faults: None,
+            outages,
+            table: &table,
+            exports: &exports,
+            panics: &[],
+            summary_threshold: 20,
+            summary_keep_recent: 10,
+            min_appends: 0,
+        };
+        let name = "degraded loads only while faults hit reads";
+        assert!(!passed(&run(&inputs(&[(3_000, 9_000)])), name));
+        assert!(passed(&run(&inputs(&[(1_500, 9_000)])), name));
+        assert!(run(&inputs(&[])).checks.iter().all(|c| c.name != "every kind of fault fired"));
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Exchange {
 pub struct Reply {
     pub status: u16,
     pub etag: Option<String>,
+    /// Marked `Tidewater-Stale`: read from a replica while the home could not answer, so it
+    /// may lack what the home acknowledged.
+    pub stale: bool,
     pub body: Value,
     pub started_ms: u64,
     pub finished_ms: u64,
@@ -64,7 +67,9 @@ impl<'a> Call<'a> {
 
 pub struct Api {
     http: reqwest::Client,
-    base: String,
+    /// Each attempt goes to one of these at random: every region's API, or the one API.
+    bases: Vec<String>,
+    pick: Mutex<fastrand::Rng>,
     exchanges: Mutex<Vec<Exchange>>,
     retries: Mutex<Vec<(&'static str, u32)>>,
     gave_up: Mutex<Vec<&'static str>>,
@@ -76,6 +81,11 @@ pub fn now_ms() -> u64 {
 
 impl Api {
     pub fn new(base: &str) -> Api {
+        Api::spread(&[base], 0)
+    }
+
+    /// An API whose every attempt goes to one of `bases` at random (`make chaos REGIONS=2`).
+    pub fn spread(bases: &[&str], seed: u64) -> Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
@@ -83,7 +93,8 @@ impl Api {
             .unwrap_or_default();
         Api {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            bases: bases.iter().map(|base| base.trim_end_matches('/').to_owned()).collect(),
+            pick: Mutex::new(fastrand::Rng::with_seed(seed)),
             exchanges: Mutex::default(),
             retries: Mutex::default(),
             gave_up: Mutex::default(),
@@ -92,8 +103,12 @@ impl Api {
 
     /// Sends `call` once. `Err` when no answer came (a dropped connection).
     pub async fn once(&self, call: &Call<'_>) -> Result<Reply, String> {
+        let base = match self.bases.len() {
+            1 => &self.bases[0],
+            n => &self.bases[self.pick.lock().map(|mut rng| rng.usize(0..n)).unwrap_or(0)],
+        };
         let mut request =
-            self.http.request(call.method.clone(), format!("{}{}", self.base, call.path)).bearer_auth(call.token);
+            self.http.request(call.method.clone(), format!("{base}{}", call.path)).bearer_auth(call.token);
         if let Some(body) = &call.body {
             request = request.json(body);
         }
@@ -108,12 +123,13 @@ impl Api {
                 let status = response.status().as_u16();
                 let retry_after = response.headers().contains_key("retry-after");
                 let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let stale = response.headers().get(tidewater_local::homing::STALE).is_some_and(|v| v == "true");
                 match response.bytes().await {
                     Ok(bytes) => {
                         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                         let error_body =
                             (status >= 500).then(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
-                        let reply = Reply { status, etag, body, started_ms, finished_ms: now_ms() };
+                        let reply = Reply { status, etag, stale, body, started_ms, finished_ms: now_ms() };
                         (Ok(reply), Some(status), retry_after, error_body)
                     }
                     Err(error) => (Err(error.to_string()), None, false, None),
@@ -153,6 +169,20 @@ impl Api {
         }
         self.gave_up.lock().map(|mut g| g.push(call.route)).ok();
         None
+    }
+
+    /// [`Api::retrying`] again and again, for up to `limit`: for a request that must happen,
+    /// and may wait out a region's outage or a failover's fence (503 with `Retry-After`).
+    pub async fn persisting(&self, call: &Call<'_>, rng: &mut fastrand::Rng, limit: Duration) -> Option<Reply> {
+        let started = Instant::now();
+        loop {
+            if let Some(reply) = self.retrying(call, rng).await {
+                return Some(reply);
+            }
+            if started.elapsed() >= limit {
+                return None;
+            }
+        }
     }
 
     fn record(&self, exchange: Exchange) {

@@ -19,6 +19,7 @@
 mod checks;
 mod client;
 mod logs;
+mod regions;
 mod report;
 #[path = "../stats.rs"]
 #[allow(dead_code)]
@@ -65,6 +66,9 @@ fn number(name: &str, default: u64) -> Result<u64, String> {
 }
 
 async fn run() -> Result<bool, String> {
+    if std::env::var("CHAOS_REGION_APIS").is_ok() {
+        return regions::run().await;
+    }
     let api_url = std::env::var("CHAOS_API").map_err(|_| "set CHAOS_API")?;
     let proxy_url = std::env::var("CHAOS_PROXY").map_err(|_| "set CHAOS_PROXY")?;
     let appends = number("CHAOS_APPENDS", 2400)? as usize;
@@ -77,6 +81,8 @@ async fn run() -> Result<bool, String> {
         deadline: Duration::from_secs(number("CHAOS_SECONDS", 210)?),
         jwt_secret: jwt_secret()?,
         stale_lag: Duration::from_millis(number("FAULT_STALE_MS", 0)?),
+        disrupting: Arc::default(),
+        acked: Arc::default(),
     };
     let (seed, sessions, workers) = (settings.seed, settings.sessions, settings.workers);
     let report_path = env_or("CHAOS_REPORT", "bench/chaos");
@@ -126,7 +132,8 @@ async fn run() -> Result<bool, String> {
     let verdict = checks::run(&checks::Inputs {
         outcome: &outcome,
         exchanges: &api.exchanges(),
-        faults: &faults,
+        faults: Some(&faults),
+        outages: &[],
         table: &table,
         exports: &exports,
         panics: &log_figures.panics,
@@ -170,19 +177,23 @@ async fn settle_summaries(
     let started = Instant::now();
     loop {
         let table = stored::scan(client, table_name).await?;
-        let behind = live
-            .iter()
-            .filter(|s| {
-                let partition = table.partition(s);
-                partition.summaries.len() < checks::expected_windows(partition.turns.len() as u64, threshold, keep_recent).len()
-            })
-            .count();
+        let behind = summaries_behind(&table, live, (threshold, keep_recent));
         if behind == 0 || started.elapsed() >= limit {
             println!("chaos: summaries settled after {:.1} s ({behind} sessions behind)", started.elapsed().as_secs_f64());
             return Ok(table);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The live sessions whose summaries in `table` are fewer than their turns call for.
+fn summaries_behind(table: &stored::Table, live: &[Uuid], (threshold, keep_recent): (u64, u64)) -> usize {
+    live.iter()
+        .filter(|s| {
+            let partition = table.partition(s);
+            partition.summaries.len() < checks::expected_windows(partition.turns.len() as u64, threshold, keep_recent).len()
+        })
+        .count()
 }
 
 /// Every page of a session's export, read with the faults off.

@@ -119,18 +119,27 @@ pub fn json(run: &Run<'_>) -> Value {
 pub fn markdown(report: &Value) -> String {
     let mut md = String::new();
     let passed = report["passed"].as_bool().unwrap_or(false);
-    let _ = writeln!(md, "# Chaos run\n");
+    // A run without the fault proxy (`make chaos REGIONS=2`) has its own title and no faults.
+    let proxied = report["faults"]["forwarded"].as_object().is_some_and(|by_op| !by_op.is_empty());
+    let heading = if proxied { "#" } else { "##" };
+    let _ = writeln!(md, "{heading} {}\n", report["title"].as_str().unwrap_or("Chaos run"));
+    let faults = if proxied {
+        format!(
+            "Faults (`FAULT_PLAN`): `{}`; a latency fault answers {} ms late; ",
+            text(&report["plan"]),
+            report["latency_fault_ms"]
+        )
+    } else {
+        "No fault proxy: the faults are the replication's, above; ".to_owned()
+    };
     let _ = writeln!(
         md,
         "Seed {}, {} sessions, {} concurrent append workers beside loaders, a PATCHer, an exporter, \
-         deletes and one customer purge; {} s of workload. Faults (`FAULT_PLAN`): `{}`; a latency \
-         fault answers {} ms late; `LOAD_DEADLINE_MS={}`.\n",
+         deletes and one customer purge; {} s of workload. {faults}`LOAD_DEADLINE_MS={}`.\n",
         report["seed"],
         report["sessions"],
         report["workers"],
         report["duration_s"],
-        text(&report["plan"]),
-        report["latency_fault_ms"],
         report["load_deadline_ms"]
     );
     let _ = writeln!(md, "**{}**\n", if passed { "Every check passed." } else { "CHECKS FAILED." });
@@ -173,6 +182,14 @@ pub fn markdown(report: &Value) -> String {
         let _ = writeln!(md, "| `{route}` | {} |", cells.join(" | "));
     }
 
+    if proxied {
+        faults_markdown(&mut md, report);
+    }
+    client_markdown(&mut md, report);
+    md
+}
+
+fn faults_markdown(md: &mut String, report: &Value) {
     let _ = writeln!(md, "\n## Faults injected\n");
     let operations: BTreeSet<String> = report["faults"]["by_kind_and_operation"]
         .as_object()
@@ -195,7 +212,9 @@ pub fn markdown(report: &Value) -> String {
     let forwarded: u64 =
         report["faults"]["forwarded"].as_object().into_iter().flatten().filter_map(|(_, n)| n.as_u64()).sum();
     let _ = writeln!(md, "\nDynamoDB requests that reached DynamoDB Local: {forwarded}.");
+}
 
+fn client_markdown(md: &mut String, report: &Value) {
     let _ = writeln!(md, "\n## Client retries\n\nThe client sends a request again, unchanged (the same `response_id`), after a 503 or a dropped connection, with full-jitter backoff from 50 ms.\n");
     let _ = writeln!(md, "| route | requests retried | extra attempts |\n|---|---|---|");
     for (route, figures) in report["client_retries"].as_object().into_iter().flatten() {
@@ -249,7 +268,6 @@ pub fn markdown(report: &Value) -> String {
         logs["summaries_written"], logs["summaries_already_written"], logs["stream_retries"], logs["stream_discarded"],
         logs["degraded_loads"],
     );
-    md
 }
 
 fn text(value: &Value) -> String {

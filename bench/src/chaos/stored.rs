@@ -1,7 +1,7 @@
 //! What the table holds, read by a direct Scan that bypasses the fault proxy. Item keys are
 //! read only through `tidewater::keys`: the `PK = SESSION#<id>` partition and the `TURN#`,
 //! `RESP#` and `SUMMARY#` sort keys, so this follows the key scheme wherever it moves.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::items::ResponseItem;
@@ -25,6 +25,9 @@ pub struct Table {
     pub sessions: HashMap<Uuid, Partition>,
     /// Items whose customer-index key names each customer.
     pub indexed_by_customer: HashMap<String, usize>,
+    /// Every item, `PK SK` → its attributes, each written out: two regions hold the same item
+    /// when these are equal.
+    pub items: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Table {
@@ -59,8 +62,30 @@ pub async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<Tabl
     }
 }
 
+/// `value` written out the same way whatever order its maps and sets arrive in (a map's
+/// `Debug` follows its hash order, which differs from one map to the next).
+fn canonical(value: &AttributeValue) -> String {
+    let sorted = |mut items: Vec<String>| {
+        items.sort();
+        items
+    };
+    match value {
+        AttributeValue::M(map) => {
+            let entries: BTreeMap<&String, String> = map.iter().map(|(name, value)| (name, canonical(value))).collect();
+            format!("M{entries:?}")
+        }
+        AttributeValue::L(list) => format!("L{:?}", list.iter().map(canonical).collect::<Vec<_>>()),
+        AttributeValue::Ss(set) => format!("SS{:?}", sorted(set.clone())),
+        AttributeValue::Ns(set) => format!("NS{:?}", sorted(set.clone())),
+        AttributeValue::Bs(set) => format!("BS{:?}", sorted(set.iter().map(|blob| format!("{blob:?}")).collect())),
+        other => format!("{other:?}"),
+    }
+}
+
 fn add(stored: &mut Table, item: HashMap<String, AttributeValue>) -> Result<(), String> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let attributes = item.iter().map(|(name, value)| (name.clone(), canonical(value))).collect();
+    stored.items.insert(format!("{} {}", text(keys::PK), text(keys::SK)), attributes);
     let index_key = text(keys::GSI1PK);
     if !index_key.is_empty() {
         *stored.indexed_by_customer.entry(index_key).or_default() += 1;
@@ -82,4 +107,21 @@ fn add(stored: &mut Table, item: HashMap<String, AttributeValue>) -> Result<(), 
         partition.summaries.sort_unstable();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_is_written_out_the_same_whatever_its_order() {
+        let entries = [("page", "/cart"), ("step", "3"), ("z", "1"), ("a", "2")];
+        let forward: HashMap<String, AttributeValue> =
+            entries.iter().map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned()))).collect();
+        let backward: HashMap<String, AttributeValue> =
+            entries.iter().rev().map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned()))).collect();
+        assert_eq!(canonical(&AttributeValue::M(forward)), canonical(&AttributeValue::M(backward)));
+        let set = |items: [&str; 2]| AttributeValue::Ss(items.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(canonical(&set(["a", "b"])), canonical(&set(["b", "a"])));
+    }
 }

@@ -29,6 +29,11 @@ pub struct Settings {
     /// consistent load may not find a session younger than that, so the clients start once
     /// every session is older.
     pub stale_lag: Duration,
+    /// Set while `make chaos REGIONS=2` disrupts replication and regions: workers whose queue
+    /// is empty wait for the appends given up meanwhile to come back rather than finish.
+    pub disrupting: Arc<AtomicBool>,
+    /// Counts the appends acknowledged so far, for whoever disrupts to follow.
+    pub acked: Arc<AtomicUsize>,
 }
 
 /// Turns each purged session gets before the purge.
@@ -42,6 +47,9 @@ const PURGE_AT: f64 = 0.5;
 const DELETE_AT: f64 = 0.6;
 /// Share of acknowledged appends the client sends again, as if it had missed the answer.
 const PROBE_RATE: f64 = 0.03;
+/// How long a request that must happen (a create, a DELETE, the purge) is retried: past a
+/// region's outage and a failover's fence.
+const PERSIST: Duration = Duration::from_secs(180);
 
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
@@ -83,6 +91,11 @@ pub struct Outcome {
     pub skipped_appends: usize,
     pub finished: bool,
     pub probes: usize,
+    /// Appends the client gave up on (every attempt 503), sent again later with the same
+    /// `response_id`, once: an outage's 503 acknowledges nothing.
+    pub requeued: usize,
+    /// Loads and export pages answered from a replica marked `Tidewater-Stale`.
+    pub stale_reads: usize,
     /// Answers that break the contract outright (a retry told another index, a load whose
     /// turns do not follow each other, an unexpected status, ...).
     pub violations: Vec<String>,
@@ -92,6 +105,17 @@ pub struct Outcome {
     pub patches: usize,
     pub purge: Option<Purge>,
     pub elapsed: Duration,
+}
+
+/// The customer the `n`th of a run's customers is; the `n`th session (of the first
+/// [`HOT_SESSIONS`], hot) belongs to the `n`th customer, round the customers.
+pub fn customer(seed: u64, n: usize) -> String {
+    format!("chaos-{seed}-customer-{n}")
+}
+
+/// The customers of the hot sessions, which take most appends.
+pub fn hot_customers(seed: u64, customers: usize) -> Vec<String> {
+    (0..HOT_SESSIONS).map(|n| customer(seed, n % customers.max(1))).collect()
 }
 
 /// The content of the turn `response_id` names, so that a stored turn tells whose it is.
@@ -109,6 +133,8 @@ struct Shared {
     tokens: HashMap<String, String>,
     sessions: Mutex<Vec<SessionRecord>>,
     queue: Mutex<VecDeque<(usize, usize)>>,
+    /// The appends already sent again after the client gave up on them.
+    requeued: Mutex<std::collections::HashSet<(usize, usize)>>,
     taken: AtomicUsize,
     acked: Mutex<HashMap<String, Acked>>,
     etags: Mutex<HashMap<Uuid, String>>,
@@ -119,8 +145,7 @@ struct Shared {
 
 pub async fn run(api: Arc<Api>, settings: Settings) -> Outcome {
     let mut rng = fastrand::Rng::with_seed(settings.seed);
-    let owners: Vec<String> =
-        (0..settings.customers).map(|c| format!("chaos-{}-customer-{c}", settings.seed)).collect();
+    let owners: Vec<String> = (0..settings.customers).map(|c| customer(settings.seed, c)).collect();
     let purged_customer = format!("chaos-{}-purged", settings.seed);
     let mut tokens = HashMap::new();
     for customer in owners.iter().chain([&purged_customer]) {
@@ -144,6 +169,7 @@ pub async fn run(api: Arc<Api>, settings: Settings) -> Outcome {
         tokens,
         sessions: Mutex::new(sessions.clone()),
         queue: Mutex::new(queue),
+        requeued: Mutex::default(),
         taken: AtomicUsize::new(0),
         acked: Mutex::default(),
         etags: Mutex::default(),
@@ -232,6 +258,19 @@ impl Shared {
         }
     }
 
+    /// Puts an append the client gave up on back at the end of the queue, once.
+    fn send_again_later(&self, index: usize, turn: usize) {
+        let first = self.requeued.lock().is_ok_and(|mut requeued| requeued.insert((index, turn)));
+        if first {
+            self.queue.lock().map(|mut queue| queue.push_back((index, turn))).ok();
+            self.outcome.lock().map(|mut outcome| outcome.requeued += 1).ok();
+        }
+    }
+
+    fn stale_read(&self) {
+        self.outcome.lock().map(|mut outcome| outcome.stale_reads += 1).ok();
+    }
+
     fn token(&self, customer: &str) -> &str {
         self.tokens.get(customer).map(String::as_str).unwrap_or_default()
     }
@@ -279,7 +318,7 @@ impl Shared {
 async fn create_session(shared: &Shared, id: Uuid, owner: &str, n: usize, rng: &mut fastrand::Rng) -> bool {
     let call = Call::new("POST /sessions", Method::POST, "/sessions".to_owned(), shared.token(owner), Some(id))
         .with_body(json!({"session_id": id, "page_context": {"page": format!("/chaos/{n}")}}));
-    matches!(shared.api.retrying(&call, rng).await, Some(Reply { status: 200 | 201, .. }))
+    matches!(shared.api.persisting(&call, rng, PERSIST).await, Some(Reply { status: 200 | 201, .. }))
 }
 
 fn append_call<'a>(token: &'a str, session: Uuid, response_id: &str, turn: usize) -> Call<'a> {
@@ -301,6 +340,10 @@ async fn append_worker(shared: &Shared, mut rng: fastrand::Rng) {
             return;
         }
         let Some((index, turn)) = shared.queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+            if shared.settings.disrupting.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             if let Ok(mut outcome) = shared.outcome.lock() {
                 outcome.finished = true;
             }
@@ -316,13 +359,17 @@ async fn append_worker(shared: &Shared, mut rng: fastrand::Rng) {
         }
         let response_id = format!("s{index}-t{turn}");
         let call = append_call(shared.token(&session.owner), session.id, &response_id, turn);
-        let Some(reply) = shared.api.retrying(&call, &mut rng).await else { continue };
+        let Some(reply) = shared.api.retrying(&call, &mut rng).await else {
+            shared.send_again_later(index, turn);
+            continue;
+        };
         match (reply.status, reply.body["turn_index"].as_u64()) {
             (200 | 201, Some(turn_index)) => {
                 let acked = Acked { session: session.id, response_id: response_id.clone(), turn_index };
                 if let Ok(mut all) = shared.acked.lock() {
                     all.insert(response_id.clone(), acked);
                 }
+                shared.settings.acked.fetch_add(1, Ordering::SeqCst);
                 if rng.f64() < PROBE_RATE {
                     probe(shared, &call, turn_index, &mut rng).await;
                 }
@@ -372,6 +419,14 @@ async fn loader(shared: Arc<Shared>, mut rng: fastrand::Rng) {
                         started_ms: reply.started_ms,
                         finished_ms: reply.finished_ms,
                     });
+                }
+            }
+            200 if reply.stale => {
+                // A replica's copy may lack turns, or hold a turn without the ones before it:
+                // only whose each turn is can be checked.
+                shared.stale_read();
+                for turn in reply.body["turns"].as_array().into_iter().flatten() {
+                    shared.check_turn("stale load", session.id, turn);
                 }
             }
             200 => {
@@ -486,8 +541,11 @@ async fn export_session(shared: &Shared, session: &SessionRecord, rng: &mut fast
             404 if shared.is_deleted(session.id) => return,
             status => return shared.violation(format!("export of {} answered {status}: {}", session.id, reply.body)),
         }
+        if reply.stale {
+            shared.stale_read();
+        }
         for turn in reply.body["turns"].as_array().into_iter().flatten() {
-            if turn["turn_index"].as_u64() != Some(expected) {
+            if !reply.stale && turn["turn_index"].as_u64() != Some(expected) {
                 return shared.violation(format!(
                     "export of {}: turn {} where {expected} was due",
                     session.id, turn["turn_index"]
@@ -529,7 +587,7 @@ async fn deleter(shared: Arc<Shared>, mut rng: fastrand::Rng) {
             shared.token(&session.owner),
             Some(session.id),
         );
-        match shared.api.retrying(&call, &mut rng).await {
+        match shared.api.persisting(&call, &mut rng, PERSIST).await {
             Some(Reply { status: 204, .. }) => {}
             Some(reply) => {
                 shared.violation(format!("DELETE of {} answered {}: {}", session.id, reply.status, reply.body))
@@ -555,7 +613,7 @@ async fn purger(shared: Arc<Shared>, customer: String, sessions: Vec<Uuid>, mut 
     }
     let call =
         Call::new("DELETE /customers/me", Method::DELETE, "/customers/me".to_owned(), shared.token(&customer), None);
-    let receipt = match shared.api.retrying(&call, &mut rng).await {
+    let receipt = match shared.api.persisting(&call, &mut rng, PERSIST).await {
         Some(reply) if reply.status == 200 => Some(reply.body),
         Some(reply) => {
             shared.violation(format!("the purge answered {}: {}", reply.status, reply.body));

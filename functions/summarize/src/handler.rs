@@ -107,13 +107,18 @@ struct Owner {
 /// Whether this region is home to the session of a META record, so that the summary and the
 /// facts are written once, where the session's writes happen, and never from a replicated
 /// copy of META in another region ([`tidewater::home`]). Always, in a single-region
-/// deployment; never while a failover fences the session. A home map that cannot be read is an error: the record is reported and
-/// retried, never summarised in two regions nor skipped.
+/// deployment; never while a failover fences the session. A home map that cannot be read, and
+/// an image without a readable owner, are errors: the record is reported and retried, never
+/// summarised in two regions nor skipped.
 pub fn at_home(config: &Config, record: &EventRecord, session_id: &Uuid) -> Result<bool, Error> {
-    let slot = match serde_dynamo::from_item::<_, Owner>(record.change.new_image.clone()) {
-        Ok(owner) if !owner.guest => home::customer_slot(&owner.owner_id),
-        _ => home::id_slot(session_id),
-    };
+    // An image whose owner cannot be read fails the record (retried, then the DLQ), rather
+    // than being taken for a guest's and summarised by the region its id names.
+    if config.homes.is_none() {
+        return Ok(true);
+    }
+    let owner: Owner =
+        serde_dynamo::from_item(record.change.new_image.clone()).map_err(|e| Error::Corrupt(Box::new(e)))?;
+    let slot = if owner.guest { home::id_slot(session_id) } else { home::customer_slot(&owner.owner_id) };
     // A session a failover fenced is written by nothing until its old home's writes arrive.
     Ok(config.is_home(slot)? && !config.is_fenced(session_id)?)
 }
@@ -149,7 +154,7 @@ where
             Ok(Trigger::Session(session_id)) => match at_home(config, record, &session_id) {
                 Ok(false) => tracing::debug!(%session_id, "not this region's session; its home summarises it"),
                 Err(error) => {
-                    tracing::error!(%session_id, %error, "the home map cannot be read; reporting the record");
+                    tracing::error!(%session_id, %error, "the session's home cannot be told; reporting the record");
                     failed.push((position, sequence_number));
                 }
                 Ok(true) => {
@@ -298,4 +303,37 @@ fn chain(error: &Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidewater::home::{HomeMap, HomeSource, Homes};
+
+    fn insert(owner: Option<serde_dynamo::AttributeValue>) -> (EventRecord, Uuid) {
+        let mut event: Event = serde_json::from_str(include_str!("../../../events/summarize-insert.json")).unwrap();
+        let mut record = event.records.remove(0);
+        record.change.new_image.remove("owner_id");
+        if let Some(owner) = owner {
+            record.change.new_image.insert("owner_id".to_owned(), owner);
+        }
+        (record, Uuid::parse_str("5f0c6a1e-0000-4000-8000-000000000001").unwrap())
+    }
+
+    #[test]
+    fn a_meta_image_whose_owner_cannot_be_read_fails_the_record_rather_than_pass_for_a_guests() {
+        // Given two regions,
+        let homes = Homes::new("us-east-1,eu-west-1", HomeMap::default()).unwrap();
+        let config = Config { region: Some("us-east-1".into()), homes: Some(HomeSource::Fixed(homes)), ..Config::default() };
+        // when META's image carries no owner, or one that is not a string,
+        for owner in [None, Some(serde_dynamo::AttributeValue::N("7".into()))] {
+            let (record, session) = insert(owner);
+            // then its home cannot be told, and the record fails, to be retried or go to the DLQ.
+            assert!(matches!(at_home(&config, &record, &session), Err(Error::Corrupt(_))));
+        }
+        // A readable owner is served by its home alone.
+        let (record, session) = insert(Some(serde_dynamo::AttributeValue::S("alice".into())));
+        let alice_home = Homes::new("us-east-1,eu-west-1", HomeMap::default()).unwrap().home_of(home::customer_slot("alice")).to_owned();
+        assert_eq!(at_home(&config, &record, &session).unwrap(), alice_home == "us-east-1");
+    }
 }

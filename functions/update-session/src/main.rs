@@ -1,12 +1,12 @@
 use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, telemetry, AnyRedactor, Config, DynamoStore};
+use tidewater::{aws::sdk_config, telemetry, AnyRedactor, Config, DynamoStore, StoreSecret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
+    let aws = sdk_config().await;
     let redactor = AnyRedactor::from_env().await?;
-    let store = DynamoStore::new(dynamodb_client().await, config.clone());
-    store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(update_session::handle(&store, &redactor, request).await) })).await
+    let store = DynamoStore::with_secrets(&aws, config, &[StoreSecret::ReceiptSalt, StoreSecret::HashKey, StoreSecret::MasterKeys]);
+    run(service_fn(|request| async { Ok::<_, Error>(update_session::handle(&*store.get().await?, &redactor, request).await) })).await
 }

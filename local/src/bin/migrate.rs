@@ -2,28 +2,29 @@
 //! (`DynamoStore::seal_plain_items`). Resumable: after each page it writes where the next
 //! starts to `MIGRATE_CHECKPOINT` (default `.run/migrate-checkpoint.json`), and starts from
 //! there when the file exists; it removes the file when the table is done. Safe to run again
-//! and beside live traffic. Needs the master keys the functions use (`MASTER_KEYS`; `make run`'s
-//! are in `.run/master-key`) and their `RECEIPT_SALT`.
+//! and beside live traffic. Wraps data keys as the functions do: with `KMS_KEY_ID`, that KMS
+//! key; otherwise the master keys (`MASTER_KEYS`, or `MASTER_KEYS_ARN`; `make run`'s are in
+//! `.run/master-key`). Needs their `RECEIPT_SALT`, and their `HASH_KEY` for the digest kept
+//! beside a sealed page context (without it, a PATCH retried across the migration gets 412).
 use std::collections::HashMap;
 
-use tidewater::{dynamodb_client, secret, telemetry, Config, DynamoStore, Error};
+use tidewater::aws::sdk_config;
+use tidewater::{dynamodb_client_with, secret, telemetry, Config, DynamoStore, Error, HashKey};
 
 const PAGE: i32 = 100;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let master_keys = secret::read("MASTER_KEYS", |name| std::env::var(name).ok(), |arn| async move {
-        Err(Error::Config(format!("read the master keys from {arn} and pass them as MASTER_KEYS")))
-    })
-    .await?;
+    let shared = sdk_config().await;
+    let from_env = |name: &str| std::env::var(name).ok();
     // A customer's data key is named by the customer's hash.
-    let salt = secret::read("RECEIPT_SALT", |name| std::env::var(name).ok(), |arn| async move {
-        Err(Error::Config(format!("read the salt from {arn} and pass it as RECEIPT_SALT")))
-    })
-    .await?;
-    let config = Config::from_env()?.with_master_keys(&master_keys)?.with_receipt_salt(salt);
-    let store = DynamoStore::new(dynamodb_client().await, config);
+    let salt = secret::load(&shared, "RECEIPT_SALT").await?;
+    let mut config = Config::from_env()?.with_receipt_salt(salt).with_key_wrapper_from_env(&shared).await?;
+    if from_env("HASH_KEY").or_else(|| from_env("HASH_KEY_ARN")).is_some() {
+        config = config.with_hash_key(HashKey::new(&secret::load(&shared, "HASH_KEY").await?)?);
+    }
+    let store = DynamoStore::new(dynamodb_client_with(&shared), config);
     let checkpoint = std::env::var("MIGRATE_CHECKPOINT").unwrap_or_else(|_| ".run/migrate-checkpoint.json".to_owned());
     let mut start = read_checkpoint(&checkpoint)?;
     let (mut sealed, mut left_plain, mut raced) = (0, 0, 0);

@@ -3,9 +3,12 @@
 //! encryption context, so a wrapped key moved to another key item does not unwrap. KMS
 //! rotation is transparent: the ciphertext names its key version, and Decrypt finds it.
 //!
-//! Compiled and configured by the environment, but not testable on this machine (no KMS
-//! emulator is reachable): the local master keys ([`super::LocalMasterKeys`]) are what the
-//! tests run.
+//! A KMS that fails or does not answer is [`Error::Unavailable`] (the store gives each call
+//! its write deadline): a retryable 503. A wrapped key that KMS refuses as not its own or not
+//! for this context (moved to another key item, changed) is corrupt, not retryable.
+//!
+//! Tested against the local KMS stand-in (`tidewater_local::kms`), by endpoint:
+//! `tests/kms.rs`.
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use zeroize::Zeroizing;
@@ -49,7 +52,10 @@ impl KeyWrapper for KmsWrapper {
         for (name, value) in context(key_ref, generation) {
             request = request.encryption_context(name, value);
         }
-        let output = request.send().await.map_err(Error::unavailable)?;
+        let output = request.send().await.map_err(|e| match e.as_service_error() {
+            Some(refused) if refused.is_invalid_ciphertext_exception() || refused.is_incorrect_key_exception() => CryptoError::Open.into(),
+            _ => Error::unavailable(e),
+        })?;
         let bytes = Zeroizing::new(output.plaintext.ok_or(CryptoError::Open)?.into_inner());
         let material: [u8; 32] = bytes.as_slice().try_into().map_err(|_| CryptoError::Malformed)?;
         Ok(Zeroizing::new(material))

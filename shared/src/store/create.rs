@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, TransactWriteItem};
 use uuid::Uuid;
 
 use crate::clock;
@@ -12,6 +12,7 @@ use crate::items::{self, MetaItem};
 use crate::model::{Caller, NewSession, SessionCreated};
 use crate::{home, keys, Error};
 
+use super::sealing::seal_item;
 use super::{cancellation_reasons, condition_failed, s, to_item, within};
 use super::{DynamoStore, SessionCreator};
 
@@ -46,14 +47,16 @@ impl SessionCreator for DynamoStore {
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
             listed_turn_count: (!caller.is_guest()).then_some(0),
             patched_from: None,
+            page_context_digest: None,
         };
         if chosen_id && self.leftovers_without_meta(&session_id).await? {
             return Err(Error::SessionIdUnavailable);
         }
         let created =
             SessionCreated { session_id, created_at: now.clone(), expires_at: clock::format_epoch_seconds(expires), created: true };
+        let item = self.sealed_meta(&meta).await?;
         let id_taken =
-            if caller.is_guest() { self.put_guest_meta(&meta).await? } else { self.put_registered_meta(caller, &meta).await? };
+            if caller.is_guest() { self.put_guest_meta(item).await? } else { self.put_registered_meta(caller, &meta, item).await? };
         if !id_taken {
             return Ok(created);
         }
@@ -114,13 +117,29 @@ impl DynamoStore {
         Ok(!has_meta && sort_keys.next().is_some())
     }
 
+    /// `meta` as it is put: its page context, if it holds anything, sealed under the session's
+    /// data key (a guest's day key made to cover the session's expiry).
+    async fn sealed_meta(&self, meta: &MetaItem) -> Result<HashMap<String, AttributeValue>, Error> {
+        let mut item = to_item(meta)?;
+        if meta.page_context.is_empty() {
+            return Ok(item);
+        }
+        let Some(key_ref) = self.session_key_ref(meta)? else {
+            return Ok(item);
+        };
+        if let Some(key) = Box::pin(self.sealing_key_until(&key_ref, meta.guest.then(|| meta.expires_secs()))).await? {
+            seal_item(&mut item, &key_ref, &key)?;
+        }
+        Ok(item)
+    }
+
     /// A guest's META: one conditional put. Returns whether the id was already taken.
-    async fn put_guest_meta(&self, meta: &MetaItem) -> Result<bool, Error> {
+    async fn put_guest_meta(&self, item: HashMap<String, AttributeValue>) -> Result<bool, Error> {
         let put = self
             .client
             .put_item()
             .table_name(self.table())
-            .set_item(Some(to_item(meta)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
@@ -140,7 +159,7 @@ impl DynamoStore {
     /// checks that no purge of the customer is under way: a session is either registered
     /// before a purge opens its ledger (and purged), or refused. Returns whether the id was
     /// already taken.
-    async fn put_registered_meta(&self, caller: &Caller, meta: &MetaItem) -> Result<bool, Error> {
+    async fn put_registered_meta(&self, caller: &Caller, meta: &MetaItem, item: HashMap<String, AttributeValue>) -> Result<bool, Error> {
         let hash = self.customer_hash(&caller.customer_id)?;
         let registry = HashMap::from([
             (keys::PK.to_owned(), s(keys::privacy_pk(&hash))),
@@ -158,7 +177,7 @@ impl DynamoStore {
         let transaction = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(meta)?, false)?).build())
+            .transact_items(TransactWriteItem::builder().put(self.put_new(item, false)?).build())
             .transact_items(TransactWriteItem::builder().put(registry).build())
             .transact_items(TransactWriteItem::builder().condition_check(no_purge).build())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

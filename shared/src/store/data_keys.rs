@@ -387,6 +387,11 @@ impl DynamoStore {
         let mut destroyed = 0;
         for item in output.items.unwrap_or_default() {
             let Some(key_ref) = item.get(keys::PK).and_then(|pk| pk.as_s().ok()) else { continue };
+            // With several regions the key table replicates everywhere: one region destroys
+            // each key, the home of the slot its name hashes to.
+            if !self.config.is_home(crate::home::customer_slot(key_ref))? {
+                continue;
+            }
             // The index lags the table: the table's own `until` decides.
             let delete = self
                 .client

@@ -21,6 +21,13 @@
 //! - a purge whose ledger is still open is run to the end, as a repeat of the request would:
 //!   the same receipt, with exact counts, and creates work again.
 //!
+//! With several regions the work partition replicates everywhere, so each item carries a slot
+//! of the region that wrote it (where its operation ran), and only the janitor of that slot's
+//! home takes it on ([`JanitorReport::elsewhere`] counts the others): nothing is finished
+//! twice, nor outside the home, where a receipt or ledger would be written. After a failover
+//! the slot's new home takes over. Guest data keys are destroyed only by the home of the slot
+//! their name hashes to ([`crate::home::customer_slot`] of the key's name).
+//!
 //! The item is deleted once its task is done. A task that fails, and an item that names no
 //! task the pass can read, stays for the next pass and does not stop this one: the pass logs
 //! it, counts it in [`JanitorReport::failed`], and adds one to the item's `failures` (with the
@@ -89,6 +96,13 @@ pub struct JanitorReport {
     /// Guest data keys destroyed: every session of their day had expired.
     #[serde(default)]
     pub guest_keys_destroyed: u64,
+    /// Overdue work items left to the janitor of the region that wrote them.
+    #[serde(default)]
+    pub elsewhere: u64,
+    /// Purges done in the home whose receipt waits for the other regions (the replication
+    /// window, or a replica still behind): they stay for the next pass, and are not failures.
+    #[serde(default)]
+    pub waiting: u64,
 }
 
 /// What a work item asks for.
@@ -112,6 +126,11 @@ struct WorkItem {
     session_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     customer_hash: Option<String>,
+    /// With several regions, a slot of the region that wrote it: only the janitor of that
+    /// slot's home takes it on (the work partition replicates to every region). None in a
+    /// single-region deployment, and in items written before regions: any janitor takes those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    slot: Option<u8>,
 }
 
 impl WorkItem {
@@ -136,12 +155,27 @@ impl Janitor for DynamoStore {
             let (items, next) = self.overdue(now.unix_timestamp(), start).await?;
             for raw in items {
                 let sk = raw.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                match self.owns(&raw) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        report.elsewhere += 1;
+                        continue;
+                    }
+                    // An unreadable home map: neither run twice nor skip; the next pass tries again.
+                    Err(error) => {
+                        tracing::warn!(work_item = %sk, %error, "the janitor cannot tell whose work item this is");
+                        report.failed += 1;
+                        continue;
+                    }
+                }
                 match self.work_on(raw).await {
                     Ok(done) => {
                         report.items_deleted += done.items;
                         report.sessions_finished += done.sessions;
                         report.purges_finished += done.purges;
                     }
+                    // A purge done in the home, waiting for the other regions: not a failure.
+                    Err(Error::PurgeReplicating(_)) => report.waiting += 1,
                     Err(error) => {
                         report.failed += 1;
                         let failures = self.note_failure(&sk, &error, now).await;
@@ -191,7 +225,8 @@ impl DynamoStore {
                 (keys::work_sk(due, &keys::purge_task(customer_hash)), None, Some(customer_hash.clone()))
             }
         };
-        let item = WorkItem { pk: keys::WORK_PK.to_owned(), sk: sk.clone(), session_id, customer_hash };
+        let slot = self.config.local_slot()?;
+        let item = WorkItem { pk: keys::WORK_PK.to_owned(), sk: sk.clone(), session_id, customer_hash, slot };
         let put = self
             .client
             .put_item()
@@ -217,6 +252,16 @@ impl DynamoStore {
         let output = within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
         self.record_write(output.consumed_capacity());
         Ok(())
+    }
+
+    /// Whether this region's janitor takes on a work item: the home of the slot it carries
+    /// (any region, for an item without one).
+    fn owns(&self, raw: &Item) -> Result<bool, Error> {
+        match raw.get("slot").and_then(|slot| slot.as_n().ok()).map(|slot| slot.parse::<u8>()) {
+            None => Ok(true),
+            Some(Ok(slot)) => self.config.is_home(slot),
+            Some(Err(_)) => Err(Error::Corrupt("a work item's slot is not a slot".into())),
+        }
     }
 
     /// Finishes the task of one work item, then retires the item.

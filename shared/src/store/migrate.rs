@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
-use super::sealing::{has_plain_content, seal_item, SEALED_ATTRIBUTES};
+use super::sealing::{has_plain_content, seal_item, PAGE_CONTEXT, PAGE_CONTEXT_DIGEST, SEALED_ATTRIBUTES};
 use super::{within, DynamoStore};
 use crate::{keys, Error};
 
@@ -61,6 +61,7 @@ impl DynamoStore {
             let Some(key) = Box::pin(self.sealing_key_until(key_ref, *until)).await? else { continue };
             let mut sealed = item.clone();
             seal_item(&mut sealed, key_ref, &key)?;
+            self.keep_page_context_digest(&item, &mut sealed, &session_id)?;
             if self.replace_if_unchanged(&item, sealed).await? {
                 page.sealed += 1;
             } else {
@@ -68,6 +69,27 @@ impl DynamoStore {
             }
         }
         Ok(page)
+    }
+
+    /// Beside a page context it seals, the digest a retry of the PATCH that wrote it compares
+    /// (`store/update.rs`), when the hash key (`HASH_KEY`) is given; without it, such a retry
+    /// is answered 412 once its session is migrated.
+    fn keep_page_context_digest(
+        &self,
+        plain: &HashMap<String, AttributeValue>,
+        sealed: &mut HashMap<String, AttributeValue>,
+        session_id: &Uuid,
+    ) -> Result<(), Error> {
+        let (Some(map @ AttributeValue::M(_)), Ok(hash_key)) = (plain.get(PAGE_CONTEXT), self.config.hash_key()) else {
+            return Ok(());
+        };
+        if sealed.get(PAGE_CONTEXT) == Some(map) {
+            return Ok(());
+        }
+        let page_context: serde_json::Map<String, serde_json::Value> =
+            serde_dynamo::from_attribute_value(map.clone()).map_err(Error::corrupt)?;
+        sealed.insert(PAGE_CONTEXT_DIGEST.to_owned(), AttributeValue::S(hash_key.page_context(session_id, &page_context)));
+        Ok(())
     }
 
     /// Puts `sealed` in place of `plain` if every content attribute is still as read.

@@ -162,6 +162,9 @@ pub struct DynamoStore {
     config: Config,
     clock: Clock,
     consumed: Mutex<Capacity>,
+    /// A client of each other region's replica, by region: a purge reads them before its
+    /// receipt (`store/purge/replicas.rs`). None in a single-region deployment.
+    replicas: Vec<(String, Client)>,
 }
 
 /// Builds a DynamoDB client from the environment. `AWS_ENDPOINT_URL_DYNAMODB` points it at
@@ -196,7 +199,13 @@ impl DynamoStore {
             config,
             clock: Clock::system(),
             consumed: Mutex::new(Capacity::default()),
+            replicas: Vec::new(),
         }
+    }
+
+    /// The same store, reading the other regions' replicas through `replicas` (region, client).
+    pub fn with_replicas(self, replicas: Vec<(String, Client)>) -> Self {
+        DynamoStore { replicas, ..self }
     }
 
     /// A store whose configuration gets the receipt salt (`RECEIPT_SALT`, [`crate::secret`]),
@@ -228,7 +237,8 @@ impl DynamoStore {
                         StoreSecret::MasterKeys => config.with_key_wrapper_from_env(&shared).await?,
                     };
                 }
-                let store = DynamoStore::new(client, config);
+                let replicas = purge::replica_clients(&shared, &config)?;
+                let store = DynamoStore::new(client, config).with_replicas(replicas);
                 store.warm_up().await;
                 Ok(store)
             }
@@ -317,17 +327,29 @@ impl DynamoStore {
         Ok((head.meta, head.summary))
     }
 
+    /// META as stored, for the writes that decide on it: its sealed `page_context` is left
+    /// closed (it reads as empty), which saves a read of the key. [`PageContextReader`] and
+    /// the loads open it.
     pub(crate) async fn read_meta(
         &self,
         session_id: &Uuid,
         consistent: bool,
         limit: Duration,
     ) -> Result<Option<MetaItem>, Error> {
-        self.get_item(keys::session_pk(session_id), keys::META, consistent, limit)
-            .await
+        self.read_meta_item(session_id, consistent, limit).await?.map(from_item).transpose()
     }
 
-    /// One GetItem, within `limit`, read back into `T`.
+    /// META's item as stored, sealed attributes and all.
+    pub(crate) async fn read_meta_item(
+        &self,
+        session_id: &Uuid,
+        consistent: bool,
+        limit: Duration,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, Error> {
+        self.get_raw_item(keys::session_pk(session_id), keys::META, consistent, limit).await
+    }
+
+    /// One GetItem, within `limit`, opened and read back into `T`.
     pub(crate) async fn get_item<T: DeserializeOwned>(
         &self,
         pk: String,
@@ -335,6 +357,20 @@ impl DynamoStore {
         consistent: bool,
         limit: Duration,
     ) -> Result<Option<T>, Error> {
+        match self.get_raw_item(pk, sk, consistent, limit).await? {
+            Some(item) => from_item(Box::pin(self.open_copied_item(&item)).await?).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One GetItem, within `limit`, as stored.
+    async fn get_raw_item(
+        &self,
+        pk: String,
+        sk: &str,
+        consistent: bool,
+        limit: Duration,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, Error> {
         let output = within(
             limit,
             self.client
@@ -349,10 +385,7 @@ impl DynamoStore {
         .await?
         .map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
-        match output.item {
-            Some(item) => from_item(Box::pin(self.open_copied_item(&item)).await?).map(Some),
-            None => Ok(None),
-        }
+        Ok(output.item)
     }
 }
 

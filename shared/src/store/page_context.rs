@@ -5,7 +5,8 @@ use std::future::Future;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::DynamoStore;
+use super::{from_item, DynamoStore};
+use crate::items::MetaItem;
 use crate::model::Caller;
 use crate::Error;
 
@@ -21,9 +22,21 @@ pub trait PageContextReader {
 }
 
 impl PageContextReader for DynamoStore {
-    /// One eventually consistent GetItem of the session record: 0.5 RCU while it is under 4 KB.
+    /// One eventually consistent GetItem of the session record (0.5 RCU while it is under
+    /// 4 KB) and, beside it, the read of the caller's data key that opens its page context.
     async fn page_context(&self, caller: &Caller, session_id: Uuid) -> Result<Option<Map<String, Value>>, Error> {
-        let meta = self.read_meta(&session_id, false, self.config.write_timeout).await?;
-        Ok(meta.filter(|m| m.owner_id == caller.customer_id).map(|m| m.page_context))
+        let (item, known) =
+            futures::join!(self.read_meta_item(&session_id, false, self.config.write_timeout), self.prefetch_key(caller));
+        let Some(item) = item? else {
+            return Ok(None);
+        };
+        let meta: MetaItem = from_item(item.clone())?;
+        if meta.owner_id != caller.customer_id {
+            return Ok(None);
+        }
+        let mut items = [item];
+        Box::pin(self.open_items_with(&mut items, known?)).await?;
+        let [opened] = items;
+        Ok(Some(from_item::<MetaItem>(opened)?.page_context))
     }
 }

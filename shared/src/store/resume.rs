@@ -1,5 +1,6 @@
 //! A customer's sessions, newest activity first (`GET /customers/me/sessions`): one Query
-//! on the sparse customer index, which projects everything the list shows.
+//! on the sparse customer index, which projects everything the list shows, and beside it
+//! the read of the customer's data key that opens the projected (sealed) page contexts.
 //!
 //! The index entry moves only when a session's activity is `RESUME_ORDER_STEP_SECONDS`
 //! newer than it, so that appends rarely rewrite it: the order, the shown `updated_at`,
@@ -76,12 +77,17 @@ impl SessionLister for DynamoStore {
             .set_exclusive_start_key(start)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send();
-        // The configuration has no read timeout but the 300 ms context deadline; use the write one.
-        let output = within(self.config.write_timeout, query).await?.map_err(Error::from_store)?;
+        // The configuration has no read timeout but the 300 ms context deadline; use the write
+        // one. The caller's data key, which opens the page contexts, is read beside the Query.
+        let (output, known) = futures::join!(within(self.config.write_timeout, query), self.prefetch_key(caller));
+        let output = output?.map_err(Error::from_store)?;
         self.record_read(output.consumed_capacity());
+        let next = output.last_evaluated_key.as_ref().map(position_of).transpose()?;
+        let mut items = output.items.unwrap_or_default();
+        Box::pin(self.open_items_with(&mut items, known?)).await?;
 
-        let mut sessions = Vec::with_capacity(output.items().len());
-        for item in output.items.unwrap_or_default() {
+        let mut sessions = Vec::with_capacity(items.len());
+        for item in items {
             let indexed: IndexedSession = from_item(item)?;
             let listed_secs = clock::parse_epoch_seconds(&indexed.listed_at).unwrap_or_default();
             sessions.push(ResumableSession {
@@ -92,7 +98,6 @@ impl SessionLister for DynamoStore {
                 updated_at: indexed.listed_at,
             });
         }
-        let next = output.last_evaluated_key.map(|key| position_of(&key)).transpose()?;
         Ok(SessionPage { sessions, next })
     }
 }

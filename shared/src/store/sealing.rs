@@ -2,10 +2,12 @@
 //! encrypted on its way into a put and decrypted as it comes out of a read, so every other
 //! module handles the plaintext forms it always did.
 //!
-//! Sealed: a turn's `content` and `item`, a summary's `text` (`~SUMMARY` and `SUMMARY#`) and
-//! a fact's `text` (a string, sealed to binary and opened back to a string). Keys, counters, flags, hashes and expiry stay clear: conditions, filters
-//! and the stream need them. Each envelope is bound to its item's keys and attribute, and a
-//! turn's to its role and creation time ([`binding`]).
+//! Sealed: a turn's `content` and `item`, a summary's `text` (`~SUMMARY` and `SUMMARY#`), a
+//! fact's `text` (a string, sealed to binary and opened back to a string) and a session's
+//! `page_context` (a map, sealed as its JSON and opened back to the map; an empty one stays
+//! clear, as it says nothing). Keys, counters, flags, hashes and expiry stay clear:
+//! conditions, filters and the stream need them. Each envelope is bound to its item's keys
+//! and attribute, and a turn's to its role and creation time ([`binding`]).
 use std::collections::{BTreeSet, HashMap};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -17,11 +19,23 @@ use crate::crypto::{CryptoError, DataKey};
 use crate::{keys, Error};
 
 /// The attributes that hold customer content.
-pub(crate) const SEALED_ATTRIBUTES: &[&str] = &["content", "item", "text"];
+pub(crate) const SEALED_ATTRIBUTES: &[&str] = &["content", "item", "text", PAGE_CONTEXT];
+
+/// A session's page context (META, and the customer index that projects it).
+pub(crate) const PAGE_CONTEXT: &str = "page_context";
+/// Beside a sealed page context a PATCH wrote, its keyed digest (`HashKey::page_context`):
+/// what a retry of the PATCH compares (`store/update.rs`).
+pub(crate) const PAGE_CONTEXT_DIGEST: &str = "page_context_digest";
 
 /// What the plaintext inside an envelope was, so it comes out as the same attribute type.
 const PLAIN_BINARY: u8 = 1;
 const PLAIN_STRING: u8 = 2;
+const PLAIN_MAP: u8 = 3;
+
+/// Whether `value` is a map with something in it: an empty map has nothing to seal.
+fn is_filled_map(value: &AttributeValue) -> bool {
+    value.as_m().is_ok_and(|map| !map.is_empty())
+}
 
 /// What an envelope in `item`'s `attribute` is bound to.
 fn binding(item: &HashMap<String, AttributeValue>, attribute: &'static str) -> Binding {
@@ -41,12 +55,35 @@ pub(crate) fn seal_item(item: &mut HashMap<String, AttributeValue>, key_ref: &st
                 [&[PLAIN_BINARY], bytes.as_ref()].concat()
             }
             Some(AttributeValue::S(text)) => [&[PLAIN_STRING], text.as_bytes()].concat(),
+            Some(map @ AttributeValue::M(_)) if is_filled_map(map) => {
+                let json: serde_json::Value = serde_dynamo::from_attribute_value(map.clone()).map_err(Error::corrupt)?;
+                [&[PLAIN_MAP], serde_json::to_vec(&json).map_err(Error::corrupt)?.as_slice()].concat()
+            }
             _ => continue,
         };
         let sealed = envelope::seal(key_ref, key, &binding(item, attribute), &plain)?;
         item.insert((*attribute).to_owned(), AttributeValue::B(Blob::new(sealed)));
     }
     Ok(())
+}
+
+/// `value`, the attribute `attribute` of the item keyed `pk`, `sk`, sealed under `key` as
+/// [`seal_item`] would seal it in place (for an update that sets one attribute).
+pub(crate) fn seal_attribute(
+    pk: &str,
+    sk: &str,
+    attribute: &'static str,
+    value: AttributeValue,
+    key_ref: &str,
+    key: &DataKey,
+) -> Result<AttributeValue, Error> {
+    let mut item = HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(pk.to_owned())),
+        (keys::SK.to_owned(), AttributeValue::S(sk.to_owned())),
+        (attribute.to_owned(), value),
+    ]);
+    seal_item(&mut item, key_ref, key)?;
+    item.remove(attribute).ok_or(Error::Corrupt("a sealed attribute went missing".into()))
 }
 
 /// The key references of the envelopes in `items`.
@@ -74,6 +111,7 @@ pub(crate) fn open_item(item: &mut HashMap<String, AttributeValue>, keys: &OpenK
         let bytes = match item.get(*attribute) {
             Some(AttributeValue::B(bytes)) => bytes,
             Some(AttributeValue::S(_)) if !plain_readable => return Err(refused()),
+            Some(map @ AttributeValue::M(_)) if is_filled_map(map) && !plain_readable => return Err(refused()),
             _ => continue,
         };
         let Some(header) = envelope::header(bytes.as_ref())? else {
@@ -91,6 +129,10 @@ pub(crate) fn open_item(item: &mut HashMap<String, AttributeValue>, keys: &OpenK
         let value = match plain.split_first() {
             Some((&PLAIN_BINARY, bytes)) => AttributeValue::B(Blob::new(bytes.to_vec())),
             Some((&PLAIN_STRING, text)) => AttributeValue::S(String::from_utf8(text.to_vec()).map_err(Error::corrupt)?),
+            Some((&PLAIN_MAP, json)) => {
+                let json: serde_json::Value = serde_json::from_slice(json).map_err(Error::corrupt)?;
+                serde_dynamo::to_attribute_value(json).map_err(Error::corrupt)?
+            }
             _ => return Err(CryptoError::Malformed.into()),
         };
         item.insert((*attribute).to_owned(), value);
@@ -147,6 +189,7 @@ pub fn has_plain_content(item: &HashMap<String, AttributeValue>) -> bool {
     SEALED_ATTRIBUTES.iter().any(|attribute| match item.get(*attribute) {
         Some(AttributeValue::B(bytes)) => !matches!(envelope::header(bytes.as_ref()), Ok(Some(_))),
         Some(AttributeValue::S(_)) => true,
+        Some(map @ AttributeValue::M(_)) => is_filled_map(map),
         _ => false,
     })
 }
@@ -198,6 +241,40 @@ mod tests {
         let mut other_role = sealed;
         other_role.insert("role".to_owned(), AttributeValue::S("assistant".into()));
         assert!(matches!(open_item(&mut other_role, &keys, false), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_page_context_seals_to_binary_opens_back_to_its_map_and_an_empty_one_stays_clear() {
+        let key = Arc::new(DataKey::generate_with_material().0);
+        let page_context: AttributeValue =
+            serde_dynamo::to_attribute_value(serde_json::json!({"page": "/cart", "orders": ["A-1"], "n": 2, "deep": {"x": null}})).unwrap();
+        let meta = |page_context: AttributeValue| {
+            HashMap::from([
+                (keys::PK.to_owned(), AttributeValue::S("SESSION#1".into())),
+                (keys::SK.to_owned(), AttributeValue::S(keys::META.into())),
+                (PAGE_CONTEXT.to_owned(), page_context),
+            ])
+        };
+        let plain = meta(page_context.clone());
+        let mut sealed = plain.clone();
+        seal_item(&mut sealed, "CUST#alice", &key).unwrap();
+        assert!(sealed[PAGE_CONTEXT].is_b() && has_plain_content(&plain) && !has_plain_content(&sealed));
+        let alone = seal_attribute("SESSION#1", keys::META, PAGE_CONTEXT, page_context, "CUST#alice", &key).unwrap();
+        let keys = OpenKeys::from_iter([("CUST#alice".to_owned(), Some(key.clone()))]);
+        for mut item in [sealed.clone(), meta(alone)] {
+            open_item(&mut item, &keys, false).unwrap();
+            assert_eq!(item, plain);
+        }
+        let mut moved = sealed;
+        moved.insert(keys::PK.to_owned(), AttributeValue::S("SESSION#2".into()));
+        assert!(matches!(open_item(&mut moved, &keys, false), Err(Error::Corrupt(_))));
+
+        let mut empty = meta(AttributeValue::M(HashMap::new()));
+        seal_item(&mut empty, "CUST#alice", &key).unwrap();
+        assert_eq!(empty[PAGE_CONTEXT], AttributeValue::M(HashMap::new()), "nothing to seal");
+        assert!(!has_plain_content(&empty));
+        open_item(&mut empty, &OpenKeys::default(), false).unwrap();
+        assert!(matches!(open_item(&mut plain.clone(), &OpenKeys::default(), false), Err(Error::Corrupt(_))), "plain, refused");
     }
 
     #[test]

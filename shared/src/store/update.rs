@@ -7,6 +7,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use uuid::Uuid;
 
+use serde_json::{Map, Value};
+
+use super::sealing::{seal_attribute, PAGE_CONTEXT, PAGE_CONTEXT_DIGEST};
 use super::{from_item, n, s, within, DynamoStore};
 use crate::items::{self, MetaItem};
 use crate::model::{Caller, IfMatch, SessionPatch, SessionUpdated};
@@ -34,9 +37,10 @@ pub trait SessionUpdater {
 const MAX_UPDATE_ATTEMPTS: u32 = 3;
 
 enum Attempt {
-    Updated(MetaItem),
-    /// The condition failed; the item as it was, when DynamoDB returned it.
-    Refused(Option<MetaItem>),
+    Updated(Box<MetaItem>),
+    /// The condition failed; the item as it was (its page context as stored), when DynamoDB
+    /// returned it.
+    Refused(Option<HashMap<String, AttributeValue>>),
 }
 
 impl SessionUpdater for DynamoStore {
@@ -56,34 +60,33 @@ impl SessionUpdater for DynamoStore {
             }
             return Err(Error::PreconditionFailed);
         }
-        let page_context =
-            serde_dynamo::to_attribute_value::<_, AttributeValue>(&patch.page_context).map_err(Error::corrupt)?;
-        if caller.is_guest() {
-            // The day key of a guest's content must outlive the expiry this update slides.
-            self.cover_guest_session(&session_id).await?;
-        }
+        let page_context = self.page_context_to_write(caller, &session_id, &patch.page_context).await?;
         // Guests' META carries no customer-index keys. The token says which kind of session
         // to expect; the condition checks it, and a mismatch is retried the other way.
         let mut guest = caller.is_guest();
         for attempt in 0..MAX_UPDATE_ATTEMPTS {
             let old = match self.try_update(caller, &session_id, &page_context, if_match.as_ref(), guest).await? {
-                Attempt::Updated(meta) => {
+                Attempt::Updated(mut meta) => {
                     tracing::info!(%session_id, version = meta.version, attempt, "session updated");
+                    meta.page_context = patch.page_context;
                     return Ok(SessionUpdated { session: meta.session(), version: meta.version });
                 }
                 Attempt::Refused(Some(old)) => old,
                 // DynamoDB did not return the old item: read it to tell 404 from 412.
                 Attempt::Refused(None) => {
-                    self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?
+                    self.read_meta_item(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?
                 }
             };
+            let holds_this_change = page_context.is_in(&old);
+            let mut old: MetaItem = from_item(old)?;
             if old.owner_id != caller.customer_id || old.is_expired(self.clock.now_epoch_seconds())
             {
                 return Err(Error::NotFound);
             }
             if let Some(if_match) = if_match.as_ref().filter(|m| !m.allows(old.version)) {
-                if already_applied(&old, &page_context, if_match) {
+                if holds_this_change && already_applied(&old, if_match) {
                     tracing::info!(%session_id, version = old.version, "session update already applied");
+                    old.page_context = patch.page_context;
                     return Ok(SessionUpdated { session: old.session(), version: old.version });
                 }
                 return Err(Error::PreconditionFailed);
@@ -94,22 +97,84 @@ impl SessionUpdater for DynamoStore {
     }
 }
 
-/// Whether `meta` already holds this very change, made from a version `if_match` allows: a
-/// retry of a PATCH that was applied but whose answer was lost (or the SDK's own retry of
-/// it). A PATCH made since, even of the same page_context, replaced `patched_from`, so the
-/// retry is refused as stale. A different caller sending the same change with the same ETag
-/// is answered the same way: the session is as it asked.
-fn already_applied(meta: &MetaItem, page_context: &AttributeValue, if_match: &IfMatch) -> bool {
+/// A page context as a PATCH writes it: sealed when the store encrypts and it holds
+/// anything, with its keyed digest beside it; otherwise as it is.
+struct NewPageContext {
+    stored: AttributeValue,
+    clear: AttributeValue,
+    digest: Option<String>,
+}
+
+impl NewPageContext {
+    /// Whether the META `item` already holds this page context: by digest where the stored
+    /// one is sealed (a sealed value with no digest, or another's, never matches), by value
+    /// where it is clear (written before encryption, or empty).
+    fn is_in(&self, item: &HashMap<String, AttributeValue>) -> bool {
+        match item.get(PAGE_CONTEXT) {
+            Some(AttributeValue::B(_)) => {
+                let stored = item.get(PAGE_CONTEXT_DIGEST).and_then(|d| d.as_s().ok());
+                self.digest.is_some() && stored == self.digest.as_ref()
+            }
+            Some(stored) => *stored == self.clear,
+            None => self.clear.as_m().is_ok_and(HashMap::is_empty),
+        }
+    }
+}
+
+/// Whether `meta`, which holds this very page context ([`NewPageContext::is_in`]), holds it
+/// from this change, made from a version `if_match` allows: a retry of a PATCH that was
+/// applied but whose answer was lost (or the SDK's own retry of it). A PATCH made since, even
+/// of the same page_context, replaced `patched_from`, so the retry is refused as stale. A
+/// different caller sending the same change with the same ETag is answered the same way:
+/// the session is as it asked.
+fn already_applied(meta: &MetaItem, if_match: &IfMatch) -> bool {
     meta.patched_from.is_some_and(|from| if_match.allows(from))
-        && serde_dynamo::to_attribute_value::<_, AttributeValue>(&meta.page_context).is_ok_and(|stored| stored == *page_context)
 }
 
 impl DynamoStore {
+    /// `page_context` as this PATCH writes it. A guest's day key is moved to cover the
+    /// session's new expiry (and made, when there is something to seal and no key yet); a
+    /// customer's key is made only once the session is found live and theirs, as every
+    /// writer's is (`key_for_session`). A session that is not the caller's live one is 404.
+    async fn page_context_to_write(
+        &self,
+        caller: &Caller,
+        session_id: &Uuid,
+        page_context: &Map<String, Value>,
+    ) -> Result<NewPageContext, Error> {
+        let clear = serde_dynamo::to_attribute_value::<_, AttributeValue>(page_context).map_err(Error::corrupt)?;
+        if page_context.is_empty() || self.encryption().is_none() {
+            if caller.is_guest() {
+                // The day key of a guest's content must outlive the expiry this update slides.
+                self.cover_guest_session(session_id).await?;
+            }
+            return Ok(NewPageContext { stored: clear.clone(), clear, digest: None });
+        }
+        let digest = self.config.hash_key()?.page_context(session_id, page_context);
+        let owned = |meta: &MetaItem| meta.owner_id == caller.customer_id;
+        let (key_ref, key) = if caller.is_guest() {
+            let now_secs = self.clock.now_epoch_seconds();
+            let meta = self.read_meta(session_id, true, self.config.write_timeout).await?;
+            let meta = meta.filter(|m| owned(m) && !m.is_expired(now_secs)).ok_or(Error::NotFound)?;
+            let key_ref = meta.data_key_ref(|owner| self.customer_hash(owner))?;
+            let until = meta.guest.then(|| self.now_with_expiry().2);
+            let key = Box::pin(self.sealing_key_until(&key_ref, until)).await?;
+            (key_ref, key)
+        } else {
+            let key_ref = self.customer_key_ref(&caller.customer_id)?;
+            let key = Box::pin(self.key_for_session(&key_ref, session_id, owned)).await?;
+            (key_ref, key)
+        };
+        let key = key.ok_or(Error::NotFound)?;
+        let stored = seal_attribute(&keys::session_pk(session_id), keys::META, PAGE_CONTEXT, clear.clone(), &key_ref, &key)?;
+        Ok(NewPageContext { stored, clear, digest: Some(digest) })
+    }
+
     async fn try_update(
         &self,
         caller: &Caller,
         session_id: &Uuid,
-        page_context: &AttributeValue,
+        page_context: &NewPageContext,
         if_match: Option<&IfMatch>,
         guest: bool,
     ) -> Result<Attempt, Error> {
@@ -128,10 +193,15 @@ impl DynamoStore {
             set.push("GSI1SK = :now");
             set.push("listed_turn_count = turn_count");
         }
+        let mut update = format!("SET {}", set.join(", "));
+        match &page_context.digest {
+            Some(_) => update.push_str(", page_context_digest = :digest"),
+            None => update.push_str(" REMOVE page_context_digest"),
+        }
         let mut condition =
             format!("attribute_exists(PK) AND owner_id = :owner AND {} AND guest = :guest", items::LIVE_CONDITION);
         let mut values = HashMap::from([
-            (":page_context".to_owned(), page_context.clone()),
+            (":page_context".to_owned(), page_context.stored.clone()),
             (":now".to_owned(), s(&now)),
             (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
             (":now_secs".to_owned(), n(now_secs)),
@@ -141,6 +211,9 @@ impl DynamoStore {
             (":owner".to_owned(), s(&caller.customer_id)),
             (":guest".to_owned(), AttributeValue::Bool(guest)),
         ]);
+        if let Some(digest) = &page_context.digest {
+            values.insert(":digest".to_owned(), s(digest));
+        }
         if let Some(IfMatch::Versions(versions)) = if_match {
             let names: Vec<String> = (0..versions.len()).map(|i| format!(":v{i}")).collect();
             condition.push_str(&format!(" AND version IN ({})", names.join(", ")));
@@ -152,7 +225,7 @@ impl DynamoStore {
             .table_name(self.table())
             .key(keys::PK, s(keys::session_pk(session_id)))
             .key(keys::SK, s(keys::META))
-            .update_expression(format!("SET {}", set.join(", ")))
+            .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#ttl", "ttl")
             .set_expression_attribute_values(Some(values))
@@ -164,11 +237,11 @@ impl DynamoStore {
             Ok(output) => {
                 self.record_write(output.consumed_capacity());
                 let item = output.attributes.ok_or_else(|| Error::Corrupt("the update returned no item".into()))?;
-                Ok(Attempt::Updated(from_item(item)?))
+                Ok(Attempt::Updated(Box::new(from_item(item)?)))
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    Ok(Attempt::Refused(failed.item.map(from_item).transpose()?))
+                    Ok(Attempt::Refused(failed.item))
                 }
                 other => Err(Error::from_store(other)),
             },

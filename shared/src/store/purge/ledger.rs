@@ -14,6 +14,7 @@ use crate::store::{from_item, n, s, to_item, within, DynamoStore};
 use crate::{clock, keys, Error};
 
 use super::{BatchDeleter, CustomerPurger, Erased, LastReceiptItem, LedgerItem, MetaOutcome, PendingItem, ReceiptItem, ReceiptReader};
+use super::replicas::session_set;
 use super::{MAX_PURGE_ROUNDS, SESSIONS_IN_PARALLEL};
 use crate::store::janitor::Task;
 
@@ -79,15 +80,25 @@ impl DynamoStore {
         let listed = self.registered_sessions(hash).await?;
         self.mark_listed(hash, &listed).await?;
 
+        let mut erased_any = false;
         for _ in 0..MAX_PURGE_ROUNDS {
             let pending = self.pending(hash).await?;
             if pending.is_empty() {
-                self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
+                let memory_deleted = self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
                 // A key an append raced into being while the purge ran goes too, so that from
                 // the receipt's `key_destroyed_at` on no key of the customer exists.
                 self.destroy_data_key(&key_ref).await?;
                 let key_destroyed_at = clock::format(self.clock.now());
-                // No receipt while a warm instance may still hold a lease on the key.
+                // With several regions, every other one must hold nothing of the customer before
+                // the receipt. A ledger already closed is a concurrent run's, which checked.
+                if self.has_replicas() {
+                    if let Some(swept) = self.mark_swept(hash, erased_any || memory_deleted > 0).await? {
+                        let deleted = swept.sessions_deleted + swept.items_deleted + swept.memory_items_deleted > 0;
+                        self.await_replicas(hash, deleted, swept.swept_at.as_deref(), &swept.sessions).await?;
+                    }
+                }
+                // No receipt while a warm instance may still hold a lease on the key; last, so that
+                // the wait for other regions comes before it.
                 self.wait_out_key_leases().await;
                 let receipt = self.close_ledger(hash, &ledger, &key_destroyed_at).await?;
                 tracing::info!(
@@ -102,11 +113,13 @@ impl DynamoStore {
             // After a failure no new session starts, but those under way finish and are
             // counted, rather than being dropped with their requests in flight.
             let failed = &AtomicBool::new(false);
+            let erased_here = &AtomicBool::new(false);
             let outcomes: Vec<Result<(), Error>> = futures::stream::iter(pending)
                 .map(|marker| async move {
                     if failed.load(Ordering::Relaxed) {
                         return Ok(());
                     }
+                    erased_here.store(true, Ordering::Relaxed);
                     let outcome = match self.erase_session(deleter, hash, &marker.session_id, Some(&marker)).await {
                         Ok(erased) => self.retire_into_ledger(hash, &marker, erased).await,
                         Err(e) => Err(e),
@@ -119,6 +132,7 @@ impl DynamoStore {
                 .buffer_unordered(SESSIONS_IN_PARALLEL)
                 .collect()
                 .await;
+            erased_any |= erased_here.load(Ordering::Relaxed);
             outcomes.into_iter().collect::<Result<(), Error>>()?;
         }
         Err(Error::Unavailable("sessions kept appearing while the purge ran; repeat it".into()))
@@ -152,6 +166,15 @@ impl DynamoStore {
         self.privacy_items(hash, keys::PENDING_PREFIX, None).await?.into_iter().map(from_item).collect()
     }
 
+    /// An UpdateItem of the customer's ledger.
+    fn ledger_update(&self, hash: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::privacy_pk(hash)))
+            .key(keys::SK, s(keys::PURGE_LEDGER))
+    }
+
     /// Creates the customer's ledger, or returns the one a cut-off purge left, as it is.
     pub(super) async fn open_ledger(
         &self,
@@ -160,11 +183,7 @@ impl DynamoStore {
         work_sk: &str,
     ) -> Result<LedgerItem, Error> {
         let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::privacy_pk(hash)))
-            .key(keys::SK, s(keys::PURGE_LEDGER))
+            .ledger_update(hash)
             .update_expression(
                 "SET receipt_id = if_not_exists(receipt_id, :receipt_id), customer_hash = :hash, \
                  requested_at = if_not_exists(requested_at, :now), request_id = if_not_exists(request_id, :request_id), \
@@ -201,10 +220,11 @@ impl DynamoStore {
             .table_name(self.table())
             .key(keys::PK, s(keys::privacy_pk(hash)))
             .key(keys::SK, s(keys::PURGE_LEDGER))
-            .update_expression("ADD sessions_deleted :sessions, items_deleted :items")
+            .update_expression("ADD sessions_deleted :sessions, items_deleted :items, sessions :session")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":sessions", n(u64::from(counted)))
             .expression_attribute_values(":items", n(erased.items))
+            .expression_attribute_values(":session", session_set(&marker.session_id))
             .build()
             .map_err(Error::unavailable)?;
         let retire = self
@@ -222,6 +242,26 @@ impl DynamoStore {
             // The marker or the ledger is already gone: a concurrent run finished first.
             Transacted::ConditionFailed => self.delete_pending(hash, &marker.session_id).await,
         }
+    }
+
+    /// Stamps the ledger `swept_at` now when this run deleted something (the replication
+    /// window starts again), and answers the ledger as it stands; `None` when it is closed.
+    pub(super) async fn mark_swept(&self, hash: &str, deleted: bool) -> Result<Option<LedgerItem>, Error> {
+        let expression = if deleted { "SET swept_at = :now" } else { "SET swept_at = if_not_exists(swept_at, :now)" };
+        let update = self
+            .ledger_update(hash)
+            .update_expression(expression)
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":now", s(clock::format(self.clock.now())))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let output = match within(self.config.write_timeout, update.send()).await? {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => return Ok(None),
+            Err(e) => return Err(Error::from_store(e)),
+        };
+        self.record_write(output.consumed_capacity());
+        from_item(output.attributes.unwrap_or_default()).map(Some)
     }
 
     /// Step 4's ledger update: `deleted` more memory items, while the ledger exists.

@@ -41,7 +41,9 @@
 //!    META is gone by then, and a window's facts are written only while its META exists, so
 //!    no fact can arrive after this step;
 //! 5. destroys the data key again, in case an append raced a new key into being (the
-//!    janitor's finish of a purge too); then, in one transaction, writes the receipt, which
+//!    janitor's finish of a purge too); with several regions, waits for the other regions'
+//!    replicas to hold nothing of the customer ([`replicas`]: until then a retryable
+//!    [`Error::PurgeReplicating`], the ledger left open); then, in one transaction, writes the receipt, which
 //!    states when (`key_destroyed_at`), points `PRIVACY#<customer_hash> / RECEIPT` at it, and
 //!    deletes the ledger and the work item.
 //!
@@ -63,7 +65,11 @@ use crate::{keys, Error};
 
 mod erase;
 mod ledger;
+mod replicas;
 mod sweep;
+
+#[cfg(feature = "secrets")]
+pub(crate) use replicas::replica_clients;
 
 /// Deletes a session (`DELETE /sessions/{id}`).
 pub trait SessionDeleter {
@@ -175,6 +181,13 @@ struct LedgerItem {
     /// The janitor's work item for this purge, retired with the ledger.
     #[serde(default)]
     work_sk: Option<String>,
+    /// The sessions the purge deleted, whose partitions it reads in the other regions before
+    /// its receipt ([`replicas`]).
+    #[serde(default)]
+    sessions: std::collections::BTreeSet<Uuid>,
+    /// When a run of the purge last deleted something: the replication window starts there.
+    #[serde(default)]
+    swept_at: Option<String>,
 }
 
 /// `PRIVACY#<customer_hash> / RECEIPT`: the customer's last receipt.
