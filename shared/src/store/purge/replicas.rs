@@ -30,7 +30,7 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::store::{s, within, DynamoStore};
-use crate::{clock, keys, Config, Error};
+use crate::{clock, keys, Error};
 
 /// Seconds a purge that found another region behind asks the caller to wait.
 const BEHIND_RETRY_SECONDS: u64 = 5;
@@ -40,7 +40,7 @@ const READS_IN_PARALLEL: usize = 8;
 /// A client of each region other than this one ([`Config::other_regions`]): its own region,
 /// and the endpoint `REGION_ENDPOINTS` names for it (locally); on AWS, the region's own.
 #[cfg(feature = "secrets")]
-pub(crate) fn replica_clients(shared: &aws_config::SdkConfig, config: &Config) -> Result<Vec<(String, Client)>, Error> {
+pub(crate) fn replica_clients(shared: &aws_config::SdkConfig, config: &crate::Config) -> Result<Vec<(String, Client)>, Error> {
     Ok(config
         .other_regions()?
         .into_iter()
