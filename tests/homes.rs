@@ -789,7 +789,6 @@ async fn a_guest_days_key_named_by_its_day_alone_lives_as_long_as_its_sessions_a
 }
 
 #[tokio::test]
-#[ignore = "known defect (README, Multi-region): a customer's data key first made in the old home within the lag is made again in the new home, and last writer wins keeps one"]
 async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_turns_after_it() {
     // Given content sealed in both regions under one master key, and a home map the replicator rewrites,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
