@@ -747,7 +747,7 @@ async fn a_guest_days_key_named_by_its_day_alone_lives_as_long_as_its_sessions_a
     regions.after(3 * LAG).await;
     let day = tidewater::clock::format(stores[WEST].clock().now())[..10].to_owned();
     let older = keys::guest_data_key(&day);
-    assert_eq!(guest_keys(&regions, EAST).await, [older.clone()]);
+    assert_eq!(guest_keys(&regions, EAST).await, std::slice::from_ref(&older));
     // when its home appends to it nearly a day later (sealed under the day's key of its
     // region) and again nearly a day after that, sliding its expiry each time,
     let slot = tidewater::home::id_slot(&session);

@@ -1,13 +1,13 @@
 //! The key table: each customer's (and each guest day's) wrapped data key, the one copy of it.
 //!
 //! Its item is `PK = CUST#<region>#<customer hash>` (made by that region alone) with several
-//! regions and `CUST#<customer hash>` with one, or for guests `GUEST#<region>#<yyyy-mm-dd>` with
-//! several regions and `GUEST#<yyyy-mm-dd>` with one ([`keys::regional_customer_data_key`],
-//! [`keys::customer_data_key`],
-//! [`keys::regional_guest_data_key`], [`keys::guest_data_key`]) with the key's random `generation`, the `wrapped` key and the
-//! `master_key_id` that wrapped it; a guest key also its `until` (the latest expiry of a
-//! session sealed under it) and `guest_keys = GUEST`, which puts it in the sparse index the
-//! janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
+//! regions and `CUST#<customer hash>` with one, or for guests `GUEST#<region>#<yyyy-mm-dd>`
+//! with several regions and `GUEST#<yyyy-mm-dd>` with one ([`keys::regional_customer_data_key`],
+//! [`keys::customer_data_key`], [`keys::regional_guest_data_key`], [`keys::guest_data_key`])
+//! with the key's random `generation`, the `wrapped` key and the `master_key_id` that wrapped
+//! it; a guest key also its `until` (the latest expiry of a session sealed under it) and
+//! `guest_keys = GUEST`, which puts it in the sparse index the janitor reads to destroy it once
+//! `until` has passed. The table has no PITR and no stream,
 //! so deleting the item is the end of the key (see the README's privacy section for its backups).
 //!
 //! **A warm cache never outlives a destroyed key.** Every use of a key, to seal or to open,
