@@ -15,7 +15,7 @@
 //! 2. it reads each other region's replica, strongly consistent: the customer's registry
 //!    entries and pending markers (`PRIVACY#<hash>`), their memory (`MEMORY#<hash>`), the
 //!    partition of every session the purge deleted (the ledger's `sessions`), and, when the
-//!    store encrypts, the customer's data key in that region's key table. Anything there is a
+//!    store encrypts, each of the customer's data keys in that region's key table. Anything there is a
 //!    replica still behind: [`Error::PurgeReplicating`]. A region that does not answer is a 503
 //!    too. A region the home map moved away from (failed over) is not read: it may be gone
 //!    for good, a standing fence refuses the purge, and it gets the deletes if it returns.
@@ -67,7 +67,6 @@ impl DynamoStore {
     pub(super) async fn await_replicas(
         &self,
         hash: &str,
-        key_ref: &str,
         wait_window: bool,
         swept_at: Option<&str>,
         sessions: &BTreeSet<Uuid>,
@@ -88,7 +87,7 @@ impl DynamoStore {
                 tracing::info!(%region, "a purge does not wait for a region that failed over");
                 continue;
             }
-            if self.replica_holds(client, hash, key_ref, sessions).await? {
+            if self.replica_holds(client, hash, sessions).await? {
                 tracing::info!(%region, "a purge waits for a region that still holds some of the customer");
                 return Err(Error::PurgeReplicating(BEHIND_RETRY_SECONDS));
             }
@@ -97,11 +96,16 @@ impl DynamoStore {
     }
 
     /// Whether the replica behind `client` holds a registry entry, pending marker or memory
-    /// item of the customer, any item of one of `sessions`, or (when this store encrypts) the
-    /// customer's data key `key_ref` in its key table.
-    async fn replica_holds(&self, client: &Client, hash: &str, key_ref: &str, sessions: &BTreeSet<Uuid>) -> Result<bool, Error> {
-        if self.encryption().is_some() && self.replica_has_key(client, key_ref).await? {
-            return Ok(true);
+    /// item of the customer, any item of one of `sessions`, or (when this store encrypts) one of
+    /// the customer's data keys in its key table (every name the purge destroys,
+    /// [`DynamoStore::customer_key_refs`]).
+    async fn replica_holds(&self, client: &Client, hash: &str, sessions: &BTreeSet<Uuid>) -> Result<bool, Error> {
+        if self.encryption().is_some() {
+            let refs = self.customer_key_refs(hash)?;
+            let held = futures::future::try_join_all(refs.iter().map(|key_ref| self.replica_has_key(client, key_ref))).await?;
+            if held.into_iter().any(|held| held) {
+                return Ok(true);
+            }
         }
         let privacy = self.replica_keys(client, keys::privacy_pk(hash), None).await?;
         let behind = privacy.iter().any(|sk| sk.starts_with(keys::REGISTRY_PREFIX) || sk.starts_with(keys::PENDING_PREFIX));
