@@ -23,8 +23,8 @@ pub(crate) const SEALED_ATTRIBUTES: &[&str] = &["content", "item", "text", PAGE_
 
 /// A session's page context (META, and the customer index that projects it).
 pub(crate) const PAGE_CONTEXT: &str = "page_context";
-/// Beside a sealed page context a PATCH wrote, its keyed digest (`HashKey::page_context`):
-/// what a retry of the PATCH compares (`store/update.rs`).
+/// The keyed digest earlier versions kept beside a sealed page context; a PATCH removes it
+/// (`store/update.rs` compares plaintexts instead).
 pub(crate) const PAGE_CONTEXT_DIGEST: &str = "page_context_digest";
 
 /// What the plaintext inside an envelope was, so it comes out as the same attribute type.
