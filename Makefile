@@ -105,7 +105,7 @@ bench: tools
 	cargo build --release --locked -p tidewater-bench --bin bench -p tidewater-local --bin bench-summarize
 	cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(FUNCTIONS))
 	# A second DynamoDB Local on the next port: the other region of the regions section.
-	DDB_PORT=$$(($(BENCH_DDB_PORT) + 1)) ./scripts/with-dynamodb.sh sh -c \
+	DDB_PORT=$$(($(BENCH_DDB_PORT) + 1)) DDB_JAVA_OPTS= ./scripts/with-dynamodb.sh sh -c \
 	  'BENCH_SECOND_DYNAMODB="$$AWS_ENDPOINT_URL_DYNAMODB" DDB_PORT=$(BENCH_DDB_PORT) exec ./scripts/with-dynamodb.sh target/release/bench'
 
 # DynamoDB Local, a fault-injecting proxy and the whole local stack, under a seeded concurrent

@@ -29,8 +29,13 @@ if [ ! -f "$launcher_dir/LoopbackDynamoDB.class" ] || [ "$launcher_src" -nt "$la
   rm -rf "$launcher_dir" && mv "$building" "$launcher_dir" 2>/dev/null || rm -rf "$building"
 fi
 
+# DDB_JAVA_OPTS: the JVM's options. By default only the quick JIT (C1): DynamoDB Local then spends
+# half the CPU to start and under the integration tests (bench/README.md, "Third round"), where
+# the optimising JIT's compiling costs more than its faster code saves. `make bench` sets it
+# empty, so that its figures stay comparable with the report's.
 # Started in the background, DynamoDB Local ignores SIGINT: it is stopped here, on the way out.
-java -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -cp "$launcher_dir:$class_path" LoopbackDynamoDB \
+# shellcheck disable=SC2086
+java ${DDB_JAVA_OPTS--XX:TieredStopAtLevel=1} -Djava.library.path="$lib_dir/DynamoDBLocal_lib" -cp "$launcher_dir:$class_path" LoopbackDynamoDB \
   -port "$DDB_PORT" -inMemory -sharedDb -disableTelemetry >"${DDB_LOG:-/dev/null}" 2>&1 &
 ddb_pid=$!
 # For a benchmark's CPU accounting (local/src/bin/bench-summarize.rs).

@@ -662,27 +662,130 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
 }
 
 #[tokio::test]
-async fn a_guest_days_key_is_destroyed_by_one_region_alone() {
-    // Given a guest's session sealed under the day's key in the west, replicated to the east,
+async fn guest_sessions_made_the_same_day_in_two_regions_keep_their_keys_and_each_region_destroys_its_own() {
+    // Given two regions that seal content, with replication paused both ways,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
+    let sealing = || test_config().with_master_keys(&tidewater_tests::test_master_keys()).expect("a test master key");
+    let stores = [region_store(&regions, EAST, sealing(), homes()).await, region_store(&regions, WEST, sealing(), homes()).await];
+    // when a guest in each region makes a session there the same day and appends to it,
+    let guests = [tidewater::Caller::new("visitor-east", ["guest"]), tidewater::Caller::new("visitor-west", ["guest"])];
+    let mut sessions = Vec::new();
+    for region in [EAST, WEST] {
+        sessions.push(tidewater_tests::session_with_turns(&stores[region], &guests[region], 2).await);
+    }
+    // and replication resumes,
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    // then both sessions' content opens in both regions: each was sealed under its own
+    // region's day key, so last writer wins dropped neither;
+    let day = tidewater::clock::format(stores[EAST].clock().now())[..10].to_owned();
+    let day_keys: Vec<String> = NAMES.iter().map(|name| keys::regional_guest_data_key(name, &day)).collect();
+    let mut both = day_keys.clone();
+    both.sort();
+    for region in [EAST, WEST] {
+        for owner in [EAST, WEST] {
+            let context = stores[region].load_context(&guests[owner], sessions[owner], tidewater_tests::newest(10, true)).await;
+            let context = context.unwrap_or_else(|e| panic!("{}'s session in {}: {e:?}", NAMES[owner], NAMES[region]));
+            let contents: Vec<&str> = context.turns.iter().map(|t| t.content.as_str()).collect();
+            assert_eq!(contents, ["turn 0: is volume 0 of Frieren in stock?", "turn 1: is volume 1 of Frieren in stock?"]);
+            assert!(!context.degraded);
+        }
+        assert_eq!(guest_keys(&regions, region).await, both, "both day keys in {}", NAMES[region]);
+    }
+    // a pass before the sessions expire destroys nothing;
+    for store in &stores {
+        assert_eq!(store.janitor_pass(store.clock().now()).await.unwrap().guest_keys_destroyed, 0);
+    }
+    // once they have expired, with replication paused again, each region's janitor destroys
+    // its own day key, and only that one,
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
+    let later = stores[EAST].config().session_ttl + Duration::from_secs(3 * 86_400);
+    for region in [EAST, WEST] {
+        let store = &stores[region];
+        store.clock().advance(later);
+        assert_eq!(store.janitor_pass(store.clock().now()).await.unwrap().guest_keys_destroyed, 1);
+        let other = 1 - region;
+        assert_eq!(guest_keys(&regions, region).await, [day_keys[other].clone()], "{} kept the other's key", NAMES[region]);
+    }
+    // and once the deletes have replicated neither region holds a guest key.
+    regions.replicator.with_mesh(|mesh| mesh.pause(None, None, false));
+    regions.after(3 * LAG).await;
+    for region in [EAST, WEST] {
+        assert!(guest_keys(&regions, region).await.is_empty());
+    }
+}
+
+/// The names of the guest day keys in `region`'s own key table, sorted.
+async fn guest_keys(regions: &Regions, region: usize) -> Vec<String> {
+    let table = format!("{}-keys", regions.table);
+    let scan = regions.upstreams[region].scan().table_name(table).consistent_read(true).send().await.expect("scan the key table");
+    let mut names: Vec<String> = scan
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| item.get(keys::PK).and_then(|pk| pk.as_s().ok()).cloned())
+        .filter(|pk| pk.starts_with(keys::GUEST_KEY_PREFIX))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_guest_days_key_named_by_its_day_alone_lives_as_long_as_its_sessions_and_is_destroyed_by_one_region_alone() {
+    // Given a guest's session sealed in the west under the day's key named by its day alone
+    // (as before day keys named a region), replicated to the east,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     let sealing = || test_config().with_master_keys(&tidewater_tests::test_master_keys()).expect("a test master key");
     let stores = [region_store(&regions, EAST, sealing(), homes()).await, region_store(&regions, WEST, sealing(), homes()).await];
+    let before = DynamoStore::new(
+        crate::replication::client(&regions.endpoints[WEST]).await,
+        Config { homes: None, ..stores[WEST].config().clone() },
+    );
     let guest = tidewater::Caller::new("visitor-1", ["guest"]);
-    tidewater_tests::session_with_turns(&stores[WEST], &guest, 1).await;
+    let session = tidewater_tests::session_with_turns(&before, &guest, 1).await;
     regions.after(3 * LAG).await;
-    // when the session has long expired and each region's janitor passes before the other's
-    // deletes arrive,
-    let later = stores[WEST].config().session_ttl + Duration::from_secs(3 * 86_400);
+    let day = tidewater::clock::format(stores[WEST].clock().now())[..10].to_owned();
+    let older = keys::guest_data_key(&day);
+    assert_eq!(guest_keys(&regions, EAST).await, std::slice::from_ref(&older));
+    // when its home appends to it nearly a day later (sealed under the day's key of its
+    // region) and again nearly a day after that, sliding its expiry each time,
+    let slot = tidewater::home::id_slot(&session);
+    let home = NAMES.iter().position(|name| *name == homes().homes().unwrap().home_of(slot)).expect("a home");
+    let advance = |by: Duration| {
+        for store in &stores {
+            store.clock().advance(by);
+        }
+    };
+    for late in ["late-1", "late-2"] {
+        advance(Duration::from_secs(23 * 3_600));
+        let turn = NewTurn { response_id: late.into(), role: "user".into(), content: late.into(), intent: None, token_count: None, item: None };
+        stores[home].append_turn(&guest, session, turn.validate(stores[home].config()).unwrap()).await.expect("appended");
+    }
+    regions.after(3 * LAG).await;
+    // then past the older key's first `until`, no janitor destroys either key, and every
+    // turn still opens in both regions;
+    advance(Duration::from_secs(4 * 3_600));
+    for store in &stores {
+        assert_eq!(store.janitor_pass(store.clock().now()).await.unwrap().guest_keys_destroyed, 0);
+        let context = store.load_context(&guest, session, tidewater_tests::newest(10, true)).await.expect("the session opens");
+        assert_eq!(context.turns.len(), 3);
+    }
+    // once the session has long expired and each region's janitor passes before the other's
+    // deletes arrive, the older key is destroyed only by the home of the slot its name hashes
+    // to, and the region's key only by its region.
+    advance(Duration::from_secs(4 * 86_400));
     let mut destroyed = Vec::new();
     for store in &stores {
-        store.clock().advance(later);
         destroyed.push(store.janitor_pass(store.clock().now()).await.unwrap().guest_keys_destroyed);
     }
-    // then only the home of the slot the key's name hashes to destroyed it.
-    let day = &tidewater::clock::format(stores[WEST].clock().now() - later)[..10];
-    let owner = homes().homes().unwrap().home_of(tidewater::home::customer_slot(&keys::guest_data_key(day))).to_owned();
-    let expected: Vec<u64> = NAMES.iter().map(|name| u64::from(*name == owner)).collect();
+    let owners = homes().homes().unwrap();
+    let older_owner = owners.home_of(tidewater::home::customer_slot(&older));
+    let regional_owner = owners.region_of(slot);
+    let expected: Vec<u64> = NAMES.iter().map(|name| u64::from(*name == older_owner) + u64::from(*name == regional_owner)).collect();
     assert_eq!(destroyed, expected);
+    regions.after(3 * LAG).await;
+    assert!(guest_keys(&regions, EAST).await.is_empty());
 }
 
 #[tokio::test]
@@ -733,7 +836,6 @@ async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_
 }
 
 #[tokio::test]
-#[ignore = "known defect (README, Multi-region): each region makes the day's guest key for the guests it serves, and last writer wins keeps one"]
 async fn guests_served_in_two_regions_within_the_lag_both_read_their_turns_after_it() {
     // Given content sealed in both regions under one master key,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;

@@ -187,6 +187,25 @@ impl Config {
         }
     }
 
+    /// The region a guest day's key of a session in `slot` is named by: the slot's region by
+    /// position, fixed for the session's life; `None` in a single-region deployment, whose
+    /// day keys name no region ([`crate::keys::guest_data_key`]).
+    pub fn guest_key_region(&self, slot: u8) -> Result<Option<String>, Error> {
+        match &self.homes {
+            Some(source) => Ok(Some(source.homes().map_err(Error::Config)?.region_of(slot).to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether this region is home now to the slots of `region` (always, in a single-region
+    /// deployment): the one region that writes and destroys the guest day keys named by it.
+    pub fn is_home_of_region(&self, region: &str) -> Result<bool, Error> {
+        match (&self.homes, &self.region) {
+            (Some(source), Some(here)) => Ok(source.homes().map_err(Error::Config)?.home_of_region(region) == here),
+            _ => Ok(true),
+        }
+    }
+
     /// Whether writes to `session` wait for a failover's old home ([`crate::home::HomeMap::fenced`]).
     pub fn is_fenced(&self, session: &uuid::Uuid) -> Result<bool, Error> {
         match &self.homes {

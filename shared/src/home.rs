@@ -114,10 +114,21 @@ impl Homes {
         (!regions.is_empty()).then_some(Homes { regions, map })
     }
 
-    /// The region home to `slot`: its region by position, followed through the moves (a
-    /// chain of moves is followed to its end; a cycle stops where it closes).
+    /// The region home to `slot`: its region by position, followed through the moves.
     pub fn home_of(&self, slot: u8) -> &str {
-        let mut region = self.regions[usize::from(slot) % self.regions.len()].as_str();
+        self.home_of_region(self.region_of(slot))
+    }
+
+    /// The region `slot` belongs to by position, before any move: the region named in a
+    /// guest day's key ([`crate::keys::regional_guest_data_key`]), fixed for the slot's life.
+    pub fn region_of(&self, slot: u8) -> &str {
+        &self.regions[usize::from(slot) % self.regions.len()]
+    }
+
+    /// The region home to the slots of `region` now: `region` itself, followed through the
+    /// moves (a chain of moves is followed to its end; a cycle stops where it closes).
+    pub fn home_of_region<'a>(&'a self, region: &'a str) -> &'a str {
+        let mut region = region;
         for _ in 0..self.regions.len() {
             match self.map.moved.get(region) {
                 Some(to) if to != region => region = to,
@@ -247,6 +258,8 @@ mod tests {
         homes.fail_over("us-east-1", "eu-west-1");
         assert_eq!(homes.map.epoch, 1);
         assert!((0..=255u8).all(|slot| homes.home_of(slot) == "eu-west-1"));
+        // A slot keeps the region it belongs to by position; that region's home moved.
+        assert_eq!((homes.region_of(0), homes.home_of_region("us-east-1")), ("us-east-1", "eu-west-1"));
         assert_eq!(homes.slot_homed_in("us-east-1"), None);
         homes.fail_over("eu-west-1", "us-east-1");
         assert_eq!(homes.map.epoch, 2);

@@ -42,9 +42,33 @@ pub fn customer_data_key(customer_hash: &str) -> String {
 }
 
 /// The key table's hash key: the data key of the guest sessions created on `day`
-/// (`yyyy-mm-dd`). Deleted by the janitor once every such session has expired.
+/// (`yyyy-mm-dd`), in a single-region deployment (and of every guest session sealed before
+/// day keys were named by region). Deleted by the janitor once every such session has expired.
 pub fn guest_data_key(day: &str) -> String {
     format!("{GUEST_KEY_PREFIX}{day}")
+}
+
+/// The key table's hash key, with several regions: the data key of the guest sessions created
+/// on `day` whose slots belong to `region` by position (`GUEST#<region>#<yyyy-mm-dd>`). Only
+/// the home of those slots creates it, moves its `until` and destroys it, so that no two
+/// regions ever write it at once and last writer wins never drops a key content was sealed
+/// under.
+pub fn regional_guest_data_key(region: &str, day: &str) -> String {
+    format!("{GUEST_KEY_PREFIX}{region}#{day}")
+}
+
+/// The region a guest day's key is named by (`GUEST#<region>#<day>`); `None` for a
+/// single-region (or older) `GUEST#<day>` and for every other key.
+pub fn guest_key_region(key_ref: &str) -> Option<&str> {
+    let (region, _day) = key_ref.strip_prefix(GUEST_KEY_PREFIX)?.split_once('#')?;
+    Some(region)
+}
+
+/// The key of the same day named by the day alone (`GUEST#<day>`), of a guest day's key named
+/// by its region: the key that sessions made that day before day keys named a region use.
+pub fn unregioned_guest_key(key_ref: &str) -> Option<String> {
+    let (_region, day) = key_ref.strip_prefix(GUEST_KEY_PREFIX)?.split_once('#')?;
+    Some(guest_data_key(day))
 }
 
 pub const GUEST_KEY_PREFIX: &str = "GUEST#";
@@ -183,6 +207,17 @@ mod tests {
         assert!(late.as_str() > work_due_bound(1_700_000_000).as_str());
         assert!(late.as_str() <= work_due_bound(1_700_000_001).as_str());
         assert!(WORK_PREFIX < early.as_str());
+    }
+
+    #[test]
+    fn a_guest_day_key_names_its_region_or_none() {
+        let regional = regional_guest_data_key("eu-west-1", "2026-12-07");
+        assert_eq!(regional, "GUEST#eu-west-1#2026-12-07");
+        assert_eq!(guest_key_region(&regional), Some("eu-west-1"));
+        assert_eq!(unregioned_guest_key(&regional).as_deref(), Some("GUEST#2026-12-07"));
+        assert_eq!(unregioned_guest_key("GUEST#2026-12-07"), None);
+        assert_eq!(guest_key_region(&guest_data_key("2026-12-07")), None);
+        assert_eq!(guest_key_region(&customer_data_key("abc")), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | 1 | [`ENVELOPE_V1`] (`0xE1`; gzip, the plaintext form, starts with `0x1F`) |
 //! | 1 | `n`, the length of the key reference |
-//! | `n` | the key reference, UTF-8 (`CUST#<id>`, `GUEST#<yyyy-mm-dd>`) |
+//! | `n` | the key reference, UTF-8 (`CUST#<id>`, `GUEST#<region>#<yyyy-mm-dd>`, `GUEST#<yyyy-mm-dd>`) |
 //! | 16 | the key's generation (a new one each time a key is created) |
 //! | 12 | a random nonce |
 //! | rest | ciphertext and the 16-byte tag |

@@ -1,10 +1,11 @@
 //! The key table: each customer's (and each guest day's) wrapped data key, the one copy of it.
 //!
-//! Its item is `PK = CUST#<customer hash>` or `GUEST#<yyyy-mm-dd>` ([`keys::customer_data_key`],
-//! [`keys::guest_data_key`]) with the key's random `generation`, the `wrapped` key and the
-//! `master_key_id` that wrapped it; a guest key also its `until` (the latest expiry of a
-//! session sealed under it) and `guest_keys = GUEST`, which puts it in the sparse index the
-//! janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
+//! Its item is `PK = CUST#<customer hash>`, or for guests `GUEST#<region>#<yyyy-mm-dd>` with
+//! several regions and `GUEST#<yyyy-mm-dd>` with one ([`keys::customer_data_key`],
+//! [`keys::regional_guest_data_key`], [`keys::guest_data_key`]) with the key's random
+//! `generation`, the `wrapped` key and the `master_key_id` that wrapped it; a guest key also
+//! its `until` (the latest expiry of a session sealed under it) and `guest_keys = GUEST`,
+//! which puts it in the sparse index the janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
 //! so deleting the item is the end of the key (see the README's privacy section for its backups).
 //!
 //! **A warm cache never outlives a destroyed key.** Every use of a key, to seal or to open,
@@ -105,9 +106,20 @@ impl DynamoStore {
     /// not encrypt.
     pub(crate) fn session_key_ref(&self, meta: &MetaItem) -> Result<Option<String>, Error> {
         match self.encryption() {
-            Some(_) => meta.data_key_ref(|owner| self.customer_hash(owner)).map(Some),
+            Some(_) => self.meta_key_ref(meta).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The name of the data key `meta`'s session is sealed under. A guest's day key is named
+    /// by the region its session's slot belongs to (with several regions), so that only that
+    /// slot's home ever writes it.
+    pub(crate) fn meta_key_ref(&self, meta: &MetaItem) -> Result<String, Error> {
+        let region = match meta.guest {
+            true => self.config.guest_key_region(crate::home::id_slot(&meta.session_id))?,
+            false => None,
+        };
+        meta.data_key_ref(region.as_deref(), |owner| self.customer_hash(owner))
     }
 
     /// The key named by `key_ref` as the key table holds it now, never created (an append's
@@ -181,6 +193,9 @@ impl DynamoStore {
         .send();
         match within(self.config.write_timeout, put).await? {
             Ok(_) => {
+                if let Some(until) = until {
+                    self.cover_unregioned(key_ref, until).await?;
+                }
                 let key = Arc::new(key);
                 self.remember(encryption, key_ref, &key);
                 tracing::info!(key_ref = %redacted(key_ref), "data key created");
@@ -235,7 +250,7 @@ impl DynamoStore {
             return Ok(());
         };
         if self.extend_guest_key(key_ref, needed).await? {
-            Ok(())
+            self.cover_unregioned(key_ref, needed).await
         } else {
             Err(Error::Unavailable("the guest data key was destroyed while this write read it; retry".into()))
         }
@@ -251,12 +266,28 @@ impl DynamoStore {
         let Some(meta) = self.read_meta(session_id, true, self.config.write_timeout).await?.filter(|m| m.guest) else {
             return Ok(());
         };
-        let key_ref = meta.data_key_ref(|owner| self.customer_hash(owner))?;
+        let key_ref = self.meta_key_ref(&meta)?;
         let needed = self.now_with_expiry().2;
-        if let Some(item) = self.read_key_item(&key_ref).await? {
-            if item.until.is_some_and(|held| held < needed) {
+        match self.read_key_item(&key_ref).await? {
+            Some(item) if item.until.is_some_and(|held| held < needed) => {
                 self.extend_guest_key(&key_ref, needed).await?;
+                self.cover_unregioned(&key_ref, needed).await
             }
+            Some(_) => Ok(()),
+            // Its content, if any, is sealed under the day's key named by the day alone.
+            None => self.cover_unregioned(&key_ref, needed).await,
+        }
+    }
+
+    /// A guest day's key named by its region (`key_ref`) now covers `needed` and a day more:
+    /// so must, if it exists, the key of the same day named by the day alone, which a session
+    /// made that day before day keys named a region (or before `REGIONS` was set) sealed its
+    /// older content under. Moved at least as far as the regional key, it outlives it, and
+    /// both outlive every session that uses them; the regional key's `until` moves about once
+    /// a day, and so does this write.
+    async fn cover_unregioned(&self, key_ref: &str, needed: i64) -> Result<(), Error> {
+        if let Some(older) = keys::unregioned_guest_key(key_ref) {
+            self.extend_guest_key(&older, needed + GUEST_KEY_SLACK_SECONDS).await?;
         }
         Ok(())
     }
@@ -307,8 +338,13 @@ impl DynamoStore {
         for item in output.items.unwrap_or_default() {
             let Some(key_ref) = item.get(keys::PK).and_then(|pk| pk.as_s().ok()) else { continue };
             // With several regions the key table replicates everywhere: one region destroys
-            // each key, the home of the slot its name hashes to.
-            if !self.config.is_home(crate::home::customer_slot(key_ref))? {
+            // each key, the home of the region its name carries, which alone wrote it; an
+            // older key named by its day alone, the home of the slot its name hashes to.
+            let ours = match keys::guest_key_region(key_ref) {
+                Some(region) => self.config.is_home_of_region(region)?,
+                None => self.config.is_home(crate::home::customer_slot(key_ref))?,
+            };
+            if !ours {
                 continue;
             }
             // The index lags the table: the table's own `until` decides.

@@ -162,7 +162,7 @@ impl DynamoStore {
             let now_secs = self.clock.now_epoch_seconds();
             let meta = self.read_meta(session_id, true, self.config.write_timeout).await?;
             let meta = meta.filter(|m| owned(m) && !m.is_expired(now_secs)).ok_or(Error::NotFound)?;
-            let key_ref = meta.data_key_ref(|owner| self.customer_hash(owner))?;
+            let key_ref = self.meta_key_ref(&meta)?;
             let until = meta.guest.then(|| self.now_with_expiry().2);
             let key = Box::pin(self.sealing_key_until(&key_ref, until)).await?;
             (key_ref, key)
