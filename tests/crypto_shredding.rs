@@ -81,7 +81,8 @@ async fn after_a_purge_no_copy_of_the_customer_opens_even_for_a_warm_instance_an
         assert!(text_of(&opened).contains("Frieren"));
     }
 
-    // When alice is purged
+    // When alice is purged (its wait for key leases moves the shared clock past the warm
+    // instance's lease, as the time it waits would pass)
     let receipt = store.purge_customer("alice", "req-shred").await.unwrap();
     assert!(receipt.key_destroyed_at.is_some(), "the receipt states the key's destruction");
 

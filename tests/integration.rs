@@ -14,6 +14,7 @@ mod fault_proxy;
 mod guest_purge;
 mod homes;
 mod janitor;
+mod key_leases;
 mod keyed_hashes;
 mod kms;
 mod lifecycle;

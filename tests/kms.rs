@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use tidewater::crypto::kms::KmsWrapper;
-use tidewater::crypto::{AnyWrapper, Encryption};
+use tidewater::crypto::{AnyWrapper, Encryption, KeyCache};
 use tidewater::{Config, ContextLoader, CustomerPurger, DynamoStore, Error, NewSession, SessionCreator};
 use tidewater_local::kms::KmsStandIn;
 use tidewater_tests::*;
@@ -31,7 +31,7 @@ async fn kms() -> (KmsStandIn, String) {
 /// Data keys wrapped by the KMS key `ALIAS` at `url`, in a fresh cache.
 async fn kms_encryption(url: &str) -> Arc<Encryption> {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(url).load().await;
-    Arc::new(Encryption::new(AnyWrapper::Kms(KmsWrapper::new(&shared, ALIAS.to_owned())), 100, Duration::from_secs(300)))
+    Arc::new(Encryption::new(AnyWrapper::Kms(KmsWrapper::new(&shared, ALIAS.to_owned())), KeyCache::new(100, Duration::from_secs(300), Config::default().key_lease)))
 }
 
 async fn kms_store(url: &str, config: Config) -> Arc<DynamoStore> {

@@ -2,15 +2,13 @@
 //! an append racing a purge, a guest session kept alive by PATCHes, a sealed value swapped for
 //! plaintext. Each keeps the promise the README's privacy section states.
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::store::{BatchDeleter, ItemKey};
 use serde_json::json;
 use tidewater::{codec, keys, Caller, Config, ContextLoader, DynamoStore, Error, Janitor, NewTurn, SessionPatch, SessionUpdater, TurnAppender};
-use tidewater_tests::{alice, fresh_store, newest, scan_table, session_item_count, session_with_turns, test_config, update_session_item};
-use uuid::Uuid;
+use tidewater_tests::{alice, fresh_store, AppendsThenDies, newest, scan_table, session_item_count, session_with_turns, test_config, update_session_item};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -76,31 +74,6 @@ async fn a_purge_that_dies_right_after_destroying_the_key_is_still_finished_by_t
     assert_eq!(session_item_count(&store, session).await, 0);
 }
 
-/// Appends to each of alice's sessions in the middle of the purge's first batch, then cuts the
-/// purge off (the function dies); the janitor finishes it.
-struct AppendsThenDies<'a> {
-    store: &'a DynamoStore,
-    sessions: Vec<Uuid>,
-    appended: Mutex<Vec<Uuid>>,
-    ran: Mutex<bool>,
-}
-
-impl BatchDeleter for AppendsThenDies<'_> {
-    async fn delete_batch(&self, keys: &[ItemKey]) -> Result<(), Error> {
-        if std::mem::replace(&mut *self.ran.lock().unwrap(), true) {
-            return Err(Error::Unavailable("the function died".into()));
-        }
-        for (at, session) in self.sessions.iter().enumerate() {
-            let draft = turn(&format!("racing-{at}"), "racing: my card number is 4111").validate(self.store.config()).unwrap();
-            if TurnAppender::append_turn(self.store, &alice(), *session, draft).await.is_ok() {
-                self.appended.lock().unwrap().push(*session);
-            }
-        }
-        BatchDeleter::delete_batch(self.store, keys).await?;
-        Err(Error::Unavailable("the function died".into()))
-    }
-}
-
 #[tokio::test]
 async fn a_purge_finished_by_the_janitor_leaves_no_key_that_opens_a_raced_turns_copy() {
     // Given more sessions of alice's than the purge erases at once (SESSIONS_IN_PARALLEL, 4)
@@ -112,7 +85,7 @@ async fn a_purge_finished_by_the_janitor_leaves_no_key_that_opens_a_raced_turns_
 
     // When appends race the purge (after it destroyed the key; the sessions not yet reached
     // still have META, so they land, sealed under a key they create) and the purge dies
-    let racing = AppendsThenDies { store: &store, sessions, appended: Mutex::new(vec![]), ran: Mutex::new(false) };
+    let racing = AppendsThenDies::new(&store, &store, sessions);
     assert!(store.purge_customer_with(&racing, "alice", "req-raced").await.is_err());
     assert!(!racing.appended.lock().unwrap().is_empty(), "an append landed during the purge");
     // and a copy of the table (its stream, a PITR restore) holds the raced turn
@@ -227,7 +200,8 @@ async fn an_append_whose_guest_key_is_destroyed_under_it_seals_nothing() {
     // When an append reads the key, and the janitor destroys it before the append moves its until
     let plan = tidewater_local::fault::Plan::parse("latency@UpdateItem=1", std::time::Duration::from_millis(300)).unwrap();
     let (client, proxy) = tidewater_tests::client_through_proxy_with(plan, store.clock().clone()).await;
-    let slow = DynamoStore::new(client, store.config().clone()).with_clock(store.clock().clone());
+    // (another instance: this one's lease would vouch for the key as it was made, not as set above)
+    let slow = DynamoStore::new(client, store.config().clone().with_empty_key_cache()).with_clock(store.clock().clone());
     let draft = turn("late", "late: my card number is 4111").validate(store.config()).unwrap();
     let append = tokio::spawn(async move { TurnAppender::append_turn(&slow, &guest, session, draft).await });
     while proxy.log().injections.is_empty() {

@@ -30,6 +30,7 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `KEY_TABLE_NAME` | `<TABLE_NAME>-keys` | the table of wrapped data keys (crypto-shredding) |
 /// | `KEY_CACHE_SECONDS` | `300` | how long an unwrapped data key stays in a function's memory |
 /// | `KEY_CACHE_ENTRIES` | `10000` | how many unwrapped data keys a function keeps at most |
+/// | `KEY_LEASE_MS` | `1000` | how long a read of a key item vouches for the key ([`crate::crypto::cache`]); a purge waits this long and [`crate::store::KEY_LEASE_MARGIN`] more before its receipt, so every function must have the same |
 /// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
 /// | `AWS_REGION` | unset | this region, set by Lambda |
 /// | `REGION_ENDPOINTS` | unset | `region=url,...`: each region's DynamoDB endpoint, for the reads a purge makes in the other regions (locally; on AWS each region's own) |
@@ -74,6 +75,8 @@ pub struct Config {
     /// Bounds of the cache of unwrapped data keys (`KEY_CACHE_SECONDS`, `KEY_CACHE_ENTRIES`).
     pub key_cache_ttl: Duration,
     pub key_cache_entries: usize,
+    /// How long a read of a key item that found the key spares the next reads of it (`KEY_LEASE_MS`).
+    pub key_lease: Duration,
     /// `PLAINTEXT_READABLE=true`: a store that encrypts still serves content that is not sealed
     /// (written before encryption). Off, such a value is refused as corrupt, so that whoever can
     /// write the table cannot put chosen plaintext in place of a sealed value. On only until
@@ -122,6 +125,7 @@ impl Default for Config {
             key_table_name: None,
             key_cache_ttl: Duration::from_secs(300),
             key_cache_entries: 10_000,
+            key_lease: Duration::from_millis(1_000),
             plaintext_readable: false,
             encryption: None,
             region: None,
@@ -169,6 +173,7 @@ impl Config {
             key_table_name: lookup("KEY_TABLE_NAME").filter(|t| !t.is_empty()),
             key_cache_ttl: Duration::from_secs(number("KEY_CACHE_SECONDS", defaults.key_cache_ttl.as_secs())?),
             key_cache_entries: number("KEY_CACHE_ENTRIES", defaults.key_cache_entries as u64)? as usize,
+            key_lease: Duration::from_millis(number("KEY_LEASE_MS", defaults.key_lease.as_millis() as u64)?),
             plaintext_readable: lookup("PLAINTEXT_READABLE").is_some_and(|v| matches!(v.trim(), "1" | "true")),
             encryption: None,
             region: lookup("AWS_REGION").filter(|r| !r.is_empty()),
@@ -314,7 +319,7 @@ impl Config {
     /// The same settings, encrypting content with local master keys (the text of a master
     /// key file, [`crate::crypto::LocalMasterKeys::parse`]).
     pub fn with_master_keys(self, master_keys: &Secret) -> Result<Config, Error> {
-        let encryption = crate::crypto::Encryption::local(master_keys.expose(), self.key_cache_entries, self.key_cache_ttl)?;
+        let encryption = crate::crypto::Encryption::local(master_keys.expose(), self.key_cache())?;
         Ok(Config { encryption: Some(std::sync::Arc::new(encryption)), ..self })
     }
 
@@ -324,10 +329,15 @@ impl Config {
         #[cfg(feature = "kms")]
         if let Some(key_id) = std::env::var("KMS_KEY_ID").ok().filter(|k| !k.is_empty()) {
             let wrapper = crate::crypto::AnyWrapper::Kms(crate::crypto::kms::KmsWrapper::new(shared, key_id));
-            let encryption = crate::crypto::Encryption::new(wrapper, self.key_cache_entries, self.key_cache_ttl);
+            let encryption = crate::crypto::Encryption::new(wrapper, self.key_cache());
             return Ok(Config { encryption: Some(std::sync::Arc::new(encryption)), ..self });
         }
         self.with_master_keys(&crate::secret::load(shared, "MASTER_KEYS").await?)
+    }
+
+    /// An empty cache of unwrapped keys with this configuration's bounds and lease.
+    fn key_cache(&self) -> crate::crypto::KeyCache {
+        crate::crypto::KeyCache::new(self.key_cache_entries, self.key_cache_ttl, self.key_lease)
     }
 
     /// The same settings and master keys, with an empty key cache: another function instance.

@@ -52,7 +52,8 @@ pub fn test_cursor_key() -> CursorKey {
 }
 
 /// A store on a table of its own, so tests run in parallel without seeing each other. It
-/// holds [`TEST_RECEIPT_SALT`] and [`TEST_HASH_KEY`] unless `config` brings its own.
+/// holds [`TEST_RECEIPT_SALT`] and [`TEST_HASH_KEY`] unless `config` brings its own, and a
+/// [`tidewater::clock::Clock::manual`] clock.
 pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
@@ -68,7 +69,8 @@ pub async fn fresh_store(config: Config) -> Arc<DynamoStore> {
         Some(_) => config,
         None => config.with_master_keys(&test_master_keys()).expect("a usable test master key"),
     };
-    let store = DynamoStore::new(tidewater::dynamodb_client().await, config);
+    // A manual clock: a purge's wait for key leases moves it rather than sleeping.
+    let store = DynamoStore::new(tidewater::dynamodb_client().await, config).with_clock(tidewater::clock::Clock::manual());
     store.create_table().await.expect("create the test table");
     Arc::new(store)
 }
@@ -279,6 +281,50 @@ pub async fn session_with_turns(store: &DynamoStore, caller: &Caller, turns: usi
         store.append_turn(caller, session_id, turn.validate(store.config()).expect("a valid turn")).await.expect("appended");
     }
     session_id
+}
+
+/// A purge's deleter that, in the middle of its first batch, lets `appender` append a turn
+/// (as alice) to each of `sessions`, then dies: the purge is cut off there, for the janitor
+/// (or a repeat) to finish.
+pub struct AppendsThenDies<'a> {
+    store: &'a DynamoStore,
+    appender: &'a DynamoStore,
+    sessions: Vec<Uuid>,
+    /// The sessions whose racing append landed.
+    pub appended: std::sync::Mutex<Vec<Uuid>>,
+    ran: std::sync::Mutex<bool>,
+}
+
+impl<'a> AppendsThenDies<'a> {
+    pub fn new(store: &'a DynamoStore, appender: &'a DynamoStore, sessions: Vec<Uuid>) -> Self {
+        AppendsThenDies { store, appender, sessions, appended: Default::default(), ran: Default::default() }
+    }
+}
+
+impl tidewater::store::BatchDeleter for AppendsThenDies<'_> {
+    async fn delete_batch(&self, keys: &[tidewater::store::ItemKey]) -> Result<(), tidewater::Error> {
+        use tidewater::TurnAppender;
+        let died = || tidewater::Error::Unavailable("the function died".into());
+        if std::mem::replace(&mut *self.ran.lock().expect("not poisoned"), true) {
+            return Err(died());
+        }
+        for (at, session) in self.sessions.iter().enumerate() {
+            let turn = tidewater::NewTurn {
+                response_id: format!("racing-{at}"),
+                role: "user".into(),
+                content: "racing: my card number is 4111".into(),
+                intent: None,
+                token_count: None,
+                item: None,
+            };
+            let draft = turn.validate(self.store.config()).expect("a valid turn");
+            if self.appender.append_turn(&alice(), *session, draft).await.is_ok() {
+                self.appended.lock().expect("not poisoned").push(*session);
+            }
+        }
+        tidewater::store::BatchDeleter::delete_batch(self.store, keys).await?;
+        Err(died())
+    }
 }
 
 /// How many items are under the session's partition, by Scan.

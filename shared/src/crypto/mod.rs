@@ -96,18 +96,19 @@ pub struct Encryption {
 }
 
 impl Encryption {
-    pub fn new(wrapper: AnyWrapper, cache_entries: usize, cache_ttl: std::time::Duration) -> Encryption {
-        Encryption { wrapper, cache: std::sync::Mutex::new(KeyCache::new(cache_entries, cache_ttl)) }
+    pub fn new(wrapper: AnyWrapper, cache: KeyCache) -> Encryption {
+        Encryption { wrapper, cache: std::sync::Mutex::new(cache) }
     }
 
     /// Local master keys from the text of a key file ([`LocalMasterKeys::parse`]).
-    pub fn local(master_keys: &str, cache_entries: usize, cache_ttl: std::time::Duration) -> Result<Encryption, crate::Error> {
-        Ok(Self::new(AnyWrapper::Local(LocalMasterKeys::parse(master_keys)?), cache_entries, cache_ttl))
+    pub fn local(master_keys: &str, cache: KeyCache) -> Result<Encryption, crate::Error> {
+        Ok(Self::new(AnyWrapper::Local(LocalMasterKeys::parse(master_keys)?), cache))
     }
 
     /// The same wrapper with a cache of its own: another function instance.
     pub fn with_empty_cache(&self) -> Encryption {
-        let (entries, ttl) = self.cache.lock().map(|c| c.bounds()).unwrap_or((1, std::time::Duration::ZERO));
-        Self::new(self.wrapper.clone(), entries, ttl)
+        let zero = std::time::Duration::ZERO;
+        let (entries, ttl, lease) = self.cache.lock().map(|c| c.bounds()).unwrap_or((1, zero, zero));
+        Self::new(self.wrapper.clone(), KeyCache::new(entries, ttl, lease))
     }
 }

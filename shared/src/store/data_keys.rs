@@ -8,11 +8,14 @@
 //! which puts it in the sparse index the janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
 //! so deleting the item is the end of the key (see the README's privacy section for its backups).
 //!
-//! **A warm cache never outlives a destroyed key.** Every use of a key, to seal or to open,
-//! reads its item with a strongly consistent GetItem; the cache ([`crate::crypto::KeyCache`])
-//! only saves the unwrap of the wrapped key that read returned. Once the item is deleted
-//! (the purge's first step), no store, however warm, opens that key's ciphertext again:
-//! `tests/crypto_shredding.rs` shows it.
+//! **A warm cache never outlives a destroyed key's receipt.** A use of a key, to seal or to
+//! open, reads its item with a strongly consistent GetItem, unless a lease from an earlier
+//! read that found it still runs ([`crate::crypto::cache`]: `KEY_LEASE_MS`, dated before that
+//! read was sent, measured on the store's [`crate::clock::Clock`]). A purge waits the lease
+//! and [`KEY_LEASE_MARGIN`] after its last destruction of the key before its receipt
+//! ([`DynamoStore::wait_out_key_leases`]), so after the receipt no store, however warm, opens
+//! that key's ciphertext again: `tests/crypto_shredding.rs` and `tests/shredding_races.rs`
+//! show it.
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -28,12 +31,15 @@ use aws_sdk_dynamodb::types::{
 use super::{s, within, DynamoStore};
 use crate::items::MetaItem;
 use crate::crypto::{DataKey, Encryption, Generation, KeyWrapper, WrappedKey, GENERATION_LEN};
+use crate::clock::Stamp;
 use crate::{clock, keys, Error};
 
-/// Keys by reference, as the key table holds them now: `None` for a destroyed key.
+/// Keys by reference, as the key table holds them now: `None` for a destroyed key; and when
+/// the read that found each was sent (its own, or its lease's).
 #[derive(Debug, Default)]
 pub(crate) struct OpenKeys {
     keys: HashMap<String, Option<Arc<DataKey>>>,
+    found_at: HashMap<String, Stamp>,
 }
 
 impl OpenKeys {
@@ -47,12 +53,19 @@ impl OpenKeys {
 
     pub(crate) fn extend(&mut self, other: OpenKeys) {
         self.keys.extend(other.keys);
+        self.found_at.extend(other.found_at);
+    }
+
+    /// The keys held whose finding no longer vouches for them at `now` (`runs`: a lease's
+    /// test), such as one read beside a slow Query of the items it opens.
+    pub(crate) fn stale(&self, runs: impl Fn(Stamp) -> bool) -> BTreeSet<String> {
+        self.found_at.iter().filter(|(_, at)| !runs(**at)).map(|(key_ref, _)| key_ref.clone()).collect()
     }
 }
 
 impl FromIterator<(String, Option<Arc<DataKey>>)> for OpenKeys {
     fn from_iter<I: IntoIterator<Item = (String, Option<Arc<DataKey>>)>>(iter: I) -> Self {
-        OpenKeys { keys: iter.into_iter().collect() }
+        OpenKeys { keys: iter.into_iter().collect(), found_at: HashMap::new() }
     }
 }
 
@@ -62,6 +75,19 @@ struct KeyItem {
     wrapped: WrappedKey,
     until: Option<i64>,
 }
+
+/// A key as a use of it finds it: by a read of its item, or under a lease from an earlier one.
+struct CurrentKey {
+    key: Arc<DataKey>,
+    until: Option<i64>,
+    /// When the read that found it was sent.
+    found_at: Stamp,
+}
+
+/// What a purge waits beyond the lease, after destroying a key: the time between a use's
+/// check of its lease and its decryption (microseconds of CPU, or a thread descheduled), and
+/// the drift between two machines' clocks over one lease (parts per million), many times over.
+pub const KEY_LEASE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The key table's sparse index of guest keys by `until`, which the janitor reads.
 pub(crate) const GUEST_KEY_INDEX: &str = "GuestKeys";
@@ -128,10 +154,42 @@ impl DynamoStore {
         let Some(encryption) = self.encryption() else {
             return Ok(None);
         };
-        match self.read_key_item(key_ref).await? {
-            Some(item) => self.unwrapped(encryption, key_ref, &item).await.map(Some),
-            None => Ok(None),
+        Ok(self.current_key(encryption, key_ref).await?.map(|current| current.key))
+    }
+
+    /// The key `key_ref` as the key table holds it: under a running lease without a read,
+    /// else by a consistent read, which grants a new lease when it finds the key and ends any
+    /// when it does not.
+    async fn current_key(&self, encryption: &Encryption, key_ref: &str) -> Result<Option<CurrentKey>, Error> {
+        let leased = encryption.cache.lock().ok().and_then(|mut c| c.leased(key_ref, self.clock.stamp(), self.clock.now_epoch_millis()));
+        if let Some((key, until, found_at)) = leased {
+            return Ok(Some(CurrentKey { key, until, found_at }));
         }
+        // Dated before the read is sent: the key existed at some moment after it.
+        let read_at = self.clock.stamp();
+        match self.read_key_item(key_ref).await? {
+            Some(item) => Ok(Some(self.leased_from(encryption, key_ref, &item, read_at).await?)),
+            None => {
+                self.forget_cached(key_ref);
+                Ok(None)
+            }
+        }
+    }
+
+    /// `item`'s key, unwrapped (or cached), under a lease dated `read_at`.
+    async fn leased_from(&self, encryption: &Encryption, key_ref: &str, item: &KeyItem, read_at: Stamp) -> Result<CurrentKey, Error> {
+        let key = self.unwrapped(encryption, key_ref, item).await?;
+        if let Ok(mut cache) = encryption.cache.lock() {
+            cache.grant(key_ref, item.generation, item.until, read_at);
+        }
+        Ok(CurrentKey { key, until: item.until, found_at: read_at })
+    }
+
+    /// Waits out every lease a warm instance may hold on a key destroyed just now: a purge's
+    /// last step before its receipt ([`KEY_LEASE_MARGIN`]). On the store's clock, from the
+    /// purge's own destruction: a duration, so no two machines' clocks are compared.
+    pub(crate) async fn wait_out_key_leases(&self) {
+        self.clock.sleep(self.config.key_lease + KEY_LEASE_MARGIN).await;
     }
 
     /// The key named by `key_ref`, for a writer of `session_id` (a summary, facts): made only
@@ -167,9 +225,9 @@ impl DynamoStore {
         let Some(encryption) = self.encryption() else {
             return Ok(None);
         };
-        if let Some(item) = self.read_key_item(key_ref).await? {
-            self.cover_until(key_ref, &item, until).await?;
-            return self.unwrapped(encryption, key_ref, &item).await.map(Some);
+        if let Some(current) = self.current_key(encryption, key_ref).await? {
+            self.cover_until(key_ref, current.until, until).await?;
+            return Ok(Some(current.key));
         }
         let (key, material) = DataKey::generate_with_material();
         // A KMS call gets the deadline every DynamoDB call gets.
@@ -184,6 +242,7 @@ impl DynamoStore {
             .item("master_key_id", s(wrapped.master_key_id))
             .item("created_at", s(clock::format(self.clock.now())))
             .condition_expression("attribute_not_exists(PK)");
+        let put_at = self.clock.stamp();
         let put = match until {
             Some(until) => put
                 .item("guest_keys", s(GUEST_KEYS))
@@ -198,22 +257,25 @@ impl DynamoStore {
                 }
                 let key = Arc::new(key);
                 self.remember(encryption, key_ref, &key);
+                if let Ok(mut cache) = encryption.cache.lock() {
+                    cache.grant(key_ref, key.generation, until.map(|u| u + GUEST_KEY_SLACK_SECONDS), put_at);
+                }
                 tracing::info!(key_ref = %redacted(key_ref), "data key created");
                 Ok(Some(key))
             }
             Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
-                let item = self.read_key_item(key_ref).await?.ok_or_else(|| {
+                let current = self.current_key(encryption, key_ref).await?.ok_or_else(|| {
                     Error::Unavailable("a data key was created and destroyed while this one was made".into())
                 })?;
-                self.cover_until(key_ref, &item, until).await?;
-                self.unwrapped(encryption, key_ref, &item).await.map(Some)
+                self.cover_until(key_ref, current.until, until).await?;
+                Ok(Some(current.key))
             }
             Err(e) => Err(Error::from_store(e)),
         }
     }
 
     /// The keys that open the envelopes among `refs`, as the key table holds them now: one
-    /// consistent GetItem each (in parallel), an unwrap only on a cache miss.
+    /// consistent GetItem each (in parallel) unless under a lease, an unwrap only on a cache miss.
     pub(crate) async fn opening_keys(&self, refs: BTreeSet<String>) -> Result<OpenKeys, Error> {
         if refs.is_empty() {
             return Ok(OpenKeys::default());
@@ -222,14 +284,26 @@ impl DynamoStore {
             Error::Config("MASTER_KEYS was not loaded at init, so encrypted content cannot be read".to_owned())
         })?;
         let reads = refs.into_iter().map(|key_ref| async move {
-            let key = match self.read_key_item(&key_ref).await? {
-                Some(item) => Some(self.unwrapped(encryption, &key_ref, &item).await?),
-                None => None,
-            };
-            Ok::<_, Error>((key_ref, key))
+            let current = self.current_key(encryption, &key_ref).await?;
+            Ok::<_, Error>((key_ref, current))
         });
-        let keys = futures::future::try_join_all(reads).await?;
-        Ok(keys.into_iter().collect())
+        let mut keys = OpenKeys::default();
+        for (key_ref, current) in futures::future::try_join_all(reads).await? {
+            if let Some(current) = &current {
+                keys.found_at.insert(key_ref.clone(), current.found_at);
+            }
+            keys.keys.insert(key_ref, current.map(|c| c.key));
+        }
+        Ok(keys)
+    }
+
+    /// Whether a key found by a read sent at `found_at` may still be used now: within the
+    /// lease (any time, with no lease: every use reads then).
+    pub(crate) fn still_vouched(&self, found_at: Stamp) -> bool {
+        match self.encryption().and_then(|e| e.cache.lock().ok()) {
+            Some(cache) if !self.config.key_lease.is_zero() => cache.runs(found_at, self.clock.stamp()),
+            _ => true,
+        }
     }
 
     /// Deletes the data key `key_ref`: everything sealed under it, wherever a copy lies, can
@@ -242,16 +316,23 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Makes the guest key `item` (named `key_ref`), about to seal content, cover `until`. A
-    /// key the janitor destroyed between its read and now is not brought back, and nothing is
-    /// sealed under it: a retryable error, whose retry makes a new key.
-    async fn cover_until(&self, key_ref: &str, item: &KeyItem, until: Option<i64>) -> Result<(), Error> {
-        let Some(needed) = until.filter(|needed| item.until.is_some_and(|held| held < *needed)) else {
+    /// Makes the guest key `key_ref`, whose `until` was `held` when read (or leased), about to
+    /// seal content, cover `until`. A key the janitor destroyed between its read and now is
+    /// not brought back, and nothing is sealed under it: a retryable error, whose retry makes
+    /// a new key. A key whose `until` covers `until` needs no write, leased or not: the
+    /// janitor destroys a key only once its `until` has passed by the grace, and `until`
+    /// (the session's new expiry) lies ahead.
+    async fn cover_until(&self, key_ref: &str, held: Option<i64>, until: Option<i64>) -> Result<(), Error> {
+        let Some(needed) = until.filter(|needed| held.is_some_and(|held| held < *needed)) else {
             return Ok(());
         };
         if self.extend_guest_key(key_ref, needed).await? {
+            if let Some(mut cache) = self.encryption().and_then(|e| e.cache.lock().ok()) {
+                cache.moved_until(key_ref, needed + GUEST_KEY_SLACK_SECONDS);
+            }
             self.cover_unregioned(key_ref, needed).await
         } else {
+            self.forget_cached(key_ref);
             Err(Error::Unavailable("the guest data key was destroyed while this write read it; retry".into()))
         }
     }

@@ -50,6 +50,7 @@ mod memory;
 pub use memory::{MemoryDeleter, MemoryReader, MemoryWriter};
 mod janitor;
 pub use janitor::{Janitor, JanitorReport, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES};
+pub use data_keys::KEY_LEASE_MARGIN;
 mod page_context;
 mod resume;
 mod retract;

@@ -142,7 +142,7 @@ impl World {
             ..test_config()
         };
         let direct = fresh_store(config).await;
-        let clock = Clock::system();
+        let clock = Clock::manual();
         let direct_with_clock = DynamoStore::new(direct.client().clone(), direct.config().clone()).with_clock(clock.clone());
         let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("run with DynamoDB Local");
         let proxy = FaultProxy::with_clock(plan(""), &upstream, seed, clock.clone());

@@ -97,6 +97,9 @@ impl DynamoStore {
                         self.await_replicas(hash, deleted, swept.swept_at.as_deref(), &swept.sessions).await?;
                     }
                 }
+                // No receipt while a warm instance may still hold a lease on the key; last, so that
+                // the wait for other regions comes before it.
+                self.wait_out_key_leases().await;
                 let receipt = self.close_ledger(hash, &ledger, &key_destroyed_at).await?;
                 tracing::info!(
                     receipt_id = %receipt.receipt_id,
