@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tidewater::crypto::MAX_KEY_LEASE;
 use tidewater::store::KEY_LEASE_MARGIN;
 use tidewater::{keys, ContextLoader, CustomerPurger, DynamoStore, Error, Janitor, NewTurn, TurnAppender};
-use tidewater_tests::{alice, fresh_store, newest, scan_table, session_with_turns, test_config, AppendsThenDies};
+use tidewater_tests::{alice, client_through_proxy_with, fresh_store, newest, scan_table, session_with_turns, test_config, AppendsThenDies};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -158,6 +158,27 @@ async fn the_janitor_finishing_a_cut_off_purge_waits_out_the_lease_of_a_key_race
     }
     let loaded = appender.load_context(&alice(), sessions[5], newest(10, true)).await;
     assert!(matches!(loaded, Err(Error::NotFound)), "{loaded:?}");
+}
+
+#[tokio::test]
+async fn a_key_whose_reads_answer_past_their_lease_is_not_used_and_the_open_is_retryable() {
+    // Given alice's content, and an instance whose key reads answer later than its lease (a
+    // stalled network, a starved instance), so a purge's receipt may come before the answer
+    let lease = Duration::from_millis(200);
+    let store = fresh_store(tidewater::Config { key_lease: lease, ..test_config() }).await;
+    session_with_turns(&store, &alice(), 1).await;
+    let copy = copy_of_content(&store).await;
+    let plan = tidewater_local::fault::Plan::parse("latency@GetItem=1", lease * 2).unwrap();
+    let (client, _proxy) = client_through_proxy_with(plan, store.clock().clone()).await;
+    let slow = DynamoStore::new(client, store.config().clone().with_empty_key_cache()).with_clock(store.clock().clone());
+
+    // When it opens the content: the key's read answers past the lease, and so does its read again
+    let opened = slow.open_copied_item(&copy[0]).await;
+
+    // Then it decrypts nothing and answers retryable
+    assert!(matches!(opened, Err(Error::Unavailable(_))), "decrypted with a key no lease vouched for: {opened:?}");
+    // while an instance whose reads answer in time opens it
+    assert!(another_instance(&store).open_copied_item(&copy[0]).await.is_ok());
 }
 
 #[tokio::test]
