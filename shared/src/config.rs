@@ -409,7 +409,7 @@ mod tests {
     #[test]
     fn a_key_lease_longer_than_the_purges_wait_is_refused_and_never_held() {
         let lease = |ms: &str| Config::from_lookup(|n| (n == "KEY_LEASE_MS").then(|| ms.to_owned())).map(|c| c.key_lease);
-        assert_eq!(lease("0").unwrap(), Duration::ZERO);
+        assert_eq!(lease("250").unwrap(), Duration::from_millis(250));
         assert_eq!(lease("1000").unwrap(), crate::crypto::MAX_KEY_LEASE);
         assert!(matches!(lease("1001"), Err(Error::Config(_))));
         assert!(matches!(lease("5000"), Err(Error::Config(_))));
