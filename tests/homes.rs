@@ -1,12 +1,13 @@
 //! Home regions over two replicated regions (the replicator of tests/replication.rs): a request
 //! that reaches the other region is forwarded to the session's home and answered as home
 //! answers it, before anything has replicated; stream work runs only in the home.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event;
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::{Path, State};
 use lambda_http::Body;
 use serde_json::{json, Value};
@@ -718,17 +719,7 @@ async fn guest_sessions_made_the_same_day_in_two_regions_keep_their_keys_and_eac
 
 /// The names of the guest day keys in `region`'s own key table, sorted.
 async fn guest_keys(regions: &Regions, region: usize) -> Vec<String> {
-    let table = format!("{}-keys", regions.table);
-    let scan = regions.upstreams[region].scan().table_name(table).consistent_read(true).send().await.expect("scan the key table");
-    let mut names: Vec<String> = scan
-        .items
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| item.get(keys::PK).and_then(|pk| pk.as_s().ok()).cloned())
-        .filter(|pk| pk.starts_with(keys::GUEST_KEY_PREFIX))
-        .collect();
-    names.sort();
-    names
+    key_names(regions, region, keys::GUEST_KEY_PREFIX).await
 }
 
 #[tokio::test]
@@ -788,16 +779,17 @@ async fn a_guest_days_key_named_by_its_day_alone_lives_as_long_as_its_sessions_a
     assert!(guest_keys(&regions, EAST).await.is_empty());
 }
 
-#[tokio::test]
-#[ignore = "known defect (README, Multi-region): a customer's data key first made in the old home within the lag is made again in the new home, and last writer wins keeps one"]
-async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_turns_after_it() {
+/// Alice (home: the west) with two sessions: the first's turn sealed in the west within the
+/// lag just before the west fails over to the east, the second's in the east after it, and
+/// replication settled. Each region's API and functions' store, her sessions, and the home map
+/// file the replicator rewrites.
+async fn turns_sealed_on_both_sides_of_a_failover(regions: &Regions) -> (Vec<String>, Vec<Arc<DynamoStore>>, Vec<String>, std::path::PathBuf) {
     // Given content sealed in both regions under one master key, and a home map the replicator rewrites,
-    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
     regions.replicator.set_home_map(path.clone());
     let sealed = test_config().with_master_keys(&test_master_keys()).expect("the test master key");
     let homes = HomeSource::File { regions: NAMES.join(","), path: path.clone() };
-    let (apis, _stores) = apis_with_config(&regions, homes, sealed).await;
+    let (apis, stores) = apis_with_config(regions, homes, sealed).await;
     let (http, alice) = (reqwest::Client::new(), token("alice", &[]));
     let mut sessions = Vec::new();
     for _ in 0..2 {
@@ -817,12 +809,21 @@ async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
     regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
     assert_eq!(append(&apis[EAST], &sessions[1]).await.unwrap().status(), 201);
+    // and the west comes back and delivers,
     regions.replicator.with_mesh(|mesh| {
         mesh.set_down(WEST, false);
         mesh.pause(None, None, false);
     });
     regions.after(LAG).await;
+    (apis, stores, sessions, path)
+}
+
+#[tokio::test]
+async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_turns_after_it() {
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, _stores, sessions, path) = turns_sealed_on_both_sides_of_a_failover(&regions).await;
     // then, once the west is back and has delivered, both acknowledged turns open in both regions.
+    let (http, alice) = (reqwest::Client::new(), token("alice", &[]));
     for api in &apis {
         for session in &sessions {
             let load = http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send().await.unwrap();
@@ -833,6 +834,90 @@ async fn a_data_key_made_in_the_old_home_just_before_a_failover_still_opens_its_
         }
     }
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn a_purge_after_a_failover_destroys_both_regions_keys_so_no_copy_of_either_table_opens() {
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (_apis, stores, sessions, path) = turns_sealed_on_both_sides_of_a_failover(&regions).await;
+    // and a copy of each region's table, as a restore or an export holds it, whose turns of
+    // hers are sealed under the key of the west and of the east and open in both regions,
+    let pks: Vec<String> = sessions.iter().map(|session| format!("SESSION#{session}")).collect();
+    let mut copies = Vec::new();
+    for region in [EAST, WEST] {
+        let theirs = |item: &HashMap<String, AttributeValue>| item.get("content").is_some_and(AttributeValue::is_b) && item.get(keys::PK).and_then(|pk| pk.as_s().ok()).is_some_and(|pk| pks.contains(pk));
+        copies.push(regions.items(region).await.into_iter().filter(|item| theirs(item)).collect::<Vec<_>>());
+    }
+    let named: BTreeSet<String> = copies.iter().flatten().map(regional_key_of).collect();
+    let hash = tidewater::store::customer_hash(tidewater_tests::TEST_RECEIPT_SALT, "alice");
+    let expected: BTreeSet<String> = NAMES.iter().map(|name| keys::regional_customer_data_key(name, &hash)).collect();
+    assert_eq!(named, expected, "sealed under one key per region");
+    for (store, copy) in stores.iter().zip(&copies) {
+        assert_eq!(copy.len(), 2, "both turns in each region's table");
+        for item in copy {
+            store.open_copied_item(item).await.expect("opens before the purge");
+        }
+    }
+    // when her new home, the east, purges her (reading the west's replica),
+    let hers = tidewater_tests::alice();
+    let homes = HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+    let west = crate::replication::client(&regions.endpoints[WEST]).await;
+    let east = region_store(&regions, EAST, test_config(), homes).await.with_replicas(vec![(NAMES[WEST].to_owned(), west)]);
+    let mut receipt = None;
+    for _ in 0..10 {
+        match east.purge_customer(&hers.customer_id, "purge-1").await {
+            Ok(done) => {
+                receipt = Some(done);
+                break;
+            }
+            Err(Error::PurgeReplicating(_) | Error::PurgeFenced) => {
+                east.clock().advance(east.config().purge_settle);
+                regions.after(LAG).await;
+            }
+            Err(e) => panic!("the purge failed: {e:?}"),
+        }
+    }
+    assert_eq!(receipt.expect("a receipt").sessions_deleted, 2);
+    regions.after(3 * LAG).await;
+    // then neither region's key table holds a key of hers, and nothing of hers opens from
+    // either copy in either region, for its warm functions too.
+    for region in [EAST, WEST] {
+        assert_eq!(customer_keys(&regions, region).await, Vec::<String>::new(), "{}", NAMES[region]);
+        for store in &stores {
+            for item in copies.iter().flatten() {
+                let opened = store.open_copied_item(item).await;
+                assert!(matches!(opened, Err(Error::NotFound)), "{} opened {}: {opened:?}", NAMES[region], regional_key_of(item));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// The name of the key a sealed turn's content names in its envelope.
+fn regional_key_of(item: &HashMap<String, AttributeValue>) -> String {
+    let sealed = item["content"].as_b().expect("sealed content");
+    let header = tidewater::crypto::envelope::header(sealed.as_ref()).expect("a well-formed envelope");
+    header.expect("an envelope").key_ref.to_owned()
+}
+
+/// The names of the customer keys in `region`'s own key table, sorted.
+async fn customer_keys(regions: &Regions, region: usize) -> Vec<String> {
+    key_names(regions, region, &keys::customer_data_key("")).await
+}
+
+/// The names in `region`'s own key table that start with `prefix`, sorted.
+async fn key_names(regions: &Regions, region: usize, prefix: &str) -> Vec<String> {
+    let table = format!("{}-keys", regions.table);
+    let scan = regions.upstreams[region].scan().table_name(table).consistent_read(true).send().await.expect("scan the key table");
+    let mut names: Vec<String> = scan
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| item.get(keys::PK).and_then(|pk| pk.as_s().ok()).cloned())
+        .filter(|pk| pk.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test]

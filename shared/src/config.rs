@@ -202,6 +202,21 @@ impl Config {
         }
     }
 
+    /// The region a customer's content written here is sealed under the key of
+    /// ([`crate::keys::regional_customer_data_key`]): this one, with several regions; `None`
+    /// in a single-region deployment, whose customer keys name no region.
+    pub fn customer_key_region(&self) -> Option<&str> {
+        self.homes.as_ref().and(self.region.as_deref())
+    }
+
+    /// Every region, in their fixed order (`REGIONS`); none in a single-region deployment.
+    pub fn regions(&self) -> Result<Vec<String>, Error> {
+        match &self.homes {
+            Some(source) => Ok(source.homes().map_err(Error::Config)?.regions),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Whether this region is home now to the slots of `region` (always, in a single-region
     /// deployment): the one region that writes and destroys the guest day keys named by it.
     pub fn is_home_of_region(&self, region: &str) -> Result<bool, Error> {

@@ -119,13 +119,13 @@ impl MetaItem {
     }
 
     /// The data key this session's content is sealed under: its customer's (named by
-    /// `customer_hash` of the owner), or for a guest the key of the day the session was created,
+    /// `customer_key_ref` of the owner), or for a guest the key of the day the session was created,
     /// of `guest_region` when there are several regions ([`keys::regional_guest_data_key`],
     /// else [`keys::guest_data_key`]).
     pub fn data_key_ref(
         &self,
         guest_region: Option<&str>,
-        customer_hash: impl FnOnce(&str) -> Result<String, Error>,
+        customer_key_ref: impl FnOnce(&str) -> Result<String, Error>,
     ) -> Result<String, Error> {
         let day = self.created_at.get(..10).unwrap_or(&self.created_at);
         if self.guest {
@@ -134,7 +134,7 @@ impl MetaItem {
                 None => keys::guest_data_key(day),
             })
         } else {
-            Ok(keys::customer_data_key(&customer_hash(&self.owner_id)?))
+            customer_key_ref(&self.owner_id)
         }
     }
 

@@ -41,6 +41,16 @@ pub fn customer_data_key(customer_hash: &str) -> String {
     format!("CUST#{customer_hash}")
 }
 
+/// The key table's hash key, with several regions: the data key a customer's content is
+/// sealed under in `region` (`CUST#<region>#<customer hash>`). Only `region` creates it, so
+/// that the customer's old home and new home never write one key item across a failover and
+/// last writer wins never drops a key content was sealed under; any region opens it, by the
+/// name in the envelope. The purge destroys every region's and the older
+/// [`customer_data_key`].
+pub fn regional_customer_data_key(region: &str, customer_hash: &str) -> String {
+    format!("CUST#{region}#{customer_hash}")
+}
+
 /// The key table's hash key: the data key of the guest sessions created on `day`
 /// (`yyyy-mm-dd`), in a single-region deployment (and of every guest session sealed before
 /// day keys were named by region). Deleted by the janitor once every such session has expired.
@@ -207,6 +217,13 @@ mod tests {
         assert!(late.as_str() > work_due_bound(1_700_000_000).as_str());
         assert!(late.as_str() <= work_due_bound(1_700_000_001).as_str());
         assert!(WORK_PREFIX < early.as_str());
+    }
+
+    #[test]
+    fn a_customers_key_names_the_region_that_made_it() {
+        assert_eq!(regional_customer_data_key("eu-west-1", "0f3a"), "CUST#eu-west-1#0f3a");
+        assert_ne!(regional_customer_data_key("eu-west-1", "0f3a"), regional_customer_data_key("us-east-1", "0f3a"));
+        assert_eq!(customer_data_key("0f3a"), "CUST#0f3a");
     }
 
     #[test]

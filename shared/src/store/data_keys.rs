@@ -1,11 +1,13 @@
 //! The key table: each customer's (and each guest day's) wrapped data key, the one copy of it.
 //!
-//! Its item is `PK = CUST#<customer hash>`, or for guests `GUEST#<region>#<yyyy-mm-dd>` with
-//! several regions and `GUEST#<yyyy-mm-dd>` with one ([`keys::customer_data_key`],
-//! [`keys::regional_guest_data_key`], [`keys::guest_data_key`]) with the key's random
-//! `generation`, the `wrapped` key and the `master_key_id` that wrapped it; a guest key also
-//! its `until` (the latest expiry of a session sealed under it) and `guest_keys = GUEST`,
-//! which puts it in the sparse index the janitor reads to destroy it once `until` has passed. The table has no PITR and no stream,
+//! Its item is `PK = CUST#<region>#<customer hash>` (made by that region alone) with several
+//! regions and `CUST#<customer hash>` with one, or for guests `GUEST#<region>#<yyyy-mm-dd>`
+//! with several regions and `GUEST#<yyyy-mm-dd>` with one ([`keys::regional_customer_data_key`],
+//! [`keys::customer_data_key`], [`keys::regional_guest_data_key`], [`keys::guest_data_key`])
+//! with the key's random `generation`, the `wrapped` key and the `master_key_id` that wrapped
+//! it; a guest key also its `until` (the latest expiry of a session sealed under it) and
+//! `guest_keys = GUEST`, which puts it in the sparse index the janitor reads to destroy it once
+//! `until` has passed. The table has no PITR and no stream,
 //! so deleting the item is the end of the key (see the README's privacy section for its backups).
 //!
 //! **A warm cache never outlives a destroyed key's receipt.** A use of a key, to seal or to
@@ -122,10 +124,31 @@ impl DynamoStore {
         self.config.key_table()
     }
 
-    /// The key table's name of `customer_id`'s data key: `CUST#<customer hash>`, as the janitor,
-    /// which knows a customer only by hash, names it too.
+    /// The key table's name of the data key `customer_id`'s content is sealed under here:
+    /// `CUST#<region>#<customer hash>` with several regions, `CUST#<customer hash>` with one.
     pub(crate) fn customer_key_ref(&self, customer_id: &str) -> Result<String, Error> {
-        Ok(keys::customer_data_key(&self.customer_hash(customer_id)?))
+        let hash = self.customer_hash(customer_id)?;
+        Ok(match self.config.customer_key_region() {
+            Some(region) => keys::regional_customer_data_key(region, &hash),
+            None => keys::customer_data_key(&hash),
+        })
+    }
+
+    /// Every data key the customer whose hash is `hash` may have content sealed under, named
+    /// as the janitor, which knows a customer only by hash, names them too: the one named by
+    /// the hash alone (one region, or content sealed before keys named a region) and each
+    /// region's.
+    fn customer_key_refs(&self, hash: &str) -> Result<Vec<String>, Error> {
+        let regional = self.config.regions()?.into_iter().map(|region| keys::regional_customer_data_key(&region, hash));
+        Ok(std::iter::once(keys::customer_data_key(hash)).chain(regional).collect())
+    }
+
+    /// Destroys every data key of the customer whose hash is `hash` ([`Self::customer_key_refs`]),
+    /// in parallel, each forgotten by this store's cache: the purge's, first and last.
+    pub(crate) async fn destroy_customer_keys(&self, hash: &str) -> Result<(), Error> {
+        let refs = self.customer_key_refs(hash)?;
+        futures::future::try_join_all(refs.iter().map(|key_ref| self.destroy_data_key(key_ref))).await?;
+        Ok(())
     }
 
     /// The name of the data key `meta`'s session is sealed under; `None` when this store does
@@ -145,7 +168,7 @@ impl DynamoStore {
             true => self.config.guest_key_region(crate::home::id_slot(&meta.session_id))?,
             false => None,
         };
-        meta.data_key_ref(region.as_deref(), |owner| self.customer_hash(owner))
+        meta.data_key_ref(region.as_deref(), |owner| self.customer_key_ref(owner))
     }
 
     /// The key named by `key_ref` as the key table holds it now, never created (an append's
@@ -310,7 +333,7 @@ impl DynamoStore {
 
     /// Deletes the data key `key_ref`: everything sealed under it, wherever a copy lies, can
     /// no longer be opened. Deleting a key that is gone already is no error.
-    pub(crate) async fn destroy_data_key(&self, key_ref: &str) -> Result<(), Error> {
+    async fn destroy_data_key(&self, key_ref: &str) -> Result<(), Error> {
         let delete = self.client.delete_item().table_name(self.key_table()).key(keys::PK, s(key_ref)).send();
         within(self.config.write_timeout, delete).await?.map_err(Error::from_store)?;
         self.forget_cached(key_ref);

@@ -75,8 +75,8 @@ impl DynamoStore {
         // The key goes once the work item and ledger stand (a purge cut off from here on is
         // finished by the janitor): no copy of the customer's content opens any more, wherever
         // it lies (a backup, the stream, an export), whatever the rest of the purge meets.
-        let key_ref = keys::customer_data_key(hash);
-        self.destroy_data_key(&key_ref).await?;
+        // Every region's key goes, and the one named by the hash alone.
+        self.destroy_customer_keys(hash).await?;
         let listed = self.registered_sessions(hash).await?;
         self.mark_listed(hash, &listed).await?;
 
@@ -87,7 +87,7 @@ impl DynamoStore {
                 let memory_deleted = self.purge_memory_counted(hash, |deleted| self.count_memory_into_ledger(hash, deleted).map(Some)).await?;
                 // A key an append raced into being while the purge ran goes too, so that from
                 // the receipt's `key_destroyed_at` on no key of the customer exists.
-                self.destroy_data_key(&key_ref).await?;
+                self.destroy_customer_keys(hash).await?;
                 let key_destroyed_at = clock::format(self.clock.now());
                 // With several regions, every other one must hold nothing of the customer before
                 // the receipt. A ledger already closed is a concurrent run's, which checked.

@@ -24,7 +24,8 @@
 //! 1. writes its work item, then opens the customer's ledger (`PRIVACY#<customer_hash> /
 //!    LEDGER`), or reopens the one a cut-off purge left: it keeps the receipt id,
 //!    `requested_at`, `request_id`, the counts and its work item; then destroys the
-//!    customer's data key (`CUST#<customer_hash>` in the key table, `store/data_keys.rs`):
+//!    customer's data keys (`CUST#<customer_hash>` and, with several regions, each region's
+//!    `CUST#<region>#<customer_hash>`, in the key table, `store/data_keys.rs`):
 //!    from then on no copy of their content, in the table, its stream or any backup, opens,
 //!    and a purge cut off after it is finished by the janitor, which knows the hash alone;
 //! 2. lists the customer's sessions from their registry (`PRIVACY#<customer_hash> /
@@ -40,7 +41,7 @@
 //!    deletes also adding its count to the ledger's `memory_items_deleted`. Every session's
 //!    META is gone by then, and a window's facts are written only while its META exists, so
 //!    no fact can arrive after this step;
-//! 5. destroys the data key again, in case an append raced a new key into being (the
+//! 5. destroys the data keys again, in case an append raced a new key into being (the
 //!    janitor's finish of a purge too); with several regions, waits for the other regions'
 //!    replicas to hold nothing of the customer ([`replicas`]: until then a retryable
 //!    [`Error::PurgeReplicating`], the ledger left open); then, in one transaction, writes the receipt, which
