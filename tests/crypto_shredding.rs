@@ -262,3 +262,35 @@ async fn migrating_seals_plain_content_in_place_page_by_page_and_a_second_run_fi
     let again = store.seal_plain_items(None, 100).await.unwrap();
     assert_eq!((again.sealed, again.next), (0, None));
 }
+
+#[tokio::test]
+async fn migrating_a_meta_does_not_roll_back_an_append_that_raced_it() {
+    // Given alice's data key (so that the migration's only write is META's) and a session
+    // written in the clear, with a page context, before encryption
+    let store = fresh_store(Config { plaintext_readable: true, ..test_config() }).await;
+    let first = NewSession { session_id: None, page_context: serde_json::json!({"page": "/first"}).as_object().cloned() };
+    store.create_session(&alice(), first).await.unwrap();
+    let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
+    let request = NewSession { session_id: None, page_context: serde_json::json!({"page": "/manga"}).as_object().cloned() };
+    let id = plain.create_session(&alice(), request).await.unwrap().session_id;
+    assert!(tidewater_tests::session_item(&store, id, keys::META).await.unwrap()["page_context"].is_m());
+
+    // When the migration runs with its writes held 2 s on the way (a slow network, a GC pause)
+    let plan = tidewater_local::fault::Plan::parse("latency@PutItem|UpdateItem=1", std::time::Duration::from_secs(2)).unwrap();
+    let (client, _proxy) = tidewater_tests::client_through_proxy_with(plan, tidewater::clock::Clock::system()).await;
+    let migrating = DynamoStore::new(client, store.config().clone());
+    let migration = tokio::spawn(async move { migrating.seal_plain_items(None, 100).await });
+    // and alice appends meanwhile, acknowledged
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let turn = tidewater::NewTurn { response_id: "msg-1".into(), role: "user".into(), content: "turn 1".into(), intent: None, token_count: None, item: None };
+    let appended = tidewater::TurnAppender::append_turn(&*store, &alice(), id, turn.validate(store.config()).unwrap()).await.unwrap();
+    assert_eq!(appended.turn_index, 1);
+    let page = migration.await.unwrap().unwrap();
+
+    // Then the page context is sealed, and META still counts the acknowledged turn
+    let meta = tidewater_tests::session_item(&store, id, keys::META).await.unwrap();
+    assert_eq!(page.sealed, 1, "{page:?}");
+    assert!(meta["page_context"].is_b(), "{meta:?}");
+    assert_eq!(meta["turn_count"], AttributeValue::N("1".into()), "migration {page:?} rolled META back: {meta:?}");
+    assert_eq!(store.load_context(&alice(), id, newest(10, true)).await.unwrap().turns.len(), 1);
+}

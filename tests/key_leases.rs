@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use tidewater::crypto::MAX_KEY_LEASE;
 use tidewater::store::KEY_LEASE_MARGIN;
 use tidewater::{keys, ContextLoader, CustomerPurger, DynamoStore, Error, Janitor, NewTurn, TurnAppender};
-use tidewater_tests::{alice, fresh_store, newest, scan_table, session_with_turns, test_config, AppendsThenDies};
+use tidewater_tests::{alice, client_through_proxy_with, fresh_store, newest, scan_table, session_with_turns, test_config, AppendsThenDies};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -41,9 +42,9 @@ async fn delete_alices_key(store: &DynamoStore) {
 
 #[tokio::test]
 async fn a_lease_spares_the_key_read_until_its_bound_and_not_after() {
-    // Given alice's session, and a warm instance that has just opened it, with a lease long
-    // enough that the real time the test takes (the clock is the system's, moved) is a sliver
-    let lease = Duration::from_secs(60);
+    // Given alice's session, and a warm instance that has just opened it, with the longest
+    // lease (the real time the test takes, which the clock counts too, is a sliver of it)
+    let lease = MAX_KEY_LEASE;
     let store = fresh_store(tidewater::Config { key_lease: lease, ..test_config() }).await;
     let session = session_with_turns(&store, &alice(), 2).await;
     let copy = copy_of_content(&store).await;
@@ -54,10 +55,9 @@ async fn a_lease_spares_the_key_read_until_its_bound_and_not_after() {
     delete_alices_key(&store).await;
 
     // Then the warm instance's lease still vouches for the key before its bound
-    store.clock().advance(lease - Duration::from_secs(10));
     assert!(warm.open_copied_item(&copy[0]).await.is_ok(), "the lease spares the read");
     // and past its bound, the next use reads the key item and finds it gone
-    store.clock().advance(Duration::from_secs(10));
+    store.clock().advance(lease);
     let opened = warm.open_copied_item(&copy[0]).await;
     assert!(matches!(opened, Err(Error::NotFound)), "a lease outlived its bound: {opened:?}");
     let loaded = warm.load_context(&alice(), session, newest(10, true)).await;
@@ -158,4 +158,40 @@ async fn the_janitor_finishing_a_cut_off_purge_waits_out_the_lease_of_a_key_race
     }
     let loaded = appender.load_context(&alice(), sessions[5], newest(10, true)).await;
     assert!(matches!(loaded, Err(Error::NotFound)), "{loaded:?}");
+}
+
+#[tokio::test]
+async fn a_key_whose_reads_answer_past_their_lease_is_not_used_and_the_open_is_retryable() {
+    // Given alice's content, and an instance whose key reads answer later than its lease (a
+    // stalled network, a starved instance), so a purge's receipt may come before the answer
+    let lease = Duration::from_millis(200);
+    let store = fresh_store(tidewater::Config { key_lease: lease, ..test_config() }).await;
+    session_with_turns(&store, &alice(), 1).await;
+    let copy = copy_of_content(&store).await;
+    let plan = tidewater_local::fault::Plan::parse("latency@GetItem=1", lease * 2).unwrap();
+    let (client, _proxy) = client_through_proxy_with(plan, store.clock().clone()).await;
+    let slow = DynamoStore::new(client, store.config().clone().with_empty_key_cache()).with_clock(store.clock().clone());
+
+    // When it opens the content: the key's read answers past the lease, and so does its read again
+    let opened = slow.open_copied_item(&copy[0]).await;
+
+    // Then it decrypts nothing and answers retryable
+    assert!(matches!(opened, Err(Error::Unavailable(_))), "decrypted with a key no lease vouched for: {opened:?}");
+    // while an instance whose reads answer in time opens it
+    assert!(another_instance(&store).open_copied_item(&copy[0]).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_purge_waits_out_the_longest_lease_whatever_its_own_setting() {
+    // Given a purging function set with no lease of its own, beside others that may hold the longest
+    let store = fresh_store(tidewater::Config { key_lease: Duration::ZERO, ..test_config() }).await;
+    session_with_turns(&store, &alice(), 1).await;
+    let started = store.clock().stamp();
+
+    // When it purges alice
+    store.purge_customer("alice", "req-own-lease").await.expect("the purge finishes");
+
+    // Then its receipt came no sooner than the longest lease and its margin after the purge began
+    let waited = started.elapsed_to(store.clock().stamp()).unwrap();
+    assert!(waited >= MAX_KEY_LEASE + KEY_LEASE_MARGIN, "{waited:?}");
 }

@@ -1,6 +1,6 @@
 //! A session's `page_context` is sealed like the rest of its content (issue 23): stored as
-//! ciphertext in META and in the customer index, opened by every reader, compared by a keyed
-//! digest when a PATCH is retried, and shredded with the customer's key.
+//! ciphertext in META and in the customer index, opened by every reader, opened and compared
+//! when a PATCH is retried (no digest of it is kept), and shredded with the customer's key.
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -97,11 +97,11 @@ async fn a_page_context_is_stored_sealed_and_every_reader_opens_it() {
     for (caller, id) in [(alice(), alices), (guest.clone(), guests)] {
         let response = patch(&store, &caller, id, json!({"page": "/cart", "order": "B-777"}), "\"1\"").await;
         assert_eq!(response.status(), 200, "{}", body_json(&response));
-        // Then the answer shows it clear, and the table holds it sealed, with its digest beside it
+        // Then the answer shows it clear, and the table holds it sealed, with no digest beside it
         assert_eq!(body_json(&response)["page_context"]["order"], "B-777");
         let meta = stored_meta(&store, id).await;
         assert!(meta["page_context"].is_b() && !shows(&meta, "B-777"), "{meta:?}");
-        assert!(meta["page_context_digest"].as_s().is_ok_and(|d| d.len() == 32));
+        assert!(!meta.contains_key("page_context_digest"), "{meta:?}");
         let loaded = store.load_context(&caller, id, newest(10, true)).await.unwrap();
         assert_eq!(loaded.session.unwrap().page_context["order"], "B-777");
     }
@@ -133,9 +133,11 @@ async fn a_patch_retried_after_a_lost_answer_is_applied_once_and_a_different_cha
     assert_error(&other, 412, "precondition_failed");
     assert_eq!(stored_meta(&store, id).await, applied);
 
-    // When the sealed value stays but its digest is taken away (a migrated item, say)
-    update_session_item(&store, id, keys::META).update_expression("REMOVE page_context_digest").send().await.unwrap();
-    // Then a retry cannot prove it is the same change, and is refused rather than guessed
+    // When the stored value is the same page context sealed for another session (copied from it)
+    let other = session(&store, &alice(), json!({"page": "/cart", "items": 2})).await;
+    set_page_context(&store, id, stored_meta(&store, other).await["page_context"].clone()).await;
+    // Then it does not open as this session's, so a retry cannot prove it is the same change,
+    // and is refused rather than guessed
     let blind = patch(&store, &alice(), id, json!({"page": "/cart", "items": 2}), "\"1\"").await;
     assert_error(&blind, 412, "precondition_failed");
 }
@@ -198,7 +200,7 @@ async fn a_purge_shreds_a_sealed_page_context_from_a_copy_of_the_table() {
 }
 
 #[tokio::test]
-async fn migrating_seals_a_plain_page_context_with_its_digest_so_a_retried_patch_still_matches() {
+async fn migrating_seals_a_plain_page_context_so_a_retried_patch_still_matches() {
     // Given a session PATCHed by a store that did not encrypt
     let store = fresh_store(Config { plaintext_readable: true, ..test_config() }).await;
     let plain = DynamoStore::new(store.client().clone(), Config { encryption: None, ..store.config().clone() });
@@ -210,14 +212,44 @@ async fn migrating_seals_a_plain_page_context_with_its_digest_so_a_retried_patch
     // When the migration runs
     let page = store.seal_plain_items(None, 100).await.unwrap();
 
-    // Then the page context is sealed, with the digest of what it holds beside it
+    // Then the page context is sealed, with no digest of it beside it
     assert_eq!(page.sealed, 1);
     let meta = stored_meta(&store, id).await;
-    assert!(meta["page_context"].is_b() && meta.contains_key("page_context_digest"), "{meta:?}");
+    assert!(meta["page_context"].is_b() && !meta.contains_key("page_context_digest"), "{meta:?}");
     // and reads back clear to a store that serves only sealed content
     let sealed_only = DynamoStore::new(store.client().clone(), Config { plaintext_readable: false, ..store.config().clone() });
     assert_eq!(sealed_only.load_context(&alice(), id, newest(10, true)).await.unwrap().session.unwrap().page_context["page"], "/cart");
     // and a retry of the PATCH made before the migration is still answered as applied
     let retry = patch(&sealed_only, &alice(), id, json!({"page": "/cart"}), "\"1\"").await;
     assert_eq!((retry.status().as_u16(), body_json(&retry)["page_context"].clone()), (200, json!({"page": "/cart"})));
+}
+
+#[tokio::test]
+async fn after_a_purge_a_copy_of_meta_confirms_no_guess_of_its_page_context() {
+    // Given alice's session whose page context a PATCH set to an order number
+    let store = store().await;
+    let id = session(&store, &alice(), json!({"page": "/start"})).await;
+    let before = stored_meta(&store, id).await;
+    let patched = patch(&store, &alice(), id, json!({"order": "A-1042"}), "\"1\"").await;
+    assert_eq!(patched.status(), 200);
+    // and a copy of the table (a PITR restore, an export)
+    let copy = scan_table(&store).await;
+
+    // When alice is purged
+    store.purge_customer("alice", "req-page-context-guess").await.unwrap();
+
+    // Then her page context does not open from the copy
+    let meta = copy
+        .iter()
+        .find(|i| i[keys::PK] == AttributeValue::S(keys::session_pk(&id)) && i[keys::SK] == AttributeValue::S(keys::META.into()))
+        .cloned()
+        .expect("META in the copy");
+    assert!(matches!(store.open_copied_item(&meta).await, Err(Error::NotFound)));
+    // and nothing else in it was derived from the page context, so no guess of it can be
+    // confirmed with the same code and secrets either: the PATCH changed only the sealed value
+    // and the attributes every PATCH sets, whatever it holds
+    let every_patch_sets = ["page_context", "updated_at", "ttl", "ttl_margin", "patched_from", "version", "GSI1SK", "listed_turn_count"];
+    let changed: Vec<&String> = meta.keys().chain(before.keys()).filter(|a| meta.get(*a) != before.get(*a)).collect();
+    assert!(changed.iter().all(|a| every_patch_sets.contains(&a.as_str())), "derived from the page context: {changed:?}");
+    assert!(!meta.contains_key("page_context_digest"));
 }

@@ -30,7 +30,7 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `KEY_TABLE_NAME` | `<TABLE_NAME>-keys` | the table of wrapped data keys (crypto-shredding) |
 /// | `KEY_CACHE_SECONDS` | `300` | how long an unwrapped data key stays in a function's memory |
 /// | `KEY_CACHE_ENTRIES` | `10000` | how many unwrapped data keys a function keeps at most |
-/// | `KEY_LEASE_MS` | `1000` | how long a read of a key item vouches for the key ([`crate::crypto::cache`]); a purge waits this long and [`crate::store::KEY_LEASE_MARGIN`] more before its receipt, so every function must have the same |
+/// | `KEY_LEASE_MS` | `1000` | how long a read of a key item vouches for the key ([`crate::crypto::cache`]); at most [`crate::crypto::MAX_KEY_LEASE`] (1000; more is refused), which a purge waits, with [`crate::store::KEY_LEASE_MARGIN`], before its receipt whatever its own setting |
 /// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
 /// | `AWS_REGION` | unset | this region, set by Lambda |
 /// | `REGION_ENDPOINTS` | unset | `region=url,...`: each region's DynamoDB endpoint, for the reads a purge makes in the other regions (locally; on AWS each region's own) |
@@ -173,7 +173,7 @@ impl Config {
             key_table_name: lookup("KEY_TABLE_NAME").filter(|t| !t.is_empty()),
             key_cache_ttl: Duration::from_secs(number("KEY_CACHE_SECONDS", defaults.key_cache_ttl.as_secs())?),
             key_cache_entries: number("KEY_CACHE_ENTRIES", defaults.key_cache_entries as u64)? as usize,
-            key_lease: Duration::from_millis(number("KEY_LEASE_MS", defaults.key_lease.as_millis() as u64)?),
+            key_lease: key_lease(number("KEY_LEASE_MS", defaults.key_lease.as_millis() as u64)?)?,
             plaintext_readable: lookup("PLAINTEXT_READABLE").is_some_and(|v| matches!(v.trim(), "1" | "true")),
             encryption: None,
             region: lookup("AWS_REGION").filter(|r| !r.is_empty()),
@@ -362,9 +362,11 @@ impl Config {
         self.with_master_keys(&crate::secret::load(shared, "MASTER_KEYS").await?)
     }
 
-    /// An empty cache of unwrapped keys with this configuration's bounds and lease.
+    /// An empty cache of unwrapped keys with this configuration's bounds and lease, the lease
+    /// no longer than [`crate::crypto::MAX_KEY_LEASE`] (what a purge waits) however it was set.
     fn key_cache(&self) -> crate::crypto::KeyCache {
-        crate::crypto::KeyCache::new(self.key_cache_entries, self.key_cache_ttl, self.key_lease)
+        let lease = self.key_lease.min(crate::crypto::MAX_KEY_LEASE);
+        crate::crypto::KeyCache::new(self.key_cache_entries, self.key_cache_ttl, lease)
     }
 
     /// The same settings and master keys, with an empty key cache: another function instance.
@@ -380,6 +382,19 @@ impl Config {
             .ok_or_else(|| Error::Config("HASH_KEY was not loaded at init, so customer text cannot be hashed".to_owned()))
     }
 
+}
+
+/// `KEY_LEASE_MS`: refused above [`crate::crypto::MAX_KEY_LEASE`], the lease every purge waits
+/// out, so that a function set otherwise is told at init rather than outlasting the wait.
+fn key_lease(millis: u64) -> Result<Duration, Error> {
+    let lease = Duration::from_millis(millis);
+    if lease > crate::crypto::MAX_KEY_LEASE {
+        return Err(Error::Config(format!(
+            "KEY_LEASE_MS is {millis}: at most {} (what a purge waits out before its receipt)",
+            crate::crypto::MAX_KEY_LEASE.as_millis()
+        )));
+    }
+    Ok(lease)
 }
 
 fn number_from(value: &str, name: &str) -> Result<u64, Error> {
@@ -416,6 +431,18 @@ mod tests {
         assert!(matches!(config.receipt_salt(), Err(Error::Config(_))));
         let salt = Secret::new("RECEIPT_SALT", "s".repeat(32)).unwrap();
         assert_eq!(config.with_receipt_salt(salt.clone()).receipt_salt().unwrap(), &salt);
+    }
+
+    #[test]
+    fn a_key_lease_longer_than_the_purges_wait_is_refused_and_never_held() {
+        let lease = |ms: &str| Config::from_lookup(|n| (n == "KEY_LEASE_MS").then(|| ms.to_owned())).map(|c| c.key_lease);
+        assert_eq!(lease("250").unwrap(), Duration::from_millis(250));
+        assert_eq!(lease("1000").unwrap(), crate::crypto::MAX_KEY_LEASE);
+        assert!(matches!(lease("1001"), Err(Error::Config(_))));
+        assert!(matches!(lease("5000"), Err(Error::Config(_))));
+        // A configuration built by hand past the bound still holds no longer lease.
+        let by_hand = Config { key_lease: Duration::from_secs(5), ..Config::default() };
+        assert_eq!(by_hand.key_cache().bounds().2, crate::crypto::MAX_KEY_LEASE);
     }
 
     #[test]

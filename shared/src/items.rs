@@ -46,10 +46,6 @@ pub struct MetaItem {
     /// old item) leaves a sealed one closed, and it reads as empty ([`page_context_unless_sealed`]).
     #[serde(default, deserialize_with = "page_context_unless_sealed")]
     pub page_context: Map<String, Value>,
-    /// The keyed digest (`HashKey::page_context`) of the page context the last PATCH wrote:
-    /// what a retry of that PATCH compares while the value itself is sealed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub page_context_digest: Option<String>,
     pub turn_count: u64,
     #[serde(default)]
     pub summarized_through: u64,

@@ -1,16 +1,18 @@
 //! Keyed hashes of customer text: every digest of what a customer said that the table keeps
 //! is an HMAC-SHA256 under the hash key (`HASH_KEY`, read once at init like the other
-//! secrets, never rotated), so that nobody holding the table, its stream or a backup can
-//! test a guess against it. Two digests are kept:
+//! secrets, never rotated), so that nobody holding the table, its stream or a backup, but
+//! not the key, can test a guess against it. Two digests are kept:
 //!
 //! - the idempotency record's payload digest ([`HashKey::payload`]), over the turn as the
 //!   client sent it, before redaction, scoped to the session: a retry of the same payload
 //!   matches whatever the redaction of either attempt saw (page context, Comprehend);
 //! - a fact's id ([`HashKey::fact_id`]), over its kind and subject, scoped to the customer:
 //!   the same subject has a different id for each customer, and a forgotten fact's
-//!   tombstone does not say what it was;
-//! - a page context's digest ([`HashKey::page_context`]), over its JSON, scoped to the
-//!   session: what a PATCH's retry compares while the stored page context is sealed.
+//!   tombstone does not say what it was.
+//!
+//! Limit: `HASH_KEY` is never destroyed, so a digest in a copy of the table (a backup, an
+//! export) still confirms a guess of a short text after its customer's purge. A page
+//! context's retry therefore keeps no digest (`store/update.rs` compares plaintexts).
 //!
 //! Each digest is the first 16 bytes, in hex, of an HMAC over a label and length-prefixed
 //! parts, so no two inputs of different shapes can collide by concatenation.
@@ -64,13 +66,6 @@ impl HashKey {
     /// A fact's id: the same for every statement of one subject by one customer.
     pub fn fact_id(&self, customer_hash: &str, kind: &str, normalised_subject: &str) -> String {
         self.digest(b"tidewater-fact-v1", &[customer_hash.as_bytes(), kind.as_bytes(), normalised_subject.as_bytes()])
-    }
-
-    /// The digest a session's META keeps of the page context a PATCH wrote. serde_json's map
-    /// keeps its keys sorted, so one page context has one JSON form.
-    pub fn page_context(&self, session_id: &Uuid, page_context: &serde_json::Map<String, serde_json::Value>) -> String {
-        let json = serde_json::to_vec(page_context).unwrap_or_default();
-        self.digest(b"tidewater-page-context-v1", &[session_id.to_string().as_bytes(), &json])
     }
 
     fn digest(&self, label: &[u8], parts: &[&[u8]]) -> String {
@@ -129,16 +124,6 @@ mod tests {
         }
         let plain: String = plain.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
         assert_ne!(alice, plain);
-    }
-
-    #[test]
-    fn a_page_context_digest_ignores_key_order_and_is_scoped_to_the_session() {
-        let k = key("a-test-hash-key-of-at-least-32-bytes!");
-        let map = |json: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json).unwrap();
-        let cart = k.page_context(&SESSION, &map(r#"{"page":"/cart","order":"A-1"}"#));
-        assert_eq!(cart, k.page_context(&SESSION, &map(r#"{"order":"A-1","page":"/cart"}"#)));
-        assert_ne!(cart, k.page_context(&SESSION, &map(r#"{"page":"/cart","order":"A-2"}"#)));
-        assert_ne!(cart, k.page_context(&Uuid::nil(), &map(r#"{"page":"/cart","order":"A-1"}"#)));
     }
 
     #[test]

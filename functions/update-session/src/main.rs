@@ -7,6 +7,6 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = sdk_config().await;
     let redactor = AnyRedactor::from_env().await?;
-    let store = DynamoStore::with_secrets(&aws, config, &[StoreSecret::ReceiptSalt, StoreSecret::HashKey, StoreSecret::MasterKeys]);
+    let store = DynamoStore::with_secrets(&aws, config, &[StoreSecret::ReceiptSalt, StoreSecret::MasterKeys]);
     run(service_fn(|request| async { Ok::<_, Error>(update_session::handle(&*store.get().await?, &redactor, request).await) })).await
 }

@@ -316,7 +316,6 @@ fn meta(session: Uuid, owner: &str, turn_count: u64, needs_summary: bool) -> Met
         gsi1sk: Some("2026-11-26T19:20:00Z".to_owned()),
         listed_turn_count: Some(0),
         patched_from: None,
-        page_context_digest: None,
     }
 }
 

@@ -4,12 +4,11 @@
 //! there when the file exists; it removes the file when the table is done. Safe to run again
 //! and beside live traffic. Wraps data keys as the functions do: with `KMS_KEY_ID`, that KMS
 //! key; otherwise the master keys (`MASTER_KEYS`, or `MASTER_KEYS_ARN`; `make run`'s are in
-//! `.run/master-key`). Needs their `RECEIPT_SALT`, and their `HASH_KEY` for the digest kept
-//! beside a sealed page context (without it, a PATCH retried across the migration gets 412).
+//! `.run/master-key`). Needs their `RECEIPT_SALT`.
 use std::collections::HashMap;
 
 use tidewater::aws::sdk_config;
-use tidewater::{dynamodb_client_with, secret, telemetry, Config, DynamoStore, Error, HashKey};
+use tidewater::{dynamodb_client_with, secret, telemetry, Config, DynamoStore, Error};
 
 const PAGE: i32 = 100;
 
@@ -17,13 +16,9 @@ const PAGE: i32 = 100;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let shared = sdk_config().await;
-    let from_env = |name: &str| std::env::var(name).ok();
     // A customer's data key is named by the customer's hash.
     let salt = secret::load(&shared, "RECEIPT_SALT").await?;
-    let mut config = Config::from_env()?.with_receipt_salt(salt).with_key_wrapper_from_env(&shared).await?;
-    if from_env("HASH_KEY").or_else(|| from_env("HASH_KEY_ARN")).is_some() {
-        config = config.with_hash_key(HashKey::new(&secret::load(&shared, "HASH_KEY").await?)?);
-    }
+    let config = Config::from_env()?.with_receipt_salt(salt).with_key_wrapper_from_env(&shared).await?;
     let store = DynamoStore::new(dynamodb_client_with(&shared), config);
     let checkpoint = std::env::var("MIGRATE_CHECKPOINT").unwrap_or_else(|_| ".run/migrate-checkpoint.json".to_owned());
     let mut start = read_checkpoint(&checkpoint)?;

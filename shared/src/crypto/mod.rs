@@ -16,7 +16,7 @@ pub mod keyring;
 #[cfg(feature = "kms")]
 pub mod kms;
 
-pub use cache::KeyCache;
+pub use cache::{KeyCache, MAX_KEY_LEASE};
 pub use envelope::{Binding, ENVELOPE_V1};
 pub use keyring::{AnyWrapper, KeyWrapper, LocalMasterKeys, WrappedKey};
 

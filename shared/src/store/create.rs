@@ -47,7 +47,6 @@ impl SessionCreator for DynamoStore {
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
             listed_turn_count: (!caller.is_guest()).then_some(0),
             patched_from: None,
-            page_context_digest: None,
         };
         if chosen_id && self.leftovers_without_meta(&session_id).await? {
             return Err(Error::SessionIdUnavailable);

@@ -13,8 +13,8 @@
 //! **A warm cache never outlives a destroyed key's receipt.** A use of a key, to seal or to
 //! open, reads its item with a strongly consistent GetItem, unless a lease from an earlier
 //! read that found it still runs ([`crate::crypto::cache`]: `KEY_LEASE_MS`, dated before that
-//! read was sent, measured on the store's [`crate::clock::Clock`]). A purge waits the lease
-//! and [`KEY_LEASE_MARGIN`] after its last destruction of the key before its receipt
+//! read was sent, measured on the store's [`crate::clock::Clock`]). A purge waits the longest
+//! lease any function may hold ([`crate::crypto::MAX_KEY_LEASE`]) and [`KEY_LEASE_MARGIN`] after its last destruction of the key before its receipt
 //! ([`DynamoStore::wait_out_key_leases`]), so after the receipt no store, however warm, opens
 //! that key's ciphertext again: `tests/crypto_shredding.rs` and `tests/shredding_races.rs`
 //! show it.
@@ -209,10 +209,12 @@ impl DynamoStore {
     }
 
     /// Waits out every lease a warm instance may hold on a key destroyed just now: a purge's
-    /// last step before its receipt ([`KEY_LEASE_MARGIN`]). On the store's clock, from the
+    /// last step before its receipt ([`KEY_LEASE_MARGIN`]). The longest lease any function may
+    /// hold ([`crate::crypto::MAX_KEY_LEASE`]), not this one's `KEY_LEASE_MS`: nothing else
+    /// ties the functions' settings together. On the store's clock, from the
     /// purge's own destruction: a duration, so no two machines' clocks are compared.
     pub(crate) async fn wait_out_key_leases(&self) {
-        self.clock.sleep(self.config.key_lease + KEY_LEASE_MARGIN).await;
+        self.clock.sleep(crate::crypto::MAX_KEY_LEASE + KEY_LEASE_MARGIN).await;
     }
 
     /// The key named by `key_ref`, for a writer of `session_id` (a summary, facts): made only

@@ -1,7 +1,7 @@
 //! `make migrate`: seals, in place, the content written before encryption. A one-off batch
-//! job, so it pages through the table with Scan (no function ever scans). Each item is
-//! rewritten with a condition that its content is still what was read, so a write racing the
-//! migration wins and the item is left for the next run; the page's last key is the
+//! job, so it pages through the table with Scan (no function ever scans). Each item has
+//! its content attributes set in place (never the whole item put back) with a condition that
+//! they are still what was read, so a write racing the migration wins and the item is left for the next run; the page's last key is the
 //! checkpoint a cut-off run resumes from.
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
-use super::sealing::{has_plain_content, seal_item, PAGE_CONTEXT, PAGE_CONTEXT_DIGEST, SEALED_ATTRIBUTES};
+use super::sealing::{has_plain_content, seal_item, SEALED_ATTRIBUTES};
 use super::{within, DynamoStore};
 use crate::{keys, Error};
 
@@ -61,7 +61,6 @@ impl DynamoStore {
             let Some(key) = Box::pin(self.sealing_key_until(key_ref, *until)).await? else { continue };
             let mut sealed = item.clone();
             seal_item(&mut sealed, key_ref, &key)?;
-            self.keep_page_context_digest(&item, &mut sealed, &session_id)?;
             if self.replace_if_unchanged(&item, sealed).await? {
                 page.sealed += 1;
             } else {
@@ -71,39 +70,38 @@ impl DynamoStore {
         Ok(page)
     }
 
-    /// Beside a page context it seals, the digest a retry of the PATCH that wrote it compares
-    /// (`store/update.rs`), when the hash key (`HASH_KEY`) is given; without it, such a retry
-    /// is answered 412 once its session is migrated.
-    fn keep_page_context_digest(
-        &self,
-        plain: &HashMap<String, AttributeValue>,
-        sealed: &mut HashMap<String, AttributeValue>,
-        session_id: &Uuid,
-    ) -> Result<(), Error> {
-        let (Some(map @ AttributeValue::M(_)), Ok(hash_key)) = (plain.get(PAGE_CONTEXT), self.config.hash_key()) else {
-            return Ok(());
-        };
-        if sealed.get(PAGE_CONTEXT) == Some(map) {
-            return Ok(());
-        }
-        let page_context: serde_json::Map<String, serde_json::Value> =
-            serde_dynamo::from_attribute_value(map.clone()).map_err(Error::corrupt)?;
-        sealed.insert(PAGE_CONTEXT_DIGEST.to_owned(), AttributeValue::S(hash_key.page_context(session_id, &page_context)));
-        Ok(())
-    }
-
-    /// Puts `sealed` in place of `plain` if every content attribute is still as read.
+    /// Sets, in place of `plain`'s, the attributes `sealed` changed (its sealed content) if every content attribute is still as read. Only those:
+    /// counters, flags, expiry and index keys are left as they are now, so a write that raced
+    /// the migration on them (an append, a summary) is kept, never rolled back to the scan.
     async fn replace_if_unchanged(&self, plain: &HashMap<String, AttributeValue>, sealed: HashMap<String, AttributeValue>) -> Result<bool, Error> {
-        let mut put = self.client.put_item().table_name(self.table()).set_item(Some(sealed));
+        let (Some(pk), Some(sk)) = (plain.get(keys::PK), plain.get(keys::SK)) else {
+            return Err(Error::Corrupt("a scanned item without its keys".into()));
+        };
+        let mut update = self.client.update_item().table_name(self.table()).key(keys::PK, pk.clone()).key(keys::SK, sk.clone());
+        let mut sets = Vec::new();
         let mut conditions = vec!["attribute_exists(PK)".to_owned()];
         for (at, attribute) in SEALED_ATTRIBUTES.iter().enumerate() {
+            let name = format!("#a{at}");
+            let mut named = false;
             if let Some(value) = plain.get(*attribute) {
-                conditions.push(format!("#a{at} = :v{at}"));
-                put = put.expression_attribute_names(format!("#a{at}"), *attribute).expression_attribute_values(format!(":v{at}"), value.clone());
+                conditions.push(format!("{name} = :old{at}"));
+                update = update.expression_attribute_values(format!(":old{at}"), value.clone());
+                named = true;
+            }
+            if let Some(value) = sealed.get(*attribute).filter(|value| plain.get(*attribute) != Some(*value)) {
+                sets.push(format!("{name} = :new{at}"));
+                update = update.expression_attribute_values(format!(":new{at}"), value.clone());
+                named = true;
+            }
+            if named {
+                update = update.expression_attribute_names(name, *attribute);
             }
         }
-        let put = put.condition_expression(conditions.join(" AND ")).send();
-        match within(self.config.write_timeout, put).await? {
+        if sets.is_empty() {
+            return Ok(true);
+        }
+        let update = update.update_expression(format!("SET {}", sets.join(", "))).condition_expression(conditions.join(" AND ")).send();
+        match within(self.config.write_timeout, update).await? {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
             Err(e) => Err(Error::from_store(e)),

@@ -23,9 +23,13 @@ pub(crate) const SEALED_ATTRIBUTES: &[&str] = &["content", "item", "text", PAGE_
 
 /// A session's page context (META, and the customer index that projects it).
 pub(crate) const PAGE_CONTEXT: &str = "page_context";
-/// Beside a sealed page context a PATCH wrote, its keyed digest (`HashKey::page_context`):
-/// what a retry of the PATCH compares (`store/update.rs`).
+/// The keyed digest earlier versions kept beside a sealed page context; a PATCH removes it
+/// (`store/update.rs` compares plaintexts instead).
 pub(crate) const PAGE_CONTEXT_DIGEST: &str = "page_context_digest";
+
+/// How many times the keys an opening holds are read again when their reads have aged past
+/// the lease before decryption; still past it after that, the opening answers 503.
+const MAX_KEY_REREADS: u32 = 1;
 
 /// What the plaintext inside an envelope was, so it comes out as the same attribute type.
 const PLAIN_BINARY: u8 = 1;
@@ -152,8 +156,16 @@ impl DynamoStore {
         known.extend(Box::pin(self.opening_keys(missing)).await?);
         // A key found beside a slow read of the items may be past its lease by now: a purge's
         // receipt waits out only the lease, so it is asked again (decryption follows at once).
-        let stale = known.stale(|found_at| self.still_vouched(found_at));
-        if !stale.is_empty() {
+        // The answer to that read may come late too (a stalled network, a starved instance),
+        // so every key is checked again after it; one still past its lease is not used.
+        for reread in 0.. {
+            let stale = known.stale(|found_at| self.still_vouched(found_at));
+            if stale.is_empty() {
+                break;
+            }
+            if reread == MAX_KEY_REREADS {
+                return Err(Error::Unavailable("a data key's read answered too late to vouch for it".into()));
+            }
             known.extend(Box::pin(self.opening_keys(stale)).await?);
         }
         // A store that does not encrypt has only plaintext to serve.

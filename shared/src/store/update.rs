@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use serde_json::{Map, Value};
 
-use super::sealing::{seal_attribute, PAGE_CONTEXT, PAGE_CONTEXT_DIGEST};
+use super::data_keys::OpenKeys;
+use super::sealing::{open_item, seal_attribute, PAGE_CONTEXT, PAGE_CONTEXT_DIGEST};
 use super::{from_item, n, s, within, DynamoStore};
 use crate::items::{self, MetaItem};
 use crate::model::{Caller, IfMatch, SessionPatch, SessionUpdated};
@@ -98,22 +99,28 @@ impl SessionUpdater for DynamoStore {
 }
 
 /// A page context as a PATCH writes it: sealed when the store encrypts and it holds
-/// anything, with its keyed digest beside it; otherwise as it is.
+/// anything, with the key that sealed it; otherwise as it is.
 struct NewPageContext {
     stored: AttributeValue,
     clear: AttributeValue,
-    digest: Option<String>,
+    /// The key sealing it: what opens the stored one when a retry compares them.
+    key: Option<OpenKeys>,
 }
 
 impl NewPageContext {
-    /// Whether the META `item` already holds this page context: by digest where the stored
-    /// one is sealed (a sealed value with no digest, or another's, never matches), by value
-    /// where it is clear (written before encryption, or empty).
+    /// Whether the META `item` already holds this page context. A sealed one is opened with
+    /// the key this PATCH holds and compared as plaintext (one that does not open with it,
+    /// moved or under another key, never matches); a clear one (written before encryption,
+    /// or empty) is compared as it is. No digest of it is kept: any digest outlives the
+    /// customer's key in every backup and would confirm a guess after the purge.
     fn is_in(&self, item: &HashMap<String, AttributeValue>) -> bool {
         match item.get(PAGE_CONTEXT) {
-            Some(AttributeValue::B(_)) => {
-                let stored = item.get(PAGE_CONTEXT_DIGEST).and_then(|d| d.as_s().ok());
-                self.digest.is_some() && stored == self.digest.as_ref()
+            Some(sealed @ AttributeValue::B(_)) => {
+                let Some(key) = &self.key else { return false };
+                let mut alone: HashMap<String, AttributeValue> =
+                    [keys::PK, keys::SK].into_iter().filter_map(|k| Some((k.to_owned(), item.get(k)?.clone()))).collect();
+                alone.insert(PAGE_CONTEXT.to_owned(), sealed.clone());
+                open_item(&mut alone, key, false).is_ok() && alone.get(PAGE_CONTEXT) == Some(&self.clear)
             }
             Some(stored) => *stored == self.clear,
             None => self.clear.as_m().is_ok_and(HashMap::is_empty),
@@ -148,9 +155,8 @@ impl DynamoStore {
                 // The day key of a guest's content must outlive the expiry this update slides.
                 self.cover_guest_session(session_id).await?;
             }
-            return Ok(NewPageContext { stored: clear.clone(), clear, digest: None });
+            return Ok(NewPageContext { stored: clear.clone(), clear, key: None });
         }
-        let digest = self.config.hash_key()?.page_context(session_id, page_context);
         let owned = |meta: &MetaItem| meta.owner_id == caller.customer_id;
         let (key_ref, key) = if caller.is_guest() {
             let now_secs = self.clock.now_epoch_seconds();
@@ -167,7 +173,7 @@ impl DynamoStore {
         };
         let key = key.ok_or(Error::NotFound)?;
         let stored = seal_attribute(&keys::session_pk(session_id), keys::META, PAGE_CONTEXT, clear.clone(), &key_ref, &key)?;
-        Ok(NewPageContext { stored, clear, digest: Some(digest) })
+        Ok(NewPageContext { stored, clear, key: Some(OpenKeys::from_iter([(key_ref, Some(key))])) })
     }
 
     async fn try_update(
@@ -193,11 +199,8 @@ impl DynamoStore {
             set.push("GSI1SK = :now");
             set.push("listed_turn_count = turn_count");
         }
-        let mut update = format!("SET {}", set.join(", "));
-        match &page_context.digest {
-            Some(_) => update.push_str(", page_context_digest = :digest"),
-            None => update.push_str(" REMOVE page_context_digest"),
-        }
+        // The digest earlier versions kept beside a sealed page context goes with the change.
+        let update = format!("SET {} REMOVE {PAGE_CONTEXT_DIGEST}", set.join(", "));
         let mut condition =
             format!("attribute_exists(PK) AND owner_id = :owner AND {} AND guest = :guest", items::LIVE_CONDITION);
         let mut values = HashMap::from([
@@ -211,9 +214,6 @@ impl DynamoStore {
             (":owner".to_owned(), s(&caller.customer_id)),
             (":guest".to_owned(), AttributeValue::Bool(guest)),
         ]);
-        if let Some(digest) = &page_context.digest {
-            values.insert(":digest".to_owned(), s(digest));
-        }
         if let Some(IfMatch::Versions(versions)) = if_match {
             let names: Vec<String> = (0..versions.len()).map(|i| format!(":v{i}")).collect();
             condition.push_str(&format!(" AND version IN ({})", names.join(", ")));
