@@ -30,7 +30,7 @@ pub const DEFAULT_MEMORY_MAX_FACTS: usize = 50;
 /// | `KEY_TABLE_NAME` | `<TABLE_NAME>-keys` | the table of wrapped data keys (crypto-shredding) |
 /// | `KEY_CACHE_SECONDS` | `300` | how long an unwrapped data key stays in a function's memory |
 /// | `KEY_CACHE_ENTRIES` | `10000` | how many unwrapped data keys a function keeps at most |
-/// | `KEY_LEASE_MS` | `1000` | how long a read of a key item vouches for the key ([`crate::crypto::cache`]); at most [`crate::crypto::MAX_KEY_LEASE`] (1000; more is refused), which a purge waits, with [`crate::store::KEY_LEASE_MARGIN`], before its receipt whatever its own setting |
+/// | `KEY_LEASE_MS` | `3000` | how long a read of a key item vouches for the key ([`crate::crypto::cache`]); at most [`crate::crypto::MAX_KEY_LEASE`] (3000; more is refused), which a purge waits, with [`crate::store::KEY_LEASE_MARGIN`], before its receipt whatever its own setting |
 /// | `REGIONS`, `HOME_MAP`, `HOME_MAP_FILE` | unset | multi-region: the regions in their fixed order and the home map ([`crate::home`]); unset: one region |
 /// | `AWS_REGION` | unset | this region, set by Lambda |
 /// | `REGION_ENDPOINTS` | unset | `region=url,...`: each region's DynamoDB endpoint, for the reads a purge makes in the other regions (locally; on AWS each region's own) |
@@ -125,7 +125,7 @@ impl Default for Config {
             key_table_name: None,
             key_cache_ttl: Duration::from_secs(300),
             key_cache_entries: 10_000,
-            key_lease: Duration::from_millis(1_000),
+            key_lease: Duration::from_millis(3_000),
             plaintext_readable: false,
             encryption: None,
             region: None,
@@ -437,8 +437,8 @@ mod tests {
     fn a_key_lease_longer_than_the_purges_wait_is_refused_and_never_held() {
         let lease = |ms: &str| Config::from_lookup(|n| (n == "KEY_LEASE_MS").then(|| ms.to_owned())).map(|c| c.key_lease);
         assert_eq!(lease("250").unwrap(), Duration::from_millis(250));
-        assert_eq!(lease("1000").unwrap(), crate::crypto::MAX_KEY_LEASE);
-        assert!(matches!(lease("1001"), Err(Error::Config(_))));
+        assert_eq!(lease("3000").unwrap(), crate::crypto::MAX_KEY_LEASE);
+        assert!(matches!(lease("3001"), Err(Error::Config(_))));
         assert!(matches!(lease("5000"), Err(Error::Config(_))));
         // A configuration built by hand past the bound still holds no longer lease.
         let by_hand = Config { key_lease: Duration::from_secs(5), ..Config::default() };

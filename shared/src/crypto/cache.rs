@@ -18,7 +18,7 @@ use crate::clock::Stamp;
 /// cache built from a configuration holds no longer one): what a purge waits out, whatever
 /// its own setting, so no function configured otherwise outlasts the purge's wait. A second:
 /// a key read a second spares most reads of a busy customer's key already.
-pub const MAX_KEY_LEASE: Duration = Duration::from_millis(1_000);
+pub const MAX_KEY_LEASE: Duration = Duration::from_millis(3_000);
 
 /// Unwrapped keys by reference and generation, each kept at most `ttl`, at most `capacity` in
 /// all; and the leases on them, at most `capacity` too.
