@@ -24,16 +24,16 @@ use uuid::Uuid;
 
 use crate::replication::{regions, Regions, EAST, LAG, WEST};
 
-const NAMES: [&str; 2] = ["us-east-1", "eu-west-1"];
-const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
-const SECRET: &str = "tidewater-test-gateway-secret";
+pub(crate) const NAMES: [&str; 2] = ["us-east-1", "eu-west-1"];
+pub(crate) const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+pub(crate) const SECRET: &str = "tidewater-test-gateway-secret";
 
-fn homes() -> HomeSource {
+pub(crate) fn homes() -> HomeSource {
     HomeSource::Fixed(Homes::new(&NAMES.join(","), HomeMap::default()).expect("two regions"))
 }
 
 /// `region`'s store as its functions run it: knowing the regions and which one it is.
-async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
+pub(crate) async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
     home_store_with(regions, region, config, homes()).await
 }
 
@@ -62,13 +62,21 @@ async fn invoke(
     event: String,
 ) -> axum::Json<Value> {
     let request = lambda_http::request::from_str(&event).expect("an API Gateway event");
-    let store = &*store;
-    let response = match function.as_str() {
+    lambda_answer(run_function(&store, &function, request).await)
+}
+
+/// Runs `function`'s handler in-process on `request`, with `store`.
+pub(crate) async fn run_function(store: &DynamoStore, function: &str, request: lambda_http::Request) -> lambda_http::Response<Body> {
+    match function {
         "create-session" => create_session::handle(store, &default_redactor(), request).await,
         "append-turn" => append_turn::handle(store, &default_redactor(), store.config(), request).await,
         "load-context" => load_context::handle(store, request).await,
         other => panic!("this test does not call {other}"),
-    };
+    }
+}
+
+/// A function's answer as Lambda's invoke API returns it to API Gateway.
+pub(crate) fn lambda_answer(response: lambda_http::Response<Body>) -> axum::Json<Value> {
     let headers: serde_json::Map<String, Value> = response
         .headers()
         .iter()
@@ -137,13 +145,13 @@ async fn apis_with_config(regions: &Regions, homes: HomeSource, config: Config) 
     (NAMES.iter().map(|name| apis[*name].clone()).collect(), stores)
 }
 
-fn token(sub: &str, groups: &[&str]) -> String {
+pub(crate) fn token(sub: &str, groups: &[&str]) -> String {
     let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
     issue_token(sub, &groups, SECRET, Duration::from_secs(600)).expect("a token")
 }
 
 /// The items of one session in `region`'s own DynamoDB Local, as (SK, item) text.
-async fn session_items(regions: &Regions, region: usize, session: &str) -> Vec<String> {
+pub(crate) async fn session_items(regions: &Regions, region: usize, session: &str) -> Vec<String> {
     let pk = format!("SESSION#{session}");
     let mut items: Vec<String> = regions
         .items(region)
