@@ -346,3 +346,26 @@ fn the_api_is_throttled_and_the_stream_consumers_have_concurrency_of_their_own()
         assert!(template["Parameters"].get(parameter).is_some(), "{parameter}");
     }
 }
+
+#[test]
+fn every_http_function_forwards_to_the_home_region_within_its_own_timeout() {
+    let template = project_template();
+    let globals = &template["Globals"]["Function"];
+    let variables = &globals["Environment"]["Variables"];
+    assert_eq!(spelled(&variables["REGION_APIS"]), "!Ref RegionApis");
+    assert_eq!(template["Parameters"]["RegionApis"]["Default"].as_str(), Some(""), "one region needs none");
+    let forward_ms: u64 = variables["FORWARD_TIMEOUT_MS"].as_str().and_then(|ms| ms.parse().ok()).expect("FORWARD_TIMEOUT_MS");
+    let http_functions: Vec<String> = template::http_routes(&template).into_iter().map(|route| route.function).collect();
+    for (id, properties, binary) in template::functions(&template) {
+        let main = std::fs::read_to_string(root().join("functions").join(&binary).join("src/main.rs")).unwrap();
+        let hops = main.contains("forwarding::run");
+        assert_eq!(hops, http_functions.contains(&binary), "{id}: an HTTP function runs through the hop, and only one");
+        if hops {
+            // A read whose home does not answer in time is still served here, stale, before the
+            // function times out: a second at least.
+            let timeout = properties["Timeout"].as_u64().or(globals["Timeout"].as_u64()).expect("a timeout");
+            assert!(forward_ms + 1_000 <= timeout * 1_000, "{id}: {forward_ms} ms to forward in {timeout} s");
+            assert!(properties["Environment"]["Variables"].get("REGION_APIS").is_none(), "{id} overrides REGION_APIS");
+        }
+    }
+}
