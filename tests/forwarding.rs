@@ -52,13 +52,20 @@ async fn listener() -> (TcpListener, String) {
 }
 
 /// Region `region`'s API on `api`: a gateway with no homing, in front of functions that
-/// forward to the APIs `apis` names, within `timeout`. Returns how many requests they served.
-async fn stack(regions: &Regions, region: usize, api: TcpListener, apis: &BTreeMap<String, String>, timeout: Duration) -> Arc<AtomicUsize> {
+/// forward to the APIs `apis` names, within `timeout`. Returns how many requests they served,
+/// and their store.
+async fn stack(
+    regions: &Regions,
+    region: usize,
+    api: TcpListener,
+    apis: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> (Arc<AtomicUsize>, Arc<DynamoStore>) {
     let store = home_store(regions, region, test_config()).await;
     let forwarding = Arc::new(Forwarding::new(NAMES[region], homes(), apis.clone(), timeout));
     let served = Arc::new(AtomicUsize::new(0));
     let (functions, functions_url) = listener().await;
-    let state = Functions { store, forwarding, served: Arc::clone(&served) };
+    let state = Functions { store: Arc::clone(&store), forwarding, served: Arc::clone(&served) };
     let lambda = axum::Router::new()
         .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
         .with_state(state);
@@ -66,11 +73,11 @@ async fn stack(regions: &Regions, region: usize, api: TcpListener, apis: &BTreeM
     let routes = template::http_routes(&template::load(TEMPLATE).expect("the template"));
     let gateway = Gateway::new(routes, SECRET.into(), functions_url);
     tokio::spawn(axum::serve(api, gateway.router()).into_future());
-    served
+    (served, store)
 }
 
-/// Both regions' APIs, each one's functions knowing both, and what each served.
-async fn two_regions(regions: &Regions) -> (Vec<String>, Vec<Arc<AtomicUsize>>) {
+/// Both regions' APIs, each one's functions knowing both, what each served, and their stores.
+async fn two_regions(regions: &Regions) -> (Vec<String>, Vec<(Arc<AtomicUsize>, Arc<DynamoStore>)>) {
     let ((east, east_api), (west, west_api)) = (listener().await, listener().await);
     let apis = BTreeMap::from([(NAMES[EAST].to_owned(), east_api.clone()), (NAMES[WEST].to_owned(), west_api.clone())]);
     let served = vec![
@@ -106,11 +113,12 @@ async fn a_function_forwards_a_request_for_another_regions_session_to_its_home_o
     // Given two regions whose replication is held, with no homing in front of the functions,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
-    let (apis, served) = two_regions(&regions).await;
+    let (apis, functions) = two_regions(&regions).await;
     let http = reqwest::Client::new();
     let alice = token("alice", &[]);
     // and a session alice (whose home is the west) has just made in the west,
     let session = alices_session(&http, &apis[WEST]).await;
+    functions[EAST].1.reset_consumed();
 
     // when she appends through the east, and retries it there,
     let append = || http.post(format!("{}/sessions/{session}/turns", apis[EAST])).bearer_auth(&alice).json(&turn(1)).send();
@@ -129,17 +137,20 @@ async fn a_function_forwards_a_request_for_another_regions_session_to_its_home_o
     let (east, west): (Value, Value) = (east.json().await.unwrap(), west.json().await.unwrap());
     assert_eq!(east, west);
     assert_eq!(east["turns"].as_array().map(Vec::len), Some(1));
-    // the turn was written once, in the west only, and the east's functions served nothing here.
+    // the turn was written once, in the west only, and the east's functions served nothing
+    // themselves: one cross-region round trip each, and no capacity in the east.
     assert_eq!(turns_in(&regions, WEST, &session).await, 1);
     assert!(session_items(&regions, EAST, &session).await.is_empty());
-    assert_eq!((count(&served[EAST]), count(&served[WEST])), (0, 5));
+    assert_eq!((count(&functions[EAST].0), count(&functions[WEST].0)), (0, 5));
+    let east = functions[EAST].1.consumed();
+    assert_eq!((east.read_units, east.write_units), (0.0, 0.0));
 }
 
 #[tokio::test]
 async fn a_forwarded_request_that_reaches_a_region_not_its_home_is_refused_never_sent_on() {
     // Given two regions and a session of alice's in the west,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
-    let (apis, served) = two_regions(&regions).await;
+    let (apis, functions) = two_regions(&regions).await;
     let http = reqwest::Client::new();
     let session = alices_session(&http, &apis[WEST]).await;
     // when an append marked as forwarded (the sender took the east for her home) reaches the east,
@@ -155,7 +166,7 @@ async fn a_forwarded_request_that_reaches_a_region_not_its_home_is_refused_never
     assert_eq!((bounced.status().as_u16(), bounced.headers()["retry-after"].to_str().unwrap()), (503, "1"));
     assert!(bounced.headers().get(SERVED_BY).is_none());
     assert_eq!(bounced.json::<Value>().await.unwrap()["code"], "home_moved");
-    assert_eq!((count(&served[EAST]), count(&served[WEST])), (0, 1), "the west served only the create");
+    assert_eq!((count(&functions[EAST].0), count(&functions[WEST].0)), (0, 1), "the west served only the create");
     // and nothing was written in either region.
     regions.after(LAG).await;
     assert_eq!((turns_in(&regions, EAST, &session).await, turns_in(&regions, WEST, &session).await), (0, 0));
