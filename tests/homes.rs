@@ -762,6 +762,10 @@ async fn a_guest_days_key_named_by_its_day_alone_lives_as_long_as_its_sessions_a
         stores[home].append_turn(&guest, session, turn.validate(stores[home].config()).unwrap()).await.expect("appended");
     }
     regions.after(3 * LAG).await;
+    // the older key's `until` moved at least as far as the regional key's, so it outlives it,
+    let untils = key_untils(&regions, home).await;
+    assert_eq!(untils.len(), 2, "the older key and the regional key: {untils:?}");
+    assert!(untils[0].0 == older && untils[0].1 >= untils[1].1, "{untils:?}");
     // then past the older key's first `until`, no janitor destroys either key, and every
     // turn still opens in both regions;
     advance(Duration::from_secs(4 * 3_600));
@@ -915,17 +919,27 @@ async fn customer_keys(regions: &Regions, region: usize) -> Vec<String> {
 
 /// The names in `region`'s own key table that start with `prefix`, sorted.
 async fn key_names(regions: &Regions, region: usize, prefix: &str) -> Vec<String> {
+    key_items(regions, region).await.into_iter().map(|(name, _)| name).filter(|name| name.starts_with(prefix)).collect()
+}
+
+/// Each guest key in `region`'s own key table with its `until`, sorted by name.
+async fn key_untils(regions: &Regions, region: usize) -> Vec<(String, Option<i64>)> {
+    let items = key_items(regions, region).await.into_iter().filter(|(name, _)| name.starts_with(keys::GUEST_KEY_PREFIX));
+    items.map(|(name, item)| (name, item.get("until").and_then(|u| u.as_n().ok()).and_then(|u| u.parse().ok()))).collect()
+}
+
+/// Every item of `region`'s own key table by name, sorted.
+async fn key_items(regions: &Regions, region: usize) -> Vec<(String, HashMap<String, AttributeValue>)> {
     let table = format!("{}-keys", regions.table);
     let scan = regions.upstreams[region].scan().table_name(table).consistent_read(true).send().await.expect("scan the key table");
-    let mut names: Vec<String> = scan
+    let mut items: Vec<(String, HashMap<String, AttributeValue>)> = scan
         .items
         .unwrap_or_default()
-        .iter()
-        .filter_map(|item| item.get(keys::PK).and_then(|pk| pk.as_s().ok()).cloned())
-        .filter(|pk| pk.starts_with(prefix))
+        .into_iter()
+        .filter_map(|item| Some((item.get(keys::PK)?.as_s().ok()?.clone(), item)))
         .collect();
-    names.sort();
-    names
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
 }
 
 #[tokio::test]
