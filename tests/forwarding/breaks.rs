@@ -1,6 +1,6 @@
-//! Where the functions' hop to the home region breaks its promises (review of issue 21): each
-//! test states what the README promises, and is ignored until the hop keeps it
-//! (`/work/review/breaks-forward.md` at review time; the reasons are on each `#[ignore]`).
+//! The functions' hop to the home region attacked as production would (review of issue 21):
+//! each test states what the README promises. Those the hop breaks are ignored until it keeps
+//! them (the reason is on each `#[ignore]`); the others show a promise that holds.
 use super::*;
 
 /// An east API whose functions forward to a west API that accepts connections and never
@@ -65,4 +65,88 @@ fn a_browser_client_can_read_the_stale_mark() {
     for header in [STALE, SERVED_BY] {
         assert!(exposed.iter().any(|h| h == header), "{header} is not in ExposeHeaders {exposed:?}");
     }
+}
+
+/// `api` as a home that acts on each request at once and answers `delay` later: its answer
+/// arrives after the forwarder has given up. The delay is the network's, outside the store.
+async fn answering_late(api: String, delay: Duration) -> String {
+    let (late, url) = listener().await;
+    let client = reqwest::Client::new();
+    let proxy = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (client, api) = (client.clone(), api.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.expect("the body");
+            let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+            let mut headers = parts.headers;
+            headers.remove(axum::http::header::HOST);
+            let answer = client.request(parts.method, format!("{api}{path}")).headers(headers).body(body).send().await.expect("the home");
+            let status = answer.status();
+            let content_type = answer.headers().get(axum::http::header::CONTENT_TYPE).cloned();
+            let body = answer.bytes().await.expect("its answer");
+            tokio::time::sleep(delay).await;
+            let mut response = axum::response::Response::new(axum::body::Body::from(body));
+            *response.status_mut() = status;
+            if let Some(content_type) = content_type {
+                response.headers_mut().insert(axum::http::header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
+    });
+    tokio::spawn(axum::serve(late, proxy).into_future());
+    url
+}
+
+/// The east API of two regions whose functions reach the west only through
+/// [`answering_late`]: the west acts, and its answer comes after the hop's timeout.
+async fn east_whose_home_answers_late(regions: &Regions, west_api: &str) -> String {
+    let (east, east_api) = listener().await;
+    let late = answering_late(west_api.to_owned(), Duration::from_millis(900)).await;
+    let apis = BTreeMap::from([(NAMES[EAST].to_owned(), east_api.clone()), (NAMES[WEST].to_owned(), late)]);
+    stack(regions, EAST, east, &apis, Duration::from_millis(300)).await;
+    east_api
+}
+
+#[tokio::test]
+async fn after_a_lost_answer_a_retried_append_finds_the_turn_the_home_wrote() {
+    // Given a session of alice's in the west, and an east whose hop loses the west's answers,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, _) = two_regions(&regions).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let session = alices_session(&http, &apis[WEST]).await;
+    let late_east = east_whose_home_answers_late(&regions, &apis[WEST]).await;
+    // when her append through it is answered 503 (the west wrote it),
+    let first = http.post(format!("{late_east}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn(1)).send().await.unwrap();
+    assert_eq!(first.status(), 503);
+    assert_eq!(turns_in(&regions, WEST, &session).await, 1, "the home acted");
+    // then her retry through the east finds that turn: a duplicate, written once.
+    let retried = http.post(format!("{}/sessions/{session}/turns", apis[EAST])).bearer_auth(&alice).json(&turn(1)).send().await.unwrap();
+    let retried: Value = retried.json().await.unwrap();
+    assert_eq!((&retried["turn_index"], &retried["duplicate"]), (&json!(1), &json!(true)));
+    assert_eq!(turns_in(&regions, WEST, &session).await, 1);
+}
+
+#[tokio::test]
+async fn after_a_lost_answer_a_retried_conditional_update_finds_the_update_the_home_made() {
+    // Given a session of alice's in the west at ETag "v", and an east whose hop loses the
+    // west's answers,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let (apis, _) = two_regions(&regions).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let session = alices_session(&http, &apis[WEST]).await;
+    let loaded = http.get(format!("{}/sessions/{session}/context", apis[WEST])).bearer_auth(&alice).send().await.unwrap();
+    let etag = loaded.headers()["etag"].to_str().unwrap().to_owned();
+    let late_east = east_whose_home_answers_late(&regions, &apis[WEST]).await;
+    let patch = json!({"page_context": {"page": "/manga/frieren/vol-4"}});
+    let update = |api: String| http.patch(format!("{api}/sessions/{session}")).bearer_auth(&alice).header("if-match", &etag).json(&patch).send();
+    // when her PATCH with If-Match through it is answered 503 (the west applied it),
+    let first = update(late_east).await.unwrap();
+    assert_eq!(first.status(), 503);
+    // then her retry finds her update rather than a 412.
+    let retried = update(apis[EAST].clone()).await.unwrap();
+    let status = retried.status().as_u16();
+    let body: Value = retried.json().await.unwrap_or_default();
+    assert!((200..300).contains(&status), "the retry answers {status} {body}");
 }
