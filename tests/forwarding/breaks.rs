@@ -166,3 +166,105 @@ fn a_second_regions_stack_signs_and_hashes_with_the_first_stacks_secrets() {
         assert!(resources[secret].get("Condition").is_some(), "every region's stack generates its own {secret}");
     }
 }
+
+/// What a stand-in home API received: method, path and query, headers, body.
+type Received = Arc<std::sync::Mutex<Vec<(String, String, axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A home API that records each request and answers 200 with a binary (gzip-like) body,
+/// two cookies and an ETag.
+async fn recording_home() -> (String, Received) {
+    let (home, url) = listener().await;
+    let received: Received = Arc::default();
+    let seen = Arc::clone(&received);
+    let answer = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX).await.expect("the body").to_vec();
+            let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+            seen.lock().unwrap().push((parts.method.to_string(), path, parts.headers, body));
+            axum::response::Response::builder()
+                .header("content-type", "application/octet-stream")
+                .header("content-encoding", "gzip")
+                .header("set-cookie", "a=1")
+                .header("set-cookie", "b=2")
+                .header("etag", "\"7\"")
+                .body(axum::body::Body::from(vec![0x1f_u8, 0x8b, 0x08, 0xff, 0x00, 0xfe]))
+                .unwrap()
+        }
+    });
+    tokio::spawn(axum::serve(home, answer).into_future());
+    (url, received)
+}
+
+/// An append of alice's (home: the west) as API Gateway hands it to the east's function, with
+/// a raw path holding `%2F`, a query with a repeated key, and a binary body in base64.
+fn alices_append_event(extra_headers: Value) -> lambda_http::Request {
+    let mut event: Value = serde_json::from_str(include_str!("../../events/append-turn.json")).expect("the event");
+    event["rawPath"] = json!("/sessions/6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f/turns%2Fx");
+    event["rawQueryString"] = json!("a=1&a=2&b=%2F");
+    event["isBase64Encoded"] = json!(true);
+    event["body"] = json!("H4sI/wD+");
+    event["headers"]["content-length"] = json!("6");
+    event["headers"]["accept-encoding"] = json!("gzip");
+    event["headers"]["connection"] = json!("keep-alive");
+    for (name, value) in extra_headers.as_object().into_iter().flatten() {
+        event["headers"][name] = value.clone();
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event")
+}
+
+/// The east's own function, which these requests must never reach.
+async fn not_here(_: lambda_http::Request) -> Result<lambda_http::Response<lambda_http::Body>, &'static str> {
+    Err("served in the east")
+}
+
+#[tokio::test]
+async fn a_forwarded_request_and_its_answer_pass_whole_and_only_the_connections_headers_drop() {
+    // Given an east whose hop reaches a recording west,
+    let (west, received) = recording_home().await;
+    let apis = BTreeMap::from([(NAMES[WEST].to_owned(), west.clone())]);
+    let east = Forwarding::new(NAMES[EAST], homes(), apis, DEFAULT_FORWARD_TIMEOUT);
+    // when alice's append reaches the east,
+    let answer = east
+        .serve(alices_append_event(json!({})), not_here)
+        .await
+        .expect("answered by the west");
+    // then the west received it once: method, raw path and query, body bytes as they came,
+    // the caller's headers less the connection's, marked as from the east, with its own Host;
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (method, path, headers, body) = &received[0];
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "/sessions/6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f/turns%2Fx?a=1&a=2&b=%2F"));
+    assert_eq!(body, &vec![0x1f_u8, 0x8b, 0x08, 0xff, 0x00, 0xfe]);
+    assert_eq!(headers["content-length"], "6");
+    assert_eq!(headers["host"], west.trim_start_matches("http://"));
+    assert_eq!(headers[FORWARDED_FROM], NAMES[EAST]);
+    assert_eq!((headers["authorization"].to_str().unwrap(), headers["accept-encoding"].to_str().unwrap()), ("Bearer eyJhbGciOiJIUzI1NiJ9.redacted.signature", "gzip"));
+    assert!(headers.get("connection").is_none_or(|c| c != "keep-alive") && headers.get_all(FORWARDED_FROM).iter().count() == 1);
+    // and its answer comes back whole: binary body, both cookies, ETag, encoding, served by the west.
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.body().as_ref(), &[0x1f_u8, 0x8b, 0x08, 0xff, 0x00, 0xfe]);
+    assert_eq!(answer.headers().get_all("set-cookie").iter().count(), 2);
+    assert_eq!((answer.headers()["etag"].to_str().unwrap(), answer.headers()["content-encoding"].to_str().unwrap()), ("\"7\"", "gzip"));
+    assert_eq!(answer.headers()[SERVED_BY], NAMES[WEST]);
+}
+
+#[tokio::test]
+async fn a_marked_request_is_never_sent_on_whatever_the_case_of_its_header() {
+    // Given an east whose hop reaches a recording west,
+    let (west, received) = recording_home().await;
+    let east = Forwarding::new(NAMES[EAST], homes(), BTreeMap::from([(NAMES[WEST].to_owned(), west)]), DEFAULT_FORWARD_TIMEOUT);
+    // when alice's append reaches the east marked as forwarded, in any case, once or twice (as
+    // API Gateway joins repeated headers),
+    for marked in [json!({"Tidewater-Forwarded-From": "eu-west-1"}), json!({"TIDEWATER-FORWARDED-FROM": "eu-west-1,us-east-1"})] {
+        let answer = east
+            .serve(alices_append_event(marked), not_here)
+            .await
+            .expect("answered in the east by the hop");
+        // then it is refused, 503 home_moved, and sent nowhere.
+        assert_eq!(answer.status(), 503);
+        assert!(String::from_utf8_lossy(answer.body().as_ref()).contains("home_moved"));
+    }
+    assert!(received.lock().unwrap().is_empty());
+}
