@@ -223,3 +223,6 @@ async fn with_the_home_unreachable_a_function_serves_reads_stale_from_its_replic
     regions.after(LAG).await;
     assert_eq!((turns_in(&regions, EAST, &session).await, turns_in(&regions, WEST, &session).await), (2, 2));
 }
+
+/// Where the hop breaks its promises, found in review.
+mod breaks;

@@ -71,6 +71,8 @@ pub(crate) async fn run_function(store: &DynamoStore, function: &str, request: l
         "create-session" => create_session::handle(store, &default_redactor(), request).await,
         "append-turn" => append_turn::handle(store, &default_redactor(), store.config(), request).await,
         "load-context" => load_context::handle(store, request).await,
+        "purge-customer" => purge_customer::handle(store, request).await,
+        "update-session" => update_session::handle(store, &default_redactor(), request).await,
         other => panic!("this test does not call {other}"),
     }
 }
