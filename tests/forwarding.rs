@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use serde_json::{json, Value};
-use tidewater::forwarding::{Forwarding, DEFAULT_FORWARD_TIMEOUT};
+use tidewater::forwarding::{Forwarding, DEFAULT_FORWARD_TIMEOUT, PURGE_FORWARD_TIMEOUT};
 use tidewater::routing::{FORWARDED_FROM, SERVED_BY, STALE};
 use tidewater::DynamoStore;
 use tidewater_local::gateway::Gateway;
@@ -23,20 +23,22 @@ use tokio::net::TcpListener;
 use crate::homes::{home_store, homes, lambda_answer, run_function, session_items, token, NAMES, SECRET, TEMPLATE};
 use crate::replication::{regions, Regions, EAST, LAG, WEST};
 
-/// One region's functions: its store, its hop, and how many requests they served here.
+/// One region's functions: its store, their hop (PurgeCustomer's with its own bound), and how
+/// many requests they served here.
 #[derive(Clone)]
 struct Functions {
     store: Arc<DynamoStore>,
     forwarding: Arc<Forwarding>,
+    purging: Arc<Forwarding>,
     served: Arc<AtomicUsize>,
 }
 
 /// Lambda's invoke API for one region: each function runs through the hop, as its main.rs
-/// runs it (`tidewater::forwarding::run`).
+/// runs it (`tidewater::forwarding::run`, or `run_within` for purge-customer).
 async fn invoke(State(functions): State<Functions>, Path(function): Path<String>, event: String) -> axum::Json<Value> {
     let request = lambda_http::request::from_str(&event).expect("an API Gateway event");
-    let answer = functions
-        .forwarding
+    let forwarding = if function == "purge-customer" { &functions.purging } else { &functions.forwarding };
+    let answer = forwarding
         .serve(request, |request| async {
             functions.served.fetch_add(1, Ordering::SeqCst);
             Ok::<_, Infallible>(run_function(&functions.store, &function, request).await)
@@ -52,7 +54,8 @@ async fn listener() -> (TcpListener, String) {
 }
 
 /// Region `region`'s API on `api`: a gateway with no homing, in front of functions that
-/// forward to the APIs `apis` names, within `timeout`. Returns how many requests they served,
+/// forward to the APIs `apis` names, within `timeout` (a purge within
+/// [`PURGE_FORWARD_TIMEOUT`], as its main.rs has it). Returns how many requests they served,
 /// and their store.
 async fn stack(
     regions: &Regions,
@@ -63,9 +66,10 @@ async fn stack(
 ) -> (Arc<AtomicUsize>, Arc<DynamoStore>) {
     let store = home_store(regions, region, test_config()).await;
     let forwarding = Arc::new(Forwarding::new(NAMES[region], homes(), apis.clone(), timeout));
+    let purging = Arc::new(Forwarding::new(NAMES[region], homes(), apis.clone(), PURGE_FORWARD_TIMEOUT));
     let served = Arc::new(AtomicUsize::new(0));
     let (functions, functions_url) = listener().await;
-    let state = Functions { store: Arc::clone(&store), forwarding, served: Arc::clone(&served) };
+    let state = Functions { store: Arc::clone(&store), forwarding, purging, served: Arc::clone(&served) };
     let lambda = axum::Router::new()
         .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
         .with_state(state);
@@ -200,7 +204,7 @@ async fn with_the_home_unreachable_a_function_serves_reads_stale_from_its_replic
         stack(&regions, EAST, east, &apis, Duration::from_millis(300)).await;
         unreachable.push(east_api);
     }
-    for east in &unreachable {
+    for (east, code) in unreachable.iter().zip(["home_unavailable", "home_timeout"]) {
         // when a load, even a conditional one, reaches the east,
         let load = http
             .get(format!("{east}/sessions/{session}/context"))
@@ -214,10 +218,15 @@ async fn with_the_home_unreachable_a_function_serves_reads_stale_from_its_replic
         assert_eq!(load.headers()[STALE], "true");
         assert!(load.headers().get("etag").is_none() && load.headers().get(SERVED_BY).is_none());
         assert_eq!(load.json::<Value>().await.unwrap()["turns"].as_array().map(Vec::len), Some(2));
-        // and an append is 503 home_unavailable with Retry-After,
+        // and an append is 503 with Retry-After: home_unavailable where the west's API
+        // answered for it, home_timeout (it may have been applied) where nothing answered,
         let refused = http.post(format!("{east}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn(3)).send().await.unwrap();
         assert_eq!((refused.status().as_u16(), refused.headers()["retry-after"].to_str().unwrap()), (503, "1"));
-        assert_eq!(refused.json::<Value>().await.unwrap()["code"], "home_unavailable");
+        let refused: Value = refused.json().await.unwrap();
+        assert_eq!(refused["code"], code, "{refused}");
+        if code == "home_timeout" {
+            assert!(refused["message"].as_str().is_some_and(|m| m.contains("may have been applied") && m.contains("retry it as is")));
+        }
     }
     // written nowhere.
     regions.after(LAG).await;

@@ -133,7 +133,9 @@ impl Gateway {
             let decided = match routing::decide(&regions.here, homes.as_ref().map_err(String::as_str), &asked) {
                 Serve::Forward(home) => match self.forward_home(regions, &home, &method, &uri, &headers, &body).await {
                     Some(response) => return response,
-                    None => routing::unreachable(asked.read),
+                    // Nothing came back from the home within the client's own bound (300 s),
+                    // so it is taken as not reached.
+                    None => routing::unreachable(asked.read, false),
                 },
                 other => other,
             };
@@ -166,7 +168,10 @@ impl Gateway {
             Some(&claims),
         );
         match self.invoke(&route.function, &event).await {
-            Ok(response) if stale => marked_stale(into_http(response)),
+            Ok(response) if stale => match routing::stale_refusal(response.status_code as u16) {
+                Some(refusal) => unavailable(refusal.code(), refusal.message()),
+                None => marked_stale(into_http(response)),
+            },
             Ok(response) => into_http(response),
             Err(message) => {
                 eprintln!("gateway: {} {path}: {message}", method.as_str());

@@ -92,7 +92,8 @@ mod served {
     const WEST: &str = "eu-west-1";
 
     /// A region: its gateway in front of a stand-in function that answers with the region's
-    /// name and an ETag, counting its invocations.
+    /// name and an ETag (with the status an `x-answer-status` header asks for, else 200),
+    /// counting its invocations.
     struct Region {
         api: String,
         invocations: Arc<AtomicUsize>,
@@ -127,10 +128,12 @@ mod served {
             let invocations = Arc::new(AtomicUsize::new(0));
             let counted = Arc::clone(&invocations);
             let (function, functions) = self::listener().await;
-            let answer = axum::Router::new().fallback(move || {
+            let answer = axum::Router::new().fallback(move |event: String| {
                 counted.fetch_add(1, Ordering::SeqCst);
+                let event: Value = serde_json::from_str(&event).unwrap_or_default();
+                let status: u16 = event["headers"]["x-answer-status"].as_str().and_then(|s| s.parse().ok()).unwrap_or(200);
                 async move {
-                    axum::Json(json!({"statusCode": 200, "headers": {"etag": "\"1\""}, "multiValueHeaders": {}, "isBase64Encoded": false, "cookies": [], "body": json!({"region": name}).to_string()}))
+                    axum::Json(json!({"statusCode": status, "headers": {"etag": "\"1\""}, "multiValueHeaders": {}, "isBase64Encoded": false, "cookies": [], "body": json!({"region": name}).to_string()}))
                 }
             });
             tokio::spawn(async move { axum::serve(function, answer).await });
@@ -245,5 +248,24 @@ mod served {
         assert_eq!(append.headers()["retry-after"], "1");
         assert_eq!(append.json::<Value>().await.unwrap()["code"], "home_unavailable");
         assert_eq!((east.invocations.load(Ordering::SeqCst), west.invocations.load(Ordering::SeqCst)), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn with_the_home_down_a_session_the_replica_lacks_is_503_never_404() {
+        // Given a session whose home, the east, is down, and that the west's replica lacks,
+        let (_east, west) = two_regions(&[EAST]).await;
+        let session = east_session();
+        // when a load reaches the west, whose function answers 404,
+        let load = reqwest::Client::new()
+            .get(format!("{}/sessions/{session}/context", west.api))
+            .bearer_auth(token())
+            .header("x-answer-status", "404")
+            .send()
+            .await
+            .unwrap();
+        // then the west does not state that the session does not exist: 503 with Retry-After.
+        assert_eq!((load.status().as_u16(), load.headers()["retry-after"].to_str().unwrap()), (503, "1"));
+        assert_eq!(load.json::<Value>().await.unwrap()["code"], "home_unavailable");
+        assert_eq!(west.invocations.load(Ordering::SeqCst), 1);
     }
 }

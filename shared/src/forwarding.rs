@@ -9,7 +9,14 @@
 //! is (status, headers, body) with [`SERVED_BY`]. When the home cannot be reached (connection
 //! refused, [`FORWARD_TIMEOUT_MS`](DEFAULT_FORWARD_TIMEOUT) passed, a 5xx that is not a
 //! function's answer, or no API named for it) a read is served from this region's replica
-//! marked [`STALE`] without an `ETag`, and anything else is a 503 `home_unavailable`.
+//! marked [`STALE`] without an `ETag` (a 404 there becomes a 503 `home_unavailable`: the
+//! replica cannot vouch for an absence), and anything else is a 503: `home_timeout` ("may have
+//! been applied") when the home did not answer in time, `home_unavailable` otherwise.
+//!
+//! **The bound on a hop is the function's own** ([`run_within`]): 2 s for every function but
+//! PurgeCustomer, whose home waits out key leases (3.5 s) before its receipt
+//! ([`PURGE_FORWARD_TIMEOUT`]); `FORWARD_TIMEOUT_MS`, which the template sets per function,
+//! overrides it.
 //!
 //! **Why [`FORWARDED_FROM`] needs no authentication.** Its only effect is that a region which
 //! is not the request's home refuses it (503 `home_moved`) instead of forwarding it; a region
@@ -46,6 +53,12 @@ use crate::{positive_number, region_urls, Error};
 /// serve the read from its own replica when the home does not answer in time.
 pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_millis(2_000);
 
+/// PurgeCustomer's bound on a hop when `FORWARD_TIMEOUT_MS` is unset: above a purge at its
+/// home, which always waits out key leases ([`crate::crypto::MAX_KEY_LEASE`] and
+/// [`crate::store::KEY_LEASE_MARGIN`], 3.5 s) after its calls, and below API Gateway's 30 s
+/// integration limit, in both regions.
+pub const PURGE_FORWARD_TIMEOUT: Duration = Duration::from_millis(25_000);
+
 /// Headers that belong to one connection (or that the next hop sets itself), never passed on.
 const HOP_BY_HOP: [&str; 7] = ["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "content-length", "host"];
 
@@ -69,13 +82,19 @@ impl Forwarding {
     }
 
     /// From `REGIONS` (with `HOME_MAP` or `HOME_MAP_FILE`), `AWS_REGION`, `REGION_APIS`
-    /// (`region=url,...`) and `FORWARD_TIMEOUT_MS`; `None` without `REGIONS`.
+    /// (`region=url,...`) and `FORWARD_TIMEOUT_MS` ([`DEFAULT_FORWARD_TIMEOUT`] when unset);
+    /// `None` without `REGIONS`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Forwarding>, Error> {
+        Forwarding::from_lookup_within(lookup, DEFAULT_FORWARD_TIMEOUT)
+    }
+
+    /// As [`Forwarding::from_lookup`], with `timeout` when `FORWARD_TIMEOUT_MS` is unset.
+    pub fn from_lookup_within(lookup: impl Fn(&str) -> Option<String>, timeout: Duration) -> Result<Option<Forwarding>, Error> {
         let Some(homes) = HomeSource::from_lookup(&lookup).map_err(Error::Config)? else { return Ok(None) };
         let here = lookup("AWS_REGION").filter(|r| !r.is_empty());
         let here = here.ok_or_else(|| Error::Config("REGIONS is set but AWS_REGION is not".to_owned()))?;
         let apis = region_urls("REGION_APIS", lookup("REGION_APIS").as_deref().unwrap_or_default())?;
-        let timeout = positive_number(&lookup, "FORWARD_TIMEOUT_MS", DEFAULT_FORWARD_TIMEOUT.as_millis() as u64)?;
+        let timeout = positive_number(&lookup, "FORWARD_TIMEOUT_MS", timeout.as_millis() as u64)?;
         Ok(Some(Forwarding::new(here, homes, apis, Duration::from_millis(timeout))))
     }
 
@@ -111,8 +130,8 @@ impl Forwarding {
         let read = asked.read;
         let decided = match decided {
             Serve::Forward(home) => match self.forward(&home, &request).await {
-                Some(answer) => return Ok(answer),
-                None => routing::unreachable(read),
+                Ok(answer) => return Ok(answer),
+                Err(missed) => routing::unreachable(read, missed == Missed::TimedOut),
             },
             other => other,
         };
@@ -122,6 +141,9 @@ impl Forwarding {
                 let mut request = request;
                 request.headers_mut().remove(header::IF_NONE_MATCH);
                 let mut answer = here(request).await?;
+                if let Some(refusal) = routing::stale_refusal(answer.status().as_u16()) {
+                    return Ok(refused(refusal));
+                }
                 mark_stale(answer.headers_mut());
                 Ok(answer)
             }
@@ -129,30 +151,40 @@ impl Forwarding {
         }
     }
 
-    /// The home's answer to `request`, or `None` when the home cannot be reached.
-    async fn forward(&self, home: &str, request: &Request) -> Option<Response<Body>> {
+    /// The home's answer to `request`, or why there is none.
+    async fn forward(&self, home: &str, request: &Request) -> Result<Response<Body>, Missed> {
         let Some(api) = self.apis.get(home) else {
             tracing::error!(target_region = home, "REGION_APIS names no API for this request's home");
-            return None;
+            return Err(Missed::Unreachable);
         };
         let started = Instant::now();
         let exchange = tokio::time::timeout(self.timeout, self.exchange(api, request));
         let answer = match exchange.await {
-            Ok(Ok(answer)) => Some(answer),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(message)) => {
                 tracing::warn!(target_region = home, %message, "forwarding failed");
-                None
+                Err(Missed::Unreachable)
             }
             Err(_) => {
                 tracing::warn!(target_region = home, timeout_ms = self.timeout.as_millis() as u64, "forwarding timed out");
-                None
+                Err(Missed::TimedOut)
             }
         };
-        let answer = answer.filter(|(status, _, body)| !region_failed(*status, body));
+        let answer = answer.and_then(|(status, headers, body)| {
+            if region_failed(status, &body) {
+                Err(Missed::Unreachable)
+            } else {
+                Ok((status, headers, body))
+            }
+        });
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = answer.as_ref().map(|(status, _, _)| status.as_u16()).unwrap_or_default();
-        tracing::info!(target_region = home, status, latency_ms, reached = answer.is_some(), "forwarded to the home region");
-        let metric = if answer.is_some() { "Forwards" } else { "ForwardsUnreachable" };
+        tracing::info!(target_region = home, status, latency_ms, reached = answer.is_ok(), "forwarded to the home region");
+        let metric = match answer {
+            Ok(_) => "Forwards",
+            Err(Missed::Unreachable) => "ForwardsUnreachable",
+            Err(Missed::TimedOut) => "ForwardsTimedOut",
+        };
         Metrics::new("forwarding").count(metric, 1).add("ForwardLatency", latency_ms, Unit::Milliseconds).emit();
         let (status, headers, body) = answer?;
         let mut response = Response::new(body);
@@ -161,7 +193,7 @@ impl Forwarding {
         if let Ok(region) = HeaderValue::from_str(home) {
             response.headers_mut().insert(SERVED_BY, region);
         }
-        Some(response)
+        Ok(response)
     }
 
     /// One exchange with the home's API: the request as it came (less its per-connection
@@ -193,14 +225,34 @@ impl Forwarding {
     }
 }
 
+/// Why a hop brought back no answer of the home's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missed {
+    /// The home could not be reached, or its front door answered for it: nothing was done.
+    Unreachable,
+    /// The home did not answer within the bound: it may have acted.
+    TimedOut,
+}
+
 /// Runs an HTTP function: `lambda_http::run`, with each request first put to the home rule
-/// when `REGIONS` is set ([`Forwarding`]). The settings are read once, here.
+/// when `REGIONS` is set ([`Forwarding`]), each hop bounded by [`DEFAULT_FORWARD_TIMEOUT`]
+/// unless `FORWARD_TIMEOUT_MS` says otherwise. The settings are read once, here.
 pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Sync,
     Fut: Future<Output = Result<Response<Body>, lambda_http::Error>> + Send,
 {
-    let forwarding = Forwarding::from_lookup(|name| std::env::var(name).ok())?;
+    run_within(DEFAULT_FORWARD_TIMEOUT, handler).await
+}
+
+/// As [`run`], for a function whose home may take longer than [`DEFAULT_FORWARD_TIMEOUT`]:
+/// `timeout` bounds each hop when `FORWARD_TIMEOUT_MS` is unset.
+pub async fn run_within<F, Fut>(timeout: Duration, handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut + Sync,
+    Fut: Future<Output = Result<Response<Body>, lambda_http::Error>> + Send,
+{
+    let forwarding = Forwarding::from_lookup_within(|name| std::env::var(name).ok(), timeout)?;
     let (forwarding, handler) = (&forwarding, &handler);
     lambda_http::run(service_fn(move |request: Request| async move {
         match forwarding {
@@ -318,5 +370,17 @@ mod tests {
                 .unwrap();
         assert_eq!((forwarding.apis["a"].as_str(), forwarding.timeout), ("https://a.example", DEFAULT_FORWARD_TIMEOUT));
         assert!(Forwarding::from_lookup(env(&[("REGIONS", "a"), ("AWS_REGION", "a"), ("REGION_APIS", "nonsense")])).is_err());
+        // A function's own bound when FORWARD_TIMEOUT_MS is unset, which it overrides.
+        let purging = Forwarding::from_lookup_within(env(&[("REGIONS", "a"), ("AWS_REGION", "a")]), PURGE_FORWARD_TIMEOUT).unwrap().unwrap();
+        assert_eq!(purging.timeout, PURGE_FORWARD_TIMEOUT);
+        let set = env(&[("REGIONS", "a"), ("AWS_REGION", "a"), ("FORWARD_TIMEOUT_MS", "900")]);
+        assert_eq!(Forwarding::from_lookup_within(set, PURGE_FORWARD_TIMEOUT).unwrap().unwrap().timeout, Duration::from_millis(900));
+    }
+
+    #[test]
+    fn a_purges_hop_outlasts_the_key_leases_its_home_waits_out() {
+        let waited = crate::crypto::MAX_KEY_LEASE + crate::store::KEY_LEASE_MARGIN;
+        assert!(PURGE_FORWARD_TIMEOUT > waited + Duration::from_secs(5), "{PURGE_FORWARD_TIMEOUT:?} against {waited:?}");
+        assert!(PURGE_FORWARD_TIMEOUT < Duration::from_secs(29), "below API Gateway's 30 s in the home and here");
     }
 }

@@ -63,7 +63,7 @@ pub enum Serve {
     HereStale,
     /// Send it, whole and once, to its home region.
     Forward(String),
-    /// Refuse it: 503 with `Retry-After`, nothing done.
+    /// Refuse it: 503 with `Retry-After` (nothing done, save after [`Refusal::HomeTimedOut`]).
     Refuse(Refusal),
 }
 
@@ -76,8 +76,11 @@ pub enum Refusal {
     SessionFenced,
     /// The home map cannot be read.
     HomeUnknown,
-    /// A write whose home cannot be reached.
+    /// A write whose home cannot be reached; or a stale read that would state an absence
+    /// ([`stale_refusal`]).
     HomeUnavailable,
+    /// A write whose home did not answer in time: it may have acted.
+    HomeTimedOut,
 }
 
 impl Refusal {
@@ -88,6 +91,7 @@ impl Refusal {
             Refusal::SessionFenced => "session_fenced",
             Refusal::HomeUnknown => "home_unknown",
             Refusal::HomeUnavailable => "home_unavailable",
+            Refusal::HomeTimedOut => "home_timeout",
         }
     }
 
@@ -97,6 +101,9 @@ impl Refusal {
             Refusal::SessionFenced => "this session's last writes are in a region that is down; retry once it is back",
             Refusal::HomeUnknown => "the home map cannot be read",
             Refusal::HomeUnavailable => "this session's home region is unavailable; retry later",
+            Refusal::HomeTimedOut => {
+                "this session's home region did not answer in time; the request may have been applied: retry it as is (every write is idempotent)"
+            }
         }
     }
 }
@@ -127,14 +134,22 @@ pub fn decide(here: &str, homes: Result<&Homes, &str>, asked: &Asked<'_>) -> Ser
     }
 }
 
-/// What to do instead of [`Serve::Forward`] when the home cannot be reached: a read is
-/// served from this region's replica, marked stale; anything else is refused.
-pub fn unreachable(read: bool) -> Serve {
-    if read {
-        Serve::HereStale
-    } else {
-        Serve::Refuse(Refusal::HomeUnavailable)
+/// What to do instead of [`Serve::Forward`] when the home cannot be reached, or (`timed_out`)
+/// did not answer in time: a read is served from this region's replica, marked stale; anything
+/// else is refused, as [`Refusal::HomeTimedOut`] when the home may have acted.
+pub fn unreachable(read: bool, timed_out: bool) -> Serve {
+    match (read, timed_out) {
+        (true, _) => Serve::HereStale,
+        (false, false) => Serve::Refuse(Refusal::HomeUnavailable),
+        (false, true) => Serve::Refuse(Refusal::HomeTimedOut),
     }
+}
+
+/// What a read served stale ([`Serve::HereStale`]) answers instead of `status`, when `status`
+/// would state an absence (404, 410): a replica that lags can say what it holds, never what its
+/// home does not hold, so it is refused as [`Refusal::HomeUnavailable`]. `None`: pass it on.
+pub fn stale_refusal(status: u16) -> Option<Refusal> {
+    matches!(status, 404 | 410).then_some(Refusal::HomeUnavailable)
 }
 
 /// The slot whose home serves a request, or `None` when any region may serve it: a receipt
@@ -282,7 +297,16 @@ mod tests {
         assert_eq!(decide("us-east-1", Ok(&homes), &forwarded), Serve::Here);
         assert_eq!(decide("eu-west-1", Err("unreadable"), &append), Serve::Refuse(Refusal::HomeUnknown));
         // The home unreachable: a read is served here, stale; a write is refused.
-        assert_eq!((unreachable(true), unreachable(false)), (Serve::HereStale, Serve::Refuse(Refusal::HomeUnavailable)));
+        assert_eq!((unreachable(true, false), unreachable(false, false)), (Serve::HereStale, Serve::Refuse(Refusal::HomeUnavailable)));
+        // The home too slow: a read is served here, stale; a write is refused as maybe applied.
+        assert_eq!((unreachable(true, true), unreachable(false, true)), (Serve::HereStale, Serve::Refuse(Refusal::HomeTimedOut)));
+        assert!(Refusal::HomeTimedOut.message().contains("may have been applied"));
+    }
+
+    #[test]
+    fn a_stale_read_never_states_an_absence() {
+        assert_eq!((stale_refusal(404), stale_refusal(410)), (Some(Refusal::HomeUnavailable), Some(Refusal::HomeUnavailable)));
+        assert_eq!((stale_refusal(200), stale_refusal(400), stale_refusal(403), stale_refusal(503)), (None, None, None, None));
     }
 
     #[test]
