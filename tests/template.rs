@@ -150,23 +150,26 @@ fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {
     }
 }
 
-/// How a function names `secret`: the one this stack made, or, in a stack that does not own
-/// the table, the owning stack's replica in this region (parameter `<secret>Arn`).
+/// How a function names `secret`: the one this stack made, or, in a stack given the owning
+/// stack's (one that does not own the table), that one's replica in this region (parameter
+/// `<secret>Arn`).
 fn by_arn(secret: &str) -> String {
-    format!("!If\n- OwnsTable\n- !Ref {secret}\n- !Ref {secret}Arn")
+    format!("!If\n- OwnsSecrets\n- !Ref {secret}\n- !Ref {secret}Arn")
 }
 
 #[test]
-fn only_the_stack_that_owns_the_table_makes_the_secrets_and_replicates_them() {
+fn a_stack_without_the_table_takes_the_owning_stacks_replicated_secrets() {
     let template = project_template();
     for (_, secret) in SECRETS {
         let resource = resource(&template, secret);
-        assert_eq!(resource["Condition"].as_str(), Some("OwnsTable"), "{secret}");
+        assert_eq!(resource["Condition"].as_str(), Some("OwnsSecrets"), "{secret}");
+        assert!(spelled(&template["Conditions"]["OwnsSecrets"]).contains(&format!("!Ref {secret}Arn")), "{secret}");
         let replicas = spelled(&resource["Properties"]["ReplicaRegions"]);
         assert!(replicas.contains("HasReplica") && replicas.contains("!Ref ReplicaRegion"), "{secret}: {replicas}");
         assert_eq!(template["Parameters"][format!("{secret}Arn")]["Default"].as_str(), Some(""), "{secret}Arn");
         assert_eq!(spelled(&template["Outputs"][format!("{secret}Arn")]["Value"]), format!("!Ref {secret}"));
         let rule = spelled(&template["Rules"]["SharedSecretsWithoutTheTable"]);
+        assert!(rule.contains("!Ref TableStreamArn") && rule.contains("!Ref Regions"), "{rule}");
         assert!(rule.contains(&format!("!Ref {secret}Arn")), "a stack without the table must be given {secret}Arn");
     }
 }
