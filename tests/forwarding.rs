@@ -233,5 +233,5 @@ async fn with_the_home_unreachable_a_function_serves_reads_stale_from_its_replic
     assert_eq!((turns_in(&regions, EAST, &session).await, turns_in(&regions, WEST, &session).await), (2, 2));
 }
 
-/// The hop attacked as production would (review of issue 21): what it forwards and answers, purges, lost answers, stale absences, CORS and the shared secrets.
-mod breaks;
+/// The hop at its edges: what it forwards and answers, purges, lost answers, stale absences, CORS and the shared secrets.
+mod edges;

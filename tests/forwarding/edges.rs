@@ -1,6 +1,6 @@
-//! The functions' hop to the home region attacked as production would (review of issue 21):
-//! each test states what the README promises, and each holds now (the first four failed before
-//! the hop was fixed).
+//! The functions' hop to the home region at its edges, as production meets them: a purge's long
+//! wait, a home that acted but answered late, a replica that lacks the session, what a hop
+//! passes on whole, CORS, and the secrets every region's stack must share.
 use super::*;
 
 /// An east API whose functions forward to a west API that accepts connections and never
