@@ -24,16 +24,16 @@ use uuid::Uuid;
 
 use crate::replication::{regions, Regions, EAST, LAG, WEST};
 
-const NAMES: [&str; 2] = ["us-east-1", "eu-west-1"];
-const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
-const SECRET: &str = "tidewater-test-gateway-secret";
+pub(crate) const NAMES: [&str; 2] = ["us-east-1", "eu-west-1"];
+pub(crate) const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+pub(crate) const SECRET: &str = "tidewater-test-gateway-secret";
 
-fn homes() -> HomeSource {
+pub(crate) fn homes() -> HomeSource {
     HomeSource::Fixed(Homes::new(&NAMES.join(","), HomeMap::default()).expect("two regions"))
 }
 
 /// `region`'s store as its functions run it: knowing the regions and which one it is.
-async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
+pub(crate) async fn home_store(regions: &Regions, region: usize, config: Config) -> Arc<DynamoStore> {
     home_store_with(regions, region, config, homes()).await
 }
 
@@ -62,13 +62,23 @@ async fn invoke(
     event: String,
 ) -> axum::Json<Value> {
     let request = lambda_http::request::from_str(&event).expect("an API Gateway event");
-    let store = &*store;
-    let response = match function.as_str() {
+    lambda_answer(run_function(&store, &function, request).await)
+}
+
+/// Runs `function`'s handler in-process on `request`, with `store`.
+pub(crate) async fn run_function(store: &DynamoStore, function: &str, request: lambda_http::Request) -> lambda_http::Response<Body> {
+    match function {
         "create-session" => create_session::handle(store, &default_redactor(), request).await,
         "append-turn" => append_turn::handle(store, &default_redactor(), store.config(), request).await,
         "load-context" => load_context::handle(store, request).await,
+        "purge-customer" => purge_customer::handle(store, request).await,
+        "update-session" => update_session::handle(store, &default_redactor(), request).await,
         other => panic!("this test does not call {other}"),
-    };
+    }
+}
+
+/// A function's answer as Lambda's invoke API returns it to API Gateway.
+pub(crate) fn lambda_answer(response: lambda_http::Response<Body>) -> axum::Json<Value> {
     let headers: serde_json::Map<String, Value> = response
         .headers()
         .iter()
@@ -137,13 +147,13 @@ async fn apis_with_config(regions: &Regions, homes: HomeSource, config: Config) 
     (NAMES.iter().map(|name| apis[*name].clone()).collect(), stores)
 }
 
-fn token(sub: &str, groups: &[&str]) -> String {
+pub(crate) fn token(sub: &str, groups: &[&str]) -> String {
     let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
     issue_token(sub, &groups, SECRET, Duration::from_secs(600)).expect("a token")
 }
 
 /// The items of one session in `region`'s own DynamoDB Local, as (SK, item) text.
-async fn session_items(regions: &Regions, region: usize, session: &str) -> Vec<String> {
+pub(crate) async fn session_items(regions: &Regions, region: usize, session: &str) -> Vec<String> {
     let pk = format!("SESSION#{session}");
     let mut items: Vec<String> = regions
         .items(region)
@@ -754,6 +764,10 @@ async fn a_guest_days_key_named_by_its_day_alone_lives_as_long_as_its_sessions_a
         stores[home].append_turn(&guest, session, turn.validate(stores[home].config()).unwrap()).await.expect("appended");
     }
     regions.after(3 * LAG).await;
+    // the older key's `until` moved at least as far as the regional key's, so it outlives it,
+    let untils = key_untils(&regions, home).await;
+    assert_eq!(untils.len(), 2, "the older key and the regional key: {untils:?}");
+    assert!(untils[0].0 == older && untils[0].1 >= untils[1].1, "{untils:?}");
     // then past the older key's first `until`, no janitor destroys either key, and every
     // turn still opens in both regions;
     advance(Duration::from_secs(4 * 3_600));
@@ -907,17 +921,27 @@ async fn customer_keys(regions: &Regions, region: usize) -> Vec<String> {
 
 /// The names in `region`'s own key table that start with `prefix`, sorted.
 async fn key_names(regions: &Regions, region: usize, prefix: &str) -> Vec<String> {
+    key_items(regions, region).await.into_iter().map(|(name, _)| name).filter(|name| name.starts_with(prefix)).collect()
+}
+
+/// Each guest key in `region`'s own key table with its `until`, sorted by name.
+async fn key_untils(regions: &Regions, region: usize) -> Vec<(String, Option<i64>)> {
+    let items = key_items(regions, region).await.into_iter().filter(|(name, _)| name.starts_with(keys::GUEST_KEY_PREFIX));
+    items.map(|(name, item)| (name, item.get("until").and_then(|u| u.as_n().ok()).and_then(|u| u.parse().ok()))).collect()
+}
+
+/// Every item of `region`'s own key table by name, sorted.
+async fn key_items(regions: &Regions, region: usize) -> Vec<(String, HashMap<String, AttributeValue>)> {
     let table = format!("{}-keys", regions.table);
     let scan = regions.upstreams[region].scan().table_name(table).consistent_read(true).send().await.expect("scan the key table");
-    let mut names: Vec<String> = scan
+    let mut items: Vec<(String, HashMap<String, AttributeValue>)> = scan
         .items
         .unwrap_or_default()
-        .iter()
-        .filter_map(|item| item.get(keys::PK).and_then(|pk| pk.as_s().ok()).cloned())
-        .filter(|pk| pk.starts_with(prefix))
+        .into_iter()
+        .filter_map(|item| Some((item.get(keys::PK)?.as_s().ok()?.clone(), item)))
         .collect();
-    names.sort();
-    names
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
 }
 
 #[tokio::test]

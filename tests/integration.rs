@@ -11,6 +11,7 @@ mod delete_session;
 mod erasure;
 mod export_turns;
 mod fault_proxy;
+mod forwarding;
 mod guest_purge;
 mod homes;
 mod janitor;

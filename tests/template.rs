@@ -123,7 +123,7 @@ fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {
             .iter()
             .filter_map(|(variable, secret)| {
                 let value = variables?.get(*variable)?;
-                assert_eq!(serde_yaml::to_string(value).unwrap().trim(), format!("!Ref {secret}"), "{id}: {variable}");
+                assert_eq!(serde_yaml::to_string(value).unwrap().trim(), by_arn(secret), "{id}: {variable}");
                 Some(*secret)
             })
             .collect();
@@ -142,11 +142,35 @@ fn secrets_reach_only_their_functions_by_arn_and_are_readable_by_them_alone() {
                 serde_yaml::to_string(&s["Resource"]).unwrap().trim().to_owned()
             })
             .collect();
-        let expected: Vec<String> = held.iter().map(|secret| format!("!Ref {secret}")).collect();
+        let expected: Vec<String> = held.iter().map(|secret| by_arn(secret)).collect();
         assert_eq!(readable, expected, "{id} may read exactly the secrets it is given");
 
         let manifest = std::fs::read_to_string(root().join("functions").join(&binary).join("Cargo.toml")).unwrap();
         assert_eq!(manifest.contains("\"secrets\""), !held.is_empty(), "{id}: links the Secrets Manager client iff it holds a secret");
+    }
+}
+
+/// How a function names `secret`: the one this stack made, or, in a stack given the owning
+/// stack's (one that does not own the table), that one's replica in this region (parameter
+/// `<secret>Arn`).
+fn by_arn(secret: &str) -> String {
+    format!("!If\n- OwnsSecrets\n- !Ref {secret}\n- !Ref {secret}Arn")
+}
+
+#[test]
+fn a_stack_without_the_table_takes_the_owning_stacks_replicated_secrets() {
+    let template = project_template();
+    for (_, secret) in SECRETS {
+        let resource = resource(&template, secret);
+        assert_eq!(resource["Condition"].as_str(), Some("OwnsSecrets"), "{secret}");
+        assert!(spelled(&template["Conditions"]["OwnsSecrets"]).contains(&format!("!Ref {secret}Arn")), "{secret}");
+        let replicas = spelled(&resource["Properties"]["ReplicaRegions"]);
+        assert!(replicas.contains("HasReplica") && replicas.contains("!Ref ReplicaRegion"), "{secret}: {replicas}");
+        assert_eq!(template["Parameters"][format!("{secret}Arn")]["Default"].as_str(), Some(""), "{secret}Arn");
+        assert_eq!(spelled(&template["Outputs"][format!("{secret}Arn")]["Value"]), format!("!Ref {secret}"));
+        let rule = spelled(&template["Rules"]["SharedSecretsWithoutTheTable"]);
+        assert!(rule.contains("!Ref TableStreamArn") && rule.contains("!Ref Regions"), "{rule}");
+        assert!(rule.contains(&format!("!Ref {secret}Arn")), "a stack without the table must be given {secret}Arn");
     }
 }
 
@@ -344,5 +368,38 @@ fn the_api_is_throttled_and_the_stream_consumers_have_concurrency_of_their_own()
         let reserved = spelled(&resource(&template, id)["Properties"]["ReservedConcurrentExecutions"]);
         assert!(reserved.contains(&format!("!Ref {parameter}")), "{id}: {reserved}");
         assert!(template["Parameters"].get(parameter).is_some(), "{parameter}");
+    }
+}
+
+#[test]
+fn every_http_function_forwards_to_the_home_region_within_its_own_timeout() {
+    let template = project_template();
+    let globals = &template["Globals"]["Function"];
+    let variables = &globals["Environment"]["Variables"];
+    assert_eq!(spelled(&variables["REGION_APIS"]), "!Ref RegionApis");
+    assert_eq!(template["Parameters"]["RegionApis"]["Default"].as_str(), Some(""), "one region needs none");
+    let milliseconds = |value: &serde_yaml::Value| value.as_str().and_then(|ms| ms.parse::<u64>().ok());
+    let default_ms = milliseconds(&variables["FORWARD_TIMEOUT_MS"]).expect("FORWARD_TIMEOUT_MS");
+    let http_functions: Vec<String> = template::http_routes(&template).into_iter().map(|route| route.function).collect();
+    for (id, properties, binary) in template::functions(&template) {
+        let main = std::fs::read_to_string(root().join("functions").join(&binary).join("src/main.rs")).unwrap();
+        let hops = main.contains("forwarding::run");
+        assert_eq!(hops, http_functions.contains(&binary), "{id}: an HTTP function runs through the hop, and only one");
+        if hops {
+            // A read whose home does not answer in time is still served here, stale, before the
+            // function times out: a second at least.
+            let timeout = properties["Timeout"].as_u64().or(globals["Timeout"].as_u64()).expect("a timeout");
+            let forward_ms = milliseconds(&properties["Environment"]["Variables"]["FORWARD_TIMEOUT_MS"]).unwrap_or(default_ms);
+            assert!(forward_ms + 1_000 <= timeout * 1_000, "{id}: {forward_ms} ms to forward in {timeout} s");
+            // Below API Gateway's 30 s integration limit, in the home and here.
+            assert!(forward_ms < 29_000, "{id}: {forward_ms} ms to forward");
+            if binary == "purge-customer" {
+                // A purge at its home waits out key leases after its calls: its hop outlasts that.
+                let waited = (tidewater::crypto::MAX_KEY_LEASE + tidewater::store::KEY_LEASE_MARGIN).as_millis() as u64;
+                assert!(forward_ms >= waited + 5_000, "{id}: {forward_ms} ms to forward a purge that waits {waited} ms");
+                assert_eq!(forward_ms, tidewater::forwarding::PURGE_FORWARD_TIMEOUT.as_millis() as u64, "{id}: as locally");
+            }
+            assert!(properties["Environment"]["Variables"].get("REGION_APIS").is_none(), "{id} overrides REGION_APIS");
+        }
     }
 }

@@ -6,8 +6,10 @@
 //! `make run REGIONS=...`. A signed-in customer whose home is the second region appends and
 //! loads there, through a client that counts its DynamoDB calls: each call would be one
 //! cross-region round trip if a non-home region made them itself, against the one round trip
-//! of forwarding the whole request to the home (`local/src/homing.rs`), which costs the
-//! non-home region no capacity (`a_forwarded_append_costs_the_home_what_a_home_append_costs_and_the_other_region_nothing`).
+//! of forwarding the whole request to the home (`local/src/homing.rs`; on AWS the functions'
+//! own hop, `shared/src/forwarding.rs`), which costs the non-home region no capacity
+//! (`a_forwarded_append_costs_the_home_what_a_home_append_costs_and_the_other_region_nothing`,
+//! `a_function_forwards_a_request_for_another_regions_session_to_its_home_once`).
 //! The append is priced as P4 prices it (billed WCU in the home); the replicator then reports
 //! the write units its replicated writes consumed in the other region.
 use std::sync::atomic::{AtomicUsize, Ordering};

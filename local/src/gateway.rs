@@ -18,10 +18,11 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
+use tidewater::routing::{self, Asked, Serve};
 use uuid::Uuid;
 
 use crate::apigw::{request_event, HttpRequest};
-use crate::homing::{fenced, forward, home_unknown, marked_stale, request_slot, Regions, FORWARDED_FROM};
+use crate::homing::{forward, marked_stale, Regions, FORWARDED_FROM};
 use crate::template::{find_route, Route};
 
 pub const ISSUER: &str = "tidewater-local";
@@ -114,24 +115,38 @@ impl Gateway {
         };
         let mut headers = headers;
         let mut stale = false;
-        if self.regions.is_some() && method == Method::GET && home_unknown(&route.path, &path_parameters, &claims) {
-            // No region can be named home: served from this region's replica, marked stale.
-            headers.remove(header::IF_NONE_MATCH);
-            stale = true;
-        } else if let Some(regions) = &self.regions {
-            let slot = request_slot(&route.path, &path_parameters, &claims, &body);
-            match self.away_from_home(regions, slot, &method, &uri, &headers, &body).await {
-                Away::Home if !fenced(regions, &route.path, &path_parameters) => {}
-                Away::Home if method != Method::GET => {
-                    return unavailable("session_fenced", "this session's last writes are in a region that is down; retry once it is back");
-                }
-                Away::Answered(response) => return response,
-                // A fenced session read here lacks what its old home has not delivered yet.
-                Away::Home | Away::HomeUnreachable => {
+        if let Some(regions) = &self.regions {
+            let groups = routing::claim_groups(claims.get("cognito:groups"));
+            let asked = Asked {
+                read: method == Method::GET,
+                route_path: &route.path,
+                parameters: &path_parameters,
+                customer_id: claims.get("sub").and_then(Value::as_str).unwrap_or_default(),
+                groups: &groups,
+                body: &body,
+                forwarded: headers.contains_key(FORWARDED_FROM),
+            };
+            let homes = regions.homes.homes();
+            if let Err(message) = &homes {
+                eprintln!("gateway: the home map: {message}");
+            }
+            let decided = match routing::decide(&regions.here, homes.as_ref().map_err(String::as_str), &asked) {
+                Serve::Forward(home) => match self.forward_home(regions, &home, &method, &uri, &headers, &body).await {
+                    Some(response) => return response,
+                    // Nothing came back from the home within the client's own bound (300 s),
+                    // so it is taken as not reached.
+                    None => routing::unreachable(asked.read, false),
+                },
+                other => other,
+            };
+            match decided {
+                Serve::Here | Serve::Forward(_) => {}
+                Serve::HereStale => {
                     // Served from this region's replica, marked, and never revalidated as complete.
                     headers.remove(header::IF_NONE_MATCH);
                     stale = true;
                 }
+                Serve::Refuse(refusal) => return unavailable(refusal.code(), refusal.message()),
             }
         }
         let body = match String::from_utf8(body.to_vec()) {
@@ -153,7 +168,10 @@ impl Gateway {
             Some(&claims),
         );
         match self.invoke(&route.function, &event).await {
-            Ok(response) if stale => marked_stale(into_http(response)),
+            Ok(response) if stale => match routing::stale_refusal(response.status_code as u16) {
+                Some(refusal) => unavailable(refusal.code(), refusal.message()),
+                None => marked_stale(into_http(response)),
+            },
             Ok(response) => into_http(response),
             Err(message) => {
                 eprintln!("gateway: {} {path}: {message}", method.as_str());
@@ -162,56 +180,29 @@ impl Gateway {
         }
     }
 
-    /// Where a request in `slot` is served: here when this region is home (or any region may
-    /// serve it and this one is home to some slot); else forwarded to its home, once; while the home is down or unreachable a
-    /// read is served here (stale) and anything else is 503 with `Retry-After`.
-    async fn away_from_home(
+    /// The home's answer to a request forwarded there, once; `None` when the home is down (as
+    /// the replicator says), has no API named, or does not answer.
+    async fn forward_home(
         &self,
         regions: &Regions,
-        slot: Option<u8>,
+        home: &str,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Away {
-        let homes = match regions.homes.homes() {
-            Ok(homes) => homes,
-            Err(message) => {
-                eprintln!("gateway: the home map: {message}");
-                return Away::Answered(unavailable("home_unknown", "the home map cannot be read"));
-            }
-        };
-        // A request any region may serve is served here, unless a failover moved every slot of
-        // this region away: then it goes where they went, so that nothing is made here.
-        let moved_away = || {
-            let own = homes.regions.iter().position(|region| *region == regions.here)?;
-            homes.slot_homed_in(&regions.here).is_none().then_some(own as u8)
-        };
-        let Some(slot) = slot.or_else(moved_away) else { return Away::Home };
-        let home = homes.home_of(slot).to_owned();
-        if home == regions.here {
-            return Away::Home;
-        }
-        if headers.contains_key(FORWARDED_FROM) {
-            // The sender thinks this region is home and it is not: the maps disagree for the
-            // moment (a failover). Never a second hop.
-            return Away::Answered(unavailable("home_moved", "this session's home region is changing; retry"));
-        }
+    ) -> Option<Response> {
         let home_down = match &regions.replication {
             Some(replication) => self.down(&format!("{replication}/regions/{home}")).await,
             None => false,
         };
-        if let (false, Some(api)) = (home_down, regions.apis.get(&home)) {
-            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            match forward(&self.client, api, &regions.here, &home, (method, path, headers, body.clone())).await {
-                Ok(response) => return Away::Answered(response),
-                Err(e) => eprintln!("gateway: forwarding to {home}: {e}"),
+        let api = regions.apis.get(home).filter(|_| !home_down)?;
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        match forward(&self.client, api, &regions.here, home, (method, path, headers, body.clone())).await {
+            Ok(response) => Some(response),
+            Err(e) => {
+                eprintln!("gateway: forwarding to {home}: {e}");
+                None
             }
-        }
-        if method == Method::GET {
-            Away::HomeUnreachable
-        } else {
-            Away::Answered(unavailable("home_unavailable", "this session's home region is unavailable; retry later"))
         }
     }
 
@@ -332,16 +323,6 @@ fn percent_decoded(raw: String) -> String {
         Ok(decoded) => decoded.into_owned(),
         Err(_) => raw,
     }
-}
-
-/// What the home rule says of a request that reached this region.
-enum Away {
-    /// Serve it here.
-    Home,
-    /// Forwarded and answered, or refused.
-    Answered(Response),
-    /// A read whose home is down: serve it from this region's replica, marked stale.
-    HomeUnreachable,
 }
 
 /// 503 with `Retry-After`: nothing was done, and a retry may succeed.

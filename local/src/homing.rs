@@ -1,6 +1,6 @@
-//! Sending a request to its home region: which region is home to a request (by the rule of
-//! `tidewater::home`, from the route, the token's claims and, for a create, the body), and the
-//! one forwarding hop that takes it there, whole, and brings the home's answer back.
+//! Sending a request to its home region: the one forwarding hop of the local gateway, which
+//! takes a request whose home (by `tidewater::routing`, the rule the functions' own hop on AWS
+//! applies too) is another region there, whole, and brings the home's answer back.
 //!
 //! A forwarded request carries [`FORWARDED_FROM`]; a region that receives one serves it itself
 //! when it is home, and answers 503 when it is not (the two regions disagree on the home map,
@@ -9,19 +9,10 @@ use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Response};
-use serde_json::{Map, Value};
-use tidewater::home::{self, Asker, HomeSource};
-use tidewater::model::hyphenated_uuid;
+use tidewater::home::HomeSource;
+pub use tidewater::routing::{FORWARDED_FROM, SERVED_BY, STALE};
 
 use crate::forward::pass_on;
-
-/// The header of a forwarded request: the region it came from.
-pub const FORWARDED_FROM: &str = "tidewater-forwarded-from";
-/// On an answer served from a replica while the home region is down: it may miss what the
-/// home acknowledged and has not replicated yet.
-pub const STALE: &str = "tidewater-stale";
-/// On a forwarded answer: the region that served it.
-pub const SERVED_BY: &str = "tidewater-served-by";
 
 /// This gateway's place among the regions.
 #[derive(Debug, Clone)]
@@ -39,86 +30,15 @@ impl Regions {
     /// From `AWS_REGION`, `REGIONS`, `REGION_APIS` (`region=url,...`), `HOME_MAP_FILE` or
     /// `HOME_MAP`, and `REPLICATION_URL`; `None` without `REGIONS`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Regions>, String> {
-        let Some(homes) = home::HomeSource::from_lookup(&lookup)? else { return Ok(None) };
+        let Some(homes) = HomeSource::from_lookup(&lookup)? else { return Ok(None) };
         let here = lookup("AWS_REGION").filter(|r| !r.is_empty()).ok_or("REGIONS is set but AWS_REGION is not")?;
-        let apis = lookup("REGION_APIS")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(region, url)| (region.trim().to_owned(), url.trim().trim_end_matches('/').to_owned()))
+        let apis = tidewater::region_urls("REGION_APIS", &lookup("REGION_APIS").unwrap_or_default())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(region, url)| (region, url.trim_end_matches('/').to_owned()))
             .collect();
         let replication = lookup("REPLICATION_URL").filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_owned());
         Ok(Some(Regions { here, apis, homes, replication }))
-    }
-}
-
-/// The slot whose home serves a request on `route_path`, or `None` when any region may serve
-/// it: a receipt (read from the replica), or a guest's create without an id of its own.
-pub fn request_slot(route_path: &str, parameters: &[(String, String)], claims: &Map<String, Value>, body: &[u8]) -> Option<u8> {
-    let parameter = |name: &str| parameters.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str());
-    let customer_id = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-    let groups = groups(claims);
-    let asker = Asker {
-        customer_id,
-        guest: groups.iter().any(|g| g == "guest"),
-        staff: groups.iter().any(|g| g == "support" || g == "privacy"),
-    };
-    if route_path == "/sessions" {
-        if !asker.guest {
-            return Some(home::customer_slot(customer_id));
-        }
-        let chosen = serde_json::from_slice::<Value>(body).ok()?.get("session_id")?.as_str().and_then(hyphenated_uuid)?;
-        return Some(home::id_slot(&chosen));
-    }
-    if route_path.starts_with("/sessions/{id}") {
-        // An id that is no UUID is the function's to refuse, here.
-        let id = parameter("id").and_then(hyphenated_uuid)?;
-        return Some(home::session_request_slot(asker, &id));
-    }
-    if route_path.starts_with("/customers/me") {
-        return Some(home::customer_slot(customer_id));
-    }
-    if route_path.starts_with("/customers/{id}") {
-        return parameter("id").map(home::customer_slot);
-    }
-    None
-}
-
-/// Whether the request's home cannot be told from the request: `support` or `privacy` acting
-/// on a session whose id carries no slot (a customer's client-chosen id). The owner, whose slot
-/// is the home, is in the session's META, which the gateway does not read; the region a staff
-/// member lands in may hold a lagging replica, so such a read is served here marked stale,
-/// never as complete.
-pub fn home_unknown(route_path: &str, parameters: &[(String, String)], claims: &Map<String, Value>) -> bool {
-    let groups = groups(claims);
-    let staff = groups.iter().any(|g| g == "support" || g == "privacy");
-    let id = parameters.iter().find(|(name, _)| name == "id").and_then(|(_, id)| hyphenated_uuid(id));
-    staff
-        && !groups.iter().any(|g| g == "guest")
-        && route_path.starts_with("/sessions/{id}")
-        && id.is_some_and(|id| home::carried_slot(&id).is_none())
-}
-
-/// Whether a request is on a session a failover fenced (`tidewater::home::HomeMap::fenced`):
-/// its home writes nothing of it until the old home's writes have arrived. An unreadable map
-/// fences nothing here; the home map's readers fail on it on their own.
-pub fn fenced(regions: &Regions, route_path: &str, parameters: &[(String, String)]) -> bool {
-    if !route_path.starts_with("/sessions/{id}") {
-        return false;
-    }
-    let id = parameters.iter().find(|(name, _)| name == "id").and_then(|(_, id)| hyphenated_uuid(id));
-    match (id, regions.homes.homes()) {
-        (Some(id), Ok(homes)) => homes.map.is_fenced(&id),
-        _ => false,
-    }
-}
-
-/// `cognito:groups` as the local authorizer's token carries it: an array, or one name.
-fn groups(claims: &Map<String, Value>) -> Vec<String> {
-    match claims.get("cognito:groups") {
-        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        Some(Value::String(names)) => names.trim_matches(['[', ']']).split_whitespace().map(str::to_owned).collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -151,61 +71,8 @@ pub async fn forward(
 /// A read served from this region's replica while the home is unreachable: marked stale, and
 /// with no ETag, so that no client takes it for the home's answer or revalidates against it.
 pub fn marked_stale(mut response: Response<Body>) -> Response<Body> {
-    response.headers_mut().remove(axum::http::header::ETAG);
-    response.headers_mut().insert(STALE, HeaderValue::from_static("true"));
+    tidewater::forwarding::mark_stale(response.headers_mut());
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn claims(sub: &str, groups: &[&str]) -> Map<String, Value> {
-        json!({"sub": sub, "cognito:groups": groups}).as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn a_request_goes_to_the_slot_of_its_customer_session_or_chosen_id() {
-        let alice = claims("alice", &[]);
-        let guest = claims("guest-7", &["guest"]);
-        let none = Vec::new();
-        let chosen = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f";
-        let by_id = |id: &str| vec![("id".to_owned(), id.to_owned())];
-        let alice_slot = Some(home::customer_slot("alice"));
-        assert_eq!(request_slot("/sessions", &none, &alice, b"{}"), alice_slot);
-        assert_eq!(request_slot("/sessions", &none, &guest, b"{}"), None, "a guest's new session is made where it lands");
-        let body = json!({"session_id": chosen}).to_string();
-        let chosen_slot = Some(home::id_slot(&hyphenated_uuid(chosen).unwrap()));
-        assert_eq!(request_slot("/sessions", &none, &guest, body.as_bytes()), chosen_slot);
-        assert_eq!(request_slot("/sessions/{id}/turns", &by_id(chosen), &alice, b""), alice_slot);
-        assert_eq!(request_slot("/sessions/{id}/turns", &by_id(chosen), &guest, b""), chosen_slot);
-        assert_eq!(request_slot("/sessions/{id}", &by_id("not-a-uuid"), &alice, b""), None);
-        assert_eq!(request_slot("/customers/me/sessions", &none, &alice, b""), alice_slot);
-        assert_eq!(request_slot("/customers/{id}", &by_id("bob"), &claims("pat", &["privacy"]), b""), Some(home::customer_slot("bob")));
-        assert_eq!(request_slot("/receipts/{receipt_id}", &none, &alice, b""), None);
-    }
-
-    #[test]
-    fn only_staff_acting_on_an_id_without_a_slot_leave_the_home_unknown() {
-        let support = claims("carol", &["support"]);
-        let chosen = vec![("id".to_owned(), "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f".to_owned())];
-        let made = vec![("id".to_owned(), home::new_session_id(7).to_string())];
-        assert!(home_unknown("/sessions/{id}/context", &chosen, &support));
-        assert!(home_unknown("/sessions/{id}", &chosen, &claims("pat", &["privacy"])));
-        assert!(!home_unknown("/sessions/{id}/context", &made, &support), "a server-made id carries its slot");
-        assert!(!home_unknown("/sessions/{id}/context", &chosen, &claims("alice", &[])), "a customer's own slot is known");
-        assert!(!home_unknown("/customers/{id}", &[("id".to_owned(), "bob".to_owned())], &support));
-    }
-
-    #[test]
-    fn a_stale_answer_loses_its_etag_and_says_so() {
-        let mut response = Response::new(Body::empty());
-        response.headers_mut().insert(axum::http::header::ETAG, HeaderValue::from_static("\"3\""));
-        let response = marked_stale(response);
-        assert!(response.headers().get(axum::http::header::ETAG).is_none());
-        assert_eq!(response.headers()[STALE], "true");
-    }
 }
 
 #[cfg(test)]
@@ -214,8 +81,8 @@ mod served {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use serde_json::json;
-    use tidewater::home::{HomeMap, Homes};
+    use serde_json::{json, Value};
+    use tidewater::home::{self, HomeMap, Homes};
 
     use super::*;
     use crate::gateway::{issue_token, Gateway};
@@ -225,7 +92,8 @@ mod served {
     const WEST: &str = "eu-west-1";
 
     /// A region: its gateway in front of a stand-in function that answers with the region's
-    /// name and an ETag, counting its invocations.
+    /// name and an ETag (with the status an `x-answer-status` header asks for, else 200),
+    /// counting its invocations.
     struct Region {
         api: String,
         invocations: Arc<AtomicUsize>,
@@ -260,10 +128,12 @@ mod served {
             let invocations = Arc::new(AtomicUsize::new(0));
             let counted = Arc::clone(&invocations);
             let (function, functions) = self::listener().await;
-            let answer = axum::Router::new().fallback(move || {
+            let answer = axum::Router::new().fallback(move |event: String| {
                 counted.fetch_add(1, Ordering::SeqCst);
+                let event: Value = serde_json::from_str(&event).unwrap_or_default();
+                let status: u16 = event["headers"]["x-answer-status"].as_str().and_then(|s| s.parse().ok()).unwrap_or(200);
                 async move {
-                    axum::Json(json!({"statusCode": 200, "headers": {"etag": "\"1\""}, "multiValueHeaders": {}, "isBase64Encoded": false, "cookies": [], "body": json!({"region": name}).to_string()}))
+                    axum::Json(json!({"statusCode": status, "headers": {"etag": "\"1\""}, "multiValueHeaders": {}, "isBase64Encoded": false, "cookies": [], "body": json!({"region": name}).to_string()}))
                 }
             });
             tokio::spawn(async move { axum::serve(function, answer).await });
@@ -378,5 +248,24 @@ mod served {
         assert_eq!(append.headers()["retry-after"], "1");
         assert_eq!(append.json::<Value>().await.unwrap()["code"], "home_unavailable");
         assert_eq!((east.invocations.load(Ordering::SeqCst), west.invocations.load(Ordering::SeqCst)), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn with_the_home_down_a_session_the_replica_lacks_is_503_never_404() {
+        // Given a session whose home, the east, is down, and that the west's replica lacks,
+        let (_east, west) = two_regions(&[EAST]).await;
+        let session = east_session();
+        // when a load reaches the west, whose function answers 404,
+        let load = reqwest::Client::new()
+            .get(format!("{}/sessions/{session}/context", west.api))
+            .bearer_auth(token())
+            .header("x-answer-status", "404")
+            .send()
+            .await
+            .unwrap();
+        // then the west does not state that the session does not exist: 503 with Retry-After.
+        assert_eq!((load.status().as_u16(), load.headers()["retry-after"].to_str().unwrap()), (503, "1"));
+        assert_eq!(load.json::<Value>().await.unwrap()["code"], "home_unavailable");
+        assert_eq!(west.invocations.load(Ordering::SeqCst), 1);
     }
 }

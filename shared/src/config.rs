@@ -293,6 +293,11 @@ pub fn positive_number(lookup: &impl Fn(&str) -> Option<String>, name: &str, def
 
 /// `REGION_ENDPOINTS`: `region=url` pairs, comma-separated.
 fn region_endpoints(value: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    region_urls("REGION_ENDPOINTS", value)
+}
+
+/// A setting of `region=url` pairs, comma-separated (`REGION_ENDPOINTS`, `REGION_APIS`).
+pub fn region_urls(setting: &str, value: &str) -> Result<std::collections::BTreeMap<String, String>, Error> {
     value
         .split(',')
         .map(str::trim)
@@ -301,7 +306,7 @@ fn region_endpoints(value: &str) -> Result<std::collections::BTreeMap<String, St
             Some((region, url)) if !region.trim().is_empty() && !url.trim().is_empty() => {
                 Ok((region.trim().to_owned(), url.trim().to_owned()))
             }
-            _ => Err(Error::Validation(format!("REGION_ENDPOINTS must be region=url pairs, got {pair:?}"))),
+            _ => Err(Error::Validation(format!("{setting} must be region=url pairs, got {pair:?}"))),
         })
         .collect()
 }

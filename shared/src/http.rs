@@ -97,20 +97,7 @@ pub fn caller(request: &Request) -> Result<Caller, Error> {
     Ok(Caller::new(customer_id.clone(), roles))
 }
 
-/// The caller's groups, from `cognito:groups` in the one form the HTTP API's JWT authorizer
-/// delivers it: a string, an array claim rendered `[a b]` (the names space-separated inside
-/// brackets; Cognito group names cannot hold whitespace, but may hold commas and quotes, so
-/// `[acme,privacy]` is the one group `acme,privacy`). The text is never read as JSON: a group
-/// named `"privacy"` (quotes included) arrives as `["privacy"]`, and must stay that name.
-/// A value without brackets is one group name, taken whole. Roles are granted only on an
-/// exact match of a name ([`Caller::has_role`]).
-pub fn parse_groups(rendered: &str) -> Vec<String> {
-    match rendered.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
-        Some(inner) => inner.split_whitespace().map(str::to_owned).collect(),
-        None if rendered.is_empty() => Vec::new(),
-        None => vec![rendered.to_owned()],
-    }
-}
+pub use crate::routing::parse_groups;
 
 /// A path parameter, percent-decoded. API Gateway's HTTP API hands path parameters over
 /// already decoded, and a value without `%` decodes to itself, so this is right for an event

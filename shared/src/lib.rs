@@ -11,6 +11,8 @@
 //! - [`secret`]: the cursor key, receipt salt and hash key, read once at init, with no
 //!   defaults (feature `secrets` reads them from Secrets Manager).
 //! - [`home`]: the home region of a session or a customer (multi-region), known without a read.
+//! - [`routing`]: which region serves one HTTP request; [`forwarding`] (feature `http`): the
+//!   functions' one hop to it on AWS.
 //! - [`keyed_hash`]: the HMACs the table keeps of customer text (idempotency, fact ids).
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
@@ -30,15 +32,18 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod redact;
+pub mod routing;
 pub mod secret;
 pub mod storable;
 pub mod store;
 pub mod summarizer;
 pub mod telemetry;
 #[cfg(feature = "http")]
+pub mod forwarding;
+#[cfg(feature = "http")]
 pub mod http;
 
-pub use config::{positive_number, Config};
+pub use config::{positive_number, region_urls, Config};
 pub use cursor::CursorKey;
 pub use deferred::Deferred;
 pub use keyed_hash::HashKey;

@@ -1,5 +1,5 @@
-use lambda_http::{run, service_fn, Error};
-use tidewater::{aws::sdk_config, telemetry, AnyRedactor, Config, DynamoStore, StoreSecret};
+use lambda_http::Error;
+use tidewater::{forwarding::run, aws::sdk_config, telemetry, AnyRedactor, Config, DynamoStore, StoreSecret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -8,8 +8,8 @@ async fn main() -> Result<(), Error> {
     let aws = sdk_config().await;
     let store = DynamoStore::with_secrets(&aws, config.clone(), &[StoreSecret::ReceiptSalt, StoreSecret::HashKey, StoreSecret::MasterKeys]);
     let redactor = AnyRedactor::from_env().await?;
-    run(service_fn(|request| async {
+    run(|request| async {
         Ok::<_, Error>(append_turn::handle(&*store.get().await?, &redactor, &config, request).await)
-    }))
+    })
     .await
 }

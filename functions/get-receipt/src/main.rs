@@ -1,5 +1,5 @@
-use lambda_http::{run, service_fn, Error};
-use tidewater::{aws::sdk_config, telemetry, Config, DynamoStore};
+use lambda_http::Error;
+use tidewater::{forwarding::run, aws::sdk_config, telemetry, Config, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -7,5 +7,5 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = sdk_config().await;
     let store = DynamoStore::salted(&aws, config);
-    run(service_fn(|request| async { Ok::<_, Error>(get_receipt::handle(&*store.get().await?, request).await) })).await
+    run(|request| async { Ok::<_, Error>(get_receipt::handle(&*store.get().await?, request).await) }).await
 }

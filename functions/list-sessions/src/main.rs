@@ -1,5 +1,5 @@
-use lambda_http::{run, service_fn, Error};
-use tidewater::{aws::sdk_config, telemetry, Config, CursorKey, DynamoStore, StoreSecret};
+use lambda_http::Error;
+use tidewater::{forwarding::run, aws::sdk_config, telemetry, Config, CursorKey, DynamoStore, StoreSecret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     let aws = sdk_config().await;
     let key = CursorKey::prefetch(&aws);
     let store = DynamoStore::with_secrets(&aws, config, &[StoreSecret::ReceiptSalt, StoreSecret::MasterKeys]);
-    run(service_fn(|request| async { Ok::<_, Error>(list_sessions::handle(&*store.get().await?, &*key.get().await?, request).await) })).await
+    run(|request| async { Ok::<_, Error>(list_sessions::handle(&*store.get().await?, &*key.get().await?, request).await) }).await
 }

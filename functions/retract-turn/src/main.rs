@@ -1,5 +1,5 @@
-use lambda_http::{run, service_fn, Error};
-use tidewater::{dynamodb_client, telemetry, Config, DynamoStore};
+use lambda_http::Error;
+use tidewater::{forwarding::run, dynamodb_client, telemetry, Config, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -7,5 +7,5 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let store = DynamoStore::new(dynamodb_client().await, config);
     store.warm_up().await;
-    run(service_fn(|request| async { Ok::<_, Error>(retract_turn::handle(&store, request).await) })).await
+    run(|request| async { Ok::<_, Error>(retract_turn::handle(&store, request).await) }).await
 }

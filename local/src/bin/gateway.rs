@@ -26,9 +26,13 @@ async fn main() -> Result<(), String> {
             (run_secret::create(dir, &port)?, Some(run_secret::file(dir, &port)))
         }
     };
+    // `GATEWAY_HOMING=off`: no homing here, as API Gateway on AWS; the functions' own hop
+    // (tidewater::forwarding, from the same REGIONS and REGION_APIS) takes requests home.
+    let homing = env("GATEWAY_HOMING", "on") != "off";
+    let regions = if homing { homing::Regions::from_lookup(|name| std::env::var(name).ok())? } else { None };
     let gateway = gateway::Gateway::new(routes, secret, env("LAMBDA_INVOKE_URL", "http://127.0.0.1:9000"))
         .with_region_status(std::env::var("REGION_STATUS_URL").ok().filter(|url| !url.is_empty()))
-        .with_regions(homing::Regions::from_lookup(|name| std::env::var(name).ok())?);
+        .with_regions(regions);
     for route in &gateway.routes {
         println!("gateway: {:<6} {:<32} -> {}", route.method, route.path, route.function);
     }

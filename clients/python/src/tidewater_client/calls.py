@@ -44,6 +44,11 @@ class Call(Generic[T]):
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def stale(response: httpx.Response) -> bool:
+    """Whether the answer was served from a replica while its home region was unreachable."""
+    return bool(response.headers.get("tidewater-stale") == "true")
+
+
 def raise_for_error(response: httpx.Response) -> None:
     """Raises the error class of the answer's `code` for any status of 400 or more."""
     if response.status_code < 400:
@@ -185,7 +190,7 @@ class ContextCache:
                     cached.etag,
                     not_modified=True,
                 )
-            context = Context.from_json(_json(response), response.headers.get("etag"))
+            context = Context.from_json(_json(response), response.headers.get("etag"), stale(response))
             # A degraded answer holds no memory, so it is never the one to answer a 304 with.
             if context.etag and not context.degraded:
                 self._entries[key] = context
@@ -201,7 +206,7 @@ def export_turns(session_id: str, limit: int | None, cursor: str | None) -> Call
     return Call(
         "GET",
         f"/sessions/{_segment(session_id)}/turns",
-        lambda r: TurnPage.from_json(_json(r)),
+        lambda r: TurnPage.from_json(_json(r), stale(r)),
         params=_params(limit=limit, cursor=cursor),
     )
 
@@ -210,7 +215,7 @@ def list_sessions(limit: int | None, cursor: str | None) -> Call[SessionPage]:
     return Call(
         "GET",
         "/customers/me/sessions",
-        lambda r: SessionPage.from_json(_json(r)),
+        lambda r: SessionPage.from_json(_json(r), stale(r)),
         params=_params(limit=limit, cursor=cursor),
     )
 
@@ -223,7 +228,7 @@ def list_memory(customer_id: str | None, limit: int | None, cursor: str | None) 
     return Call(
         "GET",
         f"/customers/{_customer(customer_id)}/memory",
-        lambda r: FactPage.from_json(_json(r)),
+        lambda r: FactPage.from_json(_json(r), stale(r)),
         params=_params(limit=limit, cursor=cursor),
     )
 

@@ -87,6 +87,16 @@ class RetriesExhaustedError(Exception):
         self.last = last
 
 
+class StalePageError(Exception):
+    """A page of an auto-paginated listing was served from a replica while the home region was
+    unreachable (`Tidewater-Stale: true`): the listing may lack what the home holds, so it is
+    not handed on as complete. Retry later, or page by hand and read each page's `stale`."""
+
+    def __init__(self, items_before: int) -> None:
+        super().__init__(f"a page was served stale after {items_before} items: the listing may be incomplete")
+        self.items_before = items_before
+
+
 def error_from_answer(status: int, body: Any, retry_after: float | None) -> TidewaterError:
     """The exception for an error answer; an unknown code or body still gives a TidewaterError."""
     code, message = "", ""

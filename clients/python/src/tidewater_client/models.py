@@ -186,9 +186,12 @@ class Context:
     etag: str | None = None
     not_modified: bool = False
     """True when this is the cached context, answered again because the server said 304."""
+    stale: bool = False
+    """True when served from a replica while the session's home region was unreachable
+    (`Tidewater-Stale: true`): it may lack what the home acknowledged; never take it as complete."""
 
     @classmethod
-    def from_json(cls, body: JsonObject, etag: str | None) -> Context:
+    def from_json(cls, body: JsonObject, etag: str | None, stale: bool = False) -> Context:
         session = body.get("session")
         memory = body.get("customer_memory")
         return cls(
@@ -199,6 +202,7 @@ class Context:
             bool(body.get("degraded", False)),
             None if memory is None else [Fact.from_json(f) for f in memory],
             etag,
+            stale=stale,
         )
 
 
@@ -250,10 +254,13 @@ class ResumableSession:
 class SessionPage:
     sessions: list[ResumableSession]
     next_cursor: str | None
+    stale: bool = False
+    """True when served from a replica while the session's home region was unreachable
+    (`Tidewater-Stale: true`): it may lack what the home acknowledged; never take it as complete."""
 
     @classmethod
-    def from_json(cls, body: JsonObject) -> SessionPage:
-        return cls([ResumableSession.from_json(s) for s in body["sessions"]], body.get("next_cursor"))
+    def from_json(cls, body: JsonObject, stale: bool = False) -> SessionPage:
+        return cls([ResumableSession.from_json(s) for s in body["sessions"]], body.get("next_cursor"), stale)
 
 
 @dataclass(frozen=True)
@@ -262,14 +269,18 @@ class TurnPage:
     summary: Summary | None
     turns: list[Turn]
     next_cursor: str | None
+    stale: bool = False
+    """True when served from a replica while the session's home region was unreachable
+    (`Tidewater-Stale: true`): it may lack what the home acknowledged; never take it as complete."""
 
     @classmethod
-    def from_json(cls, body: JsonObject) -> TurnPage:
+    def from_json(cls, body: JsonObject, stale: bool = False) -> TurnPage:
         return cls(
             Session.from_json(body["session"]),
             Summary.from_json(body.get("summary")),
             [Turn.from_json(t) for t in body["turns"]],
             body.get("next_cursor"),
+            stale,
         )
 
 
@@ -277,10 +288,13 @@ class TurnPage:
 class FactPage:
     facts: list[Fact]
     next_cursor: str | None
+    stale: bool = False
+    """True when served from a replica while the session's home region was unreachable
+    (`Tidewater-Stale: true`): it may lack what the home acknowledged; never take it as complete."""
 
     @classmethod
-    def from_json(cls, body: JsonObject) -> FactPage:
-        return cls([Fact.from_json(f) for f in body["facts"]], body.get("next_cursor"))
+    def from_json(cls, body: JsonObject, stale: bool = False) -> FactPage:
+        return cls([Fact.from_json(f) for f in body["facts"]], body.get("next_cursor"), stale)
 
 
 @dataclass(frozen=True)
