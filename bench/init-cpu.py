@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Init CPU: the CPU time a function spends from exec to its first `GET .../invocation/next`.
+"""Init CPU: the CPU time a function spends from exec to its first `GET .../invocation/next`,
+and its peak RSS by then (`VmHWM`).
 
 Every thread's time on CPU, summed from /proc/<pid>/task/*/schedstat at the moment the first
 `next` arrives at a stub Runtime API, which never answers. Unlike P1's wall time it hardly
@@ -20,6 +21,8 @@ class H(http.server.BaseHTTPRequestHandler):
             for t in os.listdir(f'/proc/{pid}/task'):
                 try: total += int(open(f'/proc/{pid}/task/{t}/schedstat').read().split()[0])
                 except OSError: pass
+            try: state['rss'] = next(int(l.split()[1]) for l in open(f'/proc/{pid}/status') if l.startswith('VmHWM')) / 1000
+            except (OSError, StopIteration): state['rss'] = 0.0
             state['cpu'] = total / 1e6; state['wall'] = (time.monotonic() - state['t0']) * 1000
             state['ev'].set()
         time.sleep(5)
@@ -31,12 +34,12 @@ env = {'PATH': '/usr/bin:/bin', 'AWS_LAMBDA_RUNTIME_API': f'127.0.0.1:{port}', '
        'CURSOR_SECRET': 'tidewater-bench-cursor-secret-not-deployed', 'RECEIPT_SALT': 'tidewater-bench-receipt-salt-not-deployed',
        'HASH_KEY': 'tidewater-bench-hash-key-not-deployed-anywhere', 'LOCAL_JWT_SECRET': 'x' * 32}
 for fn in fns:
-    cpu, wall = [], []
+    cpu, wall, rss = [], [], []
     for i in range(n + 1):
         state.clear(); state['ev'] = threading.Event(); state['t0'] = time.monotonic()
         p = subprocess.Popen([f'{rel}/{fn}'], env=dict(env, AWS_LAMBDA_FUNCTION_NAME=fn), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         state['pid'] = p.pid
         ok = state['ev'].wait(10)
         p.kill(); p.wait()
-        if ok and i > 0: cpu.append(state['cpu']); wall.append(state['wall'])
-    print(f'{fn}: init CPU median {statistics.median(cpu):.2f} ms (min {min(cpu):.2f}, max {max(cpu):.2f}), wall median {statistics.median(wall):.2f} ms, {len(cpu)} starts' if cpu else f'{fn}: no start reached next')
+        if ok and i > 0: cpu.append(state['cpu']); wall.append(state['wall']); rss.append(state['rss'])
+    print(f'{fn}: init CPU median {statistics.median(cpu):.2f} ms (min {min(cpu):.2f}, max {max(cpu):.2f}), wall median {statistics.median(wall):.2f} ms, peak RSS median {statistics.median(rss):.2f} MB, {len(cpu)} starts' if cpu else f'{fn}: no start reached next')
