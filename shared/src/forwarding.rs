@@ -43,7 +43,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
 use crate::home::HomeSource;
-use crate::http::{json, path_param, RETRY_AFTER_SECONDS};
+use crate::http::{claims, json, path_param, RETRY_AFTER_SECONDS};
 use crate::metrics::{Metrics, Unit};
 use crate::routing::{self, Asked, Refusal, Serve, FORWARDED_FROM, SERVED_BY, STALE};
 use crate::{positive_number, region_urls, Error};
@@ -284,14 +284,6 @@ fn route_path(request: &Request) -> Option<String> {
     let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { return None };
     let (_, path) = context.route_key.as_deref()?.split_once(' ')?;
     Some(path.to_owned())
-}
-
-/// The claims the JWT authorizer verified.
-fn claims(request: &Request) -> Option<&std::collections::HashMap<String, String>> {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref()?.jwt.as_ref().map(|jwt| &jwt.claims),
-        _ => None,
-    }
 }
 
 /// Whether a 5xx came from the home region's front door rather than its function: API

@@ -85,16 +85,18 @@ pub fn request_id(request: &Request) -> String {
 
 /// The caller, from the claims the JWT authorizer verified. The functions trust nothing else.
 pub fn caller(request: &Request) -> Result<Caller, Error> {
-    let claims = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => {
-            context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| &jwt.claims)
-        }
-        _ => None,
-    }
-    .ok_or(Error::Unauthorized)?;
+    let claims = claims(request).ok_or(Error::Unauthorized)?;
     let customer_id = claims.get("sub").filter(|s| !s.is_empty()).ok_or(Error::Unauthorized)?;
     let roles = claims.get("cognito:groups").map(|g| parse_groups(g)).unwrap_or_default();
     Ok(Caller::new(customer_id.clone(), roles))
+}
+
+/// The claims the JWT authorizer verified, if any.
+pub fn claims(request: &Request) -> Option<&std::collections::HashMap<String, String>> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref()?.jwt.as_ref().map(|jwt| &jwt.claims),
+        _ => None,
+    }
 }
 
 pub use crate::routing::parse_groups;
