@@ -43,8 +43,8 @@ tools:
 # With `make run REGIONS=...` going: moves every session whose home is FROM to TO under a new
 # epoch, and prints the RPO, what TO lacked of FROM at that moment (README, Multi-region).
 failover:
-	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make failover FROM=<region> TO=<region>" >&2; exit 2; }
-	@curl -sS --fail-with-body -X POST "http://127.0.0.1:$(REPLICATION_PORT)/failover?from=$(FROM)&to=$(TO)"; echo
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make failover FROM=<region> TO=<region> [FENCE=off]" >&2; exit 2; }
+	@curl -sS --fail-with-body -X POST "http://127.0.0.1:$(REPLICATION_PORT)/failover?from=$(FROM)&to=$(TO)$(if $(FENCE),&fence=$(FENCE))"; echo
 
 # With DYNAMODB_ENDPOINT set, no DynamoDB Local is started: the stack uses that endpoint.
 # With REGIONS=a,b one stack per region and the replicator (scripts/serve-regions.sh).

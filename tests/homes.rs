@@ -17,6 +17,7 @@ use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore,
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
+use tidewater_local::replicator::failover::Fence;
 use tidewater_local::stream::StreamRunner;
 use tidewater_local::template;
 use tidewater_tests::{default_redactor, test_config, test_hash_key, test_master_keys, test_receipt_salt};
@@ -73,6 +74,7 @@ pub(crate) async fn run_function(store: &DynamoStore, function: &str, request: l
         "load-context" => load_context::handle(store, request).await,
         "purge-customer" => purge_customer::handle(store, request).await,
         "update-session" => update_session::handle(store, &default_redactor(), request).await,
+        "export-turns" => export_turns::handle(store, &tidewater_tests::test_cursor_key(), request).await,
         other => panic!("this test does not call {other}"),
     }
 }
@@ -491,7 +493,7 @@ async fn after_a_failover_no_acknowledged_turn_is_lost_or_overwritten_and_the_re
     assert_eq!(append(&apis[WEST], &session, 3).await.unwrap().status(), 201);
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
     // when the west's sessions fail over to the east,
-    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Sessions).expect("the failover");
     // then the RPO is that one turn, and its session is fenced in the east: no write, reads marked stale;
     assert_eq!((failover.epoch, failover.unreplicated.turns.len(), failover.fenced), (1, 1, 1));
     let refused = append(&apis[EAST], &session, 4).await.unwrap();
@@ -521,6 +523,84 @@ async fn after_a_failover_no_acknowledged_turn_is_lost_or_overwritten_and_the_re
             http.get(format!("{api}/sessions/{session}/context")).bearer_auth(&alice).send().await.unwrap().json().await.unwrap();
         let contents: Vec<&str> = context["turns"].as_array().unwrap().iter().filter_map(|t| t["content"].as_str()).collect();
         assert_eq!(contents, ["turn 1", "turn 2", "turn 3", "turn 4"], "{api}");
+    }
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_homes_late_ones_which_are_reported_unmerged() {
+    // Given the regions reading one home map file, and alice (home: the west) with a session
+    // whose first two turns replicated,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let (apis, _stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
+    let http = reqwest::Client::new();
+    let alice = token("alice", &[]);
+    let created: Value =
+        http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let session = created["session_id"].as_str().expect("a session id").to_owned();
+    let append = |api: &str, response: &str, content: &str| {
+        let turn = json!({"response_id": response, "role": "user", "content": content});
+        let request = http.post(format!("{api}/sessions/{session}/turns")).bearer_auth(&alice).json(&turn);
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
+        }
+    };
+    for n in 1..=2 {
+        assert_eq!(append(&apis[WEST], &format!("r{n}"), &format!("turn {n}")).await.0, 201);
+    }
+    regions.after(LAG).await;
+    // and a third turn acknowledged while west → east was paused, just before the west fails,
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(append(&apis[WEST], "r3", "turn 3").await, (201, json!({"turn_index": 3, "duplicate": false})));
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    // when the west fails over to the east with no fence, as on AWS,
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Off).expect("the failover");
+    assert_eq!((failover.epoch, failover.unreplicated.turns.len(), failover.fenced), (1, 1, 0));
+    // and the east goes on at once from the two turns it has, under the new epoch's keys,
+    assert_eq!(append(&apis[EAST], "r4", "turn 4").await, (201, json!({"turn_index": 3, "duplicate": false})));
+    assert_eq!(append(&apis[EAST], "r5", "turn 5").await, (201, json!({"turn_index": 4, "duplicate": false})));
+    // and the west comes back and delivers its late turn,
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(3 * LAG).await;
+    // then neither turn 3 overwrote the other: both regions hold both, the same items;
+    assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
+    for region in [WEST, EAST] {
+        let stored = session_items(&regions, region, &session).await;
+        let holds = |sk: String| stored.iter().any(|item| item.contains(&format!("\"{sk}\"")));
+        assert!(holds(keys::turn_sk(3)) && holds(keys::epoch_turn_sk(3, 1)), "{stored:?}");
+    }
+    // the session's order is the new home's, in every region, and the old home's late turn is
+    // reported by the export as unmerged, never silently dropped;
+    let read = |api: &str, route: &str| {
+        let request = http.get(format!("{api}/sessions/{session}/{route}")).bearer_auth(&alice);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let contents = |turns: &Value| -> Vec<String> {
+        turns.as_array().unwrap().iter().map(|t| t["content"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    for api in &apis {
+        assert_eq!(contents(&read(api, "context").await["turns"]), ["turn 1", "turn 2", "turn 4", "turn 5"], "{api}");
+        let export = read(api, "turns").await;
+        assert_eq!(contents(&export["turns"]), ["turn 1", "turn 2", "turn 4", "turn 5"], "{api}");
+        let unmerged = &export["unmerged"];
+        assert_eq!((&unmerged[0]["turn_index"], &unmerged[0]["content"], &unmerged[0]["epoch"]), (&json!(3), &json!("turn 3"), &json!(0)), "{api}");
+        assert_eq!(unmerged.as_array().map(Vec::len), Some(1));
+    }
+    // a retry of a turn the new home wrote is a duplicate, and a retry of the old home's late
+    // turn appends it again, once, in the session's order.
+    assert_eq!(append(&apis[EAST], "r4", "turn 4").await, (200, json!({"turn_index": 3, "duplicate": true})));
+    assert_eq!(append(&apis[EAST], "r3", "turn 3").await, (201, json!({"turn_index": 5, "duplicate": false})));
+    assert_eq!(append(&apis[WEST], "r3", "turn 3").await, (200, json!({"turn_index": 5, "duplicate": true})));
+    regions.after(3 * LAG).await;
+    for api in &apis {
+        assert_eq!(contents(&read(api, "context").await["turns"]), ["turn 1", "turn 2", "turn 4", "turn 5", "turn 3"], "{api}");
     }
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
     let _ = std::fs::remove_file(path);
@@ -650,7 +730,7 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
     let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "turn 1".into(), intent: None, token_count: None, item: None };
     west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap();
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
-    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Sessions).expect("the failover");
     assert_eq!(failover.fenced, 1);
 
     // when she asks her new home, the east, to purge her while the fence stands,
@@ -821,7 +901,7 @@ async fn turns_sealed_on_both_sides_of_a_failover(regions: &Regions) -> (Vec<Str
     assert_eq!(append(&apis[WEST], &sessions[0]).await.unwrap().status(), 201);
     // and the west fails over to the east, where her other session (nothing of it unreplicated) takes a turn,
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
-    regions.replicator.fail_over(NAMES[WEST], NAMES[EAST]).expect("the failover");
+    regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Sessions).expect("the failover");
     assert_eq!(append(&apis[EAST], &sessions[1]).await.unwrap().status(), 201);
     // and the west comes back and delivers,
     regions.replicator.with_mesh(|mesh| {

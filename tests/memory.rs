@@ -74,7 +74,7 @@ async fn summarise(store: &DynamoStore, session: Uuid) -> summarize::Outcome {
 
 /// The drafts the offline extraction makes of the session's turns `after + 1 ..= through`.
 async fn drafts_of(store: &DynamoStore, session: Uuid, after: u64, through: u64) -> Vec<FactDraft> {
-    tidewater::summarizer::facts::extract(session, &store.turns_between(session, after, through).await.unwrap())
+    tidewater::summarizer::facts::extract(session, &store.turns_between(session, &Default::default(), after, through).await.unwrap())
 }
 
 async fn list(store: &DynamoStore, caller: &Caller, whose: &str, query: &[(&str, &str)]) -> Response<Body> {
@@ -145,7 +145,7 @@ async fn facts_from_one_session_reach_the_next_sessions_context_with_provenance(
     let mut fields: Vec<&str> = memory[0].as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort_unstable();
     assert_eq!(fields, ["fact_id", "kind", "source", "text", "updated_at"]);
-    let first_turns = store.turns_between(first, 0, 3).await.unwrap();
+    let first_turns = store.turns_between(first, &Default::default(), 0, 3).await.unwrap();
     assert_eq!(memory[0]["updated_at"], first_turns[2].created_at, "the time the customer said it");
     assert!(body_json(&without).get("customer_memory").is_none(), "only asked for");
 }

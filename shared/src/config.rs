@@ -226,6 +226,15 @@ impl Config {
         }
     }
 
+    /// The home map's failover epoch, under which the turns written here now are keyed
+    /// ([`crate::chain`]); 0 in a single-region deployment.
+    pub fn write_epoch(&self) -> Result<u64, Error> {
+        match &self.homes {
+            Some(source) => Ok(source.homes().map_err(Error::Config)?.map.epoch),
+            None => Ok(0),
+        }
+    }
+
     /// Whether writes to `session` wait for a failover's old home ([`crate::home::HomeMap::fenced`]).
     pub fn is_fenced(&self, session: &uuid::Uuid) -> Result<bool, Error> {
         match &self.homes {

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::chain::{Chain, Segment};
 use crate::model::{Role, Session, Summary, Turn};
 use crate::{clock, codec, keys, Error};
 
@@ -81,6 +82,9 @@ pub struct MetaItem {
     /// that was applied (its answer lost) from a change made since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patched_from: Option<u64>,
+    /// The failover epochs the session's turns were written under after epoch 0 ([`crate::chain`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
 }
 
 /// A page context as stored: the map itself, or, when still sealed (binary), an empty map.
@@ -110,6 +114,11 @@ fn page_context_unless_sealed<'de, D: serde::Deserializer<'de>>(deserializer: D)
 
 impl MetaItem {
     /// When the session expires: its `ttl` less its `ttl_margin`.
+    /// Which item is each of the session's turns.
+    pub fn chain(&self) -> Chain {
+        Chain::new(&self.segments)
+    }
+
     pub fn expires_secs(&self) -> i64 {
         self.ttl.saturating_sub(self.ttl_margin.unwrap_or(0))
     }
@@ -177,6 +186,11 @@ pub struct TurnItem {
 }
 
 impl TurnItem {
+    /// The failover epoch the turn was written under (0 before any failover).
+    pub fn epoch(&self) -> u64 {
+        keys::turn_key_parts(&self.sk).map_or(0, |(_index, epoch)| epoch)
+    }
+
     pub fn turn_index(&self) -> Result<u64, Error> {
         keys::turn_index_from_sk(&self.sk)
             .ok_or_else(|| Error::Corrupt(format!("bad turn key {:?}", self.sk).into()))
@@ -206,6 +220,13 @@ pub struct ResponseItem {
     pub sk: String,
     pub turn_index: u64,
     pub payload_hash: String,
+    /// The failover epoch the turn was written under ([`crate::chain`]); 0 is not stored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// `SK = ~SUMMARY`: a copy of the newest summary, read with META and the recent turns.

@@ -157,6 +157,22 @@ pub fn turn_sk(turn_index: u64) -> String {
     format!("{TURN_PREFIX}{turn_index:010}")
 }
 
+/// The key of turn `turn_index` written under failover `epoch` ([`crate::chain`]): epoch 0
+/// is [`turn_sk`]; a later epoch adds `#<epoch>`, so the turns a new home writes never share a
+/// key with those an old home wrote and had not replicated, and still sort by index.
+pub fn epoch_turn_sk(turn_index: u64, epoch: u64) -> String {
+    match epoch {
+        0 => turn_sk(turn_index),
+        _ => format!("{TURN_PREFIX}{turn_index:010}#{epoch:06}"),
+    }
+}
+
+/// The greatest sort key of turn `turn_index` in any epoch: the inclusive upper bound of a
+/// range of turns that ends at it.
+pub fn turn_sk_bound(turn_index: u64) -> String {
+    format!("{TURN_PREFIX}{turn_index:010}#~")
+}
+
 /// A summary is named by the last turn it covers, so windows sort in order.
 pub fn summary_sk(through_turn: u64) -> String {
     format!("{SUMMARY_PREFIX}{through_turn:010}")
@@ -169,7 +185,18 @@ pub fn response_sk(response_id: &str) -> String {
 }
 
 pub fn turn_index_from_sk(sk: &str) -> Option<u64> {
-    sk.strip_prefix(TURN_PREFIX)?.parse().ok()
+    turn_key_parts(sk).map(|(index, _epoch)| index)
+}
+
+/// The index and the failover epoch a turn's sort key names ([`epoch_turn_sk`]).
+pub fn turn_key_parts(sk: &str) -> Option<(u64, u64)> {
+    let rest = sk.strip_prefix(TURN_PREFIX)?;
+    let (index, epoch) = match rest.split_once('#') {
+        Some((index, epoch)) => (index, epoch.parse().ok().filter(|&e| e > 0)?),
+        None => (rest, 0),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(index).then(|| index.parse().ok()).flatten().map(|index| (index, epoch))
 }
 
 #[cfg(test)]
@@ -184,8 +211,24 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_of_a_later_epoch_sorts_beside_its_index_and_names_both() {
+        let later = epoch_turn_sk(42, 3);
+        assert_eq!(later, "TURN#0000000042#000003");
+        assert_eq!(epoch_turn_sk(42, 0), turn_sk(42));
+        assert!(turn_sk(42) < later && later < turn_sk(43));
+        assert!(later < turn_sk_bound(42) && turn_sk_bound(42) < turn_sk(43));
+        assert_eq!(turn_key_parts(&later), Some((42, 3)));
+        assert_eq!(turn_key_parts(&turn_sk(42)), Some((42, 0)));
+        assert_eq!(turn_index_from_sk(&later), Some(42));
+        assert_eq!(turn_key_parts("TURN#0000000042#000000"), None);
+        assert_eq!(turn_key_parts("TURN#0000000042#x"), None);
+        assert_eq!(turn_key_parts("TURN#+42"), None);
+    }
+
+    #[test]
     fn the_session_head_sorts_after_every_turn() {
         assert!(turn_sk(9_999_999_999).as_str() < META);
+        assert!(turn_sk_bound(9_999_999_999).as_str() < META);
         assert!(META < LATEST_SUMMARY);
         assert!(summary_sk(20) < turn_sk(1));
         assert!(response_sk("r1").as_str() < turn_sk(1).as_str());

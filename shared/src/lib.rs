@@ -5,6 +5,7 @@
 //! - [`model`]: what callers send and get back ([`NewSession`], [`NewTurn`], [`Context`], ...).
 //! - [`store`]: the narrow store traits and [`DynamoStore`], the one place that knows DynamoDB.
 //! - [`redact`]: card numbers, IBANs, e-mail addresses and phone numbers replaced before a write.
+//! - [`chain`]: which item is turn `n` of a session across failovers (epoch-scoped turn keys).
 //! - [`keys`]: the key scheme (`SESSION#`, `META`, `TURN#`, `SUMMARY#`, `RESP#`, `PRIVACY#`, `RECEIPT#`, `MEMORY#`, `JANITOR`).
 //! - [`memory`]: long-term customer facts, their extraction and their identity.
 //! - [`http`] (feature `http`): the API Gateway adapter the Lambda functions share.
@@ -17,6 +18,7 @@
 //!
 //! The store works in-process as well as behind Lambda; see [`DynamoStore`] for an example.
 pub mod aws;
+pub mod chain;
 pub mod clock;
 pub mod codec;
 mod config;

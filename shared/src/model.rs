@@ -554,6 +554,10 @@ pub struct TurnPage {
     pub session: Session,
     pub summary: Option<Summary>,
     pub turns: Vec<Turn>,
+    /// Turns an earlier home acknowledged at indices of this page and did not replicate
+    /// before a failover: kept, never in `turns` ([`crate::chain`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmerged: Vec<crate::chain::UnmergedTurn>,
     #[serde(skip)]
     pub next: Option<ExportPosition>,
 }

@@ -278,7 +278,7 @@ where
         }
         attempted = Some(through);
 
-        let turns = store.turns_between(session_id, state.summarized_through, through).await?;
+        let turns = store.turns_between(session_id, &state.chain, state.summarized_through, through).await?;
         let text = summarizer.summarize(SummaryInput { previous: state.summary.as_deref(), turns: &turns }).await?;
         // Long-term memory: the window's facts go in before its summary, so a window whose
         // summary is written never misses its facts; a repeat of the window writes none again.

@@ -256,6 +256,7 @@ fn generate(sessions: &[Uuid], customers: usize, total: usize, threshold: u64) -
                     sk: keys::response_sk(&format!("r{turn}")),
                     turn_index: turn,
                     payload_hash: "0123456789abcdef0123456789abcdef".to_owned(),
+                    epoch: 0,
                 };
                 records.push(record("INSERT", &item.pk, &item.sk, Some(to_item(&item)?), None, sequence_number));
             }
@@ -316,6 +317,7 @@ fn meta(session: Uuid, owner: &str, turn_count: u64, needs_summary: bool) -> Met
         gsi1sk: Some("2026-11-26T19:20:00Z".to_owned()),
         listed_turn_count: Some(0),
         patched_from: None,
+        segments: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `POST /pause` and `/resume` (optionally `?from=<region>&to=<region>`),
 //! `POST /regions/<region>/down` and `/up` (whose answer adds `returned_with`: what the region
 //! had written that each other region lacks, [`super::failover`]), `GET /regions/<region>`,
-//! and `POST /failover?from=<region>&to=<region>`. Errors are `{"code","message"}` JSON.
+//! and `POST /failover?from=<region>&to=<region>[&fence=off]`. Errors are `{"code","message"}` JSON.
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,7 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::failover::FailoverError;
+use super::failover::{Fence, FailoverError};
 use super::Replicator;
 
 impl Replicator {
@@ -38,6 +38,8 @@ type Shared = State<Arc<Replicator>>;
 struct Directions {
     from: Option<String>,
     to: Option<String>,
+    /// `off`: a failover fences nothing, as on AWS ([`Fence::Off`]).
+    fence: Option<String>,
 }
 
 async fn status(State(replicator): Shared) -> Response<Body> {
@@ -60,7 +62,12 @@ async fn failover(State(replicator): Shared, Query(directions): Query<Directions
     let (Some(from), Some(to)) = (directions.from, directions.to) else {
         return control_error(StatusCode::BAD_REQUEST, "bad_request", "POST /failover?from=<region>&to=<region>");
     };
-    match replicator.fail_over(&from, &to) {
+    let fence = match directions.fence.as_deref() {
+        None | Some("sessions") => Fence::Sessions,
+        Some("off") => Fence::Off,
+        Some(_) => return control_error(StatusCode::BAD_REQUEST, "bad_request", "fence is `sessions` (the default) or `off`"),
+    };
+    match replicator.fail_over(&from, &to, fence) {
         Ok(failover) => {
             println!("replicator: failover {from} -> {to}: {}", json!(failover));
             Json(failover).into_response()

@@ -41,6 +41,17 @@ pub struct Failover {
     pub unreplicated: Unreplicated,
 }
 
+/// Whether a failover fences the sessions the new home lacks writes of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// Every such session waits for the old home (the default here).
+    Sessions,
+    /// None, as on AWS, which lists nothing unreplicated: the turns the new home writes are
+    /// keyed by the new epoch ([`tidewater::chain`]), so the old home's late turns stay
+    /// beside them, unmerged, and nothing is overwritten (`fence=off`).
+    Off,
+}
+
 /// Why a failover was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum FailoverError {
@@ -57,7 +68,7 @@ pub enum FailoverError {
 impl Replicator {
     /// Moves every slot whose home is `from` to `to` under a new epoch, in the home map file
     /// every gateway and stream consumer reads, and says what `to` lacked of `from` then.
-    pub fn fail_over(&self, from: &str, to: &str) -> Result<Failover, FailoverError> {
+    pub fn fail_over(&self, from: &str, to: &str, fence: Fence) -> Result<Failover, FailoverError> {
         let (from_region, to_region, names) = {
             let mesh = self.mesh();
             let region = |name: &str| mesh.region(name).ok_or_else(|| FailoverError::UnknownRegion(name.to_owned()));
@@ -77,7 +88,7 @@ impl Replicator {
         // Measured before the new map is visible, so no write under it is counted; every
         // session with such a write is fenced until it has arrived.
         let keys = self.mesh().unreplicated(from_region, to_region);
-        for session in keys.iter().filter_map(session_of) {
+        for session in keys.iter().filter_map(session_of).filter(|_| fence == Fence::Sessions) {
             homes.map.fenced.insert(session, from.to_owned());
         }
         write_map(&path, &homes.map)?;
@@ -185,7 +196,7 @@ mod tests {
             mesh.local_write(0, item("~META"), Some(json!({})), 0);
         });
         // when the east fails over to the west,
-        let failover = replicator.fail_over("us-east-1", "eu-west-1").unwrap();
+        let failover = replicator.fail_over("us-east-1", "eu-west-1", Fence::Sessions).unwrap();
         // then the map names the move under epoch 1, every reader sees it, and the RPO is one turn;
         assert_eq!((failover.epoch, failover.moved["us-east-1"].as_str()), (1, "eu-west-1"));
         let map: HomeMap = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -207,9 +218,9 @@ mod tests {
         replicator.lift_fences();
         assert!(read_map().fenced.is_empty(), "lifted once delivered");
         // and failing back raises the epoch again.
-        assert_eq!(replicator.fail_over("eu-west-1", "us-east-1").unwrap().epoch, 2);
-        assert!(matches!(replicator.fail_over("us-east-1", "us-east-1"), Err(FailoverError::SameRegion)));
-        assert!(matches!(replicator.fail_over("us-east-1", "mars"), Err(FailoverError::UnknownRegion(_))));
+        assert_eq!(replicator.fail_over("eu-west-1", "us-east-1", Fence::Sessions).unwrap().epoch, 2);
+        assert!(matches!(replicator.fail_over("us-east-1", "us-east-1", Fence::Sessions), Err(FailoverError::SameRegion)));
+        assert!(matches!(replicator.fail_over("us-east-1", "mars", Fence::Sessions), Err(FailoverError::UnknownRegion(_))));
         let _ = std::fs::remove_file(path);
     }
 }

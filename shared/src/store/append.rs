@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
 use uuid::Uuid;
 
+use crate::chain::Chain;
 use crate::clock;
 use crate::items::{self, MetaItem, ResponseItem, TurnItem};
 use crate::model::{Appended, Caller, TurnDraft};
@@ -40,6 +41,8 @@ struct Written<'a> {
     content: &'a [u8],
     payload_hash: &'a str,
     seal: Option<(&'a str, &'a DataKey)>,
+    /// The home map's failover epoch here ([`crate::chain`]).
+    epoch: u64,
 }
 
 /// The fields of META that an append needs to decide the next index.
@@ -48,6 +51,10 @@ struct AppendBase {
     summarized_through: u64,
     /// The customer index's sort key; `None` for guests, who are not in the index.
     listed_at: Option<String>,
+    chain: Chain,
+    /// The idempotency record of this response id that an earlier home wrote for a turn this
+    /// session's order does not hold: the append takes its key over, only while it is as read.
+    replaced_response: Option<ResponseItem>,
 }
 
 impl AppendBase {
@@ -58,8 +65,20 @@ impl AppendBase {
         Ok(AppendBase {
             turn_count: meta.turn_count,
             summarized_through: meta.summarized_through,
+            chain: meta.chain(),
             listed_at: if meta.guest { None } else { meta.gsi1sk },
+            replaced_response: None,
         })
+    }
+
+    /// The chain with the segment an append under `writer_epoch` opens.
+    fn chain_written(&self, writer_epoch: u64) -> Chain {
+        self.chain.with(self.chain.opened_by(writer_epoch, self.turn_count + 1))
+    }
+
+    fn keep_replaced(mut self, replaced: Option<ResponseItem>) -> Self {
+        self.replaced_response = replaced;
+        self
     }
 }
 
@@ -95,9 +114,10 @@ impl TurnAppender for DynamoStore {
         let seal = key_ref.as_deref().zip(key.as_deref());
         let content = codec::compress(&turn.content);
         let payload_hash = turn.payload_hash(self.config.hash_key()?, &session_id);
+        let writer_epoch = self.config.write_epoch()?;
 
         for attempt in 0..MAX_APPEND_ATTEMPTS {
-            let written = Written { content: &content, payload_hash: &payload_hash, seal };
+            let written = Written { content: &content, payload_hash: &payload_hash, seal, epoch: writer_epoch };
             let transaction = self.append_transaction(caller, &session_id, &turn, &written, &base)?;
             let index = base.turn_count + 1;
             let sent = within(self.config.write_timeout, transaction.send()).await?;
@@ -111,17 +131,25 @@ impl TurnAppender for DynamoStore {
             };
 
             if let Some(existing) = failed_item::<ResponseItem>(&reasons, append_position::RESPONSE)? {
-                return if existing.payload_hash == payload_hash {
+                if existing.payload_hash != payload_hash {
+                    return Err(Error::Conflict("this response_id was already used with a different payload".to_owned()));
+                }
+                if base.chain_written(writer_epoch).epoch_of(existing.turn_index) == existing.epoch {
                     tracing::info!(%session_id, turn_index = existing.turn_index, "duplicate append");
-                    Ok(Appended { turn_index: existing.turn_index, duplicate: true })
-                } else {
-                    Err(Error::Conflict("this response_id was already used with a different payload".to_owned()))
-                };
+                    return Ok(Appended { turn_index: existing.turn_index, duplicate: true });
+                }
+                // A home before a failover acknowledged it, at an index this session's order
+                // gives to another turn: it is appended again, and its old turn stays unmerged.
+                tracing::warn!(%session_id, turn_index = existing.turn_index, epoch = existing.epoch,
+                    "a response acknowledged before a failover and not in the session's order is appended again");
+                base.replaced_response = Some(existing);
+                continue;
             }
+            let replaced = base.replaced_response.take();
             if condition_failed(&reasons, append_position::META) {
                 // Someone else took the index, or the session went away: the old META says which.
                 let meta: MetaItem = failed_item(&reasons, append_position::META)?.ok_or(Error::NotFound)?;
-                base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+                base = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?.keep_replaced(replaced);
                 continue;
             }
             let turn_taken = condition_failed(&reasons, append_position::TURN);
@@ -130,7 +158,7 @@ impl TurnAppender for DynamoStore {
                 tokio::time::sleep(backoff(attempt)).await;
             }
             let meta = self.read_meta(&session_id, true, self.config.write_timeout).await?.ok_or(Error::NotFound)?;
-            let fresh = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?;
+            let fresh = AppendBase::from_meta(meta, caller, self.clock.now_epoch_seconds())?.keep_replaced(replaced);
             if turn_taken && fresh.turn_count == base.turn_count {
                 // TURN#n exists although META counts n-1: an item no append of this session wrote.
                 tracing::error!(%session_id, turn_index = index, "a turn item exists beyond the session's count");
@@ -159,16 +187,19 @@ impl DynamoStore {
         let (now, now_secs, expires) = self.now_with_expiry();
         let index = base.turn_count + 1;
         let pk = keys::session_pk(session_id);
+        let opened = base.chain.opened_by(written.epoch, index);
+        let chain = base.chain.with(opened);
 
         let response = ResponseItem {
             pk: pk.clone(),
             sk: keys::response_sk(&turn.response_id),
             turn_index: index,
             payload_hash: written.payload_hash.to_owned(),
+            epoch: chain.epoch_of(index),
         };
         let turn_item = TurnItem {
             pk: pk.clone(),
-            sk: keys::turn_sk(index),
+            sk: chain.turn_sk(index),
             role: turn.role,
             content: written.content.to_vec(),
             intent: turn.intent.clone(),
@@ -215,6 +246,13 @@ impl DynamoStore {
             set.push("needs_summary = :due");
             values.insert(":due".to_owned(), AttributeValue::Bool(true));
         }
+        let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
+        if let Some(segment) = opened {
+            names.insert("#segments".to_owned(), "segments".to_owned());
+            set.push("#segments = list_append(if_not_exists(#segments, :no_segments), :segment)");
+            values.insert(":no_segments".to_owned(), AttributeValue::L(Vec::new()));
+            values.insert(":segment".to_owned(), AttributeValue::L(vec![AttributeValue::M(to_item(&segment)?)]));
+        }
         if index >= due_at + SUMMARY_REARM_TURNS {
             set.push("summary_rearm = :rearm");
             let flipped = ((index - due_at) / SUMMARY_REARM_TURNS) % 2 == 1;
@@ -226,7 +264,7 @@ impl DynamoStore {
             .key(keys::SK, s(keys::META))
             .update_expression(format!("SET {}", set.join(", ")))
             .condition_expression(format!("turn_count = :previous AND owner_id = :owner AND {}", items::LIVE_CONDITION))
-            .expression_attribute_names("#ttl", "ttl")
+            .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -235,10 +273,33 @@ impl DynamoStore {
         Ok(self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(self.put_new(to_item(&response)?, true)?).build())
+            .transact_items(TransactWriteItem::builder().put(self.response_put(&response, base.replaced_response.as_ref())?).build())
             .transact_items(TransactWriteItem::builder().put(self.put_new(turn_item, false)?).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
             .client_request_token(request_token(&[&pk, &turn.response_id, &index.to_string(), &now]))
             .return_consumed_capacity(ReturnConsumedCapacity::Total))
+    }
+
+    /// The put of an append's idempotency record: new, or over `replaced` only while that is
+    /// the record as it was read.
+    fn response_put(&self, response: &ResponseItem, replaced: Option<&ResponseItem>) -> Result<Put, Error> {
+        let Some(replaced) = replaced else {
+            return self.put_new(to_item(response)?, true);
+        };
+        let epoch_condition = match replaced.epoch {
+            0 => "attribute_not_exists(epoch)",
+            _ => "epoch = :replaced_epoch",
+        };
+        let mut put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(to_item(response)?))
+            .condition_expression(format!("turn_index = :replaced_index AND payload_hash = :replaced_hash AND {epoch_condition}"))
+            .expression_attribute_values(":replaced_index", n(replaced.turn_index))
+            .expression_attribute_values(":replaced_hash", s(&replaced.payload_hash))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if replaced.epoch != 0 {
+            put = put.expression_attribute_values(":replaced_epoch", n(replaced.epoch));
+        }
+        put.build().map_err(Error::unavailable)
     }
 }

@@ -47,6 +47,7 @@ impl SessionCreator for DynamoStore {
             gsi1sk: (!caller.is_guest()).then(|| now.clone()),
             listed_turn_count: (!caller.is_guest()).then_some(0),
             patched_from: None,
+            segments: Vec::new(),
         };
         if chosen_id && self.leftovers_without_meta(&session_id).await? {
             return Err(Error::SessionIdUnavailable);

@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use uuid::Uuid;
 
 use super::{from_item, s, within, DynamoStore};
+use crate::chain::UnmergedTurn;
 use crate::items::TurnItem;
 use crate::model::{envelope_len, Caller, ExportPosition, TurnPage, EXPORT_PAGE_BUDGET_BYTES};
 use crate::{keys, Error};
@@ -49,6 +50,7 @@ impl TurnExporter for DynamoStore {
             session: meta.session(),
             summary,
             turns: Vec::new(),
+            unmerged: Vec::new(),
             next: None,
         };
         let after_turn = after.map_or(0, |p| p.after_turn);
@@ -58,52 +60,65 @@ impl TurnExporter for DynamoStore {
             return Ok(page);
         }
 
-        let query = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
-            .expression_attribute_values(":pk", s(keys::session_pk(&session_id)))
-            .expression_attribute_values(":first", s(keys::turn_sk(after_turn + 1)))
-            .expression_attribute_values(":last", s(keys::turn_sk(meta.turn_count)))
-            .scan_index_forward(true)
-            .limit(remaining.min(limit as u64).clamp(1, i32::MAX as u64) as i32)
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send();
-        let output = within(timeout, query).await?.map_err(Error::from_store)?;
-        self.record_read(output.consumed_capacity());
-
-        // Gzip hides how large a page is: decompress turn by turn and stop before the body
-        // would pass the budget. At least one turn is always included, so pages always progress.
+        // Unmerged turns (an earlier home's, [`crate::chain`]) share the range: read on past
+        // them until `limit` turns of the session's order are in, or none remain.
+        let chain = meta.chain();
+        let pk = keys::session_pk(&session_id);
         let mut used = envelope_len(&page) + CURSOR_ALLOWANCE_BYTES;
         let mut last = after_turn;
-        let mut budget_cut = false;
         let mut missing = 0;
-        let mut items = output.items.unwrap_or_default();
-        Box::pin(self.open_items(&mut items)).await?;
-        for item in items {
-            let turn = from_item::<TurnItem>(item)?.into_turn()?;
-            let size = envelope_len(&turn) + 1;
-            if !page.turns.is_empty() && used + size > EXPORT_PAGE_BUDGET_BYTES {
-                budget_cut = true;
-                break;
+        let mut start = None;
+        let next = loop {
+            let wanted = remaining.min(limit as u64).saturating_sub(page.turns.len() as u64).max(1);
+            let query = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":first", s(keys::turn_sk(after_turn + 1)))
+                .expression_attribute_values(":last", s(keys::turn_sk_bound(meta.turn_count)))
+                .scan_index_forward(true)
+                .limit(wanted.clamp(1, i32::MAX as u64) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            let output = within(timeout, query).await?.map_err(Error::from_store)?;
+            self.record_read(output.consumed_capacity());
+
+            // Gzip hides how large a page is: decompress turn by turn and stop before the body
+            // would pass the budget. At least one turn is always included, so pages always progress.
+            let mut items = output.items.unwrap_or_default();
+            Box::pin(self.open_items(&mut items)).await?;
+            let mut budget_cut = false;
+            for item in items {
+                let item = from_item::<TurnItem>(item)?;
+                let held = chain.holds(&item.sk, meta.turn_count);
+                let epoch = item.epoch();
+                let turn = item.into_turn()?;
+                let size = envelope_len(&turn) + 1;
+                if !page.turns.is_empty() && used + size > EXPORT_PAGE_BUDGET_BYTES {
+                    budget_cut = true;
+                    break;
+                }
+                used += size;
+                if !held {
+                    page.unmerged.push(UnmergedTurn { epoch, turn });
+                    continue;
+                }
+                missing += turn.turn_index.saturating_sub(last + 1);
+                last = turn.turn_index;
+                page.turns.push(turn);
             }
-            missing += turn.turn_index.saturating_sub(last + 1);
-            used += size;
-            last = turn.turn_index;
-            page.turns.push(turn);
-        }
-        let next = if budget_cut {
-            Some(last)
-        } else {
+            if budget_cut || page.turns.len() as u64 >= remaining.min(limit as u64) {
+                break Some(last);
+            }
             // A `Limit` or 1 MB cut: DynamoDB says where it stopped.
-            output
-                .last_evaluated_key
-                .as_ref()
-                .and_then(|key| key.get(keys::SK))
-                .and_then(|sk| sk.as_s().ok())
-                .and_then(|sk| keys::turn_index_from_sk(sk))
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => break None,
+            }
         };
         if next.is_none() {
             missing += meta.turn_count.saturating_sub(last);

@@ -59,11 +59,12 @@ impl TurnRetractor for DynamoStore {
         }
 
         let pk = keys::session_pk(&session_id);
+        let chain = meta.chain();
         let now = clock::format(self.clock.now());
         let turn = Update::builder()
             .table_name(self.table())
             .key(keys::PK, s(&pk))
-            .key(keys::SK, s(keys::turn_sk(turn_index)))
+            .key(keys::SK, s(chain.turn_sk(turn_index)))
             .update_expression("SET retracted_at = :now")
             .condition_expression("attribute_exists(PK) AND attribute_not_exists(retracted_at)")
             .expression_attribute_values(":now", s(&now))
@@ -103,7 +104,7 @@ impl TurnRetractor for DynamoStore {
             let check = ConditionCheck::builder()
                 .table_name(self.table())
                 .key(keys::PK, s(&pk))
-                .key(keys::SK, s(keys::turn_sk(later)))
+                .key(keys::SK, s(chain.turn_sk(later)))
                 .condition_expression("attribute_exists(retracted_at)")
                 .build()
                 .map_err(Error::unavailable)?;

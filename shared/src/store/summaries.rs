@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use uuid::Uuid;
 
 use super::{from_item, n, s, within, DynamoStore};
+use crate::chain::Chain;
 use crate::items::TurnItem;
 use crate::model::Turn;
 use crate::{keys, Error};
@@ -25,6 +26,8 @@ pub struct SummaryState {
     /// The latest rolling summary, covering turns 1..=`summarized_through`.
     pub summary: Option<String>,
     pub expired: bool,
+    /// Which item is each turn ([`crate::chain`]).
+    pub chain: Chain,
 }
 
 /// Reads what a summary is made from (the stream consumer).
@@ -32,11 +35,13 @@ pub trait SummarySource {
     /// The session's summary state, or `None` when the session does not exist.
     fn summary_state(&self, session_id: Uuid) -> impl Future<Output = Result<Option<SummaryState>, Error>> + Send;
 
-    /// Turns `after + 1 ..= through`, oldest first; retracted turns are left out, so no
-    /// summary or fact comes from a turn that was taken back.
+    /// Turns `after + 1 ..= through` of `chain`, oldest first; retracted turns are left out,
+    /// so no summary or fact comes from a turn that was taken back, and so are turns the
+    /// chain does not hold (an earlier home's, unmerged).
     fn turns_between(
         &self,
         session_id: Uuid,
+        chain: &Chain,
         after: u64,
         through: u64,
     ) -> impl Future<Output = Result<Vec<Turn>, Error>> + Send;
@@ -70,14 +75,16 @@ impl SummarySource for DynamoStore {
                 .filter(|s| s.through_turn == meta.summarized_through)
                 .map(|s| s.text),
             expired: meta.is_expired(self.clock.now_epoch_seconds()),
+            chain: meta.chain(),
         }))
     }
 
-    async fn turns_between(&self, session_id: Uuid, after: u64, through: u64) -> Result<Vec<Turn>, Error> {
+    async fn turns_between(&self, session_id: Uuid, chain: &Chain, after: u64, through: u64) -> Result<Vec<Turn>, Error> {
         if through <= after {
             return Ok(Vec::new());
         }
         let mut turns = Vec::with_capacity((through - after).min(1_000) as usize);
+        let mut next_index = after + 1;
         let mut start_key: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let page = within(
@@ -88,7 +95,7 @@ impl SummarySource for DynamoStore {
                     .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
                     .expression_attribute_values(":pk", s(keys::session_pk(&session_id)))
                     .expression_attribute_values(":first", s(keys::turn_sk(after + 1)))
-                    .expression_attribute_values(":last", s(keys::turn_sk(through)))
+                    .expression_attribute_values(":last", s(keys::turn_sk_bound(through)))
                     .consistent_read(true)
                     .set_exclusive_start_key(start_key.take())
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -100,16 +107,33 @@ impl SummarySource for DynamoStore {
             start_key = page.last_evaluated_key.filter(|k| !k.is_empty());
             let mut items = page.items.unwrap_or_default();
             Box::pin(self.open_items(&mut items)).await?;
+            let mut gap = false;
             for item in items {
-                let turn = from_item::<TurnItem>(item)?.into_turn()?;
+                let item = from_item::<TurnItem>(item)?;
+                if !chain.holds(&item.sk, through) {
+                    continue;
+                }
+                let turn = item.into_turn()?;
+                if turn.turn_index != next_index {
+                    gap = true;
+                    break;
+                }
+                next_index += 1;
                 if turn.retracted_at.is_none() {
                     turns.push(turn);
                 }
             }
-            if start_key.is_none() {
-                return Ok(turns);
+            if gap || start_key.is_none() {
+                break;
             }
         }
+        if next_index <= through {
+            // No summary may claim a turn it did not read: after a failover, a turn of the
+            // session's order the old home wrote may not have arrived here yet.
+            tracing::warn!(%session_id, missing_turn = next_index, "a turn of the window is not here yet; the window waits");
+            return Err(Error::Unavailable(format!("turn {next_index} of the window has not arrived").into()));
+        }
+        Ok(turns)
     }
 
     async fn clear_summary_flag(&self, session_id: Uuid, summarized_through: u64, due_at: u64) -> Result<bool, Error> {

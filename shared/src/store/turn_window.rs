@@ -2,6 +2,7 @@
 //! return, gathered newest first, and how they are fitted to a token and byte budget.
 
 
+use crate::chain::Chain;
 use crate::items::TurnItem;
 use crate::model::{envelope_len, Omitted, Turn};
 use crate::Error;
@@ -21,6 +22,10 @@ pub(super) struct TurnWindow {
     /// Retracted turns read: never in `turns` (nor counted against `wanted`), nor in `omitted`.
     retracted: Vec<u64>,
     closed: bool,
+    chain: Chain,
+    /// Turn items read that the chain does not hold: acknowledged by a home before a
+    /// failover and not replicated in time ([`crate::chain`]).
+    unmerged: usize,
 }
 
 impl TurnWindow {
@@ -34,11 +39,27 @@ impl TurnWindow {
             turns: Vec::new(),
             retracted: Vec::new(),
             closed: false,
+            chain: Chain::default(),
+            unmerged: 0,
         }
+    }
+
+    /// The window of a session whose turns are keyed by `chain`.
+    pub(super) fn along(mut self, chain: Chain) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    pub(super) fn unmerged(&self) -> usize {
+        self.unmerged
     }
 
     pub(super) fn push(&mut self, item: TurnItem) -> Result<(), Error> {
         let index = item.turn_index()?;
+        if index <= self.turn_count && !self.chain.holds(&item.sk, self.turn_count) {
+            self.unmerged += 1;
+            return Ok(());
+        }
         if self.closed
             || index > self.turn_count
             || index <= self.summarized
@@ -160,6 +181,20 @@ mod tests {
     fn gathered(window: TurnWindow, max_tokens: Option<u64>) -> (Vec<u64>, Option<(u64, u64)>) {
         let (turns, omitted) = window.fit(max_tokens, usize::MAX);
         (turns.iter().map(|t| t.turn_index).collect(), omitted.map(|o| (o.from_turn, o.to_turn)))
+    }
+
+    #[test]
+    fn turns_another_epoch_wrote_at_the_chains_indices_are_passed_over_and_counted() {
+        use crate::chain::Segment;
+        let chain = Chain::new(&[Segment { epoch: 1, first_turn: 3 }]);
+        let at = |index: u64, epoch: u64| TurnItem { sk: keys::epoch_turn_sk(index, epoch), ..item(index, 1) };
+        let mut window = TurnWindow::new(4, 0, 10).along(chain);
+        for turn in [at(4, 1), at(4, 0), at(3, 1), at(3, 0), at(2, 0), at(1, 0)] {
+            window.push(turn).unwrap();
+        }
+        assert!(window.complete());
+        assert_eq!(window.unmerged(), 2, "the old home's turns 3 and 4");
+        assert_eq!(gathered(window, None), (vec![1, 2, 3, 4], None));
     }
 
     #[test]
