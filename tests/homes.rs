@@ -1202,3 +1202,180 @@ async fn a_purge_receipt_waits_until_the_other_regions_key_table_no_longer_holds
     assert_eq!(receipt.sessions_deleted, 1);
     assert!(east_key().await.unwrap().item.is_none());
 }
+
+/// Alice's session (home: the west) on regions reading one home map file, with turns 1 and 2
+/// replicated: the stage of the epoch-scoped turn keys' failover cases below.
+struct Takeover {
+    regions: Regions,
+    apis: Vec<String>,
+    path: std::path::PathBuf,
+    http: reqwest::Client,
+    alice: String,
+    session: String,
+}
+
+impl Takeover {
+    async fn new(skew: Vec<i64>) -> Takeover {
+        let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew }).await;
+        let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+        regions.replicator.set_home_map(path.clone());
+        let (apis, _stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
+        let http = reqwest::Client::new();
+        let alice = token("alice", &[]);
+        let created: Value =
+            http.post(format!("{}/sessions", apis[WEST])).bearer_auth(&alice).json(&json!({})).send().await.unwrap().json().await.unwrap();
+        let session = created["session_id"].as_str().expect("a session id").to_owned();
+        let stage = Takeover { regions, apis, path, http, alice, session };
+        for n in 1..=2 {
+            assert_eq!(stage.append(WEST, &format!("r{n}"), &format!("turn {n}")).await.0, 201);
+        }
+        stage.regions.after(LAG).await;
+        stage
+    }
+
+    /// Appends through `region`'s API: the status and the body.
+    async fn append(&self, region: usize, response: &str, content: &str) -> (u16, Value) {
+        let turn = json!({"response_id": response, "role": "user", "content": content});
+        let url = format!("{}/sessions/{}/turns", self.apis[region], self.session);
+        let answer = self.http.post(url).bearer_auth(&self.alice).json(&turn).send().await.unwrap();
+        (answer.status().as_u16(), answer.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /sessions/{id}/<route>` through `region`'s API, with `If-None-Match` when given.
+    async fn read(&self, region: usize, route: &str, if_none_match: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}/sessions/{}/{route}", self.apis[region], self.session)).bearer_auth(&self.alice);
+        if let Some(tag) = if_none_match {
+            request = request.header("If-None-Match", tag);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Every page of the export through `region`'s API at `limit`: the turns' and the unmerged
+    /// turns' contents.
+    async fn export(&self, region: usize, limit: usize) -> (Vec<String>, Vec<String>) {
+        let (mut turns, mut unmerged) = (Vec::new(), Vec::new());
+        let mut cursor: Option<String> = None;
+        for _ in 0..50 {
+            let route = match &cursor {
+                Some(cursor) => format!("turns?limit={limit}&cursor={cursor}"),
+                None => format!("turns?limit={limit}"),
+            };
+            let page: Value = self.read(region, &route, None).await.json().await.unwrap();
+            let contents = |field: &str| -> Vec<String> {
+                page[field].as_array().into_iter().flatten().map(|t| t["content"].as_str().unwrap_or_default().to_owned()).collect()
+            };
+            turns.extend(contents("turns"));
+            unmerged.extend(contents("unmerged"));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return (turns, unmerged),
+            }
+        }
+        panic!("the export never ended");
+    }
+
+    /// The west, with west → east paused, fails; the east takes over with no fence, as on AWS.
+    fn west_fails(&self) {
+        self.regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+        let failover = self.regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Off).expect("the failover");
+        assert_eq!(failover.epoch, 1);
+    }
+
+    /// Every region up, nothing paused, and everything queued delivered.
+    async fn heal(&self) {
+        self.regions.replicator.with_mesh(|mesh| {
+            mesh.set_down(WEST, false);
+            mesh.set_down(EAST, false);
+            mesh.pause(None, None, false);
+        });
+        self.regions.after(3 * LAG).await;
+    }
+}
+
+impl Drop for Takeover {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[tokio::test]
+#[ignore = "fails: the new home reuses the old home's version numbers, so an ETag of the old home's body gets a 304 for a different body"]
+async fn after_a_failover_without_a_fence_an_etag_the_old_home_gave_never_matches_the_new_homes_different_body() {
+    // Given alice's session whose turns 3 and 4 the west acknowledged and did not replicate,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    for n in 3..=4 {
+        assert_eq!(stage.append(WEST, &format!("r{n}"), &format!("turn {n}")).await.0, 201);
+    }
+    // and a context of turns 1 to 4 loaded in the west, with its ETag,
+    let loaded = stage.read(WEST, "context", None).await;
+    let tag = loaded.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = loaded.json().await.unwrap();
+    assert_eq!(body["turns"].as_array().map(Vec::len), Some(4));
+    // when the west fails over to the east with no fence and the east appends two other turns,
+    stage.west_fails();
+    for n in 5..=6 {
+        assert_eq!(stage.append(EAST, &format!("r{n}"), &format!("turn {n}")).await.0, 201);
+    }
+    // then a conditional load with the west's ETag is not answered "not modified": the east's
+    // body (turns 1, 2, 5, 6) is not the one that ETag named.
+    let again = stage.read(EAST, "context", Some(&tag)).await;
+    assert_eq!(again.status().as_u16(), 200, "a 304 for ETag {tag}, whose body held turns 3 and 4 the east never had");
+}
+
+#[tokio::test]
+#[ignore = "fails: the export reads turns only up to META's count, so an old home's late turns past the new home's count are not listed"]
+async fn an_old_homes_late_turns_past_the_new_homes_count_are_listed_unmerged() {
+    // Given alice's session whose turns 3 and 4 the west acknowledged and did not replicate,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    for n in 3..=4 {
+        assert_eq!(stage.append(WEST, &format!("r{n}"), &format!("turn {n}")).await.0, 201);
+    }
+    // when the east takes over with no fence and appends one turn (its turn 3),
+    stage.west_fails();
+    assert_eq!(stage.append(EAST, "r5", "turn 5").await, (201, json!({"turn_index": 3, "duplicate": false})));
+    // and the west returns and delivers its late turns,
+    stage.heal().await;
+    // then the export lists both of the west's late turns as unmerged, also the one past the
+    // east's count (openapi.yaml: "or past its count").
+    for region in [EAST, WEST] {
+        let (turns, unmerged) = stage.export(region, 100).await;
+        assert_eq!(turns, ["turn 1", "turn 2", "turn 5"]);
+        assert_eq!(unmerged, ["turn 3", "turn 4"], "the west's acknowledged turn 4 is silently missing in region {region}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "fails: the export's page stops at the held turn of an index, so an unmerged turn keyed after it at that index is never listed"]
+async fn an_unmerged_turn_sorting_after_the_held_one_at_its_index_is_listed_whatever_the_page_size() {
+    // Given alice's session whose turn 3 the west acknowledged and did not replicate,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(stage.append(WEST, "r3", "turn 3").await.0, 201);
+    // when the east takes over with no fence (epoch 1) and writes its own turn 3,
+    stage.west_fails();
+    assert_eq!(stage.append(EAST, "r4", "turn 4").await, (201, json!({"turn_index": 3, "duplicate": false})));
+    // and the west returns while nothing replicates either way, takes the session back with no
+    // fence (epoch 2) and writes turn 4 on its own chain, where turn 3 is its own,
+    stage.regions.replicator.with_mesh(|mesh| {
+        mesh.pause(None, None, true);
+        mesh.set_down(WEST, false);
+        mesh.set_down(EAST, true);
+    });
+    let back = stage.regions.replicator.fail_over(NAMES[EAST], NAMES[WEST], Fence::Off).expect("the failover back");
+    assert_eq!(back.epoch, 2);
+    assert_eq!(stage.append(WEST, "r5", "turn 5").await, (201, json!({"turn_index": 4, "duplicate": false})));
+    // and then everything replicates,
+    stage.heal().await;
+    // then every page size lists the east's turn 3 (keyed TURN#3#1, after the west's TURN#3) as
+    // unmerged, as the one-page export does.
+    let (turns, unmerged) = stage.export(WEST, 100).await;
+    assert_eq!(turns, ["turn 1", "turn 2", "turn 3", "turn 5"]);
+    assert_eq!(unmerged, ["turn 4"]);
+    for limit in [1, 2, 3] {
+        let (turns, unmerged) = stage.export(WEST, limit).await;
+        assert_eq!(turns, ["turn 1", "turn 2", "turn 3", "turn 5"], "limit={limit}");
+        assert_eq!(unmerged, ["turn 4"], "limit={limit}: the east's acknowledged turn 3 is on no page");
+    }
+}
