@@ -1432,3 +1432,64 @@ async fn a_retry_of_a_turn_both_homes_acknowledged_is_a_duplicate_when_the_old_h
     let (turns, _unmerged) = stage.export(EAST, 100).await;
     assert_eq!(turns, ["turn 1", "turn 2", "turn 3", "turn 4"]);
 }
+
+#[tokio::test]
+#[ignore = "fails: a load in a region that has a segment's META but not yet its turn gets an ETag, and the body that names it changes when the turn arrives"]
+async fn after_two_failovers_a_context_missing_a_turn_of_the_chain_that_has_not_arrived_gets_no_etag() {
+    // Given alice's session taken over by the east with no fence (epoch 1), the west up again,
+    let stage = Takeover::new(vec![]).await;
+    stage.west_fails();
+    stage.regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, false));
+    // and the east's turns 3 and 4, of which the west has META (turn_count 4) and turn 3 only
+    // (META's change, queued with turn 3's, carries turn 4's write),
+    assert_eq!(stage.append(EAST, "r3", "turn 3").await.0, 201);
+    stage.regions.after(LAG / 2).await;
+    assert_eq!(stage.append(EAST, "r4", "turn 4").await.0, 201);
+    stage.regions.after(LAG / 2 + Duration::from_millis(100)).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(EAST), Some(WEST), true));
+    let west_has = session_items(&stage.regions, WEST, &stage.session).await;
+    assert!(west_has.iter().any(|sk| sk.contains(&keys::epoch_turn_sk(3, 1))), "{west_has:?}");
+    assert!(!west_has.iter().any(|sk| sk.contains(&keys::epoch_turn_sk(4, 1))), "{west_has:?}");
+    // when the session fails back to the west with no fence (epoch 2) and the west appends turn 5,
+    stage.regions.replicator.with_mesh(|mesh| mesh.set_down(EAST, true));
+    assert_eq!(stage.regions.replicator.fail_over(NAMES[EAST], NAMES[WEST], Fence::Off).expect("the failover back").epoch, 2);
+    assert_eq!(stage.append(WEST, "r5", "turn 5").await, (201, json!({"turn_index": 5, "duplicate": false})));
+    // then the west's context, which cannot hold turn 4, carries no ETag,
+    let loaded = stage.read(WEST, "context", None).await;
+    let tag = loaded.headers().get("etag").map(|tag| tag.to_str().unwrap().to_owned());
+    let body: Value = loaded.json().await.unwrap();
+    let indices: Vec<u64> = body["turns"].as_array().unwrap().iter().filter_map(|t| t["turn_index"].as_u64()).collect();
+    assert_eq!(tag, None, "an ETag for turns {indices:?}, omitted {}", body["omitted"]);
+    // and once turn 4 has arrived, no ETag of before pins the old body.
+    stage.heal().await;
+    let again = stage.read(WEST, "context", tag.as_deref()).await;
+    assert_eq!(again.status().as_u16(), 200);
+}
+
+#[tokio::test]
+#[ignore = "fails: a delete in the new home cannot delete the old home's late items that have not arrived; they arrive after it and stay with no META"]
+async fn a_session_deleted_in_the_new_home_before_the_old_homes_late_turns_arrive_leaves_nothing_in_either_region() {
+    // Given alice's session whose turn 3 the west acknowledged and did not replicate,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(stage.append(WEST, "r3", "turn 3").await.0, 201);
+    // when the east takes over with no fence, appends a turn, and alice deletes the session there,
+    stage.west_fails();
+    assert_eq!(stage.append(EAST, "r4", "turn 4").await.0, 201);
+    let homes = HomeSource::File { regions: NAMES.join(","), path: stage.path.clone() };
+    let east = home_store_with(&stage.regions, EAST, test_config(), homes).await;
+    let session = stage.session.parse().expect("a session id");
+    east.delete_session(&tidewater_tests::alice(), session).await.expect("deleted");
+    // and the west returns and delivers its late turn,
+    stage.heal().await;
+    // then neither region holds anything of the session, also after each region's janitor ran.
+    for region in [EAST, WEST] {
+        let store = stage.regions.store(region).await;
+        store.clock().advance(Duration::from_secs(JANITOR_GRACE_SECONDS as u64 + 3600));
+        store.janitor_pass(store.clock().now()).await.unwrap();
+    }
+    stage.regions.after(3 * LAG).await;
+    for region in [EAST, WEST] {
+        assert_eq!(session_items(&stage.regions, region, &stage.session).await, Vec::<String>::new(), "region {region}");
+    }
+}
