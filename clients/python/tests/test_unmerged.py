@@ -1,0 +1,43 @@
+"""The export's `unmerged` turns (an old home's turns a failover left out of the session's
+order, openapi.yaml) reach the caller of the client (pure: an in-process transport stands in
+for the API)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tidewater_client import Client
+
+SESSION = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f"
+SESSION_BODY = {
+    "session_id": SESSION,
+    "customer_id": "alice",
+    "page_context": {},
+    "created_at": "2026-12-07T12:00:00Z",
+    "updated_at": "2026-12-07T12:00:00Z",
+    "expires_at": "2026-12-08T12:00:00Z",
+    "turn_count": 3,
+}
+
+
+def turn(index: int, content: str) -> dict[str, object]:
+    return {"turn_index": index, "role": "user", "content": content, "created_at": "2026-12-07T12:00:00Z"}
+
+
+@pytest.mark.xfail(strict=True, reason="fails: TurnPage.from_json drops the export's `unmerged` field")
+def test_an_export_page_keeps_the_unmerged_turns_with_their_epoch() -> None:
+    page_body = {
+        "session": SESSION_BODY,
+        "summary": None,
+        "turns": [turn(1, "turn 1"), turn(2, "turn 2"), turn(3, "turn 4")],
+        "unmerged": [{**turn(3, "turn 3"), "epoch": 0}],
+    }
+    http = httpx.Client(
+        base_url="http://tidewater.test",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=page_body)),
+    )
+    page = Client("http://tidewater.test", "token", http_client=http).export_turns(SESSION)
+    unmerged = getattr(page, "unmerged", None)
+    assert unmerged is not None, "the old home's acknowledged turn 3 is dropped by the client"
+    assert [(t.turn_index, t.content) for t in unmerged] == [(3, "turn 3")]
