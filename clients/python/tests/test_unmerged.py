@@ -6,19 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from test_stale import SESSION, SESSION_BODY
 
 from tidewater_client import Client
-
-SESSION = "6f1c2a9e-3b4d-4c8a-9e21-5a7b8c9d0e1f"
-SESSION_BODY = {
-    "session_id": SESSION,
-    "customer_id": "alice",
-    "page_context": {},
-    "created_at": "2026-12-07T12:00:00Z",
-    "updated_at": "2026-12-07T12:00:00Z",
-    "expires_at": "2026-12-08T12:00:00Z",
-    "turn_count": 3,
-}
 
 
 def turn(index: int, content: str) -> dict[str, object]:
