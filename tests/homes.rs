@@ -13,7 +13,7 @@ use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{self, HomeMap, HomeSource, Homes};
 use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES, WAITING_WINDOWS_BEFORE_FAILURE};
-use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, SessionDeleter, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{keys, Config, Error, ContextLoader, SummaryWriter, CustomerPurger, DynamoStore, SessionDeleter, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
@@ -535,7 +535,7 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
     regions.replicator.set_home_map(path.clone());
-    let (apis, _stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
+    let (apis, stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
     let http = reqwest::Client::new();
     let alice = token("alice", &[]);
     let created: Value =
@@ -593,6 +593,12 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
         assert_eq!((&unmerged[0]["turn_index"], &unmerged[0]["content"], &unmerged[0]["epoch"]), (&json!(3), &json!("turn 3"), &json!(0)), "{api}");
         assert_eq!(unmerged.as_array().map(Vec::len), Some(1));
     }
+    // and so is it by the operator's report (`make unmerged`) in either region, with no content;
+    for store in &stores {
+        let report = store.unmerged_turns().await.expect("the report");
+        let listed: Vec<_> = report.iter().map(|turn| (turn.session_id.to_string(), turn.turn_index, turn.epoch, turn.session_epoch)).collect();
+        assert_eq!(listed, [(session.clone(), 3, 0, 1)]);
+    }
     // a retry of a turn the new home wrote is a duplicate, and a retry of the old home's late
     // turn appends it again, once, in the session's order.
     assert_eq!(append(&apis[EAST], "r4", "turn 4").await, (200, json!({"turn_index": 3, "duplicate": true})));
@@ -604,6 +610,61 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
     }
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn an_old_homes_late_summary_of_turns_the_order_does_not_hold_is_left_out_and_replaced_by_the_new_homes() {
+    // Given alice's session (home: the west), two turns replicated, then a third turn and a
+    // summary of 1..=3 made in the west while west → east was paused,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let source = || HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+    let (west, east) = (region_store(&regions, WEST, test_config(), source()).await, region_store(&regions, EAST, test_config(), source()).await);
+    let alice = tidewater_tests::alice();
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    for n in 1..=2 {
+        appended(&west, session, n).await;
+    }
+    regions.after(3 * LAG).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(appended(&west, session, 3).await, 3);
+    assert!(west.put_summary(session, 3, "the west's summary of turns 1 to 3").await.unwrap());
+    // when the west fails over to the east with no fence, the east appends its own turn 3,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Off).expect("the failover");
+    assert_eq!(appended(&east, session, 4).await, 3);
+    // and the west's summary arrives before the east has made its own,
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(3 * LAG).await;
+    // then no context presents the west's summary of a turn 3 the session's order does not hold,
+    let contents = |context: &tidewater::Context| context.turns.iter().map(|t| t.content.clone()).collect::<Vec<_>>();
+    for store in [&west, &east] {
+        let context = loaded(store, session).await;
+        assert_eq!((context.summary.as_ref(), contents(&context)), (None, vec!["turn 1".to_owned(), "turn 2".to_owned(), "turn 4".to_owned()]));
+    }
+    // and the east's summary of its own turns replaces it, in both regions.
+    assert!(east.put_summary(session, 3, "the east's summary of turns 1 to 3").await.expect("not refused for the west's"));
+    regions.after(3 * LAG).await;
+    for store in [&west, &east] {
+        let context = loaded(store, session).await;
+        assert_eq!(context.summary.map(|s| s.text).as_deref(), Some("the east's summary of turns 1 to 3"));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// The index alice's turn `n` (`r<n>`, `turn <n>`) is appended at in `store`.
+async fn appended(store: &DynamoStore, session: Uuid, n: u32) -> u64 {
+    let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
+    store.append_turn(&tidewater_tests::alice(), session, turn.validate(store.config()).unwrap()).await.unwrap().turn_index
+}
+
+/// Alice's context of `session` in `store`, strongly consistent.
+async fn loaded(store: &DynamoStore, session: Uuid) -> tidewater::Context {
+    store.load_context(&tidewater_tests::alice(), session, tidewater_tests::newest(10, true)).await.unwrap()
 }
 
 /// What DynamoDB's TTL may do in `region` at the clock's now: delete every item whose `ttl`
