@@ -776,6 +776,15 @@ async fn a_support_read_of_a_client_chosen_session_is_the_homes_or_marked_stale(
 
 #[tokio::test]
 async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after_its_receipt() {
+    a_purge_waits_for_the_old_home_after_a_failover(Fence::Sessions).await;
+}
+
+#[tokio::test]
+async fn a_purge_waits_while_a_region_failed_over_without_fences_is_awaited_as_on_aws() {
+    a_purge_waits_for_the_old_home_after_a_failover(Fence::Off).await;
+}
+
+async fn a_purge_waits_for_the_old_home_after_a_failover(fence: Fence) {
     // Given the regions reading one home map file that the replicator rewrites,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
@@ -791,10 +800,15 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
     let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "turn 1".into(), intent: None, token_count: None, item: None };
     west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap();
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
-    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Sessions).expect("the failover");
-    assert_eq!(failover.fenced, 1);
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], fence).expect("the failover");
+    let map = || serde_json::from_str::<HomeMap>(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    match fence {
+        Fence::Sessions => assert_eq!(failover.fenced, 1),
+        Fence::Off => assert_eq!((failover.fenced, map().awaiting.into_iter().collect::<Vec<_>>()), (0, vec![NAMES[WEST].to_owned()])),
+    }
 
-    // when she asks her new home, the east, to purge her while the fence stands,
+    // when she asks her new home, the east, to purge her while the fence stands (or the
+    // west is awaited),
     let refused = east.purge_customer(&alice.customer_id, "purge-1").await;
 
     // then it is refused as retryable, and no receipt is issued;
@@ -805,6 +819,7 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
         mesh.pause(None, None, false);
     });
     regions.after(LAG).await;
+    assert!(map().fenced.is_empty() && map().awaiting.is_empty(), "{:?}", map());
     let receipt = east.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
     assert_eq!(receipt.sessions_deleted, 1);
     regions.after(3 * LAG).await;
