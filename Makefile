@@ -35,7 +35,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 SUB ?= alice
 GROUPS ?=
 
-.PHONY: tools run test lint build token bench chaos sim redrive migrate fuzz failover
+.PHONY: tools run test lint build token bench chaos sim redrive migrate fuzz failover unmerged
 
 tools:
 	@./scripts/install-tools.sh
@@ -138,6 +138,12 @@ redrive:
 	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	cargo run --quiet --locked -p tidewater-local --bin redrive
+
+# After a failover, once the old home is back: the turns no session's order holds (local/src/bin/unmerged.rs).
+unmerged:
+	AWS_ENDPOINT_URL_DYNAMODB=$${AWS_ENDPOINT_URL_DYNAMODB-http://127.0.0.1:$(DDB_PORT)} AWS_REGION=$${AWS_REGION:-us-east-1} \
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
+	cargo run --quiet --locked -p tidewater-local --bin unmerged
 
 # Seals content written before encryption, in place and resumably (local/src/bin/migrate.rs).
 # With KMS_KEY_ID set, KMS wraps the data keys it makes, as the functions' does.

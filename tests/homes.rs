@@ -13,7 +13,7 @@ use lambda_http::Body;
 use serde_json::{json, Value};
 use tidewater::home::{self, HomeMap, HomeSource, Homes};
 use tidewater::store::{Janitor, JANITOR_GRACE_SECONDS, STUCK_AFTER_FAILURES, WAITING_WINDOWS_BEFORE_FAILURE};
-use tidewater::{keys, Config, Error, ContextLoader, CustomerPurger, DynamoStore, SessionDeleter, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
+use tidewater::{keys, Config, Error, ContextLoader, SummaryWriter, CustomerPurger, DynamoStore, SessionDeleter, ExtractiveSummarizer, NewSession, NewTurn, SessionCreator, TurnAppender};
 use tidewater_local::gateway::{issue_token, Gateway};
 use tidewater_local::homing::{self, SERVED_BY};
 use tidewater_local::mesh::Settings;
@@ -535,7 +535,7 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
     regions.replicator.set_home_map(path.clone());
-    let (apis, _stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
+    let (apis, stores) = apis_with(&regions, HomeSource::File { regions: NAMES.join(","), path: path.clone() }).await;
     let http = reqwest::Client::new();
     let alice = token("alice", &[]);
     let created: Value =
@@ -593,6 +593,12 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
         assert_eq!((&unmerged[0]["turn_index"], &unmerged[0]["content"], &unmerged[0]["epoch"]), (&json!(3), &json!("turn 3"), &json!(0)), "{api}");
         assert_eq!(unmerged.as_array().map(Vec::len), Some(1));
     }
+    // and so is it by the operator's report (`make unmerged`) in either region, with no content;
+    for store in &stores {
+        let report = store.unmerged_turns().await.expect("the report");
+        let listed: Vec<_> = report.iter().map(|turn| (turn.session_id.to_string(), turn.turn_index, turn.epoch, turn.session_epoch)).collect();
+        assert_eq!(listed, [(session.clone(), 3, 0, 1)]);
+    }
     // a retry of a turn the new home wrote is a duplicate, and a retry of the old home's late
     // turn appends it again, once, in the session's order.
     assert_eq!(append(&apis[EAST], "r4", "turn 4").await, (200, json!({"turn_index": 3, "duplicate": true})));
@@ -604,6 +610,61 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
     }
     assert_eq!(regions.items(EAST).await, regions.items(WEST).await);
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn an_old_homes_late_summary_of_turns_the_order_does_not_hold_is_left_out_and_replaced_by_the_new_homes() {
+    // Given alice's session (home: the west), two turns replicated, then a third turn and a
+    // summary of 1..=3 made in the west while west → east was paused,
+    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+    regions.replicator.set_home_map(path.clone());
+    let source = || HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+    let (west, east) = (region_store(&regions, WEST, test_config(), source()).await, region_store(&regions, EAST, test_config(), source()).await);
+    let alice = tidewater_tests::alice();
+    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
+    for n in 1..=2 {
+        appended(&west, session, n).await;
+    }
+    regions.after(3 * LAG).await;
+    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(appended(&west, session, 3).await, 3);
+    assert!(west.put_summary(session, 3, "the west's summary of turns 1 to 3").await.unwrap());
+    // when the west fails over to the east with no fence, the east appends its own turn 3,
+    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+    regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Off).expect("the failover");
+    assert_eq!(appended(&east, session, 4).await, 3);
+    // and the west's summary arrives before the east has made its own,
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(3 * LAG).await;
+    // then no context presents the west's summary of a turn 3 the session's order does not hold,
+    let contents = |context: &tidewater::Context| context.turns.iter().map(|t| t.content.clone()).collect::<Vec<_>>();
+    for store in [&west, &east] {
+        let context = loaded(store, session).await;
+        assert_eq!((context.summary.as_ref(), contents(&context)), (None, vec!["turn 1".to_owned(), "turn 2".to_owned(), "turn 4".to_owned()]));
+    }
+    // and the east's summary of its own turns replaces it, in both regions.
+    assert!(east.put_summary(session, 3, "the east's summary of turns 1 to 3").await.expect("not refused for the west's"));
+    regions.after(3 * LAG).await;
+    for store in [&west, &east] {
+        let context = loaded(store, session).await;
+        assert_eq!(context.summary.map(|s| s.text).as_deref(), Some("the east's summary of turns 1 to 3"));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// The index alice's turn `n` (`r<n>`, `turn <n>`) is appended at in `store`.
+async fn appended(store: &DynamoStore, session: Uuid, n: u32) -> u64 {
+    let turn = NewTurn { response_id: format!("r{n}"), role: "user".into(), content: format!("turn {n}"), intent: None, token_count: None, item: None };
+    store.append_turn(&tidewater_tests::alice(), session, turn.validate(store.config()).unwrap()).await.unwrap().turn_index
+}
+
+/// Alice's context of `session` in `store`, strongly consistent.
+async fn loaded(store: &DynamoStore, session: Uuid) -> tidewater::Context {
+    store.load_context(&tidewater_tests::alice(), session, tidewater_tests::newest(10, true)).await.unwrap()
 }
 
 /// What DynamoDB's TTL may do in `region` at the clock's now: delete every item whose `ttl`
@@ -715,6 +776,15 @@ async fn a_support_read_of_a_client_chosen_session_is_the_homes_or_marked_stale(
 
 #[tokio::test]
 async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after_its_receipt() {
+    a_purge_waits_for_the_old_home_after_a_failover(Fence::Sessions).await;
+}
+
+#[tokio::test]
+async fn a_purge_waits_while_a_region_failed_over_without_fences_is_awaited_as_on_aws() {
+    a_purge_waits_for_the_old_home_after_a_failover(Fence::Off).await;
+}
+
+async fn a_purge_waits_for_the_old_home_after_a_failover(fence: Fence) {
     // Given the regions reading one home map file that the replicator rewrites,
     let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
     let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
@@ -730,10 +800,15 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
     let turn = NewTurn { response_id: "r1".into(), role: "user".into(), content: "turn 1".into(), intent: None, token_count: None, item: None };
     west.append_turn(&alice, session, turn.validate(west.config()).unwrap()).await.unwrap();
     regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
-    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Sessions).expect("the failover");
-    assert_eq!(failover.fenced, 1);
+    let failover = regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], fence).expect("the failover");
+    let map = || serde_json::from_str::<HomeMap>(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    match fence {
+        Fence::Sessions => assert_eq!(failover.fenced, 1),
+        Fence::Off => assert_eq!((failover.fenced, map().awaiting.into_iter().collect::<Vec<_>>()), (0, vec![NAMES[WEST].to_owned()])),
+    }
 
-    // when she asks her new home, the east, to purge her while the fence stands,
+    // when she asks her new home, the east, to purge her while the fence stands (or the
+    // west is awaited),
     let refused = east.purge_customer(&alice.customer_id, "purge-1").await;
 
     // then it is refused as retryable, and no receipt is issued;
@@ -744,6 +819,7 @@ async fn a_purge_waits_while_a_failover_fence_stands_so_no_session_returns_after
         mesh.pause(None, None, false);
     });
     regions.after(LAG).await;
+    assert!(map().fenced.is_empty() && map().awaiting.is_empty(), "{:?}", map());
     let receipt = east.purge_customer(&alice.customer_id, "purge-1").await.expect("a receipt");
     assert_eq!(receipt.sessions_deleted, 1);
     regions.after(3 * LAG).await;

@@ -243,11 +243,15 @@ impl Config {
         }
     }
 
-    /// Whether any failover fence stands: a purge waits for it, since the fenced sessions'
-    /// old home may hold a session of the customer that no registry here lists yet.
+    /// Whether any failover fence stands, or a region failed over without fences is awaited:
+    /// a purge waits for it, since the old home may hold a session of the customer that no
+    /// registry here lists yet.
     pub fn any_fence(&self) -> Result<bool, Error> {
         match &self.homes {
-            Some(source) => Ok(!source.homes().map_err(Error::Config)?.map.fenced.is_empty()),
+            Some(source) => {
+                let map = source.homes().map_err(Error::Config)?.map;
+                Ok(!map.fenced.is_empty() || !map.awaiting.is_empty())
+            }
             None => Ok(false),
         }
     }

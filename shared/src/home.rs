@@ -90,6 +90,12 @@ pub struct HomeMap {
     /// write of the old home never meets a new one on the same key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fenced: BTreeMap<String, String>,
+    /// Regions a failover moved away from without fencing sessions (as on AWS, which lists
+    /// nothing unreplicated), whose late writes may still arrive. The turns the new home
+    /// writes meanwhile are keyed by the new epoch ([`crate::chain`]); what no key can keep
+    /// apart is a customer's registry, so no purge runs until each is back and delivered.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub awaiting: std::collections::BTreeSet<String>,
 }
 
 impl HomeMap {

@@ -240,6 +240,11 @@ pub struct LatestSummaryItem {
     #[serde(with = "serde_bytes")]
     pub text: Vec<u8>,
     pub created_at: String,
+    /// The failover epoch of turn `through_turn` in the chain the summary was made from
+    /// ([`crate::chain`]); 0 is not stored. A summary an old home made of its own turns,
+    /// arriving after the new home wrote on, names another epoch than the session's chain.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
 }
 
 impl LatestSummaryItem {
@@ -262,6 +267,9 @@ pub struct SummaryItem {
     #[serde(with = "serde_bytes")]
     pub text: Vec<u8>,
     pub created_at: String,
+    /// As [`LatestSummaryItem::epoch`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
 }
 
 #[cfg(test)]

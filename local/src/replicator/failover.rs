@@ -88,11 +88,14 @@ impl Replicator {
         // Measured before the new map is visible, so no write under it is counted; every
         // session with such a write is fenced until it has arrived.
         let keys = self.mesh().unreplicated(from_region, to_region);
-        for session in keys.iter().filter_map(session_of).filter(|_| fence == Fence::Sessions) {
-            homes.map.fenced.insert(session, from.to_owned());
+        match fence {
+            Fence::Sessions => homes.map.fenced.extend(keys.iter().filter_map(session_of).map(|session| (session, from.to_owned()))),
+            Fence::Off => {
+                homes.map.awaiting.insert(from.to_owned());
+            }
         }
         write_map(&path, &homes.map)?;
-        if !homes.map.fenced.is_empty() {
+        if !homes.map.fenced.is_empty() || !homes.map.awaiting.is_empty() {
             self.fences.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         let unreplicated = Unreplicated { items: keys.len(), turns: keys.iter().filter_map(turn_key).collect() };
@@ -100,7 +103,8 @@ impl Replicator {
     }
 
     /// Lifts the fence of every session whose old home is up and has nothing of it left to
-    /// deliver. Called after each round of deliveries while any fence stands.
+    /// deliver, and stops awaiting a region failed over without fences once it is up and has
+    /// nothing left to deliver. Called after each round of deliveries while any fence stands.
     pub fn lift_fences(&self) {
         if !self.fences.load(std::sync::atomic::Ordering::SeqCst) {
             return;
@@ -109,26 +113,37 @@ impl Replicator {
         let Some(mut map) = std::fs::read_to_string(&path).ok().and_then(|text| serde_json::from_str::<HomeMap>(&text).ok()) else {
             return;
         };
-        let (waiting, down) = {
+        let (waiting, delivering, down) = {
             let mesh = self.mesh();
             let regions = mesh.regions().len();
             let mut waiting = std::collections::BTreeSet::new();
+            let mut delivering = std::collections::BTreeSet::new();
             for (from, to) in (0..regions).flat_map(|from| (0..regions).map(move |to| (from, to))).filter(|(from, to)| from != to) {
-                waiting.extend(mesh.unreplicated(from, to).iter().filter_map(session_of));
+                let unreplicated = mesh.unreplicated(from, to);
+                waiting.extend(unreplicated.iter().filter_map(session_of));
+                if !unreplicated.is_empty() {
+                    delivering.insert(mesh.regions()[from].clone());
+                }
             }
             let down: Vec<String> =
                 mesh.regions().iter().enumerate().filter(|(region, _)| mesh.is_down(*region)).map(|(_, name)| name.clone()).collect();
-            (waiting, down)
+            (waiting, delivering, down)
         };
-        let before = map.fenced.len();
+        let before = (map.fenced.len(), map.awaiting.len());
         map.fenced.retain(|session, old_home| waiting.contains(session) || down.contains(old_home));
-        if map.fenced.len() != before {
-            println!("replicator: lifted {} fences, {} remain", before - map.fenced.len(), map.fenced.len());
+        map.awaiting.retain(|region| delivering.contains(region) || down.contains(region));
+        if (map.fenced.len(), map.awaiting.len()) != before {
+            println!(
+                "replicator: lifted {} fences, {} remain; awaiting {:?}",
+                before.0 - map.fenced.len(),
+                map.fenced.len(),
+                map.awaiting
+            );
             if write_map(&path, &map).is_err() {
                 return;
             }
         }
-        if map.fenced.is_empty() {
+        if map.fenced.is_empty() && map.awaiting.is_empty() {
             self.fences.store(false, std::sync::atomic::Ordering::SeqCst);
         }
     }

@@ -60,8 +60,7 @@ impl TurnExporter for DynamoStore {
             return Ok(page);
         }
 
-        // Unmerged turns (an earlier home's, [`crate::chain`]) share the range: read on past
-        // them until `limit` turns of the session's order are in, or none remain.
+        // Unmerged turns (an earlier home's, [`crate::chain`]) share the range.
         let chain = meta.chain();
         let pk = keys::session_pk(&session_id);
         let mut used = envelope_len(&page) + CURSOR_ALLOWANCE_BYTES;
@@ -114,12 +113,18 @@ impl TurnExporter for DynamoStore {
             if budget_cut || page.turns.len() as u64 >= remaining.min(limit as u64) {
                 break Some(last);
             }
-            // A `Limit` or 1 MB cut: DynamoDB says where it stopped.
+            // A `Limit` or 1 MB cut: DynamoDB says where it stopped. Read on only past a page
+            // of unmerged turns alone, so that a page holds at least one turn when any remain.
             match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-                Some(key) => start = Some(key),
+                Some(key) if page.turns.is_empty() => start = Some(key),
+                Some(_) => break Some(last),
                 None => break None,
             }
         };
+        if let Some(last) = next {
+            // The next page starts after `last` and lists what lies beyond it.
+            page.unmerged.retain(|unmerged| unmerged.turn.turn_index <= last);
+        }
         if next.is_none() {
             missing += meta.turn_count.saturating_sub(last);
         }

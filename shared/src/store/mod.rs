@@ -41,6 +41,8 @@ pub use sealing::has_plain_content;
 mod summary_write;
 mod transact;
 mod turn_window;
+mod unmerged;
+pub use unmerged::UnmergedTurnKey;
 pub(crate) use call::{backoff, from_item, n, s, to_item, within, within_deadline};
 pub(crate) use transact::{cancellation_reasons, condition_failed, failed_item, request_token};
 pub use append::SUMMARY_REARM_TURNS;
@@ -400,12 +402,24 @@ struct SessionItems {
 impl SessionItems {
     fn sort(items: Vec<HashMap<String, AttributeValue>>) -> Result<Self, Error> {
         let mut sorted = SessionItems { meta: None, summary: None, turns: Vec::new() };
+        let mut latest = None;
         for item in items {
             match item.get(keys::SK).and_then(|sk| sk.as_s().ok()).map(String::as_str) {
                 Some(keys::META) => sorted.meta = Some(from_item::<MetaItem>(item)?),
-                Some(keys::LATEST_SUMMARY) => sorted.summary = Some(from_item::<LatestSummaryItem>(item)?.summary()?),
+                Some(keys::LATEST_SUMMARY) => latest = Some(from_item::<LatestSummaryItem>(item)?),
                 _ => sorted.turns.push(from_item::<TurnItem>(item)?),
             }
+        }
+        // A summary made of another chain's turns (an old home's, after a failover) is not
+        // this session's: it is left out until the home writes its own.
+        let chain = sorted.meta.as_ref().map(MetaItem::chain).unwrap_or_default();
+        match latest {
+            Some(latest) if chain.epoch_of(latest.through_turn) != latest.epoch => {
+                tracing::warn!(pk = %latest.pk, through_turn = latest.through_turn, epoch = latest.epoch,
+                    "a summary of turns the session's order does not hold is left out");
+            }
+            Some(latest) => sorted.summary = Some(latest.summary()?),
+            None => {}
         }
         Ok(sorted)
     }

@@ -50,8 +50,9 @@ impl SummaryWriter for DynamoStore {
             None => None,
         };
         let seal = key_ref.as_deref().zip(key.as_deref());
+        let window = Window { through_turn, epoch: meta.chain().epoch_of(through_turn) };
         for _ in 0..MAX_SUMMARY_ATTEMPTS {
-            let transaction = self.summary_transaction(&session_id, through_turn, &compressed, &now, next_due, seal)?;
+            let transaction = self.summary_transaction(&session_id, window, &compressed, &now, next_due, seal)?;
             let reasons = match within(self.config.write_timeout, transaction.send()).await? {
                 Ok(output) => {
                     self.record(output.consumed_capacity());
@@ -93,6 +94,13 @@ impl SummaryWriter for DynamoStore {
     }
 }
 
+/// The window a summary covers: through which turn, and that turn's failover epoch.
+#[derive(Clone, Copy)]
+struct Window {
+    through_turn: u64,
+    epoch: u64,
+}
+
 /// A summary write refused only because the next window's state changed under it is tried
 /// again, this many times in all.
 const MAX_SUMMARY_ATTEMPTS: u32 = 3;
@@ -104,7 +112,7 @@ impl DynamoStore {
     fn summary_transaction(
         &self,
         session_id: &Uuid,
-        through_turn: u64,
+        Window { through_turn, epoch }: Window,
         compressed: &[u8],
         now: &str,
         next_due: bool,
@@ -118,6 +126,7 @@ impl DynamoStore {
             through_turn,
             text: compressed.to_vec(),
             created_at: now.to_owned(),
+            epoch,
         };
         let latest = LatestSummaryItem {
             pk: pk.clone(),
@@ -125,6 +134,7 @@ impl DynamoStore {
             through_turn,
             text: compressed.to_vec(),
             created_at: now.to_owned(),
+            epoch,
         };
         let (mut history, mut latest) = (to_item(&history)?, to_item(&latest)?);
         if let Some((key_ref, key)) = seal {
@@ -135,8 +145,14 @@ impl DynamoStore {
         let latest = Put::builder()
             .table_name(self.table())
             .set_item(Some(latest))
-            .condition_expression("attribute_not_exists(PK) OR through_turn < :through")
+            // An old home's summary of turns a failover left unmerged is made under an
+            // earlier epoch: the new home's replaces it, whatever it covers.
+            .condition_expression(
+                "attribute_not_exists(PK) OR through_turn < :through OR epoch < :epoch OR (attribute_not_exists(epoch) AND :epoch > :zero)",
+            )
             .expression_attribute_values(":through", n(through_turn))
+            .expression_attribute_values(":epoch", n(epoch))
+            .expression_attribute_values(":zero", n(0))
             .build()
             .map_err(Error::unavailable)?;
         let next_window = if next_due { "turn_count >= :next_due" } else { "turn_count < :next_due" };

@@ -88,9 +88,10 @@ impl TurnWindow {
         self.newest.unwrap_or(self.summarized)
     }
 
-    /// Whether the read saw META's newest turn (or had none to see).
+    /// Whether the read saw META's newest turn (or had none to see), and no turn missing
+    /// below it (after a failover, one the old home had not replicated yet).
     pub(super) fn complete(&self) -> bool {
-        self.turn_count() == self.turn_count
+        self.turn_count() == self.turn_count && !self.closed
     }
 
     pub(super) fn oldest_index(&self) -> u64 {
@@ -216,6 +217,7 @@ mod tests {
             window.push(item(index, 1)).unwrap();
         }
         assert!(!window.wants_older(), "nothing below a gap is ever returned");
+        assert!(!window.complete(), "a body with a turn missing is not the one META's version names");
         assert_eq!(gathered(window, None), (vec![5, 6], Some((1, 4))));
     }
 
