@@ -30,6 +30,9 @@ pub struct Exported {
     pub turn_count: u64,
     /// (turn_index, response id named by its content)
     pub turns: Vec<(u64, String)>,
+    /// The same, of the turns listed as `unmerged` (an old home's, after a failover without
+    /// fences): acknowledged, kept and reported, outside the session's order.
+    pub unmerged: Vec<(u64, String)>,
     /// `through_turn` of the latest summary.
     pub summary_through: Option<u64>,
 }
@@ -55,6 +58,8 @@ pub struct Inputs<'a> {
 pub struct Verdict {
     pub checks: Vec<Check>,
     pub lost: usize,
+    /// Acknowledged appends reported as unmerged (kept, outside the order), not lost.
+    pub unmerged: usize,
     pub duplicated: usize,
 }
 
@@ -78,10 +83,19 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
 
     // Every acknowledged append of a session that still exists, at the index it was told.
     let mut lost = Vec::new();
+    let mut unmerged = Vec::new();
     for append in outcome.acked.iter().filter(|a| live.contains(&a.session)) {
         let exported = inputs.exports.get(&append.session);
         let found = exported.and_then(|e| e.turns.iter().find(|(_, id)| *id == append.response_id));
-        let recorded = inputs.table.partition(&append.session).responses.get(&append.response_id).copied();
+        let partition = inputs.table.partition(&append.session);
+        let recorded = partition.responses.get(&append.response_id).copied();
+        let told = |(index, id): &(u64, String)| *index == append.turn_index && *id == append.response_id;
+        if exported.is_some_and(|e| e.unmerged.iter().any(told))
+            && partition.unmerged.iter().any(|(index, _)| *index == append.turn_index)
+        {
+            unmerged.push(append.response_id.clone());
+            continue;
+        }
         if found.map(|(index, _)| *index) != Some(append.turn_index) || recorded != Some(append.turn_index) {
             lost.push(format!(
                 "{} in {}: told turn {}, exported at {:?}, RESP# says {:?}",
@@ -94,11 +108,16 @@ pub fn run(inputs: &Inputs<'_>) -> Verdict {
         }
     }
     verdict.lost = lost.len();
+    verdict.unmerged = unmerged.len();
     let checked = outcome.acked.iter().filter(|a| live.contains(&a.session)).count();
     verdict.checks.push(passing(
         listing("every 2xx append is stored once, at the turn_index it was told", &lost),
         format!(
-            "{checked} acknowledged appends of live sessions, each in its RESP# record and the export at its index"
+            "{checked} acknowledged appends of live sessions, each in its RESP# record and the export at its index{}",
+            match unmerged.len() {
+                0 => String::new(),
+                n => format!(" ({n} of them reported unmerged: an old home's, kept beside the new home's order)"),
+            }
         ),
     ));
 
@@ -341,7 +360,7 @@ mod tests {
         };
         let mut table = Table::default();
         let responses = HashMap::from([("r1".to_owned(), 1), ("r2".to_owned(), 2)]);
-        table.sessions.insert(session, Partition { items: 4, turns: vec![1, 2], responses, summaries: vec![] });
+        table.sessions.insert(session, Partition { items: 4, turns: vec![1, 2], responses, summaries: vec![], ..Partition::default() });
         (session, outcome, table)
     }
 
@@ -376,7 +395,7 @@ mod tests {
     fn stored_state_that_matches_the_answers_passes() {
         let (session, outcome, table) = session_with_two_appends();
         let exported =
-            Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r2".into())], summary_through: None };
+            Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r2".into())], summary_through: None, unmerged: vec![] };
         let verdict = verdict(&outcome, &table, &HashMap::from([(session, exported)]), &Log::default());
         assert_eq!((verdict.lost, verdict.duplicated), (0, 0));
         assert!(passed(&verdict, "indices are gap-free and turn_count equals the turns"));
@@ -386,7 +405,7 @@ mod tests {
     fn a_lost_append_and_a_doubled_response_id_fail_their_checks() {
         let (session, outcome, table) = session_with_two_appends();
         let exported =
-            Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r1".into())], summary_through: None };
+            Exported { turn_count: 2, turns: vec![(1, "r1".into()), (2, "r1".into())], summary_through: None, unmerged: vec![] };
         let verdict = verdict(&outcome, &table, &HashMap::from([(session, exported)]), &Log::default());
         assert_eq!(verdict.lost, 1);
         assert_eq!(verdict.duplicated, 1);

@@ -210,11 +210,12 @@ async fn export(reader: &Api, token: &str, session: Uuid) -> Result<Exported, St
         }
         exported.turn_count = reply.body["session"]["turn_count"].as_u64().unwrap_or(0);
         exported.summary_through = reply.body["summary"]["through_turn"].as_u64();
-        for turn in reply.body["turns"].as_array().into_iter().flatten() {
+        let told = |turn: &serde_json::Value| {
             let index = turn["turn_index"].as_u64().unwrap_or(0);
-            let response_id = turn["content"].as_str().and_then(response_id_of).unwrap_or("?").to_owned();
-            exported.turns.push((index, response_id));
-        }
+            (index, turn["content"].as_str().and_then(response_id_of).unwrap_or("?").to_owned())
+        };
+        exported.turns.extend(reply.body["turns"].as_array().into_iter().flatten().map(told));
+        exported.unmerged.extend(reply.body["unmerged"].as_array().into_iter().flatten().map(told));
         match reply.body["next_cursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
             None => return Ok(exported),

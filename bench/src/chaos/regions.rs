@@ -12,6 +12,7 @@
 //! | `CHAOS_REPLICATOR` | – | the replicator's control API |
 //! | `HOME_MAP_FILE` | – | the home map, read to wait for the failover's fences to lift |
 //! | `CHAOS_OUTAGE_SECONDS` | `10` | how long the first region stays down after its failover |
+//! | `CHAOS_FENCE` | `sessions` | `off`: the failover fences nothing, as on AWS; the new home's turns are keyed by the new epoch and the old home's late turns are reported unmerged |
 //!
 //! and the variables of `make chaos` (`main.rs`) other than the proxy's.
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -103,7 +104,7 @@ async fn disrupt(
     control: &Control,
     regions: &[String],
     outage: Duration,
-    home_map: &str,
+    (home_map, fence): (&str, &str),
     (acked, appends): (&AtomicUsize, usize),
 ) -> Result<Disruptions, String> {
     let started = Instant::now();
@@ -135,10 +136,10 @@ async fn disrupt(
     done.outage.0 = crate::client::now_ms();
     note(&mut done, format!("{failing} down"));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    done.failover = control.post(&format!("/failover?from={failing}&to={other}")).await?;
+    done.failover = control.post(&format!("/failover?from={failing}&to={other}&fence={fence}")).await?;
     let unreplicated = &done.failover["unreplicated"];
     let what = format!(
-        "failover {failing} → {other}: epoch {}, {} sessions fenced, {other} lacked {} items ({} turns)",
+        "failover {failing} → {other} (fence={fence}): epoch {}, {} sessions fenced, {other} lacked {} items ({} turns)",
         done.failover["epoch"],
         done.failover["fenced"],
         unreplicated["items"],
@@ -161,9 +162,9 @@ async fn disrupt(
         let fenced = std::fs::read_to_string(home_map)
             .ok()
             .and_then(|text| serde_json::from_str::<HomeMap>(&text).ok())
-            .map_or(usize::MAX, |map| map.fenced.len());
+            .map_or(usize::MAX, |map| map.fenced.len() + map.awaiting.len());
         if fenced == 0 {
-            note(&mut done, "every fence lifted".to_owned());
+            note(&mut done, format!("every fence lifted, {failing} no longer awaited"));
             return Ok(done);
         }
         if waited.elapsed() >= FENCES_LIFT {
@@ -214,6 +215,7 @@ pub async fn run() -> Result<bool, String> {
     };
     let (sessions, workers) = (settings.sessions, settings.workers);
     let outage = Duration::from_secs(number("CHAOS_OUTAGE_SECONDS", 10)?);
+    let fence = env_or("CHAOS_FENCE", "sessions");
     let config = tidewater::Config::from_env().map_err(|e| e.to_string())?;
     let (threshold, keep_recent) = (config.summary_threshold, config.summary_keep_recent);
 
@@ -222,7 +224,7 @@ pub async fn run() -> Result<bool, String> {
     let api = Arc::new(Api::spread(&bases, seed));
     let order = failing_first(&names, seed, customers);
     let disruptions = async {
-        let done = disrupt(&control, &order, outage, &home_map, (&acked, appends)).await;
+        let done = disrupt(&control, &order, outage, (&home_map, &fence), (&acked, appends)).await;
         disrupting.store(false, Ordering::SeqCst);
         done
     };
@@ -330,7 +332,9 @@ pub async fn run() -> Result<bool, String> {
             names.iter().zip(&tables).filter_map(move |(region, table)| {
                 let partition = table.partition(session);
                 let response_id = acked_at.get(&(*session, *index)).copied().unwrap_or_default();
-                let there = partition.turns.contains(index) && partition.responses.get(response_id) == Some(index);
+                let there = partition.turns.contains(index) && partition.responses.get(response_id) == Some(index)
+                    || partition.unmerged.iter().any(|(unmerged, _)| unmerged == index)
+                        && partition.unmerged_responses.get(response_id) == Some(index);
                 (!there).then(|| format!("turn {index} of {session} missing in {region}"))
             })
         })
@@ -364,11 +368,13 @@ pub async fn run() -> Result<bool, String> {
     let mut report = report::json(&run);
     report["title"] = json!("Chaos run across regions");
     report["appends"]["overwritten"] = json!(overwritten.len());
+    report["appends"]["reported_unmerged"] = json!(verdicts.iter().map(|v| v.unmerged).max().unwrap_or(0));
     report["appends"]["sent_again_after_the_client_gave_up"] = json!(outcome.requeued);
     report["regions"] = json!({
         "regions": names,
         "failed": order[0],
         "failed_over_to": order[1],
+        "fence": fence,
         "replication_lag_ms": number("REPLICATION_LAG_MS", 300)?,
         "replication_jitter_ms": number("REPLICATION_JITTER_MS", 700)?,
         "outage_s": outage.as_secs(),
@@ -411,15 +417,18 @@ fn merged(names: &[String], verdicts: &[Verdict]) -> Verdict {
     verdict
 }
 
-/// Acknowledged appends of live sessions whose told index holds another turn in some region's export.
+/// Acknowledged appends of live sessions whose told index holds another turn in some region's
+/// export, unless that region reports them unmerged (kept, beside the new home's order).
 fn overwritten(outcome: &Outcome, exports: &[HashMap<Uuid, Exported>]) -> Vec<String> {
     outcome
         .acked
         .iter()
         .filter(|append| {
             exports.iter().any(|exported| {
-                let turns = exported.get(&append.session).map(|e| e.turns.as_slice()).unwrap_or_default();
-                turns.iter().any(|(index, id)| *index == append.turn_index && *id != append.response_id)
+                let exported = exported.get(&append.session).cloned().unwrap_or_default();
+                let told = |(index, id): &(u64, String)| *index == append.turn_index && *id == append.response_id;
+                let elsewhere = exported.turns.iter().any(|(index, id)| *index == append.turn_index && *id != append.response_id);
+                elsewhere && !exported.unmerged.iter().any(told)
             })
         })
         .map(|append| format!("turn {} of {}, told to {}", append.turn_index, append.session, append.response_id))
@@ -518,6 +527,12 @@ fn markdown(report: &Value) -> String {
     let _ = writeln!(md, "| acknowledged appends lost (summed over regions) | {} |", appends["lost"]);
     let _ = writeln!(md, "| duplicated | {} |", appends["duplicated"]);
     let _ = writeln!(md, "| turns silently overwritten | {} |", appends["overwritten"]);
+    let _ = writeln!(md, "| the failover's fence | {} |", text(&regions["fence"]));
+    let _ = writeln!(
+        md,
+        "| acknowledged turns reported unmerged (kept in every region beside the new home's order) | {} |",
+        appends["reported_unmerged"]
+    );
     let _ = writeln!(md, "| one summary per window, in every region | {} |", check("one summary per window"));
     let _ = writeln!(md, "| purged customer gone in every region | {} |", check("the purged customer has zero items"));
     let _ = writeln!(md, "| every region holds the same items | {} |", check("every region holds the same items"));
@@ -548,7 +563,7 @@ mod tests {
     use super::*;
 
     fn verdict(passed: bool, detail: &str) -> Verdict {
-        Verdict { checks: vec![Check { name: "one summary per window", passed, detail: detail.into() }], lost: 1, duplicated: 0 }
+        Verdict { checks: vec![Check { name: "one summary per window", passed, detail: detail.into() }], lost: 1, duplicated: 0, unmerged: 0 }
     }
 
     fn item(value: &str) -> BTreeMap<String, String> {

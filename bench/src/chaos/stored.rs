@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use tidewater::items::ResponseItem;
+use tidewater::chain::Chain;
+use tidewater::items::{MetaItem, ResponseItem};
 use tidewater::keys;
 use uuid::Uuid;
 
@@ -12,10 +13,18 @@ use uuid::Uuid;
 #[derive(Debug, Default, Clone)]
 pub struct Partition {
     pub items: usize,
-    /// Turn indices of the `TURN#` items, ascending.
+    /// Turn indices of the `TURN#` items the session's chain holds, ascending.
     pub turns: Vec<u64>,
-    /// `RESP#` items: response id → the turn index it records.
+    /// `RESP#` items of those turns: response id → the turn index it records.
     pub responses: HashMap<String, u64>,
+    /// Turns, and `RESP#` items, that an old home acknowledged and the chain does not hold
+    /// (after a failover without fences, `tidewater::chain`): (index, epoch) and id → index.
+    pub unmerged: Vec<(u64, u64)>,
+    pub unmerged_responses: HashMap<String, u64>,
+    /// Every `TURN#` key, (index, epoch), and every `RESP#` record, before they are told apart.
+    pub(crate) turn_keys: Vec<(u64, u64)>,
+    pub(crate) records: Vec<(String, ResponseItem)>,
+    pub(crate) chain: Chain,
     /// `through_turn` of the `SUMMARY#` items, ascending.
     pub summaries: Vec<u64>,
 }
@@ -57,6 +66,7 @@ pub async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<Tabl
         }
         start = page.last_evaluated_key.filter(|key| !key.is_empty());
         if start.is_none() {
+            stored.sessions.values_mut().for_each(Partition::tell_apart);
             return Ok(stored);
         }
     }
@@ -82,6 +92,26 @@ fn canonical(value: &AttributeValue) -> String {
     }
 }
 
+impl Partition {
+    /// Sorts the turns and records read into the chain's and the unmerged.
+    fn tell_apart(&mut self) {
+        for (index, epoch) in std::mem::take(&mut self.turn_keys) {
+            match self.chain.epoch_of(index) == epoch {
+                true => self.turns.push(index),
+                false => self.unmerged.push((index, epoch)),
+            }
+        }
+        self.turns.sort_unstable();
+        self.unmerged.sort_unstable();
+        for (response_id, record) in std::mem::take(&mut self.records) {
+            match self.chain.epoch_of(record.turn_index) == record.epoch {
+                true => self.responses.insert(response_id, record.turn_index),
+                false => self.unmerged_responses.insert(response_id, record.turn_index),
+            };
+        }
+    }
+}
+
 fn add(stored: &mut Table, item: HashMap<String, AttributeValue>) -> Result<(), String> {
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
     let attributes = item.iter().map(|(name, value)| (name.clone(), canonical(value))).collect();
@@ -94,13 +124,15 @@ fn add(stored: &mut Table, item: HashMap<String, AttributeValue>) -> Result<(), 
     let sort_key = text(keys::SK);
     let partition = stored.sessions.entry(session).or_default();
     partition.items += 1;
-    if let Some(turn) = keys::turn_index_from_sk(&sort_key) {
-        partition.turns.push(turn);
-        partition.turns.sort_unstable();
+    if let Some(turn) = keys::turn_key_parts(&sort_key) {
+        partition.turn_keys.push(turn);
     } else if let Some(response_id) = sort_key.strip_prefix(keys::RESPONSE_PREFIX) {
         let record: ResponseItem =
             serde_dynamo::from_item(item.clone()).map_err(|e| format!("{sort_key} of {session}: {e}"))?;
-        partition.responses.insert(response_id.to_owned(), record.turn_index);
+        partition.records.push((response_id.to_owned(), record));
+    } else if sort_key == keys::META {
+        let meta: MetaItem = serde_dynamo::from_item(item.clone()).map_err(|e| format!("META of {session}: {e}"))?;
+        partition.chain = meta.chain();
     } else if let Some(through) = sort_key.strip_prefix(keys::SUMMARY_PREFIX) {
         let through = through.parse().map_err(|_| format!("{sort_key} of {session} names no turn"))?;
         partition.summaries.push(through);
