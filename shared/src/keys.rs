@@ -167,6 +167,10 @@ pub fn epoch_turn_sk(turn_index: u64, epoch: u64) -> String {
     }
 }
 
+/// A sort key after every turn's and before [`META`]: the end of a range of turns with no
+/// last index.
+pub const TURN_RANGE_END: &str = "TURN#~";
+
 /// The greatest sort key of turn `turn_index` in any epoch: the inclusive upper bound of a
 /// range of turns that ends at it.
 pub fn turn_sk_bound(turn_index: u64) -> String {
@@ -229,6 +233,7 @@ mod tests {
     fn the_session_head_sorts_after_every_turn() {
         assert!(turn_sk(9_999_999_999).as_str() < META);
         assert!(turn_sk_bound(9_999_999_999).as_str() < META);
+        assert!(turn_sk_bound(9_999_999_999).as_str() < TURN_RANGE_END && TURN_RANGE_END < META);
         assert!(META < LATEST_SUMMARY);
         assert!(summary_sk(20) < turn_sk(1));
         assert!(response_sk("r1").as_str() < turn_sk(1).as_str());

@@ -2,7 +2,9 @@
 //! the session and its latest summary. A Query of META and the summary, then one of TURN items.
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use uuid::Uuid;
 
 use super::{from_item, s, within, DynamoStore};
@@ -56,43 +58,27 @@ impl TurnExporter for DynamoStore {
         let after_turn = after.map_or(0, |p| p.after_turn);
         // META's turn_count is the snapshot this page shows; turns appended since wait for the next export.
         let remaining = meta.turn_count.saturating_sub(after_turn);
-        if remaining == 0 {
-            return Ok(page);
-        }
-
-        // Unmerged turns (an earlier home's, [`crate::chain`]) share the range.
         let chain = meta.chain();
+        // After any failover, turns of other epochs may share the session's range.
+        let failed_over = chain.last_epoch() > 0 || self.config.write_epoch()? > 0;
         let pk = keys::session_pk(&session_id);
         let mut used = envelope_len(&page) + CURSOR_ALLOWANCE_BYTES;
         let mut last = after_turn;
         let mut missing = 0;
         let mut start = None;
+        let target = remaining.min(limit as u64);
         let next = loop {
-            let wanted = remaining.min(limit as u64).saturating_sub(page.turns.len() as u64).max(1);
-            let query = self
-                .client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":first", s(keys::turn_sk(after_turn + 1)))
-                .expression_attribute_values(":last", s(keys::turn_sk_bound(meta.turn_count)))
-                .scan_index_forward(true)
-                .limit(wanted.clamp(1, i32::MAX as u64) as i32)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send();
-            let output = within(timeout, query).await?.map_err(Error::from_store)?;
-            self.record_read(output.consumed_capacity());
-
+            if remaining == 0 {
+                break None;
+            }
+            let asked = target.saturating_sub(page.turns.len() as u64).clamp(1, i32::MAX as u64) as i32;
+            let range = (keys::turn_sk(after_turn + 1), keys::turn_sk_bound(meta.turn_count));
+            let (items, stopped_at) = self.turn_items(&pk, range, Some(asked), start.take(), timeout).await?;
+            let read = items.len();
             // Gzip hides how large a page is: decompress turn by turn and stop before the body
             // would pass the budget. At least one turn is always included, so pages always progress.
-            let mut items = output.items.unwrap_or_default();
-            Box::pin(self.open_items(&mut items)).await?;
             let mut budget_cut = false;
             for item in items {
-                let item = from_item::<TurnItem>(item)?;
                 let held = chain.holds(&item.sk, meta.turn_count);
                 let epoch = item.epoch();
                 let turn = item.into_turn()?;
@@ -110,20 +96,47 @@ impl TurnExporter for DynamoStore {
                 last = turn.turn_index;
                 page.turns.push(turn);
             }
-            if budget_cut || page.turns.len() as u64 >= remaining.min(limit as u64) {
+            if budget_cut || page.turns.len() as u64 >= target {
                 break Some(last);
             }
-            // A `Limit` or 1 MB cut: DynamoDB says where it stopped. Read on only past a page
-            // of unmerged turns alone, so that a page holds at least one turn when any remain.
-            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
-                Some(key) if page.turns.is_empty() => start = Some(key),
+            // A `Limit` cut with room left (unmerged turns took it) reads on; a 1 MB cut ends
+            // the page, unless it holds no turn yet.
+            match stopped_at {
+                Some(key) if read == asked as usize || page.turns.is_empty() => start = Some(key),
                 Some(_) => break Some(last),
                 None => break None,
             }
         };
-        if let Some(last) = next {
-            // The next page starts after `last` and lists what lies beyond it.
-            page.unmerged.retain(|unmerged| unmerged.turn.turn_index <= last);
+        match next.filter(|&n| n < meta.turn_count) {
+            // The next page starts after `last`: items of other epochs at `last` that sort
+            // after its turn belong on this one.
+            Some(last) if failed_over => {
+                let range = (keys::turn_sk(last), keys::turn_sk_bound(last));
+                let (items, _) = self.turn_items(&pk, range, None, None, timeout).await?;
+                for item in items.into_iter().filter(|item| !chain.holds(&item.sk, meta.turn_count)) {
+                    let epoch = item.epoch();
+                    let turn = item.into_turn()?;
+                    if !page.unmerged.iter().any(|listed| listed.epoch == epoch && listed.turn.turn_index == turn.turn_index) {
+                        page.unmerged.push(UnmergedTurn { epoch, turn });
+                    }
+                }
+                page.unmerged.retain(|unmerged| unmerged.turn.turn_index <= last);
+            }
+            Some(last) => page.unmerged.retain(|unmerged| unmerged.turn.turn_index <= last),
+            // The last page: an old home's turns past the count are unmerged too (one of the
+            // chain's last epoch there is an append in flight).
+            None if failed_over => {
+                let range = (keys::turn_sk(meta.turn_count + 1), keys::TURN_RANGE_END.to_owned());
+                let (items, _) = self.turn_items(&pk, range, None, None, timeout).await?;
+                for item in items.into_iter().filter(|item| item.epoch() != chain.last_epoch()) {
+                    let epoch = item.epoch();
+                    page.unmerged.push(UnmergedTurn { epoch, turn: item.into_turn()? });
+                }
+            }
+            None => {}
+        }
+        if remaining == 0 {
+            return Ok(page);
         }
         if next.is_none() {
             missing += meta.turn_count.saturating_sub(last);
@@ -136,5 +149,40 @@ impl TurnExporter for DynamoStore {
         }
         page.next = next.filter(|&n| n < meta.turn_count).map(|after_turn| ExportPosition { after_turn });
         Ok(page)
+    }
+}
+
+impl DynamoStore {
+    /// The turn items of `range` (sort keys, inclusive), oldest first, strongly consistent,
+    /// at most `limit` from `start`, opened, and where the read stopped when more remain.
+    async fn turn_items(
+        &self,
+        pk: &str,
+        (first, last): (String, String),
+        limit: Option<i32>,
+        start: Option<HashMap<String, AttributeValue>>,
+        timeout: std::time::Duration,
+    ) -> Result<(Vec<TurnItem>, Option<HashMap<String, AttributeValue>>), Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":first", s(first))
+            .expression_attribute_values(":last", s(last))
+            .scan_index_forward(true)
+            .set_limit(limit)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send();
+        let output = within(timeout, query).await?.map_err(Error::from_store)?;
+        self.record_read(output.consumed_capacity());
+        let stopped_at = output.last_evaluated_key.filter(|key| !key.is_empty());
+        let mut items = output.items.unwrap_or_default();
+        Box::pin(self.open_items(&mut items)).await?;
+        let items = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok((items, stopped_at))
     }
 }
