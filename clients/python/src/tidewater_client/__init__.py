@@ -31,6 +31,7 @@ from .models import (
     Summary,
     Turn,
     TurnPage,
+    UnmergedTurn,
 )
 from .retry import RetryPolicy
 
@@ -63,5 +64,6 @@ __all__ = [
     "TurnPage",
     "UnauthorizedError",
     "UnavailableError",
+    "UnmergedTurn",
     "ValidationFailedError",
 ]

@@ -137,6 +137,29 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class UnmergedTurn:
+    """A turn an old home region acknowledged and had not replicated before a failover, at an
+    index the session's order gives to another turn (or past its count): kept and reported,
+    never in a context. Retrying its append (same `response_id`) appends it again."""
+
+    epoch: int
+    """The failover epoch it was written under."""
+    turn: Turn
+
+    @classmethod
+    def from_json(cls, body: JsonObject) -> UnmergedTurn:
+        return cls(body["epoch"], Turn.from_json(body))
+
+    @property
+    def turn_index(self) -> int:
+        return self.turn.turn_index
+
+    @property
+    def content(self) -> str:
+        return self.turn.content
+
+
+@dataclass(frozen=True)
 class Omitted:
     from_turn: int
     to_turn: int
@@ -272,6 +295,8 @@ class TurnPage:
     stale: bool = False
     """True when served from a replica while the session's home region was unreachable
     (`Tidewater-Stale: true`): it may lack what the home acknowledged; never take it as complete."""
+    unmerged: list[UnmergedTurn] = field(default_factory=list)
+    """After a failover: the old home's turns on this page's indices that the order does not hold."""
 
     @classmethod
     def from_json(cls, body: JsonObject, stale: bool = False) -> TurnPage:
@@ -281,6 +306,7 @@ class TurnPage:
             [Turn.from_json(t) for t in body["turns"]],
             body.get("next_cursor"),
             stale,
+            [UnmergedTurn.from_json(t) for t in body.get("unmerged", [])],
         )
 
 
