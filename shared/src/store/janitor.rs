@@ -290,9 +290,25 @@ impl DynamoStore {
     /// Finishes the task of one work item, then retires the item.
     async fn work_on(&self, raw: Item) -> Result<Done, Error> {
         let item: WorkItem = from_item(raw)?;
-        let done = self.finish(&item.task()?, item.slot).await?;
-        self.unschedule(&item.sk).await?;
+        let task = item.task()?;
+        let done = self.finish(&task, item.slot).await?;
+        match task {
+            Task::Session { .. } => self.retire_session_work(&item.sk).await?,
+            Task::Purge { .. } => self.unschedule(&item.sk).await?,
+        }
         Ok(done)
+    }
+
+    /// Retires the work item of a session's deletion or sweep, unless a failover left a
+    /// region awaited (or a session fenced): that region's late writes of the session may
+    /// still arrive, with no META to own them, so the item stays and a later pass sweeps the
+    /// partition again once nothing is awaited ([`crate::home::HomeMap::awaiting`]).
+    pub(crate) async fn retire_session_work(&self, sk: &str) -> Result<(), Error> {
+        if self.config.any_fence()? {
+            tracing::info!(work_item = %sk, "a failed-over region is awaited: the deletion's work item stays for a later sweep");
+            return Ok(());
+        }
+        self.unschedule(sk).await
     }
 
     /// Adds one to a work item's failures, with the error and its time; returns how many

@@ -62,7 +62,7 @@ impl DynamoStore {
         let marker = self.mark_pending(&hash, &session_id, Some(&work)).await?;
         let erased = self.erase_session(deleter, &hash, &session_id, Some(&marker)).await?;
         self.delete_pending(&hash, &session_id).await?;
-        self.unschedule(&work).await?;
+        self.retire_session_work(&work).await?;
         if let Some(first) = marker.work_sk.as_deref().filter(|first| *first != work) {
             // A cut-off attempt's work item: this attempt finished its job.
             self.unschedule(first).await?;

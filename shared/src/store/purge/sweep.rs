@@ -38,7 +38,7 @@ impl DynamoStore {
         if let Some(hash) = &hash {
             self.unregister(hash, session_id).await?;
         }
-        self.unschedule(&work).await?;
+        self.retire_session_work(&work).await?;
         tracing::info!(%session_id, items_deleted = deleted, "expired session swept");
         Ok(deleted)
     }
