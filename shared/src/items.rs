@@ -85,6 +85,13 @@ pub struct MetaItem {
     /// The failover epochs the session's turns were written under after epoch 0 ([`crate::chain`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<Segment>,
+    /// The failover epoch of the home that last moved `version` (0 is not stored): two homes
+    /// count versions from the same number, so the ETag names the epoch too ([`MetaItem::tag`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version_epoch: u64,
+    /// The `version_epoch` that `patched_from` was counted under.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub patched_from_epoch: u64,
 }
 
 /// A page context as stored: the map itself, or, when still sealed (binary), an empty map.
@@ -114,6 +121,19 @@ fn page_context_unless_sealed<'de, D: serde::Deserializer<'de>>(deserializer: D)
 
 impl MetaItem {
     /// When the session expires: its `ttl` less its `ttl_margin`.
+    /// The version as its ETag names it: `version`, with the failover epoch of the home that
+    /// counted it in the bits above [`VERSION_BITS`], so that after a failover no ETag the old
+    /// home gave can name a body of the new home ([`crate::chain`]). `version` itself before
+    /// any failover.
+    pub fn tag(&self) -> u64 {
+        version_tag(self.version_epoch, self.version)
+    }
+
+    /// [`MetaItem::tag`] of the version the last PATCH replaced.
+    pub fn patched_from_tag(&self) -> Option<u64> {
+        self.patched_from.map(|from| version_tag(self.patched_from_epoch, from))
+    }
+
     /// Which item is each of the session's turns.
     pub fn chain(&self) -> Chain {
         Chain::new(&self.segments)
@@ -229,6 +249,23 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+/// The bits of an ETag that count versions; the failover epoch is above them.
+pub const VERSION_BITS: u32 = 40;
+
+/// An ETag's number: `version` counted under failover `epoch`.
+pub fn version_tag(epoch: u64, version: u64) -> u64 {
+    (epoch << VERSION_BITS) | (version & ((1 << VERSION_BITS) - 1))
+}
+
+/// The failover epoch and the version an ETag's number names ([`version_tag`]).
+pub fn tag_parts(tag: u64) -> (u64, u64) {
+    (tag >> VERSION_BITS, tag & ((1 << VERSION_BITS) - 1))
+}
+
+/// What every write that moves `version` also sets after a failover (with `:version_epoch`
+/// the writer's epoch), so that the ETag names the home that counted it ([`MetaItem::tag`]).
+pub const SET_VERSION_EPOCH: &str = "version_epoch = :version_epoch";
+
 /// `SK = ~SUMMARY`: a copy of the newest summary, read with META and the recent turns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatestSummaryItem {
@@ -300,6 +337,14 @@ mod tests {
             item.insert("page_context".to_owned(), page_context);
         }
         item
+    }
+
+    #[test]
+    fn an_etag_names_the_version_and_the_epoch_of_the_home_that_counted_it() {
+        assert_eq!(version_tag(0, 5), 5, "before any failover the ETag is the version");
+        assert_ne!(version_tag(1, 5), version_tag(0, 5));
+        assert_eq!(tag_parts(version_tag(3, 42)), (3, 42));
+        assert_eq!(tag_parts(7), (0, 7));
     }
 
     #[test]

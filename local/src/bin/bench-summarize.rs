@@ -318,6 +318,8 @@ fn meta(session: Uuid, owner: &str, turn_count: u64, needs_summary: bool) -> Met
         listed_turn_count: Some(0),
         patched_from: None,
         segments: Vec::new(),
+        version_epoch: 0,
+        patched_from_epoch: 0,
     }
 }
 

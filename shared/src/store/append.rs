@@ -246,6 +246,10 @@ impl DynamoStore {
             set.push("needs_summary = :due");
             values.insert(":due".to_owned(), AttributeValue::Bool(true));
         }
+        if written.epoch > 0 {
+            set.push(items::SET_VERSION_EPOCH);
+            values.insert(":version_epoch".to_owned(), n(written.epoch.max(chain.last_epoch())));
+        }
         let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
         if let Some(segment) = opened {
             names.insert("#segments".to_owned(), "segments".to_owned());

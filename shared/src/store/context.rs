@@ -100,7 +100,7 @@ impl ContextLoader for DynamoStore {
         // turn or of the latest summary. Such a body is not the one META's version names, so
         // it gets no version (no ETag): a 304 never pins it.
         let summary_current = summary.as_ref().map_or(0, |latest| latest.through_turn) == meta.summarized_through;
-        let version = (window.complete() && summary_current).then_some(meta.version);
+        let version = (window.complete() && summary_current).then_some(meta.tag());
         let mut session = meta.session();
         session.turn_count = window.turn_count();
         let mut context = Context {
@@ -134,7 +134,7 @@ impl ContextLoader for DynamoStore {
         if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {
             return Err(Error::NotFound);
         }
-        Ok(meta.version)
+        Ok(meta.tag())
     }
 }
 

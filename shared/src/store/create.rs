@@ -48,6 +48,8 @@ impl SessionCreator for DynamoStore {
             listed_turn_count: (!caller.is_guest()).then_some(0),
             patched_from: None,
             segments: Vec::new(),
+            version_epoch: 0,
+            patched_from_epoch: 0,
         };
         if chosen_id && self.leftovers_without_meta(&session_id).await? {
             return Err(Error::SessionIdUnavailable);

@@ -72,26 +72,33 @@ impl TurnRetractor for DynamoStore {
             .build()
             .map_err(Error::unavailable)?;
         // The version moves, so a cached context (ETag) is stale; the count does not.
+        let writer_epoch = self.config.write_epoch()?;
+        let mut set = vec!["version = version + :one", "retracted_turns = if_not_exists(retracted_turns, :zero) + :one"];
+        let mut values = HashMap::from([
+            (":one".to_owned(), n(1)),
+            (":zero".to_owned(), n(0)),
+            (":count".to_owned(), n(meta.turn_count)),
+            (":owner".to_owned(), s(&caller.customer_id)),
+            (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
+            (":now_secs".to_owned(), n(now_secs)),
+            (":index".to_owned(), n(turn_index)),
+        ]);
+        if writer_epoch > 0 {
+            set.push(items::SET_VERSION_EPOCH);
+            values.insert(":version_epoch".to_owned(), n(writer_epoch));
+        }
         let meta_update = Update::builder()
             .table_name(self.table())
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
-            .update_expression("SET version = version + :one, retracted_turns = if_not_exists(retracted_turns, :zero) + :one")
+            .update_expression(format!("SET {}", set.join(", ")))
             .condition_expression(format!(
                 "turn_count = :count AND owner_id = :owner AND {} \
                  AND (attribute_not_exists(summarized_through) OR summarized_through < :index)",
                 items::LIVE_CONDITION
             ))
             .expression_attribute_names("#ttl", "ttl")
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":one".to_owned(), n(1)),
-                (":zero".to_owned(), n(0)),
-                (":count".to_owned(), n(meta.turn_count)),
-                (":owner".to_owned(), s(&caller.customer_id)),
-                (":live_ttl".to_owned(), n(items::ttl_for_expiry(now_secs))),
-                (":now_secs".to_owned(), n(now_secs)),
-                (":index".to_owned(), n(turn_index)),
-            ])))
+            .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(Error::unavailable)?;

@@ -137,13 +137,18 @@ impl SummarySource for DynamoStore {
     }
 
     async fn clear_summary_flag(&self, session_id: Uuid, summarized_through: u64, due_at: u64) -> Result<bool, Error> {
+        let writer_epoch = self.config.write_epoch()?;
         let update = self
             .client
             .update_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::session_pk(&session_id)))
             .key(keys::SK, s(keys::META))
-            .update_expression("SET needs_summary = :clear, version = version + :one")
+            .update_expression(format!(
+                "SET needs_summary = :clear, version = version + :one{}",
+                if writer_epoch > 0 { format!(", {}", crate::items::SET_VERSION_EPOCH) } else { String::new() }
+            ))
+            .set_expression_attribute_values((writer_epoch > 0).then(|| HashMap::from([(":version_epoch".to_owned(), n(writer_epoch))])))
             .condition_expression(
                 "attribute_exists(PK) AND needs_summary = :set AND summarized_through = :through AND turn_count < :due",
             )

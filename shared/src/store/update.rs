@@ -70,7 +70,7 @@ impl SessionUpdater for DynamoStore {
                 Attempt::Updated(mut meta) => {
                     tracing::info!(%session_id, version = meta.version, attempt, "session updated");
                     meta.page_context = patch.page_context;
-                    return Ok(SessionUpdated { session: meta.session(), version: meta.version });
+                    return Ok(SessionUpdated { session: meta.session(), version: meta.tag() });
                 }
                 Attempt::Refused(Some(old)) => old,
                 // DynamoDB did not return the old item: read it to tell 404 from 412.
@@ -84,11 +84,11 @@ impl SessionUpdater for DynamoStore {
             {
                 return Err(Error::NotFound);
             }
-            if let Some(if_match) = if_match.as_ref().filter(|m| !m.allows(old.version)) {
+            if let Some(if_match) = if_match.as_ref().filter(|m| !m.allows(old.tag())) {
                 if holds_this_change && already_applied(&old, if_match) {
                     tracing::info!(%session_id, version = old.version, "session update already applied");
                     old.page_context = patch.page_context;
-                    return Ok(SessionUpdated { session: old.session(), version: old.version });
+                    return Ok(SessionUpdated { session: old.session(), version: old.tag() });
                 }
                 return Err(Error::PreconditionFailed);
             }
@@ -135,7 +135,7 @@ impl NewPageContext {
 /// different caller sending the same change with the same ETag is answered the same way:
 /// the session is as it asked.
 fn already_applied(meta: &MetaItem, if_match: &IfMatch) -> bool {
-    meta.patched_from.is_some_and(|from| if_match.allows(from))
+    meta.patched_from_tag().is_some_and(|from| if_match.allows(from))
 }
 
 impl DynamoStore {
@@ -199,8 +199,6 @@ impl DynamoStore {
             set.push("GSI1SK = :now");
             set.push("listed_turn_count = turn_count");
         }
-        // The digest earlier versions kept beside a sealed page context goes with the change.
-        let update = format!("SET {} REMOVE {PAGE_CONTEXT_DIGEST}", set.join(", "));
         let mut condition =
             format!("attribute_exists(PK) AND owner_id = :owner AND {} AND guest = :guest", items::LIVE_CONDITION);
         let mut values = HashMap::from([
@@ -214,10 +212,31 @@ impl DynamoStore {
             (":owner".to_owned(), s(&caller.customer_id)),
             (":guest".to_owned(), AttributeValue::Bool(guest)),
         ]);
-        if let Some(IfMatch::Versions(versions)) = if_match {
-            let names: Vec<String> = (0..versions.len()).map(|i| format!(":v{i}")).collect();
-            condition.push_str(&format!(" AND version IN ({})", names.join(", ")));
-            values.extend(names.into_iter().zip(versions.iter().map(n)));
+        let writer_epoch = self.config.write_epoch()?;
+        if writer_epoch > 0 {
+            set.push(items::SET_VERSION_EPOCH);
+            set.push("patched_from_epoch = if_not_exists(version_epoch, :zero)");
+            values.insert(":version_epoch".to_owned(), n(writer_epoch));
+            values.insert(":zero".to_owned(), n(0));
+        }
+        // The digest earlier versions kept beside a sealed page context goes with the change.
+        let update = format!("SET {} REMOVE {PAGE_CONTEXT_DIGEST}", set.join(", "));
+        if let Some(IfMatch::Versions(tags)) = if_match {
+            // Each ETag names a version and the epoch of the home that counted it.
+            let alternatives: Vec<String> = tags
+                .iter()
+                .enumerate()
+                .map(|(i, tag)| {
+                    let (epoch, version) = items::tag_parts(*tag);
+                    values.insert(format!(":v{i}"), n(version));
+                    values.insert(format!(":e{i}"), n(epoch));
+                    match epoch {
+                        0 => format!("version = :v{i} AND (attribute_not_exists(version_epoch) OR version_epoch = :e{i})"),
+                        _ => format!("version = :v{i} AND version_epoch = :e{i}"),
+                    }
+                })
+                .collect();
+            condition.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
         }
         let update = self
             .client
