@@ -138,6 +138,14 @@ impl TurnAppender for DynamoStore {
                     tracing::info!(%session_id, turn_index = existing.turn_index, "duplicate append");
                     return Ok(Appended { turn_index: existing.turn_index, duplicate: true });
                 }
+                if existing.epoch > base.chain.last_epoch() {
+                    // Written by a home under a later epoch than this META knows: that home's
+                    // META, which says where its turn lies, has not arrived yet.
+                    tracing::warn!(%session_id, epoch = existing.epoch, "a response recorded by a later home whose session state has not arrived");
+                    return Err(Error::Unavailable(
+                        "this response was recorded by another home region whose writes are still arriving; retry".into(),
+                    ));
+                }
                 // A home before a failover acknowledged it, at an index this session's order
                 // gives to another turn: it is appended again, and its old turn stays unmerged.
                 tracing::warn!(%session_id, turn_index = existing.turn_index, epoch = existing.epoch,
