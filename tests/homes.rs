@@ -1460,7 +1460,7 @@ async fn an_unmerged_turn_sorting_after_the_held_one_at_its_index_is_listed_what
 }
 
 #[tokio::test]
-async fn after_two_failovers_a_context_missing_a_turn_of_the_chain_that_has_not_arrived_gets_no_etag() {
+async fn after_two_failovers_a_context_missing_a_turn_of_the_chain_that_has_not_arrived_gets_no_etag_and_the_export_is_marked_stale() {
     // Given alice's session taken over by the east with no fence (epoch 1), the west up again,
     let stage = Takeover::new(vec![]).await;
     stage.west_fails();
@@ -1485,10 +1485,15 @@ async fn after_two_failovers_a_context_missing_a_turn_of_the_chain_that_has_not_
     let body: Value = loaded.json().await.unwrap();
     let indices: Vec<u64> = body["turns"].as_array().unwrap().iter().filter_map(|t| t["turn_index"].as_u64()).collect();
     assert_eq!(tag, None, "an ETag for turns {indices:?}, omitted {}", body["omitted"]);
-    // and once turn 4 has arrived, no ETag of before pins the old body.
+    // and its export, which lacks turn 4, is marked stale, never complete;
+    let export = stage.read(WEST, "turns", None).await;
+    assert_eq!(export.headers().get(homing::STALE).map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some("true"));
+    // once turn 4 has arrived, no ETag of before pins the old body, and the export is whole.
     stage.heal().await;
     let again = stage.read(WEST, "context", tag.as_deref()).await;
     assert_eq!(again.status().as_u16(), 200);
+    let export = stage.read(WEST, "turns", None).await;
+    assert!(export.headers().get(homing::STALE).is_none());
 }
 
 #[tokio::test]

@@ -560,6 +560,11 @@ pub struct TurnPage {
     pub unmerged: Vec<crate::chain::UnmergedTurn>,
     #[serde(skip)]
     pub next: Option<ExportPosition>,
+    /// A turn of the session's order is missing from the page: after a failover with no
+    /// fence, one the old home acknowledged that has not arrived here yet (or a deletion ran
+    /// while it was read). The page is answered marked stale, never as complete.
+    #[serde(skip)]
+    pub incomplete: bool,
 }
 
 /// The bytes `value` adds to a Lambda response: its JSON, escaped once more because the

@@ -23,7 +23,12 @@ pub async fn handle<S: TurnExporter>(store: &S, key: &CursorKey, request: Reques
         let (limit, after) = http::page_params::<ExportPosition>(&request, key, &scope, DEFAULT_EXPORT_LIMIT, MAX_EXPORT_LIMIT)?;
         let page = store.export_turns(&caller, session_id, limit, after).await?;
         let next_cursor = page.next.as_ref().map(|position| key.seal(&scope, position));
-        Ok(http::json(200, &Page { page: &page, next_cursor }))
+        let mut response = http::json(200, &Page { page: &page, next_cursor });
+        if page.incomplete {
+            // A turn of the order has not arrived here (after a failover): never complete.
+            response.headers_mut().insert(tidewater::routing::STALE, lambda_http::http::HeaderValue::from_static("true"));
+        }
+        Ok(response)
     })
     .await
 }

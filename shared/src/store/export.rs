@@ -54,6 +54,7 @@ impl TurnExporter for DynamoStore {
             turns: Vec::new(),
             unmerged: Vec::new(),
             next: None,
+            incomplete: false,
         };
         let after_turn = after.map_or(0, |p| p.after_turn);
         // META's turn_count is the snapshot this page shows; turns appended since wait for the next export.
@@ -144,8 +145,10 @@ impl TurnExporter for DynamoStore {
         if missing > 0 {
             // Turns carry no ttl of their own and this read is strongly consistent, so a gap
             // means a deletion of the session (DELETE, purge or the TTL sweep) ran while the
-            // page was read; say so rather than hide it.
+            // page was read, or, after a failover with no fence, a turn the old home
+            // acknowledged has not arrived yet; say so rather than hide it.
             tracing::warn!(%session_id, missing, "export found gaps in the turn sequence");
+            page.incomplete = true;
         }
         page.next = next.filter(|&n| n < meta.turn_count).map(|after_turn| ExportPosition { after_turn });
         Ok(page)
