@@ -1521,6 +1521,37 @@ async fn a_session_deleted_in_the_new_home_before_the_old_homes_late_turns_arriv
 }
 
 #[tokio::test]
+async fn an_old_homes_turn_that_arrived_before_its_meta_joins_the_order_when_its_retry_reaches_the_new_home() {
+    // Given alice's turn 3 (r3) acknowledged in the west while west → east was paused, of
+    // which only the record and the turn reached the east (items replicate one by one), not META,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    assert_eq!(stage.append(WEST, "r3", "turn 3").await.0, 201);
+    for sk in ["RESP#r3".to_owned(), keys::turn_sk(3)] {
+        let key = HashMap::from([
+            (keys::PK.to_owned(), AttributeValue::S(format!("SESSION#{}", stage.session))),
+            (keys::SK.to_owned(), AttributeValue::S(sk)),
+        ]);
+        let item = stage.regions.upstreams[WEST].get_item().table_name(&stage.regions.table).set_key(Some(key)).send().await;
+        let item = item.unwrap().item.expect("the west's item");
+        stage.regions.upstreams[EAST].put_item().table_name(&stage.regions.table).set_item(Some(item)).send().await.unwrap();
+    }
+    // when the west fails over to the east with no fence and the client, whose answer was
+    // lost, retries r3 there,
+    stage.west_fails();
+    let retried = stage.append(EAST, "r3", "turn 3").await;
+    // then it is the duplicate of turn 3, which joins the east's order instead of being
+    // appended again; the east's next turn follows it,
+    assert_eq!(retried, (200, json!({"turn_index": 3, "duplicate": true})));
+    assert_eq!(stage.append(EAST, "r4", "turn 4").await, (201, json!({"turn_index": 4, "duplicate": false})));
+    // and once the west is back, both regions hold turns 1 to 4 and nothing unmerged.
+    stage.heal().await;
+    for region in [WEST, EAST] {
+        assert_eq!(stage.export(region, 100).await, (vec!["turn 1".into(), "turn 2".into(), "turn 3".into(), "turn 4".into()], vec![]));
+    }
+}
+
+#[tokio::test]
 async fn after_two_failovers_a_retry_is_a_duplicate_when_the_other_homes_record_arrived_without_its_meta() {
     // Given alice's session whose turn 3 (r3) the west acknowledged and did not replicate,
     let stage = Takeover::new(vec![]).await;

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use uuid::Uuid;
 
-use crate::chain::Chain;
+use crate::chain::{Chain, Segment};
 use crate::clock;
 use crate::items::{self, MetaItem, ResponseItem, TurnItem};
 use crate::model::{Appended, Caller, TurnDraft};
@@ -16,6 +16,7 @@ use crate::{codec, keys, Error};
 
 use super::{backoff, cancellation_reasons, condition_failed, failed_item, n, request_token, s, to_item, within};
 use super::sealing::seal_item;
+use super::transact::Transacted;
 use super::{DynamoStore, TurnAppender};
 use crate::crypto::DataKey;
 
@@ -146,6 +147,12 @@ impl TurnAppender for DynamoStore {
                         "this response was recorded by another home region whose writes are still arriving; retry".into(),
                     ));
                 }
+                if existing.turn_index == base.turn_count + 1
+                    && base.chain.epoch_of(existing.turn_index) == existing.epoch
+                    && self.adopt(caller, &session_id, &base, &existing).await?
+                {
+                    return Ok(Appended { turn_index: existing.turn_index, duplicate: true });
+                }
                 // A home before a failover acknowledged it, at an index this session's order
                 // gives to another turn: it is appended again, and its old turn stays unmerged.
                 tracing::warn!(%session_id, turn_index = existing.turn_index, epoch = existing.epoch,
@@ -192,7 +199,7 @@ impl DynamoStore {
         base: &AppendBase,
     ) -> Result<aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder, Error>
     {
-        let (now, now_secs, expires) = self.now_with_expiry();
+        let (now, _, _) = self.now_with_expiry();
         let index = base.turn_count + 1;
         let pk = keys::session_pk(session_id);
         let opened = base.chain.opened_by(written.epoch, index);
@@ -221,6 +228,31 @@ impl DynamoStore {
             seal_item(&mut turn_item, key_ref, key)?;
         }
 
+        let meta_update = self.advance_meta(caller, &pk, base, opened, written.epoch.max(chain.last_epoch()))?;
+
+        Ok(self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(self.response_put(&response, base.replaced_response.as_ref())?).build())
+            .transact_items(TransactWriteItem::builder().put(self.put_new(turn_item, false)?).build())
+            .transact_items(TransactWriteItem::builder().update(meta_update).build())
+            .client_request_token(request_token(&[&pk, &turn.response_id, &index.to_string(), &now]))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total))
+    }
+
+    /// META's part of an append: the count moved from `base.turn_count` by one (only while it
+    /// still is that, and the session is the caller's and live), the expiry slid, the version
+    /// moved under `version_epoch`, the summary flags, and `opened`, a new segment.
+    fn advance_meta(
+        &self,
+        caller: &Caller,
+        pk: &str,
+        base: &AppendBase,
+        opened: Option<Segment>,
+        version_epoch: u64,
+    ) -> Result<Update, Error> {
+        let (now, now_secs, expires) = self.now_with_expiry();
+        let index = base.turn_count + 1;
         let mut set = vec![
             "turn_count = :index",
             "updated_at = :now",
@@ -254,9 +286,9 @@ impl DynamoStore {
             set.push("needs_summary = :due");
             values.insert(":due".to_owned(), AttributeValue::Bool(true));
         }
-        if written.epoch > 0 {
+        if version_epoch > 0 {
             set.push(items::SET_VERSION_EPOCH);
-            values.insert(":version_epoch".to_owned(), n(written.epoch.max(chain.last_epoch())));
+            values.insert(":version_epoch".to_owned(), n(version_epoch));
         }
         let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
         if let Some(segment) = opened {
@@ -270,9 +302,9 @@ impl DynamoStore {
             let flipped = ((index - due_at) / SUMMARY_REARM_TURNS) % 2 == 1;
             values.insert(":rearm".to_owned(), AttributeValue::Bool(flipped));
         }
-        let meta_update = Update::builder()
+        Update::builder()
             .table_name(self.table())
-            .key(keys::PK, s(&pk))
+            .key(keys::PK, s(pk))
             .key(keys::SK, s(keys::META))
             .update_expression(format!("SET {}", set.join(", ")))
             .condition_expression(format!("turn_count = :previous AND owner_id = :owner AND {}", items::LIVE_CONDITION))
@@ -280,16 +312,36 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(Error::unavailable)?;
+            .map_err(Error::unavailable)
+    }
 
-        Ok(self
+    /// Makes an old home's turn part of the order: its idempotency record and its turn (under
+    /// its epoch) arrived here before its META, at the index right after this META's count, so
+    /// META's count moves over it, with no segment opened. `false` when the turn is not here
+    /// (or META moved meanwhile).
+    async fn adopt(&self, caller: &Caller, session_id: &Uuid, base: &AppendBase, record: &ResponseItem) -> Result<bool, Error> {
+        let pk = keys::session_pk(session_id);
+        let turn_here = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(keys::epoch_turn_sk(record.turn_index, record.epoch)))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .map_err(Error::unavailable)?;
+        let meta_update = self.advance_meta(caller, &pk, base, None, self.config.write_epoch()?.max(base.chain.last_epoch()))?;
+        let transaction = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(self.response_put(&response, base.replaced_response.as_ref())?).build())
-            .transact_items(TransactWriteItem::builder().put(self.put_new(turn_item, false)?).build())
+            .transact_items(TransactWriteItem::builder().condition_check(turn_here).build())
             .transact_items(TransactWriteItem::builder().update(meta_update).build())
-            .client_request_token(request_token(&[&pk, &turn.response_id, &index.to_string(), &now]))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        match self.transact(transaction).await? {
+            Transacted::Committed => {
+                tracing::warn!(%session_id, turn_index = record.turn_index, "an old home's turn that arrived before its META joins the order");
+                Ok(true)
+            }
+            Transacted::ConditionFailed => Ok(false),
+        }
     }
 
     /// The put of an append's idempotency record: new, or over `replaced` only while that is
