@@ -1556,3 +1556,64 @@ async fn after_two_failovers_a_retry_is_a_duplicate_when_the_other_homes_record_
     let (turns, _unmerged) = stage.export(WEST, 100).await;
     assert_eq!(turns, ["turn 1", "turn 2", "turn 3"]);
 }
+
+#[tokio::test]
+#[ignore = "fails: once the west appended under epoch 2, a retry of r3 whose record the east wrote is appended again, as turn 5"]
+async fn after_two_failovers_a_retry_is_a_duplicate_also_when_the_home_appended_before_the_other_homes_meta_arrived() {
+    // Given alice's session whose turn 3 (r3) the west acknowledged and did not replicate,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
+    assert_eq!(stage.append(WEST, "r3", "turn 3").await.0, 201);
+    // when the east takes over with no fence (epoch 1) and the client's retry of r3 is appended
+    // there as the east's turn 3,
+    stage.west_fails();
+    assert_eq!(stage.append(EAST, "r3", "turn 3").await, (201, json!({"turn_index": 3, "duplicate": false})));
+    // and of the east's writes only its record of r3 reaches the west (items replicate one by
+    // one), before the session fails back to the west with no fence (epoch 2),
+    let key = HashMap::from([
+        (keys::PK.to_owned(), AttributeValue::S(format!("SESSION#{}", stage.session))),
+        (keys::SK.to_owned(), AttributeValue::S("RESP#r3".to_owned())),
+    ]);
+    let record = stage.regions.upstreams[EAST].get_item().table_name(&stage.regions.table).set_key(Some(key)).send().await;
+    let record = record.unwrap().item.expect("the east's record of r3");
+    stage.regions.upstreams[WEST].put_item().table_name(&stage.regions.table).set_item(Some(record)).send().await.unwrap();
+    stage.regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.set_down(EAST, true);
+    });
+    assert_eq!(stage.regions.replicator.fail_over(NAMES[EAST], NAMES[WEST], Fence::Off).expect("the failover back").epoch, 2);
+    // and the west appends a turn of its own (r4, its turn 4, under epoch 2) first,
+    assert_eq!(stage.append(WEST, "r4", "turn 4").await, (201, json!({"turn_index": 4, "duplicate": false})));
+    // then a retry of r3 in the west is a duplicate of its turn 3 (which is r3), or refused as
+    // retryable, never appended again,
+    let (status, body) = stage.append(WEST, "r3", "turn 3").await;
+    assert!(status == 503 || body == json!({"turn_index": 3, "duplicate": true}), "{status} {body}");
+    // and once everything has replicated, r3 is in the order once.
+    stage.heal().await;
+    let (turns, _unmerged) = stage.export(WEST, 100).await;
+    assert_eq!(turns.iter().filter(|t| *t == "turn 3").count(), 1, "{turns:?}");
+}
+
+#[tokio::test]
+#[ignore = "fails: past the count, a late turn of the chain's own last epoch is taken for an append in flight and listed nowhere"]
+async fn an_old_homes_late_turns_past_the_count_are_listed_unmerged_when_the_new_home_only_patched_the_session() {
+    // Given alice's session whose turns 3 and 4 the west acknowledged and did not replicate,
+    let stage = Takeover::west_failed_after(vec![], 3..=4).await;
+    // when the east takes over with no fence and alice only updates the session's page context
+    // there (a META write later than the west's, so the east's count of 2 wins everywhere),
+    let url = format!("{}/sessions/{}", stage.apis[EAST], stage.session);
+    let patched = stage.http.patch(url).bearer_auth(&stage.alice).json(&json!({"page_context": {"page": "/cart"}})).send().await.unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
+    // and the west returns and delivers its late turns,
+    stage.heal().await;
+    // then the export lists both of the west's acknowledged turns as unmerged in either region,
+    for region in [EAST, WEST] {
+        let (turns, unmerged) = stage.export(region, 100).await;
+        assert_eq!(turns, ["turn 1", "turn 2"], "region {region}");
+        assert_eq!(unmerged, ["turn 3", "turn 4"], "the west's acknowledged turns 3 and 4 are on no page in region {region}");
+    }
+    // and so does the operator's report (`make unmerged`).
+    let report = stage.regions.store(EAST).await.unmerged_turns().await.expect("the report");
+    let listed: Vec<u64> = report.iter().map(|turn| turn.turn_index).collect();
+    assert_eq!(listed, [3, 4], "{report:?}");
+}
