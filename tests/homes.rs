@@ -616,23 +616,8 @@ async fn without_a_fence_as_on_aws_the_new_homes_turns_never_overwrite_the_old_h
 async fn an_old_homes_late_summary_of_turns_the_order_does_not_hold_is_left_out_and_replaced_by_the_new_homes() {
     // Given alice's session (home: the west), two turns replicated, then a third turn and a
     // summary of 1..=3 made in the west while west → east was paused,
-    let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
-    let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
-    regions.replicator.set_home_map(path.clone());
-    let source = || HomeSource::File { regions: NAMES.join(","), path: path.clone() };
-    let (west, east) = (region_store(&regions, WEST, test_config(), source()).await, region_store(&regions, EAST, test_config(), source()).await);
-    let alice = tidewater_tests::alice();
-    let session = west.create_session(&alice, NewSession::default()).await.unwrap().session_id;
-    for n in 1..=2 {
-        appended(&west, session, n).await;
-    }
-    regions.after(3 * LAG).await;
-    regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
-    assert_eq!(appended(&west, session, 3).await, 3);
-    assert!(west.put_summary(session, 3, "the west's summary of turns 1 to 3").await.unwrap());
     // when the west fails over to the east with no fence, the east appends its own turn 3,
-    regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
-    regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Off).expect("the failover");
+    let LateSummary { regions, path, west, east, session } = LateSummary::new().await;
     assert_eq!(appended(&east, session, 4).await, 3);
     // and the west's summary arrives before the east has made its own,
     regions.replicator.with_mesh(|mesh| {
@@ -654,6 +639,38 @@ async fn an_old_homes_late_summary_of_turns_the_order_does_not_hold_is_left_out_
         assert_eq!(context.summary.map(|s| s.text).as_deref(), Some("the east's summary of turns 1 to 3"));
     }
     let _ = std::fs::remove_file(path);
+}
+
+/// Alice's session (home: the west), two turns replicated, then a third turn and a summary of
+/// 1..=3 made in the west while west → east was paused, and the west failed over to the east
+/// with no fence: the stage of the late summary cases.
+struct LateSummary {
+    regions: Regions,
+    path: std::path::PathBuf,
+    west: DynamoStore,
+    east: DynamoStore,
+    session: Uuid,
+}
+
+impl LateSummary {
+    async fn new() -> LateSummary {
+        let regions = regions(Settings { lag: LAG.as_micros() as i64, jitter: 0, skew: vec![] }).await;
+        let path = std::env::temp_dir().join(format!("home-map-{}.json", Uuid::new_v4()));
+        regions.replicator.set_home_map(path.clone());
+        let source = || HomeSource::File { regions: NAMES.join(","), path: path.clone() };
+        let (west, east) = (region_store(&regions, WEST, test_config(), source()).await, region_store(&regions, EAST, test_config(), source()).await);
+        let session = west.create_session(&tidewater_tests::alice(), NewSession::default()).await.unwrap().session_id;
+        for n in 1..=2 {
+            appended(&west, session, n).await;
+        }
+        regions.after(3 * LAG).await;
+        regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+        assert_eq!(appended(&west, session, 3).await, 3);
+        assert!(west.put_summary(session, 3, "the west's summary of turns 1 to 3").await.unwrap());
+        regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, true));
+        regions.replicator.fail_over(NAMES[WEST], NAMES[EAST], Fence::Off).expect("the failover");
+        LateSummary { regions, path, west, east, session }
+    }
 }
 
 /// The index alice's turn `n` (`r<n>`, `turn <n>`) is appended at in `store`.
@@ -1135,21 +1152,30 @@ fn store_in_region(table: &DynamoStore, region: &str, homes: &Homes) -> DynamoSt
     DynamoStore::new(table.client().clone(), config).with_clock(table.clock().clone())
 }
 
+/// A customer homed in b (the second of `homes`' regions) by their own slot, with two sessions
+/// of 20 turns made there, whose purge in b was cut off half-way, leaving its work item: the
+/// table.
+async fn purge_cut_off_in_b(homes: &Homes) -> Arc<DynamoStore> {
+    let regions = homes.regions.len();
+    let customer = (0..).map(|i| format!("customer-{i}")).find(|c| usize::from(home::customer_slot(c)) % regions == 1).unwrap();
+    let caller = tidewater::Caller::new(customer.clone(), Vec::<String>::new());
+    let table = tidewater_tests::store().await;
+    let b = store_in_region(&table, "b", homes);
+    for _ in 0..2 {
+        tidewater_tests::session_with_turns(&b, &caller, 20).await;
+    }
+    let cut_off = b.purge_customer_with(&tidewater_tests::CutOffAfter::new(&b, 1), &customer, "purge-1").await;
+    assert!(cut_off.is_err());
+    table
+}
+
 #[tokio::test]
 async fn a_purges_work_item_stays_with_the_customers_home_through_failovers() {
     // Given three regions, a failed over to b, and a customer homed in b by their own slot,
     let mut homes = Homes::new("a,b,c", HomeMap::default()).unwrap();
     homes.fail_over("a", "b");
-    let customer = (0..).map(|i| format!("customer-{i}")).find(|c| usize::from(home::customer_slot(c)) % 3 == 1).unwrap();
-    let caller = tidewater::Caller::new(customer.clone(), Vec::<String>::new());
-    let table = tidewater_tests::store().await;
-    let b = store_in_region(&table, "b", &homes);
-    for _ in 0..2 {
-        tidewater_tests::session_with_turns(&b, &caller, 20).await;
-    }
     // whose purge in b was cut off half-way, leaving its work item,
-    let cut_off = b.purge_customer_with(&tidewater_tests::CutOffAfter::new(&b, 1), &customer, "purge-1").await;
-    assert!(cut_off.is_err());
+    let table = purge_cut_off_in_b(&homes).await;
 
     // when c fails over to a (back up by now), which gives a back its own slots, and the work
     // item falls due,
@@ -1374,6 +1400,57 @@ impl Takeover {
         assert_eq!(failover.epoch, 1);
     }
 
+    /// [`Takeover::new`]; the west acknowledges r3 and nothing replicates; the east takes over
+    /// with no fence (epoch 1) and appends the client's retry of r3 as its own turn 3; of the
+    /// east's writes only its record of r3 reaches the west (items replicate one by one); then
+    /// the session fails back to the west with no fence (epoch 2).
+    async fn r3_in_both_homes_then_back_west() -> Takeover {
+        let stage = Takeover::new(vec![]).await;
+        stage.regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
+        assert_eq!(stage.append(WEST, "r3", "turn 3").await.0, 201);
+        stage.west_fails();
+        assert_eq!(stage.append(EAST, "r3", "turn 3").await, (201, json!({"turn_index": 3, "duplicate": false})));
+        let key = HashMap::from([
+            (keys::PK.to_owned(), AttributeValue::S(format!("SESSION#{}", stage.session))),
+            (keys::SK.to_owned(), AttributeValue::S("RESP#r3".to_owned())),
+        ]);
+        let record = stage.regions.upstreams[EAST].get_item().table_name(&stage.regions.table).set_key(Some(key)).send().await;
+        let record = record.unwrap().item.expect("the east's record of r3");
+        stage.regions.upstreams[WEST].put_item().table_name(&stage.regions.table).set_item(Some(record)).send().await.unwrap();
+        stage.back_west();
+        stage
+    }
+
+    /// [`Takeover::new`]; the east takes over with no fence (epoch 1), the west up again; the
+    /// east appends turns 3 and 4, of which the west gets META (turn_count 4) and turn 3 only
+    /// (META's change, queued with turn 3's, carries turn 4's write); then the session fails
+    /// back to the west with no fence (epoch 2).
+    async fn east_turn_4_not_arrived_then_back_west() -> Takeover {
+        let stage = Takeover::new(vec![]).await;
+        stage.west_fails();
+        stage.regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, false));
+        assert_eq!(stage.append(EAST, "r3", "turn 3").await.0, 201);
+        stage.regions.after(LAG / 2).await;
+        assert_eq!(stage.append(EAST, "r4", "turn 4").await.0, 201);
+        stage.regions.after(LAG / 2 + Duration::from_millis(100)).await;
+        stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(EAST), Some(WEST), true));
+        let west_has = session_items(&stage.regions, WEST, &stage.session).await;
+        assert!(west_has.iter().any(|sk| sk.contains(&keys::epoch_turn_sk(3, 1))), "{west_has:?}");
+        assert!(!west_has.iter().any(|sk| sk.contains(&keys::epoch_turn_sk(4, 1))), "{west_has:?}");
+        stage.back_west();
+        stage
+    }
+
+    /// The east goes down, the west is up, and the session fails back to the west with no
+    /// fence (epoch 2).
+    fn back_west(&self) {
+        self.regions.replicator.with_mesh(|mesh| {
+            mesh.set_down(WEST, false);
+            mesh.set_down(EAST, true);
+        });
+        assert_eq!(self.regions.replicator.fail_over(NAMES[EAST], NAMES[WEST], Fence::Off).expect("the failover back").epoch, 2);
+    }
+
     /// Every region up, nothing paused, and everything queued delivered.
     async fn heal(&self) {
         self.regions.replicator.with_mesh(|mesh| {
@@ -1461,23 +1538,10 @@ async fn an_unmerged_turn_sorting_after_the_held_one_at_its_index_is_listed_what
 
 #[tokio::test]
 async fn after_two_failovers_a_context_missing_a_turn_of_the_chain_that_has_not_arrived_gets_no_etag_and_the_export_is_marked_stale() {
-    // Given alice's session taken over by the east with no fence (epoch 1), the west up again,
-    let stage = Takeover::new(vec![]).await;
-    stage.west_fails();
-    stage.regions.replicator.with_mesh(|mesh| mesh.set_down(WEST, false));
-    // and the east's turns 3 and 4, of which the west has META (turn_count 4) and turn 3 only
-    // (META's change, queued with turn 3's, carries turn 4's write),
-    assert_eq!(stage.append(EAST, "r3", "turn 3").await.0, 201);
-    stage.regions.after(LAG / 2).await;
-    assert_eq!(stage.append(EAST, "r4", "turn 4").await.0, 201);
-    stage.regions.after(LAG / 2 + Duration::from_millis(100)).await;
-    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(EAST), Some(WEST), true));
-    let west_has = session_items(&stage.regions, WEST, &stage.session).await;
-    assert!(west_has.iter().any(|sk| sk.contains(&keys::epoch_turn_sk(3, 1))), "{west_has:?}");
-    assert!(!west_has.iter().any(|sk| sk.contains(&keys::epoch_turn_sk(4, 1))), "{west_has:?}");
+    // Given alice's session taken over by the east with no fence (epoch 1), the east's turns 3
+    // and 4, of which the west has META (turn_count 4) and turn 3 only,
     // when the session fails back to the west with no fence (epoch 2) and the west appends turn 5,
-    stage.regions.replicator.with_mesh(|mesh| mesh.set_down(EAST, true));
-    assert_eq!(stage.regions.replicator.fail_over(NAMES[EAST], NAMES[WEST], Fence::Off).expect("the failover back").epoch, 2);
+    let stage = Takeover::east_turn_4_not_arrived_then_back_west().await;
     assert_eq!(stage.append(WEST, "r5", "turn 5").await, (201, json!({"turn_index": 5, "duplicate": false})));
     // then the west's context, which cannot hold turn 4, carries no ETag,
     let loaded = stage.read(WEST, "context", None).await;
@@ -1554,29 +1618,10 @@ async fn an_old_homes_turn_that_arrived_before_its_meta_joins_the_order_when_its
 #[tokio::test]
 async fn after_two_failovers_a_retry_is_a_duplicate_when_the_other_homes_record_arrived_without_its_meta() {
     // Given alice's session whose turn 3 (r3) the west acknowledged and did not replicate,
-    let stage = Takeover::new(vec![]).await;
-    stage.regions.replicator.with_mesh(|mesh| mesh.pause(None, None, true));
-    assert_eq!(stage.append(WEST, "r3", "turn 3").await.0, 201);
     // when the east takes over with no fence (epoch 1) and the client's retry of r3 is appended
-    // there as the east's turn 3,
-    stage.west_fails();
-    assert_eq!(stage.append(EAST, "r3", "turn 3").await, (201, json!({"turn_index": 3, "duplicate": false})));
-    // and of the east's writes only its record of r3 reaches the west (items replicate one by
-    // one), before the session fails back to the west with no fence (epoch 2),
-    let key = |sk: &str| {
-        HashMap::from([
-            (keys::PK.to_owned(), AttributeValue::S(format!("SESSION#{}", stage.session))),
-            (keys::SK.to_owned(), AttributeValue::S(sk.to_owned())),
-        ])
-    };
-    let record = stage.regions.upstreams[EAST].get_item().table_name(&stage.regions.table).set_key(Some(key("RESP#r3"))).send().await;
-    let record = record.unwrap().item.expect("the east's record of r3");
-    stage.regions.upstreams[WEST].put_item().table_name(&stage.regions.table).set_item(Some(record)).send().await.unwrap();
-    stage.regions.replicator.with_mesh(|mesh| {
-        mesh.set_down(WEST, false);
-        mesh.set_down(EAST, true);
-    });
-    assert_eq!(stage.regions.replicator.fail_over(NAMES[EAST], NAMES[WEST], Fence::Off).expect("the failover back").epoch, 2);
+    // there as the east's turn 3, and of the east's writes only its record of r3 reaches the
+    // west (items replicate one by one), before the session fails back to the west (epoch 2),
+    let stage = Takeover::r3_in_both_homes_then_back_west().await;
     // then a retry of r3 in the west, whose record names the east's epoch that the west's META
     // does not know yet, is refused as retryable, never appended again,
     let (status, body) = stage.append(WEST, "r3", "turn 3").await;
@@ -1586,4 +1631,158 @@ async fn after_two_failovers_a_retry_is_a_duplicate_when_the_other_homes_record_
     assert_eq!(stage.append(WEST, "r3", "turn 3").await, (200, json!({"turn_index": 3, "duplicate": true})));
     let (turns, _unmerged) = stage.export(WEST, 100).await;
     assert_eq!(turns, ["turn 1", "turn 2", "turn 3"]);
+}
+
+#[tokio::test]
+#[ignore = "fails: once the west appended under epoch 2, a retry of r3 whose record the east wrote is appended again, as turn 5"]
+async fn after_two_failovers_a_retry_is_a_duplicate_also_when_the_home_appended_before_the_other_homes_meta_arrived() {
+    // Given alice's session whose turn 3 (r3) the west acknowledged and did not replicate,
+    // when the east takes over with no fence (epoch 1) and the client's retry of r3 is appended
+    // there as the east's turn 3, and of the east's writes only its record of r3 reaches the
+    // west (items replicate one by one), before the session fails back to the west (epoch 2),
+    let stage = Takeover::r3_in_both_homes_then_back_west().await;
+    // and the west appends a turn of its own (r4, its turn 4, under epoch 2) first,
+    assert_eq!(stage.append(WEST, "r4", "turn 4").await, (201, json!({"turn_index": 4, "duplicate": false})));
+    // then a retry of r3 in the west is a duplicate of its turn 3 (which is r3), or refused as
+    // retryable, never appended again,
+    let (status, body) = stage.append(WEST, "r3", "turn 3").await;
+    assert!(status == 503 || body == json!({"turn_index": 3, "duplicate": true}), "{status} {body}");
+    // and once everything has replicated, r3 is in the order once.
+    stage.heal().await;
+    let (turns, _unmerged) = stage.export(WEST, 100).await;
+    assert_eq!(turns.iter().filter(|t| *t == "turn 3").count(), 1, "{turns:?}");
+}
+
+#[tokio::test]
+#[ignore = "fails: past the count, a late turn of the chain's own last epoch is taken for an append in flight and listed nowhere"]
+async fn an_old_homes_late_turns_past_the_count_are_listed_unmerged_when_the_new_home_only_patched_the_session() {
+    // Given alice's session whose turns 3 and 4 the west acknowledged and did not replicate,
+    let stage = Takeover::west_failed_after(vec![], 3..=4).await;
+    // when the east takes over with no fence and alice only updates the session's page context
+    // there (a META write later than the west's, so the east's count of 2 wins everywhere),
+    let url = format!("{}/sessions/{}", stage.apis[EAST], stage.session);
+    let patched = stage.http.patch(url).bearer_auth(&stage.alice).json(&json!({"page_context": {"page": "/cart"}})).send().await.unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
+    // and the west returns and delivers its late turns,
+    stage.heal().await;
+    // then the export lists both of the west's acknowledged turns as unmerged in either region,
+    for region in [EAST, WEST] {
+        let (turns, unmerged) = stage.export(region, 100).await;
+        assert_eq!(turns, ["turn 1", "turn 2"], "region {region}");
+        assert_eq!(unmerged, ["turn 3", "turn 4"], "the west's acknowledged turns 3 and 4 are on no page in region {region}");
+    }
+    // and so does the operator's report (`make unmerged`).
+    let report = stage.regions.store(EAST).await.unmerged_turns().await.expect("the report");
+    let listed: Vec<u64> = report.iter().map(|turn| turn.turn_index).collect();
+    assert_eq!(listed, [3, 4], "{report:?}");
+}
+
+#[tokio::test]
+#[ignore = "fails: past the count, the old home's summary names the chain's own last epoch, so it is kept and the context presents it"]
+async fn an_old_homes_late_summary_past_the_new_homes_count_is_left_out_when_the_new_home_only_patched_the_session() {
+    // Given alice's session (home: the west), two turns replicated, then a third turn and a
+    // summary of 1..=3 made in the west while west → east was paused,
+    // when the west fails over to the east with no fence and alice only updates the session's
+    // page context there (a META write later than the west's: the east's count of 2 wins),
+    let LateSummary { regions, path, west, east, session } = LateSummary::new().await;
+    let alice = tidewater_tests::alice();
+    let patch = tidewater::SessionPatch { page_context: serde_json::from_value(json!({"page": "/cart"})).unwrap() };
+    tidewater::SessionUpdater::update_session(&east, &alice, session, patch, None).await.expect("updated");
+    // and the west's late turn and summary arrive,
+    regions.replicator.with_mesh(|mesh| {
+        mesh.set_down(WEST, false);
+        mesh.pause(None, None, false);
+    });
+    regions.after(3 * LAG).await;
+    // then no context presents the west's summary of a turn 3 the session's order does not hold.
+    for store in [&west, &east] {
+        let context = loaded(store, session).await;
+        let contents: Vec<String> = context.turns.iter().map(|t| t.content.clone()).collect();
+        assert_eq!((context.summary.map(|s| s.text), contents), (None, vec!["turn 1".to_owned(), "turn 2".to_owned()]));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+#[ignore = "fails: the last page's read past the count stops at DynamoDB's 1 MB page and drops the rest of the old home's turns"]
+async fn an_old_homes_late_turns_past_the_count_are_all_listed_unmerged_beyond_one_query_page() {
+    // Given alice's session whose turns 3 to 42, of 60 KB each (over 1 MB in all), the west
+    // acknowledged and did not replicate,
+    let stage = Takeover::new(vec![]).await;
+    stage.regions.replicator.with_mesh(|mesh| mesh.pause(Some(WEST), Some(EAST), true));
+    let big = |n: u64| format!("turn {n} ") + &(0..1_900).map(|_| Uuid::new_v4().simple().to_string()).collect::<String>()[..60_000];
+    for n in 3..=42 {
+        assert_eq!(stage.append(WEST, &format!("r{n}"), &big(n)).await.0, 201);
+    }
+    stage.west_fails();
+    // when the east takes over with no fence and appends one turn (its turn 3),
+    assert_eq!(stage.append(EAST, "r100", "turn 100").await, (201, json!({"turn_index": 3, "duplicate": false})));
+    // and the west returns and delivers its late turns,
+    stage.heal().await;
+    // then the export lists all forty of the west's acknowledged turns as unmerged.
+    let (turns, unmerged) = stage.export(EAST, 500).await;
+    assert_eq!(turns, ["turn 1", "turn 2", "turn 100"]);
+    assert_eq!(unmerged.len(), 40, "only {} of the west's 40 late turns are listed", unmerged.len());
+}
+
+#[tokio::test]
+#[ignore = "fails: retracting a turn of the order whose item has not arrived answers 404, as for no such turn"]
+async fn after_two_failovers_retracting_a_turn_of_the_order_that_has_not_arrived_is_retryable_never_404() {
+    // Given alice's session taken over by the east with no fence (epoch 1), the east's turns 3
+    // and 4, of which the west has META (turn_count 4) and turn 3 only,
+    // when the session fails back to the west with no fence (epoch 2) and alice retracts turn 4,
+    let stage = Takeover::east_turn_4_not_arrived_then_back_west().await;
+    let homes = HomeSource::File { regions: NAMES.join(","), path: stage.path.clone() };
+    let west = region_store(&stage.regions, WEST, test_config(), homes).await;
+    let session = stage.session.parse().expect("a session id");
+    let retracted = tidewater::TurnRetractor::retract_turn(&west, &tidewater_tests::alice(), session, 4).await;
+    // then the answer is retryable (the turn exists; it has not arrived), never "no such turn".
+    assert!(matches!(retracted, Err(Error::Unavailable(_))), "{retracted:?}");
+}
+
+#[tokio::test]
+#[ignore = "fails: the janitor counts a cut-off purge answering purge_fenced as a failure, and it ends stuck while a region is awaited"]
+async fn a_cut_off_purge_waiting_for_an_awaited_region_is_counted_waiting_never_stuck() {
+    // Given two regions and a customer homed in b, whose purge in b was cut off half-way,
+    // leaving its work item,
+    let mut homes = Homes::new("a,b", HomeMap::default()).unwrap();
+    let table = purge_cut_off_in_b(&homes).await;
+    // when a fails over to b with no fence, as on AWS (a is awaited), and the item falls due,
+    homes.fail_over("a", "b");
+    homes.map.awaiting.insert("a".to_owned());
+    let b = store_in_region(&table, "b", &homes);
+    table.clock().advance(Duration::from_secs(JANITOR_GRACE_SECONDS as u64 + 1));
+    // then each of b's janitor passes counts the purge waiting, as one waiting for replication,
+    // never failed nor stuck: nothing is wrong until the region is back.
+    for pass in 1..=STUCK_AFTER_FAILURES {
+        let report = b.janitor_pass(table.clock().now()).await.unwrap();
+        assert_eq!((report.failed, report.stuck), (0, 0), "pass {pass}: {report:?}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "fails: a summary the new home wrote before summaries carried `epoch` is taken for epoch 0 and left out of every load"]
+async fn a_summary_the_new_home_wrote_before_summaries_carried_their_epoch_is_still_in_the_context() {
+    // Given a failover from a to b (epoch 1), and a session of b's written on since, its turns
+    // under epoch 1, summarised through turn 4,
+    let mut homes = Homes::new("a,b", HomeMap::default()).unwrap();
+    homes.fail_over("a", "b");
+    let table = tidewater_tests::store().await;
+    let b = store_in_region(&table, "b", &homes);
+    let alice = tidewater_tests::alice();
+    let session = tidewater_tests::session_with_turns(&b, &alice, 6).await;
+    assert!(b.put_summary(session, 4, "a summary of turns 1 to 4").await.unwrap());
+    // when its summary is as a version before this one wrote it (no `epoch` attribute),
+    for sk in [keys::LATEST_SUMMARY.to_owned(), keys::summary_sk(4)] {
+        table.client().update_item().table_name(&table.config().table_name)
+            .key(keys::PK, AttributeValue::S(keys::session_pk(&session)))
+            .key(keys::SK, AttributeValue::S(sk))
+            .update_expression("REMOVE epoch")
+            .condition_expression("attribute_exists(PK)")
+            .send().await.expect("the summary as before");
+    }
+    // then the context still presents it, with turns 5 and 6 after it.
+    let context = b.load_context(&alice, session, tidewater_tests::newest(10, true)).await.unwrap();
+    let indices: Vec<u64> = context.turns.iter().map(|t| t.turn_index).collect();
+    assert_eq!((context.summary.map(|s| s.text), indices), (Some("a summary of turns 1 to 4".to_owned()), vec![5, 6]));
 }
