@@ -59,6 +59,14 @@ impl Chain {
         keys::turn_key_parts(sk).is_some_and(|(index, epoch)| index <= turn_count && self.epoch_of(index) == epoch)
     }
 
+    /// Whether an item written under `epoch` for turn `index`, past the count, is an old
+    /// home's rather than an append in flight: in flight, it names the chain's last epoch and
+    /// no earlier one than the home map's (`map_epoch`), since a home that wrote only META
+    /// (a PATCH) after a failover opened no segment.
+    pub fn late_past_count(&self, epoch: u64, map_epoch: u64) -> bool {
+        epoch != self.last_epoch() || epoch < map_epoch
+    }
+
     /// The segment a write under `writer_epoch` opens at `next_turn`: `None` when the chain's
     /// last epoch is that epoch or later (a writer never goes back to an earlier epoch).
     pub fn opened_by(&self, writer_epoch: u64, next_turn: u64) -> Option<Segment> {

@@ -60,7 +60,7 @@ impl ContextLoader for DynamoStore {
 
         let mut items = head.items.unwrap_or_default();
         within_deadline(deadline, Box::pin(self.open_items_with(&mut items, known?))).await??;
-        let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(items)?;
+        let SessionItems { meta, summary, turns: newest_first } = SessionItems::sort(items, self.config.write_epoch()?)?;
         let meta = meta.ok_or(Error::NotFound)?;
         let readable = meta.owner_id == caller.customer_id || caller.is_support();
         if !readable || meta.is_expired(self.clock.now_epoch_seconds()) {

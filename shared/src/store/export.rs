@@ -127,11 +127,27 @@ impl TurnExporter for DynamoStore {
             // The last page: an old home's turns past the count are unmerged too (one of the
             // chain's last epoch there is an append in flight).
             None if failed_over => {
+                let map_epoch = self.config.write_epoch()?;
                 let range = (keys::turn_sk(meta.turn_count + 1), keys::TURN_RANGE_END.to_owned());
-                let (items, _) = self.turn_items(&pk, range, None, None, timeout).await?;
-                for item in items.into_iter().filter(|item| item.epoch() != chain.last_epoch()) {
-                    let epoch = item.epoch();
-                    page.unmerged.push(UnmergedTurn { epoch, turn: item.into_turn()? });
+                let mut start = None;
+                loop {
+                    let (items, stopped_at) = self.turn_items(&pk, range.clone(), None, start, timeout).await?;
+                    for item in items.into_iter().filter(|item| chain.late_past_count(item.epoch(), map_epoch)) {
+                        let epoch = item.epoch();
+                        let turn = item.into_turn()?;
+                        let size = envelope_len(&turn) + 1;
+                        if used + size > EXPORT_PAGE_BUDGET_BYTES {
+                            // The rest are listed by `make unmerged`; the page stays in budget.
+                            tracing::warn!(%session_id, "more unmerged turns past the count than a page holds");
+                            break;
+                        }
+                        used += size;
+                        page.unmerged.push(UnmergedTurn { epoch, turn });
+                    }
+                    match stopped_at {
+                        Some(key) if used < EXPORT_PAGE_BUDGET_BYTES => start = Some(key),
+                        _ => break,
+                    }
                 }
             }
             None => {}

@@ -190,6 +190,8 @@ impl Janitor for DynamoStore {
                     // A purge done in the home, waiting for the other regions: not a failure,
                     // until it has waited longer than replication can explain.
                     Err(Error::PurgeReplicating(_)) if !self.waited_too_long(&sk, now) => report.waiting += 1,
+                    // A failover fence stands, or a region is awaited: the purge waits for it.
+                    Err(Error::PurgeFenced) => report.waiting += 1,
                     Err(error) => {
                         report.failed += 1;
                         let failures = self.note_failure(&sk, &error, now).await;

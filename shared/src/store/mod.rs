@@ -325,7 +325,7 @@ impl DynamoStore {
         self.record_read(output.consumed_capacity());
         let mut items = output.items.unwrap_or_default();
         Box::pin(self.open_items(&mut items)).await?;
-        let head = SessionItems::sort(items)?;
+        let head = SessionItems::sort(items, self.config.write_epoch()?)?;
         Ok((head.meta, head.summary))
     }
 
@@ -400,7 +400,8 @@ struct SessionItems {
 }
 
 impl SessionItems {
-    fn sort(items: Vec<HashMap<String, AttributeValue>>) -> Result<Self, Error> {
+    /// `map_epoch`: the home map's failover epoch here ([`crate::chain::Chain::late_past_count`]).
+    fn sort(items: Vec<HashMap<String, AttributeValue>>, map_epoch: u64) -> Result<Self, Error> {
         let mut sorted = SessionItems { meta: None, summary: None, turns: Vec::new() };
         let mut latest = None;
         for item in items {
@@ -413,8 +414,13 @@ impl SessionItems {
         // A summary made of another chain's turns (an old home's, after a failover) is not
         // this session's: it is left out until the home writes its own.
         let chain = sorted.meta.as_ref().map(MetaItem::chain).unwrap_or_default();
+        let count = sorted.meta.as_ref().map_or(u64::MAX, |meta| meta.turn_count);
+        let other_history = |latest: &LatestSummaryItem| {
+            chain.epoch_of(latest.through_turn) != latest.epoch
+                || latest.through_turn > count && chain.late_past_count(latest.epoch, map_epoch)
+        };
         match latest {
-            Some(latest) if chain.epoch_of(latest.through_turn) != latest.epoch => {
+            Some(latest) if other_history(&latest) => {
                 tracing::warn!(pk = %latest.pk, through_turn = latest.through_turn, epoch = latest.epoch,
                     "a summary of turns the session's order does not hold is left out");
             }

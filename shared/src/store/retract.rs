@@ -136,9 +136,12 @@ impl TurnRetractor for DynamoStore {
         if condition_failed(&reasons, position::TURN) {
             // Retracted already (a retry of this retraction, or a concurrent one): answer as it did.
             let old: Option<TurnItem> = failed_item(&reasons, position::TURN)?;
-            return match old.and_then(|t| t.retracted_at) {
-                Some(retracted_at) => Ok(Retracted { turn_index, retracted_at }),
-                None => Err(Error::NotFound),
+            return match old {
+                Some(TurnItem { retracted_at: Some(retracted_at), .. }) => Ok(Retracted { turn_index, retracted_at }),
+                Some(_) => Err(Error::NotFound),
+                // META counts it, yet its item is not here: after a failover, the old home's
+                // turn has not arrived (or a deletion is running). Never 404 for a turn that is.
+                None => Err(Error::Unavailable(format!("turn {turn_index} has not arrived in this region yet; retry").into())),
             };
         }
         if condition_failed(&reasons, position::META) {

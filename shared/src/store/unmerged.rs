@@ -25,6 +25,7 @@ pub struct UnmergedTurnKey {
 
 #[derive(Deserialize)]
 struct Head {
+    turn_count: u64,
     #[serde(default)]
     segments: Vec<Segment>,
 }
@@ -44,7 +45,7 @@ impl DynamoStore {
                 .scan()
                 .table_name(self.table())
                 .filter_expression("begins_with(SK, :turn) OR SK = :meta")
-                .projection_expression("PK, SK, #segments")
+                .projection_expression("PK, SK, turn_count, #segments")
                 .expression_attribute_names("#segments", "segments")
                 .expression_attribute_values(":turn", s(keys::TURN_PREFIX))
                 .expression_attribute_values(":meta", s(keys::META))
@@ -69,11 +70,13 @@ impl DynamoStore {
             }
         }
         let mut unmerged = Vec::new();
+        let map_epoch = self.config.write_epoch()?;
         for (pk, keys_of_turns) in turns {
             let (Some(head), Some(session_id)) = (heads.get(&pk), keys::session_id_from_pk(&pk)) else { continue };
             let chain = Chain::new(&head.segments);
             for (turn_index, epoch) in keys_of_turns {
-                if chain.epoch_of(turn_index) != epoch {
+                let past_count = turn_index > head.turn_count;
+                if past_count && chain.late_past_count(epoch, map_epoch) || !past_count && chain.epoch_of(turn_index) != epoch {
                     unmerged.push(UnmergedTurnKey { session_id, turn_index, epoch, session_epoch: chain.last_epoch() });
                 }
             }
