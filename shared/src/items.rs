@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::chain::{Chain, Segment};
+use crate::chain::{Chain, Segment, UnmergedTurn};
 use crate::model::{Role, Session, Summary, Turn};
 use crate::{clock, codec, keys, Error};
 
@@ -211,6 +211,12 @@ impl TurnItem {
         keys::turn_key_parts(&self.sk).map_or(0, |(_index, epoch)| epoch)
     }
 
+    /// The turn as the export lists it when its session's order does not hold it.
+    pub fn into_unmerged(self) -> Result<UnmergedTurn, Error> {
+        let epoch = self.epoch();
+        Ok(UnmergedTurn { epoch, turn: self.into_turn()? })
+    }
+
     pub fn turn_index(&self) -> Result<u64, Error> {
         keys::turn_index_from_sk(&self.sk)
             .ok_or_else(|| Error::Corrupt(format!("bad turn key {:?}", self.sk).into()))
@@ -261,10 +267,6 @@ pub fn version_tag(epoch: u64, version: u64) -> u64 {
 pub fn tag_parts(tag: u64) -> (u64, u64) {
     (tag >> VERSION_BITS, tag & ((1 << VERSION_BITS) - 1))
 }
-
-/// What every write that moves `version` also sets after a failover (with `:version_epoch`
-/// the writer's epoch), so that the ETag names the home that counted it ([`MetaItem::tag`]).
-pub const SET_VERSION_EPOCH: &str = "version_epoch = :version_epoch";
 
 /// `SK = ~SUMMARY`: a copy of the newest summary, read with META and the recent turns.
 #[derive(Debug, Clone, Serialize, Deserialize)]

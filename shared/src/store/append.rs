@@ -14,7 +14,7 @@ use crate::items::{self, MetaItem, ResponseItem, TurnItem};
 use crate::model::{Appended, Caller, TurnDraft};
 use crate::{codec, keys, Error};
 
-use super::{backoff, cancellation_reasons, condition_failed, failed_item, n, request_token, s, to_item, within};
+use super::{backoff, record_version_epoch, cancellation_reasons, condition_failed, failed_item, n, request_token, s, to_item, within};
 use super::sealing::seal_item;
 use super::transact::Transacted;
 use super::{DynamoStore, TurnAppender};
@@ -149,7 +149,7 @@ impl TurnAppender for DynamoStore {
                 }
                 if existing.turn_index == base.turn_count + 1
                     && base.chain.epoch_of(existing.turn_index) == existing.epoch
-                    && self.adopt(caller, &session_id, &base, &existing).await?
+                    && self.adopt(caller, &session_id, &base, &existing, writer_epoch).await?
                 {
                     return Ok(Appended { turn_index: existing.turn_index, duplicate: true });
                 }
@@ -286,10 +286,7 @@ impl DynamoStore {
             set.push("needs_summary = :due");
             values.insert(":due".to_owned(), AttributeValue::Bool(true));
         }
-        if version_epoch > 0 {
-            set.push(items::SET_VERSION_EPOCH);
-            values.insert(":version_epoch".to_owned(), n(version_epoch));
-        }
+        record_version_epoch(version_epoch, &mut set, &mut values);
         let mut names = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
         if let Some(segment) = opened {
             names.insert("#segments".to_owned(), "segments".to_owned());
@@ -319,7 +316,14 @@ impl DynamoStore {
     /// its epoch) arrived here before its META, at the index right after this META's count, so
     /// META's count moves over it, with no segment opened. `false` when the turn is not here
     /// (or META moved meanwhile).
-    async fn adopt(&self, caller: &Caller, session_id: &Uuid, base: &AppendBase, record: &ResponseItem) -> Result<bool, Error> {
+    async fn adopt(
+        &self,
+        caller: &Caller,
+        session_id: &Uuid,
+        base: &AppendBase,
+        record: &ResponseItem,
+        writer_epoch: u64,
+    ) -> Result<bool, Error> {
         let pk = keys::session_pk(session_id);
         let turn_here = ConditionCheck::builder()
             .table_name(self.table())
@@ -328,7 +332,7 @@ impl DynamoStore {
             .condition_expression("attribute_exists(PK)")
             .build()
             .map_err(Error::unavailable)?;
-        let meta_update = self.advance_meta(caller, &pk, base, None, self.config.write_epoch()?.max(base.chain.last_epoch()))?;
+        let meta_update = self.advance_meta(caller, &pk, base, None, writer_epoch.max(base.chain.last_epoch()))?;
         let transaction = self
             .client
             .transact_write_items()

@@ -38,6 +38,16 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// After a failover, a write that moves META's `version` records the writer's epoch beside it,
+/// so that the ETag names the home that counted it ([`crate::items::MetaItem::tag`]); before
+/// any failover (`epoch` 0) it adds nothing.
+pub(crate) fn record_version_epoch(epoch: u64, set: &mut Vec<&'static str>, values: &mut HashMap<String, AttributeValue>) {
+    if epoch > 0 {
+        set.push("version_epoch = :version_epoch");
+        values.insert(":version_epoch".to_owned(), n(epoch));
+    }
+}
+
 pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, Error> {
     serde_dynamo::to_item(value).map_err(Error::corrupt)
 }

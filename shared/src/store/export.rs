@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use uuid::Uuid;
 
 use super::{from_item, s, within, DynamoStore};
-use crate::chain::UnmergedTurn;
 use crate::items::TurnItem;
 use crate::model::{envelope_len, Caller, ExportPosition, TurnPage, EXPORT_PAGE_BUDGET_BYTES};
 use crate::{keys, Error};
@@ -61,7 +60,8 @@ impl TurnExporter for DynamoStore {
         let remaining = meta.turn_count.saturating_sub(after_turn);
         let chain = meta.chain();
         // After any failover, turns of other epochs may share the session's range.
-        let failed_over = chain.last_epoch() > 0 || self.config.write_epoch()? > 0;
+        let map_epoch = self.config.write_epoch()?;
+        let failed_over = chain.last_epoch() > 0 || map_epoch > 0;
         let pk = keys::session_pk(&session_id);
         let mut used = envelope_len(&page) + CURSOR_ALLOWANCE_BYTES;
         let mut last = after_turn;
@@ -81,18 +81,19 @@ impl TurnExporter for DynamoStore {
             let mut budget_cut = false;
             for item in items {
                 let held = chain.holds(&item.sk, meta.turn_count);
-                let epoch = item.epoch();
-                let turn = item.into_turn()?;
-                let size = envelope_len(&turn) + 1;
+                // Listed as unmerged unless the chain holds it.
+                let listed = item.into_unmerged()?;
+                let size = envelope_len(&listed.turn) + 1;
                 if !page.turns.is_empty() && used + size > EXPORT_PAGE_BUDGET_BYTES {
                     budget_cut = true;
                     break;
                 }
                 used += size;
                 if !held {
-                    page.unmerged.push(UnmergedTurn { epoch, turn });
+                    page.unmerged.push(listed);
                     continue;
                 }
+                let turn = listed.turn;
                 missing += turn.turn_index.saturating_sub(last + 1);
                 last = turn.turn_index;
                 page.turns.push(turn);
@@ -115,10 +116,9 @@ impl TurnExporter for DynamoStore {
                 let range = (keys::turn_sk(last), keys::turn_sk_bound(last));
                 let (items, _) = self.turn_items(&pk, range, None, None, timeout).await?;
                 for item in items.into_iter().filter(|item| !chain.holds(&item.sk, meta.turn_count)) {
-                    let epoch = item.epoch();
-                    let turn = item.into_turn()?;
-                    if !page.unmerged.iter().any(|listed| listed.epoch == epoch && listed.turn.turn_index == turn.turn_index) {
-                        page.unmerged.push(UnmergedTurn { epoch, turn });
+                    let unmerged = item.into_unmerged()?;
+                    if !page.unmerged.iter().any(|listed| listed.epoch == unmerged.epoch && listed.turn.turn_index == unmerged.turn.turn_index) {
+                        page.unmerged.push(unmerged);
                     }
                 }
                 page.unmerged.retain(|unmerged| unmerged.turn.turn_index <= last);
@@ -127,26 +127,26 @@ impl TurnExporter for DynamoStore {
             // The last page: an old home's turns past the count are unmerged too (one of the
             // chain's last epoch there is an append in flight).
             None if failed_over => {
-                let map_epoch = self.config.write_epoch()?;
                 let range = (keys::turn_sk(meta.turn_count + 1), keys::TURN_RANGE_END.to_owned());
                 let mut start = None;
-                loop {
+                let mut full = false;
+                while !full {
                     let (items, stopped_at) = self.turn_items(&pk, range.clone(), None, start, timeout).await?;
                     for item in items.into_iter().filter(|item| chain.late_past_count(item.epoch(), map_epoch)) {
-                        let epoch = item.epoch();
-                        let turn = item.into_turn()?;
-                        let size = envelope_len(&turn) + 1;
+                        let unmerged = item.into_unmerged()?;
+                        let size = envelope_len(&unmerged.turn) + 1;
                         if used + size > EXPORT_PAGE_BUDGET_BYTES {
                             // The rest are listed by `make unmerged`; the page stays in budget.
                             tracing::warn!(%session_id, "more unmerged turns past the count than a page holds");
+                            full = true;
                             break;
                         }
                         used += size;
-                        page.unmerged.push(UnmergedTurn { epoch, turn });
+                        page.unmerged.push(unmerged);
                     }
                     match stopped_at {
-                        Some(key) if used < EXPORT_PAGE_BUDGET_BYTES => start = Some(key),
-                        _ => break,
+                        Some(key) => start = Some(key),
+                        None => break,
                     }
                 }
             }

@@ -43,7 +43,7 @@ mod transact;
 mod turn_window;
 mod unmerged;
 pub use unmerged::UnmergedTurnKey;
-pub(crate) use call::{backoff, from_item, n, s, to_item, within, within_deadline};
+pub(crate) use call::{backoff, from_item, n, record_version_epoch, s, to_item, within, within_deadline};
 pub(crate) use transact::{cancellation_reasons, condition_failed, failed_item, request_token};
 pub use append::SUMMARY_REARM_TURNS;
 mod export;

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use uuid::Uuid;
 
-use super::{cancellation_reasons, condition_failed, failed_item, n, request_token, s, within, DynamoStore};
+use super::{cancellation_reasons, record_version_epoch, condition_failed, failed_item, n, request_token, s, within, DynamoStore};
 use crate::items::{self, MetaItem, TurnItem};
 use crate::model::{Caller, Retracted};
 use crate::{clock, keys, Error};
@@ -72,7 +72,6 @@ impl TurnRetractor for DynamoStore {
             .build()
             .map_err(Error::unavailable)?;
         // The version moves, so a cached context (ETag) is stale; the count does not.
-        let writer_epoch = self.config.write_epoch()?;
         let mut set = vec!["version = version + :one", "retracted_turns = if_not_exists(retracted_turns, :zero) + :one"];
         let mut values = HashMap::from([
             (":one".to_owned(), n(1)),
@@ -83,10 +82,7 @@ impl TurnRetractor for DynamoStore {
             (":now_secs".to_owned(), n(now_secs)),
             (":index".to_owned(), n(turn_index)),
         ]);
-        if writer_epoch > 0 {
-            set.push(items::SET_VERSION_EPOCH);
-            values.insert(":version_epoch".to_owned(), n(writer_epoch));
-        }
+        record_version_epoch(self.config.write_epoch()?, &mut set, &mut values);
         let meta_update = Update::builder()
             .table_name(self.table())
             .key(keys::PK, s(&pk))

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use uuid::Uuid;
 
-use super::{from_item, n, s, within, DynamoStore};
+use super::{from_item, record_version_epoch, n, s, within, DynamoStore};
 use crate::chain::Chain;
 use crate::items::TurnItem;
 use crate::model::Turn;
@@ -137,18 +137,17 @@ impl SummarySource for DynamoStore {
     }
 
     async fn clear_summary_flag(&self, session_id: Uuid, summarized_through: u64, due_at: u64) -> Result<bool, Error> {
-        let writer_epoch = self.config.write_epoch()?;
+        let mut set = vec!["needs_summary = :clear", "version = version + :one"];
+        let mut values = HashMap::new();
+        record_version_epoch(self.config.write_epoch()?, &mut set, &mut values);
         let update = self
             .client
             .update_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::session_pk(&session_id)))
             .key(keys::SK, s(keys::META))
-            .update_expression(format!(
-                "SET needs_summary = :clear, version = version + :one{}",
-                if writer_epoch > 0 { format!(", {}", crate::items::SET_VERSION_EPOCH) } else { String::new() }
-            ))
-            .set_expression_attribute_values((writer_epoch > 0).then(|| HashMap::from([(":version_epoch".to_owned(), n(writer_epoch))])))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .set_expression_attribute_values(Some(values))
             .condition_expression(
                 "attribute_exists(PK) AND needs_summary = :set AND summarized_through = :through AND turn_count < :due",
             )

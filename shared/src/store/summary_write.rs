@@ -12,10 +12,10 @@ use uuid::Uuid;
 use crate::clock;
 use std::collections::HashMap;
 
-use crate::items::{self, LatestSummaryItem, MetaItem, SummaryItem};
+use crate::items::{LatestSummaryItem, MetaItem, SummaryItem};
 use crate::{codec, keys, Error};
 
-use super::{cancellation_reasons, condition_failed, failed_item, n, s, to_item, within};
+use super::{cancellation_reasons, record_version_epoch, condition_failed, failed_item, n, s, to_item, within};
 use super::sealing::seal_item;
 use super::{DynamoStore, SummaryWriter};
 use crate::crypto::DataKey;
@@ -158,16 +158,15 @@ impl DynamoStore {
             .build()
             .map_err(Error::unavailable)?;
         let next_window = if next_due { "turn_count >= :next_due" } else { "turn_count < :next_due" };
-        let writer_epoch = self.config.write_epoch()?;
+        let mut set = vec!["summarized_through = :through", "needs_summary = :due", "summary_rearm = :rearm", "version = version + :one"];
+        let mut values = HashMap::new();
+        record_version_epoch(self.config.write_epoch()?, &mut set, &mut values);
         let meta_update = Update::builder()
             .table_name(self.table())
             .key(keys::PK, s(&pk))
             .key(keys::SK, s(keys::META))
-            .update_expression(format!(
-                "SET summarized_through = :through, needs_summary = :due, summary_rearm = :rearm, version = version + :one{}",
-                if writer_epoch > 0 { format!(", {}", items::SET_VERSION_EPOCH) } else { String::new() }
-            ))
-            .set_expression_attribute_values((writer_epoch > 0).then(|| HashMap::from([(":version_epoch".to_owned(), n(writer_epoch))])))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .set_expression_attribute_values(Some(values))
             .condition_expression(format!(
                 "attribute_exists(PK) AND summarized_through < :through AND turn_count >= :through AND {next_window}"
             ))

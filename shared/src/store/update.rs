@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::data_keys::OpenKeys;
 use super::sealing::{open_item, seal_attribute, PAGE_CONTEXT, PAGE_CONTEXT_DIGEST};
-use super::{from_item, n, s, within, DynamoStore};
+use super::{from_item, record_version_epoch, n, s, within, DynamoStore};
 use crate::items::{self, MetaItem};
 use crate::model::{Caller, IfMatch, SessionPatch, SessionUpdated};
 use crate::{keys, Error};
@@ -213,10 +213,9 @@ impl DynamoStore {
             (":guest".to_owned(), AttributeValue::Bool(guest)),
         ]);
         let writer_epoch = self.config.write_epoch()?;
+        record_version_epoch(writer_epoch, &mut set, &mut values);
         if writer_epoch > 0 {
-            set.push(items::SET_VERSION_EPOCH);
             set.push("patched_from_epoch = if_not_exists(version_epoch, :zero)");
-            values.insert(":version_epoch".to_owned(), n(writer_epoch));
             values.insert(":zero".to_owned(), n(0));
         }
         // The digest earlier versions kept beside a sealed page context goes with the change.
