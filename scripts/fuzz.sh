@@ -40,7 +40,9 @@ if [ "${FUZZ_OWN_STACK:-0}" = 1 ]; then
   trap stop_stack EXIT INT TERM
   echo "fuzz: starting the local stack on port $API_PORT (log $OUT/stack.log)"
   # setsid: the stack gets a process group of its own, so that stopping it stops every process in it.
-  API_PORT="$API_PORT" DDB_PORT="$DDB_PORT" LAMBDA_PORT="$LAMBDA_PORT" \
+  # RELOAD_ON_CHANGE=0: a build beside it (CI's `make build`) must not restart its functions
+  # in the middle of a request, as every other test stack already ensures.
+  API_PORT="$API_PORT" DDB_PORT="$DDB_PORT" LAMBDA_PORT="$LAMBDA_PORT" RELOAD_ON_CHANGE=0 \
     setsid make --no-print-directory run API_PORT="$API_PORT" DDB_PORT="$DDB_PORT" >"$OUT/stack.log" 2>&1 </dev/null &
   stack_pgid=$!
   for _ in $(seq 1 1800); do
