@@ -71,7 +71,7 @@ test: tools lint
 	@# run's output follows the chaos run's, and either failing fails the target.
 	CHAOS_SESSIONS=12 CHAOS_APPENDS=200 CHAOS_SECONDS=600 FUNCTION_CONCURRENCY=8 CHAOS_REPORT=target/chaos-test ./scripts/chaos.sh & chaos=$$!; \
 	CHAOS_SESSIONS=6 CHAOS_APPENDS=120 CHAOS_WORKERS=8 CHAOS_SECONDS=600 CHAOS_OUTAGE_SECONDS=5 FUNCTION_CONCURRENCY=4 \
-	  GATEWAY_HOMING=off FORWARD_TIMEOUT_MS=6000 CHAOS_FENCE=off CHAOS_REGIONS_PORT=$(TEST_CHAOS_REGIONS_PORT) CHAOS_REPORT=target/chaos-regions-test ./scripts/chaos-regions.sh \
+	  GATEWAY_HOMING=off FORWARD_TIMEOUT_MS=6000 CHAOS_REGIONS_PORT=$(TEST_CHAOS_REGIONS_PORT) CHAOS_REPORT=target/chaos-regions-test ./scripts/chaos-regions.sh \
 	  >target/chaos-regions-test.log 2>&1 & regions=$$!; \
 	API_PORT=$(TEST_API_PORT) DDB_PORT=$(TEST_STACK_DDB_PORT) LAMBDA_PORT=$(TEST_LAMBDA_PORT) FUZZ_OWN_STACK=1 \
 	  FUZZ_EXAMPLES=$(TEST_FUZZ_EXAMPLES) ./scripts/fuzz.sh >target/fuzz-test.log 2>&1; fuzz=$$?; \
